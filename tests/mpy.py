@@ -1,0 +1,91 @@
+# Test harness: run code inside the real MicroPython unix port and collect what it printed.
+# MIT licence. Used by conftest.py fixtures and by host-side tools (benchmarks, the virtual board).
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LIB = os.path.join(ROOT, "lib")
+FAKES = os.path.join(ROOT, "tests", "fakes")
+GOLDEN = os.environ.get("MESOS_GOLDEN") or os.path.join(os.path.dirname(ROOT), "shared", "golden")
+
+# A device-like heap. The unix port is 64-bit, so its objects are up to twice the size they are on
+# a 32-bit ESP32/RP2040: 128 KB here is comparable to the ~100 KB an ESP32 leaves to Python.
+DEFAULT_HEAPSIZE = os.environ.get("MICROPY_HEAPSIZE", "128k")
+
+
+def micropython_cmd():
+    """The pinned unix-port interpreter (.venv), or $MICROPY_MICROPYTHON."""
+    exe = os.environ.get("MICROPY_MICROPYTHON")
+    if exe:
+        return exe
+    venv = os.path.join(ROOT, ".venv", "bin", "micropython")
+    if os.path.exists(venv):
+        return venv
+    here = os.path.join(os.path.dirname(sys.executable), "micropython")
+    return here if os.path.exists(here) else "micropython"
+
+
+def micropypath(*extra):
+    # ".frozen" first: the unix port's asyncio, json etc. are frozen modules.
+    return ":".join((".frozen",) + tuple(extra) + (LIB, FAKES))
+
+
+def mpy_env(extra_path=(), env=None):
+    e = dict(os.environ)
+    e["MICROPYPATH"] = micropypath(*extra_path)
+    if env:
+        e.update(env)
+    return e
+
+
+def mpy_argv(heapsize=None):
+    return [micropython_cmd(), "-X", "heapsize=" + (heapsize or DEFAULT_HEAPSIZE)]
+
+
+@dataclass
+class MpyResult:
+    rc: int
+    out: str
+    err: str
+    argv: list = field(default_factory=list)
+
+    def lines(self):
+        return self.out.splitlines()
+
+    def check(self):
+        """Raise with the MicroPython traceback shown if the script failed."""
+        if self.rc != 0:
+            raise AssertionError(
+                "MicroPython exited %d\n--- stdout ---\n%s\n--- stderr ---\n%s"
+                % (self.rc, self.out[-8000:], self.err[-8000:])
+            )
+        return self
+
+
+def run_mpy(code=None, script=None, module=None, args=(), heapsize=None, timeout=60,
+            cwd=None, extra_path=(), env=None, stdin=None):
+    """Run `code` (a string), `script` (a path) or `module` (-m) in the unix port."""
+    argv = mpy_argv(heapsize)
+    if code is not None:
+        argv += ["-c", code]
+    elif script is not None:
+        argv += [script]
+    elif module is not None:
+        argv += ["-m", module]
+    else:
+        raise ValueError("code, script or module")
+    argv += list(args)
+    p = subprocess.run(argv, cwd=cwd or ROOT, env=mpy_env(extra_path, env), input=stdin,
+                       capture_output=True, text=True, timeout=timeout)
+    return MpyResult(p.returncode, p.stdout, p.stderr, argv)
+
+
+def popen_mpy(script=None, module=None, args=(), heapsize=None, cwd=None, extra_path=(),
+              env=None, **kw):
+    """Start the unix port as a long-running process (a virtual board)."""
+    argv = mpy_argv(heapsize)
+    argv += [script] if script else ["-m", module]
+    argv += list(args)
+    return subprocess.Popen(argv, cwd=cwd or ROOT, env=mpy_env(extra_path, env), **kw)
