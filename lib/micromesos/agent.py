@@ -1,0 +1,391 @@
+# The agent state machine (PROTOCOL.md §2.1): register, pong, re-register, recover, dispatch.
+# MIT licence. One long-lived asyncio task per concern: listener (libprocess), registrar, ping
+# watchdog, status-update retries; they talk through Events, never by polling shared flags.
+import random
+import time
+
+import asyncio
+from micropython import const
+
+from . import MESOS_VERSION, codec, log, names, resources, schema
+from .errors import MesosError
+from .store import Store
+from .updates import StatusUpdates
+
+# States, as the real agent's (src/slave/slave.hpp).
+RECOVERING = const(0)
+DISCONNECTED = const(1)
+RUNNING = const(2)
+TERMINATING = const(3)
+STATE_NAMES = ("RECOVERING", "DISCONNECTED", "RUNNING", "TERMINATING")
+
+_CAPABILITIES = ({"type": schema.MULTI_ROLE}, {"type": schema.HIERARCHICAL_ROLE},
+                 {"type": schema.RESERVATION_REFINEMENT})  # and nothing else (§3.5)
+_PONG = names.NAMES[names.PONG_SLAVE]
+_OBSERVER = b"slave-observer("
+_MASTER_ID = b"master@"
+_CHECKPOINT = "agent"
+_DEFAULT_PING_TIMEOUT_MS = const(75000)  # DEFAULT_MASTER_PING_TIMEOUT (§2.2)
+_W = "agent"
+
+
+class Agent:
+    def __init__(self, cfg, inventory, transport=None):
+        self.cfg = cfg
+        self.inv = inventory
+        if transport is None:
+            from .libprocess import Libprocess
+
+            transport = Libprocess("slave(1)", cfg["ip"], cfg["port"], cfg["advertise_ip"],
+                                   cfg["advertise_port"])
+        self.lp = transport
+        self.lp.handler = self._on_message
+        self.lp.on_link_closed = self._on_link_closed
+        self.master = "master@" + cfg["master"]  # current master UPID (re-noted on registration)
+        self.state = RECOVERING
+        self.slave_id = None
+        self.link = None            # inbound connection the master registered us over (§1.5)
+        self.ping_timeout_ms = _DEFAULT_PING_TIMEOUT_MS
+        self.last_ping = time.ticks_ms()
+        self.frameworks = {}        # framework id -> raw FrameworkInfo bytes, echoed verbatim
+        self.checkpointed = []      # raw Resource bytes from CheckpointResourcesMessage
+        self.fresh_registration = False
+        self.started_ms = time.ticks_ms()
+        self.registered_ms = None
+        self.counters = {"registrations": 0, "reregistrations": 0, "pings": 0, "dropped": 0,
+                         "disconnects": 0, "invalid": 0}
+        fs = inventory.fs.rstrip("/")
+        self.store = Store((fs + "/" if fs else "/") + cfg["state_dir"])
+        self.updates = StatusUpdates(self, self.store, cfg["status_update_retry_min"],
+                                     cfg["status_update_retry_max"])
+        self.tasks = None  # the task runner (micromesos.tasks), attached by main()
+        self._unregistered = asyncio.Event()  # set while the agent needs (re-)registration
+        self._registered = asyncio.Event()
+        self.totals = resources.measure(inventory, cfg)
+        self.attributes = resources.attributes(inventory, cfg)
+        # Dispatch table built once: message id -> handler (STYLE.md 4).
+        self._dispatch = {
+            names.SLAVE_REGISTERED: self._registered_msg,
+            names.SLAVE_REREGISTERED: self._reregistered_msg,
+            names.SHUTDOWN: self._shutdown_msg,
+            names.UPDATE_FRAMEWORK: self._update_framework,
+            names.CHECKPOINT_RESOURCES: self._checkpoint_resources,
+            names.STATUS_UPDATE_ACK: self._ack,
+        }
+
+    # --- identity -----------------------------------------------------------------------------
+
+    @property
+    def upid(self):
+        return self.lp.upid
+
+    def connected(self):
+        return self.state == RUNNING
+
+    def slave_info(self, with_id):
+        # hostname = the advertised IP, as the real agent with --no-hostname_lookup (§3.5).
+        ip, _, port = self.lp.upid.partition("@")[2].rpartition(":")
+        info = {"hostname": ip, "port": int(port),
+                "resources": [resources.to_resource(n, v) for n, v in self.totals],
+                "attributes": [resources.to_attribute(n, v) for n, v in self.attributes],
+                "checkpoint": True}
+        if with_id:
+            info["id"] = self.slave_id
+        return info
+
+    def send_to_master(self, kind, body):
+        return self.lp.send(self.master, names.NAMES[kind], body)
+
+    # --- checkpoint ---------------------------------------------------------------------------
+
+    def checkpoint(self):
+        if self.slave_id is None:
+            self.store.delete(_CHECKPOINT)
+            return
+        self.store.save(_CHECKPOINT, {
+            "slave_id": self.slave_id, "upid": self.lp.upid,
+            "frameworks": {k: v.hex() for k, v in self.frameworks.items()},
+            "checkpointed_resources": [r.hex() for r in self.checkpointed]})
+
+    def recover(self):
+        data = self.store.load(_CHECKPOINT)
+        if data is None:
+            return False
+        try:
+            if data.get("upid") != self.lp.upid:
+                # §1.6: the pid can't change for an agent id; after an address change the master
+                # would answer ShutdownMessage, so start as a new agent right away.
+                log.warn(_W, "address changed (%s -> %s): registering as a new agent",
+                         data.get("upid"), self.lp.upid)
+                self.store.delete(_CHECKPOINT)
+                self.updates.clear()
+                return False
+            self.slave_id = data["slave_id"]
+            self.frameworks = {k: bytes.fromhex(v) for k, v in data["frameworks"].items()}
+            self.checkpointed = [bytes.fromhex(r) for r in data["checkpointed_resources"]]
+        except (KeyError, ValueError, TypeError, AttributeError) as e:
+            log.error(_W, "agent checkpoint unreadable (%s); registering as a new agent", e)
+            self.slave_id = None
+            self.frameworks = {}
+            self.checkpointed = []
+            return False
+        n = self.updates.recover()
+        if self.tasks is not None:
+            self.tasks.recover()  # after the streams: it reports what did not survive the reboot
+        log.info(_W, "recovered agent %s (%d unacknowledged status updates)", self.slave_id, n)
+        return True
+
+    # --- state changes ------------------------------------------------------------------------
+
+    def _become_disconnected(self, why):
+        if self.state == RUNNING:
+            self.counters["disconnects"] += 1
+        log.info(_W, "disconnected: %s", why)
+        self.state = DISCONNECTED
+        self.link = None
+        self._registered.clear()
+        self._unregistered.set()
+
+    def _become_running(self, msg, connection):
+        self.state = RUNNING
+        self.link = getattr(msg, "conn", None)
+        self.master = msg.sender()  # the master may advertise another address (§1.6)
+        t = None
+        if connection:
+            t = connection.get("total_ping_timeout_seconds")
+        if self.cfg["ping_timeout"]:
+            t = self.cfg["ping_timeout"]
+        self.ping_timeout_ms = int(t * 1000) if t else _DEFAULT_PING_TIMEOUT_MS
+        self.last_ping = time.ticks_ms()
+        self.registered_ms = time.ticks_ms()
+        self._unregistered.clear()
+        self._registered.set()
+        self.updates.resume()
+
+    # --- registration (§2.2-2.4) ---------------------------------------------------------------
+
+    def _registration(self):
+        if self.slave_id is None:
+            return names.REGISTER_SLAVE, codec.encode(schema.RegisterSlaveMessage, {
+                "slave": self.slave_info(False), "version": MESOS_VERSION,
+                "checkpointed_resources": [], "agent_capabilities": list(_CAPABILITIES)})
+        return names.REREGISTER_SLAVE, self._reregistration()
+
+    def _reregistration(self):
+        tasks, executors, fids = ([], [], set()) if self.tasks is None else self.tasks.reregistration()
+        return codec.encode(schema.ReregisterSlaveMessage, {
+            "slave": self.slave_info(True), "version": MESOS_VERSION,
+            "checkpointed_resources": list(self.checkpointed), "tasks": tasks,
+            "executor_infos": executors,
+            "frameworks": [self.frameworks[f] for f in sorted(fids) if f in self.frameworks],
+            "agent_capabilities": list(_CAPABILITIES)})
+
+    async def _registrar(self):
+        """Randomised backoff of Slave::doReliableRegistration: [0, b], then [0, min(b*2^k, 60 s)]."""
+        b = self.cfg["registration_backoff_factor"]
+        cap = self.cfg["registration_backoff_max"]
+        while True:
+            await self._unregistered.wait()
+            await asyncio.sleep(random.random() * b)
+            k = 1
+            while self.state == DISCONNECTED:
+                kind, body = self._registration()
+                self.fresh_registration = kind == names.REGISTER_SLAVE
+                log.info(_W, "sending %s to %s", names.short(kind), self.master)
+                self.send_to_master(kind, body)
+                window = min(b * (1 << k), cap)
+                k += 1
+                try:
+                    await asyncio.wait_for(self._registered.wait(), random.random() * window)
+                except asyncio.TimeoutError:
+                    pass
+
+    def _registered_msg(self, msg):
+        m = codec.decode(schema.SlaveRegisteredMessage, msg.buf, msg.start, msg.end)
+        sid = m["slave_id"]
+        if self.state == RUNNING:
+            if sid != self.slave_id:
+                log.error(_W, "master re-assigned id %s while running as %s: starting over",
+                          sid, self.slave_id)
+                self._forget("master changed the agent id")
+            return
+        if self.slave_id is not None and not self.fresh_registration:
+            log.warn(_W, "SlaveRegisteredMessage while re-registering ignored")
+            return
+        self.slave_id = sid
+        self.checkpoint()
+        self.counters["registrations"] += 1
+        self._become_running(msg, m.get("connection"))
+        log.info(_W, "registered with %s as agent %s", self.master, sid)
+        # Reboot race (§2.2): a master that has not yet noticed our reboot hands back the OLD id
+        # and still believes the old tasks run. One re-registration with what we really run
+        # makes it answer with reconciliations for the rest, which we report lost.
+        self.send_to_master(names.REREGISTER_SLAVE, self._reregistration())
+
+    def _reregistered_msg(self, msg):
+        m = codec.decode(schema.SlaveReregisteredMessage, msg.buf, msg.start, msg.end)
+        if m["slave_id"] != self.slave_id:
+            log.error(_W, "re-registered as %s but we are %s: ignored", m["slave_id"], self.slave_id)
+            return
+        if self.state != RUNNING:
+            self.counters["reregistrations"] += 1
+            self._become_running(msg, m.get("connection"))
+            log.info(_W, "re-registered with %s as agent %s", self.master, self.slave_id)
+        for rec in m.get("reconciliations", ()):
+            self._reconcile(rec)
+
+    def _reconcile(self, rec):
+        fid = rec["framework_id"]
+        aware = False
+        if "framework" in rec:
+            fw = codec.decode(schema.FrameworkInfo, rec["framework"])
+            aware = any(c.get("type") == schema.FW_PARTITION_AWARE for c in fw.get("capabilities", ()))
+        for st in rec.get("statuses", ()):
+            tid = st["task_id"]
+            if (self.tasks and self.tasks.known(fid, tid)) or self.updates.latest(fid, tid) is not None:
+                continue
+            log.info(_W, "reconciliation: task %s unknown here", tid)
+            self.updates.update(fid, tid, schema.TASK_DROPPED if aware else schema.TASK_LOST,
+                                schema.SOURCE_SLAVE, reason=schema.REASON_RECONCILIATION,
+                                message="Reconciliation: task unknown to the agent")
+
+    # --- pings (§2.5): the hot path, allocation-free -------------------------------------------
+
+    def _ping(self, msg):
+        if not (msg.sender_id_startswith(_OBSERVER) and msg.sender_host_is(self.master)):
+            self._drop(msg, "ping from a stranger")
+            return
+        connected = codec.ping_connected(msg.buf, msg.start, msg.end)
+        self.lp.reply(msg, _PONG)
+        self.last_ping = time.ticks_ms()
+        self.counters["pings"] += 1
+        if not connected and self.state == RUNNING:
+            self._become_disconnected("master reports our link down (ping connected=false)")
+
+    async def _watchdog(self):
+        while True:
+            if self.state == RUNNING:
+                idle = time.ticks_diff(time.ticks_ms(), self.last_ping)
+                if idle >= self.ping_timeout_ms:
+                    self._become_disconnected("no ping for %d ms" % idle)
+                    continue
+                await asyncio.sleep_ms(self.ping_timeout_ms - idle)
+            else:
+                await self._registered.wait()
+
+    def _on_link_closed(self, conn, ip, port):
+        if self.state == RUNNING and conn is not None and conn is self.link:
+            self._become_disconnected("master's link closed")
+
+    # --- the rest of the master's messages ------------------------------------------------------
+
+    def _shutdown_msg(self, msg):
+        m = codec.decode(schema.ShutdownMessage, msg.buf, msg.start, msg.end)
+        self._forget("ShutdownMessage: %s" % m.get("message", ""))
+
+    def _forget(self, why):
+        log.warn(_W, "%s: stopping all tasks and registering as a new agent", why)
+        self.state = TERMINATING
+        if self.tasks:
+            self.tasks.stop_all()
+        self.updates.clear()
+        self.slave_id = None
+        self.frameworks = {}
+        self.checkpointed = []
+        self.checkpoint()
+        self._become_disconnected(why)
+
+    def _update_framework(self, msg):
+        m = codec.decode(schema.UpdateFrameworkMessage, msg.buf, msg.start, msg.end)
+        fid = m["framework_id"]
+        if "framework_info" in m and fid in self.frameworks:
+            self.frameworks[fid] = m["framework_info"]
+            self.checkpoint()
+        self.updates.resume(fid)
+
+    def _checkpoint_resources(self, msg):
+        m = codec.decode(schema.CheckpointResourcesMessage, msg.buf, msg.start, msg.end)
+        self.checkpointed = m.get("resources", [])
+        self.checkpoint()
+
+    def _ack(self, msg):
+        m = codec.decode(schema.StatusUpdateAcknowledgementMessage, msg.buf, msg.start, msg.end)
+        if m["slave_id"] != self.slave_id:
+            self._drop(msg, "ack for another agent")
+            return
+        self.updates.ack(m["framework_id"], m["task_id"], m["uuid"])
+
+    # --- inbound dispatch ----------------------------------------------------------------------
+
+    def _drop(self, msg, why):
+        self.counters["dropped"] += 1
+        log.warn(_W, "dropped %s from %s: %s", msg.name(), msg.sender(), why)
+
+    def _from_master(self, msg):
+        if msg.sender_is(self.master):
+            return True
+        # Until registered, a sender with id `master` at another address may be the master
+        # advertising a different IP (§1.6); only its (re-)registration reply is taken from it.
+        return (self.state == DISCONNECTED and msg.sender_id_startswith(_MASTER_ID)
+                and msg.kind in (names.SLAVE_REGISTERED, names.SLAVE_REREGISTERED))
+
+    def _on_message(self, msg):
+        kind = msg.kind
+        try:
+            if kind == names.PING_SLAVE:
+                self._ping(msg)
+                return
+            if not self._from_master(msg):
+                self._drop(msg, "not from the current master %s" % self.master)
+                return
+            h = self._dispatch.get(kind)
+            if h is None and self.tasks is not None:
+                h = self.tasks.handler(kind)
+            if h is None:
+                self._drop(msg, "not handled by this agent")
+                return
+            h(msg)
+        except MesosError as e:
+            self.counters["invalid"] += 1
+            log.error(_W, "bad %s from %s: %s", msg.name(), msg.sender(), e)
+        except (KeyError, TypeError, ValueError) as e:
+            # A decodable message missing what the agent needs (e.g. a field proto2 makes optional).
+            self.counters["invalid"] += 1
+            log.error(_W, "unusable %s from %s: %r", msg.name(), msg.sender(), e)
+
+    # --- running --------------------------------------------------------------------------------
+
+    async def start(self):
+        await self.lp.start()
+        self.recover()
+        log.info(_W, "agent %s at %s, master %s, resources %s", self.slave_id or "(new)", self.lp.upid,
+                 self.master, ";".join(resources.fmt(n, v) for n, v in self.totals))
+        self.state = DISCONNECTED
+        self._unregistered.set()
+        self._tasks = [asyncio.create_task(self._registrar()), asyncio.create_task(self._watchdog()),
+                       asyncio.create_task(self.updates.run())]
+
+    async def stop(self):
+        for t in self._tasks:
+            t.cancel()
+        if self.tasks:
+            self.tasks.stop_all()
+        await self.lp.close()
+
+
+async def main(cfg, inventory):
+    log.set_level(cfg["log_level"])
+    agent = Agent(cfg, inventory)
+    try:
+        from .tasks import Tasks
+    except ImportError:
+        Tasks = None
+    if Tasks is not None:
+        agent.tasks = Tasks(agent)
+    await agent.start()
+    while True:
+        await asyncio.sleep(3600)
+
+
+def run(cfg, inventory):
+    asyncio.run(main(cfg, inventory))

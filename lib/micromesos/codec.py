@@ -1,0 +1,394 @@
+# proto2 codec over the schema tables: decode(T, buf) -> dict, encode(T, dict) -> bytes, allocation-free ping.
+# MIT licence. Only DecodeError leaves decode(); encode raises ValueError/TypeError for bad input.
+from micropython import const
+
+from . import schema
+from .errors import DecodeError
+from .wire import Reader, put_bytes, put_double, put_varint, varint_size
+
+# Input bounds, checked before anything is allocated. Plain globals so a board with more RAM may raise
+# them (codec.MAX_MESSAGE = ...). Legitimate Mesos messages nest at most 8 deep (ReregisterSlave >
+# completed_frameworks > tasks > statuses > limitation > resources > reservations > labels > label);
+# only ContainerID.parent chains go deeper. Each level is one Python call on the C stack, so the bound
+# also keeps hostile nesting away from the interpreter's own recursion limit.
+MAX_MESSAGE = 32768
+MAX_DEPTH = 12
+
+_TYPES = schema.TYPES
+_FN = const(0xFF)
+_REQ = const(1 << 12)  # these mirror schema's layout constants (a test checks they agree)
+_REP = const(2 << 12)
+_RAW = const(1 << 14)
+_SUB = const(15)
+_INT32 = const(0)  # schema.K_* kinds
+_INT64 = const(1)
+_UINT32 = const(2)
+_UINT64 = const(3)
+_BOOL = const(4)
+_ENUM = const(5)
+_DOUBLE = const(6)
+_STRING = const(7)
+_BYTES = const(8)
+_MSG = const(9)
+_ID = const(10)
+_ABSENT = object()
+_BYTESLIKE = (bytes, bytearray, memoryview)
+_HIGH = (0x7FFFFFFF, 0x7FFFFFFFFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF)  # INT32, INT64, UINT32, UINT64
+_LOW = (-0x80000000, -0x8000000000000000, 0, 0)
+
+
+# --- decode --------------------------------------------------------------------------------------
+
+def decode(T, buf, start=0, end=-1, raw=True):
+    """Decode the T message in buf[start:end] (end -1 or None: to the end) into a dict keyed by field name.
+
+    Absent optional fields are absent keys; repeated fields are lists (packed or not); IDs are str.
+    With raw=True, RAW sub-messages (FrameworkInfo, Resource, ExecutorInfo, ...) come back as their exact
+    wire bytes; decode them further with decode(T, those_bytes). Bad bytes of any kind raise DecodeError
+    and nothing else (ValueError only for a T that is not a message type: a bug in the caller).
+    """
+    if not 0 < T < len(_TYPES):
+        raise ValueError("no message type %r" % (T,))
+    if end is None or end < 0:
+        end = len(buf)
+    if end - start > MAX_MESSAGE:
+        raise DecodeError("%s of %d bytes is over MAX_MESSAGE (%d)"
+                          % (_TYPES[T][0], end - start, MAX_MESSAGE))
+    r = Reader()
+    r.reset(buf, start, end)
+    try:
+        return _decode(r, memoryview(buf), T, raw, 0, None)
+    except DecodeError:
+        raise
+    except MemoryError:
+        raise DecodeError("out of memory decoding %s" % _TYPES[T][0])
+    except (IndexError, ValueError, TypeError, KeyError, RuntimeError, OverflowError) as e:
+        # Never seen on any input (tests/fuzz/fuzz_codec.py hunts for this "internal" marker); should a bug
+        # slip through, the caller still gets the one error type it handles.
+        raise DecodeError("%s: internal %s: %s" % (_TYPES[T][0], type(e).__name__, e))
+
+
+def _decode(r, mv, T, raw, depth, out):
+    # One call (one heap-allocated frame, it is large) per message; per field only small-frame calls:
+    # MicroPython puts any frame over 11 words on the heap at every call.
+    d = _TYPES[T]
+    nd = len(d)
+    if out is None:
+        out = {}
+    while True:
+        fn = r.next()
+        if fn == 0:
+            break
+        p = 0
+        if fn <= _FN:
+            for i in range(1, nd, 2):
+                if d[i] & _FN == fn:
+                    p = d[i]
+                    name = d[i + 1]
+                    break
+        if not p:
+            r.skip()  # unknown field: newer masters add fields (§1.8)
+            continue
+        kind = (p >> 8) & 15
+        wt = r.wt
+        if kind >= _STRING:
+            if wt != 2:
+                _wrong(r, d, name)
+            end = r.lendelim()
+            if kind == _STRING:
+                v = _str(mv[r.pos:end])
+                if v is None:
+                    raise DecodeError("invalid UTF-8 in %s.%s at %d" % (d[0], name, r.pos))
+            elif kind == _BYTES:
+                v = bytes(mv[r.pos:end])
+            elif kind == _ID:  # SlaveID & co, {1: string value}: the str itself (§3.1)
+                outer = r.end
+                r.end = end
+                v = None
+                while True:
+                    fn = r.next()
+                    if fn == 0:
+                        break
+                    if fn != 1:
+                        r.skip()
+                        continue
+                    if r.wt != 2:
+                        _wrong(r, d, name)
+                    e = r.lendelim()
+                    v = _str(mv[r.pos:e])
+                    if v is None:
+                        raise DecodeError("invalid UTF-8 in %s.%s at %d" % (d[0], name, r.pos))
+                    r.pos = e
+                r.end = outer
+                if v is None:
+                    raise DecodeError("missing required value in %s.%s before %d" % (d[0], name, end))
+            else:
+                sub = p >> _SUB
+                prev = None if p & _REP else out.get(name)
+                if sub == 0 or (raw and p & _RAW):
+                    v = bytes(mv[r.pos:end])
+                    if isinstance(prev, bytes):  # a singular message sent twice merges: bytes concatenate
+                        v = prev + v
+                else:
+                    if depth >= MAX_DEPTH:
+                        raise DecodeError("%s.%s nests deeper than MAX_DEPTH (%d) at %d"
+                                          % (d[0], name, MAX_DEPTH, r.at))
+                    outer = r.end
+                    r.end = end
+                    v = _decode(r, mv, sub, raw, depth + 1, prev if isinstance(prev, dict) else None)
+                    r.end = outer
+            r.pos = end
+        elif wt == (1 if kind == _DOUBLE else 0):
+            v = _scalar(r, kind)
+        elif wt == 2 and p & _REP:  # packed repeated scalars: accepted although proto2 sends them unpacked
+            end = r.lendelim()
+            lst = out.get(name)
+            if lst is None:
+                lst = out[name] = []
+            outer = r.end
+            r.end = end
+            while r.pos < end:
+                lst.append(_scalar(r, kind))
+            r.end = outer
+            continue
+        else:
+            _wrong(r, d, name)
+        if p & _REP:
+            lst = out.get(name)
+            if lst is None:
+                out[name] = [v]
+            else:
+                lst.append(v)
+        else:
+            out[name] = v
+    for i in range(1, nd, 2):
+        if d[i] & _REQ and d[i + 1] not in out:
+            raise DecodeError("missing required %s.%s before %d" % (d[0], d[i + 1], r.pos))
+    return out
+
+
+def _wrong(r, d, name):
+    raise DecodeError("wrong wire type %d for %s.%s at %d" % (r.wt, d[0], name, r.at))
+
+
+def _scalar(r, kind):
+    if kind == _DOUBLE:
+        return r.double()
+    v = r.varint()
+    if kind == _BOOL:
+        return v != 0
+    if v > 0x7FFFFFFF:  # rare: only large or negative numbers take these branches
+        if kind == _INT32 or kind == _ENUM:
+            v &= 0xFFFFFFFF  # int32 keeps the low 32 bits of the 64-bit varint, as protobuf does
+            if v > 0x7FFFFFFF:
+                v -= 0x100000000
+        elif kind == _INT64:
+            if v > 0x7FFFFFFFFFFFFFFF:
+                v -= 0x10000000000000000
+        elif kind == _UINT32:
+            v &= 0xFFFFFFFF
+    return v
+
+
+def _str(m):
+    """The UTF-8 text in memoryview m, or None if it isn't valid UTF-8."""
+    try:
+        s = str(m, "utf-8")
+    except UnicodeError:
+        return None
+    # MicroPython's decoder lets surrogates, overlong forms and code points above U+10FFFF through;
+    # when the text isn't plain ASCII (the lengths differ), check it strictly so both runtimes agree.
+    if len(s) != len(m) and not _utf8_ok(m, 0, len(m)):
+        return None
+    return s
+
+
+def _utf8_ok(m, i, e):
+    while i < e:
+        c = m[i]
+        if c < 0x80:
+            i += 1
+            continue
+        lo = 0x80
+        hi = 0xBF
+        if 0xC2 <= c <= 0xDF:
+            n = 1
+        elif 0xE0 <= c <= 0xEF:
+            n = 2
+            if c == 0xE0:
+                lo = 0xA0  # overlong
+            elif c == 0xED:
+                hi = 0x9F  # surrogates
+        elif 0xF0 <= c <= 0xF4:
+            n = 3
+            if c == 0xF0:
+                lo = 0x90  # overlong
+            elif c == 0xF4:
+                hi = 0x8F  # above U+10FFFF
+        else:
+            return False
+        if i + n >= e or not lo <= m[i + 1] <= hi:
+            return False
+        for j in range(i + 2, i + n + 1):
+            if not 0x80 <= m[j] <= 0xBF:
+                return False
+        i += n + 1
+    return True
+
+
+_pr = Reader()  # ping_connected's own reader: the agent is one thread, and this path must not allocate
+
+
+def ping_connected(buf, start=0, end=-1):
+    """PingSlaveMessage.connected (§2.5) read in place, allocating nothing; DecodeError if malformed."""
+    r = _pr
+    r.reset(buf, start, end)
+    c = -1
+    while True:
+        fn = r.next()
+        if fn == 0:
+            break
+        if fn != 1:
+            r.skip()
+        elif r.wt == 0:
+            c = r.varint()
+        else:
+            raise DecodeError("wrong wire type %d for PingSlaveMessage.connected at %d" % (r.wt, r.at))
+    if c < 0:
+        raise DecodeError("missing required PingSlaveMessage.connected")
+    return c != 0
+
+
+# --- encode --------------------------------------------------------------------------------------
+# Two passes over the dict: _plan() sizes every sub-message and UTF-8-encodes every string, appending
+# both to one list in write order; _write() then fills a single preallocated bytearray from it.
+
+def size(T, obj):
+    """Bytes that encode(T, obj) produces."""
+    return _plan(T, obj, [], 0)
+
+
+def encode(T, obj):
+    """Serialize dict obj as message T: fields in field-number order, required fields always (zero values
+    too, §0.6), optional fields iff their key is present. A sub-message may be a dict or bytes-like (written
+    verbatim: how raw bytes are echoed). ValueError/TypeError for bad input."""
+    plan = []
+    n = _plan(T, obj, plan, 0)
+    buf = bytearray(n)
+    _write(T, obj, iter(plan), buf, 0)
+    return bytes(buf)
+
+
+def encode_into(T, obj, buf, pos=0):
+    """Serialize into buf[pos:] (a bytearray, e.g. after HTTP headers); returns the end offset."""
+    plan = []
+    n = _plan(T, obj, plan, 0)
+    if pos + n > len(buf):
+        raise ValueError("%s needs %d bytes, buffer has %d" % (_TYPES[T][0], n, len(buf) - pos))
+    return _write(T, obj, iter(plan), buf, pos)
+
+
+def _plan(T, obj, plan, depth):
+    # One call per message, every field handled inline (a call per field would heap-allocate its frame).
+    d = _TYPES[T]
+    if not isinstance(obj, dict):
+        raise TypeError("%s must be a dict or bytes, not %s" % (d[0], type(obj).__name__))
+    if depth > MAX_DEPTH:
+        raise ValueError("%s nests deeper than MAX_DEPTH (%d)" % (d[0], MAX_DEPTH))
+    n = 0
+    seen = 0
+    for i in range(1, len(d), 2):
+        p = d[i]
+        v = obj.get(d[i + 1], _ABSENT)
+        if v is _ABSENT:
+            if p & _REQ:
+                raise ValueError("missing required %s.%s" % (d[0], d[i + 1]))
+            continue
+        seen += 1
+        kind = (p >> 8) & 15
+        rep = p & _REP
+        if rep and not isinstance(v, (list, tuple)):
+            raise TypeError("%s.%s is repeated: list or tuple" % (d[0], d[i + 1]))
+        for j in range(len(v) if rep else 1):
+            x = v[j] if rep else v
+            n += 1 if p & _FN < 16 else 2  # the key; field numbers stay below 2048
+            # bool is an int subclass in CPython but not in MicroPython: test it first so both agree.
+            if kind == _BOOL:
+                if not isinstance(x, (bool, int)):
+                    raise TypeError("%s.%s: bool expected" % (d[0], d[i + 1]))
+                n += 1
+            elif kind <= _DOUBLE:
+                if isinstance(x, bool) or not isinstance(x, (int, float) if kind == _DOUBLE else int):
+                    raise TypeError("%s.%s: %s expected"
+                                    % (d[0], d[i + 1], "number" if kind == _DOUBLE else "int"))
+                if kind == _DOUBLE:
+                    n += 8
+                else:
+                    t = 0 if kind == _ENUM else kind
+                    if x > _HIGH[t] or x < _LOW[t]:
+                        raise ValueError("%s.%s: %d out of range" % (d[0], d[i + 1], x))
+                    n += varint_size(x)
+            elif kind != _STRING and isinstance(x, _BYTESLIKE):  # bytes, or an already-encoded message
+                m = len(x)
+                n += varint_size(m) + m
+            elif kind == _STRING or kind == _ID:
+                if not isinstance(x, str):
+                    raise TypeError("%s.%s: str expected" % (d[0], d[i + 1]))
+                b = x.encode()
+                plan.append(b)
+                m = len(b)
+                if kind == _ID:
+                    m += 1 + varint_size(m)  # the ID message around the string: key 0x0a, length, bytes
+                n += varint_size(m) + m
+            elif kind == _BYTES:
+                raise TypeError("%s.%s: bytes expected" % (d[0], d[i + 1]))
+            else:
+                sub = p >> _SUB
+                if sub == 0:
+                    raise TypeError("%s.%s is kept opaque: bytes expected" % (d[0], d[i + 1]))
+                slot = len(plan)
+                plan.append(0)
+                m = _plan(sub, x, plan, depth + 1)
+                plan[slot] = m
+                n += varint_size(m) + m
+    if seen != len(obj):
+        raise ValueError("%s has no field %s" % (d[0], [x for x in obj if x not in d or d.index(x) & 1]))
+    return n
+
+
+def _write(T, obj, it, buf, pos):
+    d = _TYPES[T]
+    for i in range(1, len(d), 2):
+        p = d[i]
+        v = obj.get(d[i + 1], _ABSENT)
+        if v is _ABSENT:
+            continue
+        kind = (p >> 8) & 15
+        key = (p & _FN) << 3
+        rep = p & _REP
+        for j in range(len(v) if rep else 1):
+            x = v[j] if rep else v
+            if kind == _DOUBLE:
+                pos = put_varint(buf, pos, key | 1)
+                pos = put_double(buf, pos, x)
+            elif kind < _DOUBLE:
+                pos = put_varint(buf, pos, key)
+                pos = put_varint(buf, pos, (1 if x else 0) if kind == _BOOL else x)
+            else:
+                pos = put_varint(buf, pos, key | 2)
+                if kind != _STRING and isinstance(x, _BYTESLIKE):
+                    pos = put_varint(buf, pos, len(x))
+                    pos = put_bytes(buf, pos, x)
+                elif kind == _MSG:
+                    pos = put_varint(buf, pos, next(it))
+                    pos = _write(p >> _SUB, x, it, buf, pos)
+                else:
+                    b = next(it)
+                    m = len(b)
+                    if kind == _ID:
+                        pos = put_varint(buf, pos, 1 + varint_size(m) + m)
+                        buf[pos] = 0x0A
+                        pos += 1
+                    pos = put_varint(buf, pos, m)
+                    pos = put_bytes(buf, pos, b)
+    return pos

@@ -1,0 +1,209 @@
+# The task API: the `ctx` a task's `async def main(ctx)` receives, which is also the runner's record of it.
+# MIT licence. A task reaches only the resources its TaskInfo granted; anything else raises NotGranted.
+import asyncio
+from micropython import const
+
+from . import codec, log, names, schema
+from .errors import MesosError
+
+# Runner phases (tasks.py moves a ctx through them).
+LAUNCHING = const(0)  # fetching code; the master still sees TASK_STAGING
+RUNNING = const(1)
+KILLING = const(2)    # cancelled, inside its grace period
+DONE = const(3)       # terminal update generated; kept until it is acknowledged (§2.7, §3.12)
+
+
+class NotGranted(MesosError):
+    # A task asked for a sensor, actuator or pin its TaskInfo.resources did not grant.
+    pass
+
+
+class Ring:
+    """A bounded byte ring keeping the newest `size` bytes: a task's stdout or stderr.
+
+    The buffer is allocated on the first write, so an idle task that never logs costs no ring RAM.
+    """
+
+    def __init__(self, size):
+        self.size = size
+        self.buf = None
+        self.pos = 0
+        self.full = False
+
+    def write(self, data):
+        n = len(data)
+        if not n:
+            return
+        if self.buf is None:
+            self.buf = bytearray(self.size)
+        size = self.size
+        if n >= size:  # only the tail fits
+            self.buf[:] = data[n - size:]
+            self.pos = 0
+            self.full = True
+            return
+        p = self.pos
+        k = min(n, size - p)
+        self.buf[p:p + k] = data[:k]
+        if k < n:
+            self.buf[:n - k] = data[k:]
+            self.full = True
+        p += n
+        if p >= size:
+            p -= size
+            self.full = True
+        self.pos = p
+
+    def read(self):
+        """Everything kept, oldest first (allocates: for the /files endpoint and tests)."""
+        if self.buf is None:
+            return b""
+        if not self.full:
+            return bytes(self.buf[:self.pos])
+        return bytes(self.buf[self.pos:]) + bytes(self.buf[:self.pos])
+
+
+def _granted(res, kinds, group, kind, name):
+    """The granted instance of `kind` (`name`, or the first one): from a SET resource named after the
+    kind (temperature:{temp0}, as resources.measure() advertises) or from the generic
+    sensors:{...} / actuators:{...} form (golden run_task), there only instances of that kind count."""
+    have = kinds.get(kind) or {}
+    for rname, v in res:
+        if isinstance(v, tuple) and (rname == kind or rname == group):
+            for item in v:
+                if (name is None or item == name) and (rname == kind or item in have):
+                    return item
+    return None
+
+
+class Ctx:
+    """What a task sees: task_id, framework_id, executor_id, name, arguments, env, data, heap, steps,
+    max_step_ms, stdout, stderr; sensor(), actuator(), pin(), send(), recv(), update(), log().
+
+    Attributes starting with `_` belong to the runner (micromesos.tasks)."""
+
+    LOG_BYTES = 512       # per ring; stdout (ctx.log) and stderr (tracebacks, runner notes)
+    MAX_SEND = 4096       # ExecutorToFrameworkMessage.data
+    MAX_UPDATE = 1024     # TaskStatus.data: it is checkpointed (hex) until acknowledged
+    MAX_INBOX = 4         # FrameworkToExecutorMessage queue; the oldest is dropped when full
+
+    def __init__(self, runner, fid, tid, name, eid, raw_res, res):
+        self._tasks = runner
+        self.framework_id = fid
+        self.task_id = tid
+        self.name = name
+        self._eid = eid                         # non-command executor id, or None (command task)
+        self.executor_id = tid if eid is None else eid  # what status updates carry (§2.6)
+        self._raw = raw_res                     # TaskInfo.resources exactly as received (§3.12)
+        self._res = res                         # [(name, value)] decoded: the grant
+        self.arguments = ()
+        self.env = {}
+        self.data = None
+        self.phase = LAUNCHING
+        self._n = 0                             # checkpoint slot: what the watchdog marker names
+        self._atask = None                      # the asyncio Task running it (or its fetch)
+        self._outcome = None                    # (state, source, reason, message) decided by a kill/watchdog
+        self._deadline = None                   # ticks_ms when a kill stops waiting (grace period)
+        self._forced = False
+        self._silent = False                    # framework shut down: no more updates for it
+        self._grace_ms = -1                     # TaskInfo.kill_policy, -1 = none
+        self._inbox = None
+        self._event = None
+        self.dropped = 0                        # framework messages dropped from a full inbox
+        self.heap = 0                           # bytes of heap growth over its steps (gc.mem_alloc deltas)
+        self.steps = 0
+        self.max_step_ms = 0
+        self.stdout = Ring(self.LOG_BYTES)
+        self.stderr = Ring(self.LOG_BYTES)
+
+    def __repr__(self):
+        return "<task %s>" % self.task_id
+
+    # --- granted resources ---------------------------------------------------------------------------
+
+    def _denied(self, what):
+        from .resources import fmt
+
+        return NotGranted("%s is not granted to task %s (granted: %s)" % (
+            what, self.task_id, ";".join(fmt(n, v) for n, v in self._res) or "nothing"))
+
+    def _lookup(self, kinds, group, kind, name):
+        item = _granted(self._res, kinds, group, kind, name)
+        if item is None:
+            raise self._denied("%s %s" % (kind, name or "(any)"))
+        h = kinds.get(kind, {}).get(item)
+        if h is None:
+            raise self._denied("%s %s (the board has no such instance)" % (kind, item))
+        return h
+
+    def sensor(self, kind, name=None):
+        """The driver of a granted sensor instance (read() -> number); NotGranted otherwise."""
+        return self._lookup(self._tasks.agent.inv.sensors, "sensors", kind, name)
+
+    def actuator(self, kind, name=None):
+        """The handle of a granted actuator instance, e.g. actuator("led", "led0"); NotGranted otherwise."""
+        return self._lookup(self._tasks.agent.inv.actuators, "actuators", kind, name)
+
+    def pin(self, n, *args, **kw):
+        """machine.Pin-like handle for GPIO n if a gpio:[a-b] range granted covers it."""
+        for rname, v in self._res:
+            if rname == "gpio" and isinstance(v, list):
+                for b, e in v:
+                    if b <= n <= e:
+                        pin = self._tasks.agent.inv.pin
+                        if pin is None:
+                            break
+                        return pin(n, *args, **kw)
+        raise self._denied("gpio %d" % n)
+
+    # --- talking to the framework -------------------------------------------------------------------
+
+    def send(self, data):
+        """Best-effort ExecutorToFrameworkMessage to the scheduler (§2.9); False if it can't go now."""
+        if len(data) > self.MAX_SEND:
+            raise ValueError("ctx.send: %d bytes is over MAX_SEND (%d)" % (len(data), self.MAX_SEND))
+        agent = self._tasks.agent
+        if self.phase == DONE or not agent.connected():
+            return False
+        body = codec.encode(schema.ExecutorToFrameworkMessage, {
+            "slave_id": agent.slave_id, "framework_id": self.framework_id, "executor_id": self.executor_id,
+            "data": data})
+        return agent.send_to_master(names.EXECUTOR_TO_FRAMEWORK, body)
+
+    async def recv(self):
+        """The next FrameworkToExecutorMessage.data for this task (bytes); waits for one."""
+        while not self._inbox:
+            if self._event is None:
+                self._event = asyncio.Event()
+            self._event.clear()
+            await self._event.wait()
+        return self._inbox.pop(0)
+
+    def _deliver(self, data):
+        q = self._inbox
+        if q is None:
+            q = self._inbox = []
+        if len(q) >= self.MAX_INBOX:
+            q.pop(0)  # best effort, like the master's own delivery: keep the newest
+            self.dropped += 1
+        q.append(data)
+        if self._event is not None:
+            self._event.set()
+
+    def update(self, data):
+        """A reliable TASK_RUNNING status update carrying `data` (§2.7); False if refused or not running."""
+        if len(data) > self.MAX_UPDATE:
+            raise ValueError("ctx.update: %d bytes is over MAX_UPDATE (%d)" % (len(data), self.MAX_UPDATE))
+        if self.phase != RUNNING:
+            return False
+        return self._tasks.updates.update(self.framework_id, self.task_id, schema.TASK_RUNNING,
+                                          schema.SOURCE_EXECUTOR, executor_id=self.executor_id,
+                                          data=bytes(data))
+
+    def log(self, *args):
+        """One line into this task's stdout ring (and the agent log at debug level)."""
+        line = " ".join(a if isinstance(a, str) else str(a) for a in args)
+        self.stdout.write(line.encode())
+        self.stdout.write(b"\n")
+        log.debug(self.task_id, "%s", line)
+

@@ -1,0 +1,450 @@
+# Bounded, incremental HTTP/1.1 request parser over one preallocated buffer; results are offsets.
+# MIT licence. What libprocess puts on the wire is PROTOCOL.md §1.3-§1.5; limits are class attributes.
+from micropython import const
+
+from micromesos.errors import ProtocolError
+
+# Methods (HTTPParser.method).
+OTHER = const(0)
+GET = const(1)
+POST = const(2)
+HEAD = const(3)
+
+# Parser states.
+_START = const(0)  # request line (empty lines before it are skipped, RFC 7230 §3.5)
+_HEADERS = const(1)
+_LENGTH = const(2)  # Content-Length body
+_CSIZE = const(3)  # chunk-size line
+_CDATA = const(4)  # chunk data and its CRLF
+_TRAILER = const(5)  # trailer lines after the last chunk
+_DONE = const(6)
+
+_LF = const(10)
+_CR = const(13)
+_SP = const(32)
+_HT = const(9)
+_NOBODY = const(-1)  # clen when no Content-Length header was seen
+
+# The responses the listener sends most: constants, so answering a message allocates nothing.
+# No Date header: the device may have no clock yet (RFC 7231 §7.1.1.2 allows leaving it out).
+ACCEPTED = b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n"
+NOT_FOUND = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
+BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+SERVER_ERROR = b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n"
+
+_REASONS = {200: "OK", 202: "Accepted", 204: "No Content", 307: "Temporary Redirect",
+            400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+            500: "Internal Server Error", 501: "Not Implemented", 503: "Service Unavailable"}
+
+
+def _hexval(c):
+    if 48 <= c <= 57:
+        return c - 48
+    c |= 32
+    return c - 87 if 97 <= c <= 102 else -1
+
+
+def pct_equal(buf, a, b, ident):
+    """Does buf[a:b], percent-decoded, equal the bytes ident? 1 yes, 0 no, -1 bad escape
+    (libprocess answers 500 then, §1.4). Decodes on the fly; allocates nothing."""
+    j = 0
+    same = True
+    n = len(ident)
+    while a < b:
+        c = buf[a]
+        if c == 37:  # '%'
+            if a + 2 >= b:
+                return -1
+            hi = _hexval(buf[a + 1])
+            lo = _hexval(buf[a + 2])
+            if hi < 0 or lo < 0:
+                return -1
+            c = hi * 16 + lo
+            a += 3
+        else:
+            a += 1
+        if j >= n or c != ident[j]:
+            same = False
+        j += 1
+    return 1 if same and j == n else 0
+
+
+def _lower_eq(buf, a, b, name):
+    # Case-insensitive compare of buf[a:b] with a lowercase constant; allocates nothing.
+    n = len(name)
+    if b - a != n:
+        return False
+    for i in range(n):
+        c = buf[a + i]
+        if 65 <= c <= 90:
+            c += 32
+        if c != name[i]:
+            return False
+    return True
+
+
+def _move(mv, dst, src, n):
+    # buf[dst:dst+n] = buf[src:src+n] with dst < src, in blocks that never overlap
+    # (memcpy on overlapping ranges is undefined).
+    gap = src - dst
+    while n > 0:
+        k = n if n < gap else gap
+        mv[dst : dst + k] = mv[src : src + k]
+        dst += k
+        src += k
+        n -= k
+
+
+class HTTPParser:
+    """One connection's request parser. Feed bytes into `buf` (recv_view()/received(n), or
+    feed(data)); parse() returns True once a whole request is in, with these fields (offsets
+    into buf, -1 when absent): method (GET/POST/HEAD/OTHER), target0/target1 (request-target),
+    path1 (end of the path, before any '?'), version (10 or 11), from0/from1 (Libprocess-From
+    value, trimmed), ua0/ua1 (User-Agent), host0/host1 (Host), clen, chunked, keep_alive,
+    body0/body1 (the body, de-chunked in place), end (where the raw request ended).
+    Call done() after handling it: pipelined bytes move to the front and parsing goes on.
+    Malformed or oversize input raises ProtocolError; the connection is then unusable."""
+
+    max_line = 1024  # request line, one header line or one chunk-size line, CRLF included
+    max_headers = 32  # header plus trailer lines per request
+    max_body = 3584  # de-chunked body bytes
+    buf_size = 4096  # a whole request (head and framed body) must fit in this
+
+    def __init__(self, buf=None):
+        self.buf = buf if buf is not None else bytearray(self.buf_size)
+        self.mv = memoryview(self.buf)
+        self.fill = 0
+        self._reset()
+
+    def _reset(self):
+        self.state = _START
+        self.line = 0  # start of the line being parsed; in body states the next raw byte
+        self.scan = 0  # where the search for LF resumes (a trickled line is not rescanned)
+        self.nhdr = 0
+        self.method = OTHER
+        self.target0 = self.target1 = self.path1 = -1
+        self.version = 11
+        self.from0 = self.from1 = -1
+        self.ua0 = self.ua1 = -1
+        self.host0 = self.host1 = -1
+        self.clen = _NOBODY
+        self.chunked = False
+        self.keep_alive = True
+        self._conn = 0  # 1: "close" seen, 2: "keep-alive" seen (bit flags)
+        self.body0 = self.body1 = 0
+        self.end = 0
+        self._left = 0  # bytes of the current chunk not yet read
+
+    # -- filling the buffer -------------------------------------------------------------
+
+    def room(self):
+        return len(self.buf) - self.fill
+
+    def recv_view(self):
+        """Writable view of the free part of buf, for stream.readinto(). Allocation-free
+        whenever the buffer is empty (the steady state between messages)."""
+        if self.fill == 0:
+            return self.mv
+        return self.mv[self.fill :]
+
+    def received(self, n):
+        """n bytes were read into recv_view()."""
+        self.fill += n
+
+    def feed(self, data, start=0, end=-1):
+        """Copy data[start:end] into the buffer as far as it fits; return the count copied."""
+        if end < 0:
+            end = len(data)
+        n = min(end - start, len(self.buf) - self.fill)
+        if n > 0:
+            f = self.fill
+            self.mv[f : f + n] = memoryview(data)[start : start + n]
+            self.fill = f + n
+        return n if n > 0 else 0
+
+    def done(self):
+        """Forget the request parse() returned; pipelined bytes after it move to buf[0]."""
+        rest = self.fill - self.end
+        if rest > 0 and self.end > 0:
+            _move(self.mv, 0, self.end, rest)
+        self.fill = rest if rest > 0 else 0
+        self._reset()
+
+    def clear(self):
+        """Drop everything (a new connection reuses this parser)."""
+        self.fill = 0
+        self._reset()
+
+    # -- parsing ------------------------------------------------------------------------
+
+    def parse(self):
+        """True when a complete request is ready; False if more bytes are needed."""
+        buf = self.buf
+        while True:
+            st = self.state
+            if st == _DONE:
+                return True
+            if st == _LENGTH:
+                if self.fill - self.body0 < self.clen:
+                    return self._need_more()
+                self.body1 = self.end = self.body0 + self.clen
+                self.state = _DONE
+                continue
+            if st == _CDATA:
+                r = self.line
+                n = self._left
+                if self.fill < r + n + 2:
+                    return self._need_more()
+                if buf[r + n] != _CR or buf[r + n + 1] != _LF:
+                    raise ProtocolError("HTTP: chunk not followed by CRLF")
+                w = self.body1
+                if w == self.body0:
+                    # First chunk: the body starts where its data is; nothing moves (libprocess
+                    # always sends exactly one chunk, §1.3).
+                    self.body0 = w = r
+                elif w != r:  # de-chunk in place: later chunks slide down behind the first
+                    _move(self.mv, w, r, n)
+                self.body1 = w + n
+                self.line = self.scan = r + n + 2
+                self.state = _CSIZE
+                continue
+            # Line-oriented states: find the next LF, resuming where the last search stopped.
+            a = self.line
+            i = buf.find(b"\n", self.scan, self.fill)
+            if i < 0:
+                if self.fill - a >= self.max_line:
+                    raise ProtocolError("HTTP: line too long")
+                self.scan = self.fill
+                return self._need_more()
+            if i + 1 - a > self.max_line:
+                raise ProtocolError("HTTP: line too long")
+            if i == a or buf[i - 1] != _CR:
+                raise ProtocolError("HTTP: bare LF")
+            self.line = self.scan = i + 1
+            b = i - 1  # the line is buf[a:b], CRLF excluded
+            if st == _START:
+                if b > a:
+                    self._request_line(buf, a, b)
+                    self.state = _HEADERS
+            elif st == _HEADERS:
+                if b > a:
+                    self._header(buf, a, b)
+                else:
+                    self._end_of_head()
+            elif st == _CSIZE:
+                self._chunk_size(buf, a, b)
+            else:  # _TRAILER: lines are counted and skipped
+                if b > a:
+                    self.nhdr += 1
+                    if self.nhdr > self.max_headers:
+                        raise ProtocolError("HTTP: too many headers")
+                else:
+                    self.end = self.line
+                    self.state = _DONE
+
+    def _need_more(self):
+        if self.fill >= len(self.buf):
+            raise ProtocolError("HTTP: request larger than buffer")
+        return False
+
+    def _request_line(self, buf, a, b):
+        sp1 = buf.find(b" ", a, b)
+        if sp1 <= a or sp1 - a > 16:
+            raise ProtocolError("HTTP: bad request line")
+        for i in range(a, sp1):
+            c = buf[i]
+            if c < 65 or c > 90:  # methods are upper-case tokens
+                raise ProtocolError("HTTP: bad method")
+        sp2 = buf.find(b" ", sp1 + 1, b)
+        if sp2 <= sp1 + 1 or b - sp2 != 9 or not buf.startswith(b"HTTP/1.", sp2 + 1):
+            raise ProtocolError("HTTP: bad request line")
+        v = buf[b - 1]
+        if v == 49:  # '1'
+            self.version = 11
+        elif v == 48:  # '0': HTTP/1.0 closes after the response unless keep-alive (§1.5)
+            self.version = 10
+        else:
+            raise ProtocolError("HTTP: unsupported version")
+        n = sp1 - a
+        if n == 4 and buf.startswith(b"POST", a):
+            self.method = POST
+        elif n == 3 and buf.startswith(b"GET", a):
+            self.method = GET
+        elif n == 4 and buf.startswith(b"HEAD", a):
+            self.method = HEAD
+        self.target0 = sp1 + 1
+        self.target1 = sp2
+        q = buf.find(b"?", sp1 + 1, sp2)
+        self.path1 = q if q >= 0 else sp2
+
+    def _header(self, buf, a, b):
+        self.nhdr += 1
+        if self.nhdr > self.max_headers:
+            raise ProtocolError("HTTP: too many headers")
+        c = buf[a]
+        if c == _SP or c == _HT:
+            raise ProtocolError("HTTP: obsolete line folding")
+        colon = buf.find(b":", a, b)
+        if colon <= a:
+            raise ProtocolError("HTTP: header without name")
+        for i in range(a, colon):
+            c = buf[i]
+            if c <= 32 or c >= 127:  # also catches "Name :" (RFC 7230 §3.2.4)
+                raise ProtocolError("HTTP: bad header name")
+        v0 = colon + 1
+        v1 = b
+        while v0 < v1 and (buf[v0] == _SP or buf[v0] == _HT):
+            v0 += 1
+        while v1 > v0 and (buf[v1 - 1] == _SP or buf[v1 - 1] == _HT):
+            v1 -= 1
+        n = colon - a
+        # Switch on the name length first: most headers are then skipped after one compare.
+        if n == 15:
+            if _lower_eq(buf, a, colon, b"libprocess-from"):
+                self.from0 = v0
+                self.from1 = v1
+        elif n == 10:
+            if _lower_eq(buf, a, colon, b"user-agent"):
+                self.ua0 = v0
+                self.ua1 = v1
+            elif _lower_eq(buf, a, colon, b"connection"):
+                self._connection(buf, v0, v1)
+        elif n == 4:
+            if _lower_eq(buf, a, colon, b"host"):
+                self.host0 = v0
+                self.host1 = v1
+        elif n == 14:
+            if _lower_eq(buf, a, colon, b"content-length"):
+                self._content_length(buf, v0, v1)
+        elif n == 17:
+            if _lower_eq(buf, a, colon, b"transfer-encoding"):
+                if self.chunked or not _lower_eq(buf, v0, v1, b"chunked"):
+                    raise ProtocolError("HTTP: unsupported Transfer-Encoding")
+                self.chunked = True
+
+    def _content_length(self, buf, a, b):
+        if self.clen != _NOBODY or a == b or b - a > 10:
+            raise ProtocolError("HTTP: bad Content-Length")
+        val = 0
+        for i in range(a, b):
+            c = buf[i] - 48
+            if c < 0 or c > 9:
+                raise ProtocolError("HTTP: bad Content-Length")
+            val = val * 10 + c
+        if val > self.max_body:
+            raise ProtocolError("HTTP: body too large")
+        self.clen = val
+
+    def _connection(self, buf, a, b):
+        # Comma-separated tokens; only "close" and "keep-alive" matter (§1.5).
+        while a < b:
+            e = buf.find(b",", a, b)
+            if e < 0:
+                e = b
+            t0 = a
+            t1 = e
+            while t0 < t1 and buf[t0] == _SP:
+                t0 += 1
+            while t1 > t0 and buf[t1 - 1] == _SP:
+                t1 -= 1
+            if _lower_eq(buf, t0, t1, b"close"):
+                self._conn |= 1
+            elif _lower_eq(buf, t0, t1, b"keep-alive"):
+                self._conn |= 2
+            a = e + 1
+
+    def _end_of_head(self):
+        if self._conn & 1:
+            self.keep_alive = False
+        elif self.version == 10:
+            self.keep_alive = bool(self._conn & 2)
+        pos = self.line
+        self.body0 = self.body1 = pos
+        if self.chunked:
+            if self.clen != _NOBODY:  # both framings: a smuggling attempt (RFC 7230 §3.3.3)
+                raise ProtocolError("HTTP: Content-Length with chunked")
+            self.state = _CSIZE
+        elif self.clen > 0:
+            if pos + self.clen > len(self.buf):
+                raise ProtocolError("HTTP: request larger than buffer")
+            self.state = _LENGTH
+        else:
+            # No Content-Length and no chunking: an empty body (Pong, an empty
+            # CheckpointResourcesMessage; §1.3).
+            self.end = pos
+            self.state = _DONE
+
+    def _chunk_size(self, buf, a, b):
+        val = 0
+        i = a
+        while i < b:
+            c = _hexval(buf[i])
+            if c < 0:
+                break
+            val = val * 16 + c
+            if self.body1 - self.body0 + val > self.max_body:
+                raise ProtocolError("HTTP: body too large")
+            i += 1
+        if i == a:
+            raise ProtocolError("HTTP: bad chunk size")
+        while i < b and (buf[i] == _SP or buf[i] == _HT):
+            i += 1
+        if i < b and buf[i] != 59:  # only ';' chunk extensions may follow; they are ignored
+            raise ProtocolError("HTTP: bad chunk size")
+        if val == 0:
+            self.state = _TRAILER
+        elif self.line + val + 2 > len(self.buf):
+            raise ProtocolError("HTTP: request larger than buffer")
+        else:
+            self._left = val
+            self.state = _CDATA
+
+
+class Request:
+    """What a GET route sees: the parsed request as plain values (endpoints are not a hot
+    path; this allocates). UnicodeError if the path is not UTF-8."""
+
+    def __init__(self, p):
+        b = p.buf
+        self.method = p.method  # GET, HEAD, POST or OTHER
+        self.path = bytes(b[p.target0 : p.path1]).decode()
+        self.query = bytes(b[p.path1 + 1 : p.target1]).decode() if p.path1 < p.target1 else ""
+        self.body = bytes(b[p.body0 : p.body1])
+
+
+def body_parts(body):
+    """(total length, tuple/list of bytes-like parts) for a GET response body: bytes-like,
+    str, or an iterable of those (a generator is collected once, to know Content-Length)."""
+    if isinstance(body, str):
+        body = body.encode()
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        return len(body), (body,)
+    parts = []
+    n = 0
+    for p in body:
+        if isinstance(p, str):
+            p = p.encode()
+        parts.append(p)
+        n += len(p)
+    return n, parts
+
+
+def response_head(status, content_type, length, keep_alive=True):
+    """Status line and headers of a response with a Content-Length (never chunked)."""
+    h = "HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, "Unknown"))
+    if content_type:
+        h += "Content-Type: %s\r\n" % content_type
+    h += "Content-Length: %d\r\n" % length
+    if not keep_alive:
+        h += "Connection: close\r\n"
+    return (h + "\r\n").encode()
+
+
+def write_response(stream, status, content_type, body, keep_alive=True, head_only=False):
+    """Write a complete response with stream.write(); the caller drains. For GET/HEAD."""
+    n, parts = body_parts(body if body is not None else b"")
+    stream.write(response_head(status, content_type, n, keep_alive))
+    if not head_only:
+        for p in parts:
+            if len(p):
+                stream.write(p)

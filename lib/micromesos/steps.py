@@ -1,0 +1,224 @@
+# Running tasks fairly: each step of a task is measured and named in a watchdog marker; a ticker fails tasks
+# that hold the loop and forces kills whose grace period ran out. MIT licence. asyncio can't pre-empt: see Watch.
+import gc
+import time
+
+import asyncio
+
+from . import log, schema
+from .ctx import DONE, KILLING, RUNNING
+
+_W = "tasks"
+
+
+class Step:
+    """The coroutine asyncio runs for a task. It forwards each step to main(ctx), names the task in the
+    watchdog marker while it runs, measures the step (ticks_ms, gc.mem_alloc delta) and turns main's end
+    (return, exception, cancellation) into the task's terminal state. asyncio.core only calls send/throw."""
+
+    def __init__(self, tasks, ctx, coro):
+        self.tasks = tasks
+        self.ctx = ctx
+        self.coro = coro
+
+    def send(self, _):
+        return self._step(None)
+
+    def throw(self, exc, *_):
+        return self._step(exc)
+
+    def _step(self, exc):
+        ctx = self.ctx
+        tasks = self.tasks
+        marker = tasks.marker
+        if ctx._forced:  # its grace period ran out (Watch._force): close it instead of resuming it
+            self._close()
+            raise StopIteration
+        if marker is not None:
+            marker.write(ctx._n)
+        a0 = gc.mem_alloc()  # O(heap) scan on MicroPython: bench_tasks reports what a step costs
+        t0 = time.ticks_ms()
+        try:
+            if exc is None:
+                return self.coro.send(None)
+            return self.coro.throw(exc)
+        except StopIteration:
+            self.coro = None
+            tasks._ended(ctx, None)
+            raise
+        except asyncio.CancelledError as e:
+            self.coro = None
+            tasks._ended(ctx, e)
+        except (Exception, SystemExit) as e:  # MemoryError too: the task failed, the agent goes on
+            self.coro = None  # its frame may hold what exhausted the heap: let gc have it now
+            tasks._ended(ctx, e)
+        finally:
+            dt = time.ticks_diff(time.ticks_ms(), t0)
+            if marker is not None:
+                marker.write(0)
+            a1 = gc.mem_alloc()
+            ctx.steps += 1
+            if a1 > a0:
+                ctx.heap += a1 - a0
+            if dt > ctx.max_step_ms:
+                ctx.max_step_ms = dt
+            w = tasks.watch
+            if dt > w.slice_ms and ctx.phase == RUNNING:
+                w.hogs.append((ctx, dt))  # failed when the ticker next runs: it can't cancel itself here
+        raise StopIteration  # ended and reported above: asyncio sees a finished task
+
+    def _close(self):
+        c = self.coro
+        self.coro = None
+        if c is not None:
+            try:
+                c.close()  # GeneratorExit at its await: its finally blocks run (they can't await)
+            except Exception as e:
+                log.warn(_W, "task %s: closing it raised %r", self.ctx.task_id, e)
+
+
+class Watch:
+    """One long-lived asyncio task while tasks run. It wakes every slice and measures how late it woke
+    (loop lag: someone held the loop). A task whose step took longer than the slice (Step measured it)
+    is cancelled and reported TASK_FAILED / REASON_CONTAINER_LIMITATION once it yields; a task that
+    never yields can only be caught by the board's machine.WDT, and the marker names it after the reset.
+    The same ticker forces kills whose grace period is over."""
+
+    def __init__(self, tasks, slice_ms):
+        self.tasks = tasks
+        self.slice_ms = slice_ms
+        self.hogs = []       # (ctx, step ms) seen by Step since the last tick
+        self.stopping = []   # ctx cancelled and inside a grace period
+        self.max_lag_ms = 0
+        self._busy = asyncio.Event()
+        self._task = None
+
+    def wake(self):
+        if self._task is None:
+            self._task = asyncio.create_task(self._run())
+        self._busy.set()
+
+    def stop(self, c, outcome, grace_ms):
+        """Cancel the task (CancelledError at its await); after grace_ms it is forced. First outcome wins."""
+        if c._outcome is None:
+            c._outcome = outcome
+        d = time.ticks_add(time.ticks_ms(), grace_ms)
+        if c._deadline is None or time.ticks_diff(d, c._deadline) < 0:
+            c._deadline = d
+        if c.phase == RUNNING:
+            c.phase = KILLING
+            self.stopping.append(c)
+            cancel(c._atask)
+        self.wake()
+
+    def _force(self, c):
+        """Grace period over: report now and drop it; Step closes its coroutine when it is next resumed."""
+        state, source, reason, message = c._outcome
+        t = c._atask
+        c._forced = True
+        self.tasks._finish(c, state, source, reason, message + " (forced after its grace period)")
+        cancel(t)
+
+    async def _run(self):
+        tasks = self.tasks
+        while True:
+            if not tasks._running and not self.stopping:
+                self._busy.clear()
+                await self._busy.wait()
+                continue
+            period = self.slice_ms
+            t0 = time.ticks_ms()
+            await asyncio.sleep_ms(period)
+            now = time.ticks_ms()
+            lag = time.ticks_diff(now, t0) - period
+            if lag > self.max_lag_ms:
+                self.max_lag_ms = lag
+            if self.hogs:
+                hogs = self.hogs
+                self.hogs = []
+                for c, ms in hogs:
+                    if c.phase == RUNNING:
+                        tasks.counters["hogs"] += 1
+                        log.warn(_W, "task %s held the loop %d ms (slice %d ms; ticker woke %d ms late)",
+                                 c.task_id, ms, period, lag)
+                        self.stop(c, (schema.TASK_FAILED, schema.SOURCE_SLAVE, schema.REASON_CONTAINER_LIMITATION,
+                                      "held the event loop for %d ms without awaiting (slice %d ms)" % (ms, period)),
+                                  period)
+            if self.stopping:
+                keep = []
+                for c in self.stopping:
+                    if c.phase == DONE:
+                        continue
+                    if time.ticks_diff(now, c._deadline) >= 0:
+                        self._force(c)
+                    else:
+                        keep.append(c)
+                self.stopping = keep
+
+
+def cancel(t):
+    if t is not None:
+        try:
+            t.cancel()
+        except RuntimeError:
+            pass  # it is the running task itself: its deadline forces it instead
+
+
+# --- the watchdog marker: which task was mid-step when the board was reset ------------------------
+
+class FileMarker:
+    """Which task is mid-step, as 4 bytes rewritten in place. Writes on the unix port are unbuffered, so
+    they survive the process being killed. Boards pass `inventory.marker` instead (RTC memory or
+    watchdog scratch registers: no flash wear) with the same read() -> int, write(int)."""
+
+    def __init__(self, path):
+        self._b = bytearray(4)
+        try:
+            self.f = open(path, "r+b")
+        except OSError:
+            self.f = open(path, "w+b")
+            self.f.write(self._b)
+
+    def read(self):
+        self.f.seek(0)
+        n = self.f.readinto(self._b)
+        b = self._b
+        return b[0] | b[1] << 8 | b[2] << 16 | b[3] << 24 if n == 4 else 0
+
+    def write(self, n):
+        b = self._b  # preallocated: this runs twice per task step
+        b[0] = n & 0xFF
+        b[1] = (n >> 8) & 0xFF
+        b[2] = (n >> 16) & 0xFF
+        b[3] = (n >> 24) & 0xFF
+        self.f.seek(0)
+        self.f.write(b)
+
+
+def _machine():
+    try:
+        import machine
+    except ImportError:
+        return None
+    return machine
+
+
+def marker(agent):
+    """The board's marker (inventory.marker), a FileMarker on the unix port, or None on a board without
+    one: rewriting a flash file twice per step would wear it out."""
+    m = getattr(agent.inv, "marker", None)
+    if m is not None:
+        return m
+    mach = _machine()
+    if mach is not None and hasattr(mach, "reset_cause"):
+        log.info(_W, "no inventory.marker: a task hanging the loop can't be named after a watchdog reset")
+        return None
+    return FileMarker(agent.store.dir + "/running")
+
+
+def watchdog_reset():
+    """Was the last reset the watchdog's? On the unix port (no reset_cause) a marker left set means the
+    process died mid-step: tests kill it the way the watchdog resets a board."""
+    mach = _machine()
+    rc = getattr(mach, "reset_cause", None) if mach else None
+    return rc is None or rc() == getattr(mach, "WDT_RESET", -1)

@@ -1,0 +1,440 @@
+# The task runner: RunTask/RunTaskGroup -> a module's `async def main(ctx)` run as an asyncio task; kill, shutdown.
+# MIT licence. PROTOCOL.md §2.6 (launch), §2.7 (updates, via micromesos.updates), §2.8 (kill, shutdown), §3.12.
+import gc
+import io
+import sys
+
+import asyncio
+from micropython import const
+
+from . import codec, log, names, resources, schema, taskstore
+from .ctx import DONE, LAUNCHING, RUNNING, Ctx
+from .errors import MesosError
+from .fetch import FetchError, Loader
+from .steps import Step, Watch, cancel, marker
+
+_W = "tasks"
+_DEFAULT_GRACE_MS = const(3000)  # mesos-executor's kill grace period when no KillPolicy says otherwise
+_MAX_GRACE_MS = const(600000)
+_FUNC = type(lambda: 0)  # a plain function: `def main`, not `async def main`
+
+
+def _grace(duration):
+    """DurationInfo dict -> ms, clamped to [0, 10 min]."""
+    ns = duration.get("nanoseconds", 0) if duration else 0
+    return max(0, min(ns // 1000000, _MAX_GRACE_MS))
+
+
+class Tasks:
+    """The agent's task runner (agent.tasks). Everything the master can ask of tasks arrives through
+    handler(kind); live tasks and their leases are checkpointed in agent.store ("tasks")."""
+
+    MAX_TASKS = 32   # records held: running tasks plus those whose terminal update awaits its ack
+
+    def __init__(self, agent):
+        cfg = agent.cfg
+        self.agent = agent
+        self.updates = agent.updates
+        self.store = agent.store
+        self.live = {}       # (fid, tid) -> Ctx, until its terminal update is acknowledged
+        self.executors = {}  # (fid, eid) -> [raw ExecutorInfo, live tasks, shutdown grace ms]
+        self.leases = resources.Leases(agent.totals)
+        fs = agent.inv.fs.rstrip("/")
+        self.loader = Loader((fs + "/" if fs else "/") + cfg["tasks_dir"],
+                             cfg.get("fetch_max_bytes") or 65536)
+        self._next = 1        # checkpoint slot numbers (0 = none in the marker)
+        self._running = 0     # tasks in RUNNING or KILLING
+        self.watch = Watch(self, cfg.get("task_slice_ms") or 200)
+        self.counters = {"launched": 0, "finished": 0, "failed": 0, "killed": 0, "lost": 0, "hogs": 0}
+        self.marker = marker(agent)
+        self._boot_marker = 0
+        if self.marker is not None:
+            self._boot_marker = self.marker.read()  # kept for recover(); cleared now so it can't go stale
+            self.marker.write(0)
+        agent.updates.on_terminal_acked = self._acked
+        self._handlers = {names.RUN_TASK: self._run_task, names.RUN_TASK_GROUP: self._run_task_group,
+                          names.KILL_TASK: self._kill, names.SHUTDOWN_FRAMEWORK: self._shutdown_framework,
+                          names.SHUTDOWN_EXECUTOR: self._shutdown_executor,
+                          names.FRAMEWORK_TO_EXECUTOR: self._framework_message}
+
+    # --- the agent's interface -------------------------------------------------------------------
+
+    def handler(self, kind):
+        return self._handlers.get(kind)
+
+    def known(self, fid, tid):
+        return (fid, tid) in self.live
+
+    def reregistration(self):
+        """(Task dicts, raw ExecutorInfos, framework ids) for ReregisterSlaveMessage (§2.4, §3.12)."""
+        return taskstore.reregistration(self)
+
+    def recover(self):
+        """Called by agent.recover(): report what did not survive the reboot (taskstore.recover)."""
+        return taskstore.recover(self)
+
+    def stop_all(self):
+        """ShutdownMessage or agent stop: every task stops now, silently (the agent forgets its id)."""
+        for c in list(self.live.values()) + self.watch.stopping:
+            c._silent = True
+            if c.phase != DONE:
+                t = c._atask
+                c._forced = True
+                self._finish(c, schema.TASK_KILLED, schema.SOURCE_SLAVE, None, "agent shutting down")
+                cancel(t)
+        self.live = {}
+        self.executors = {}
+        self.watch.stopping = []
+        self.leases = resources.Leases(self.agent.totals)
+        self._save()
+
+    def _save(self):
+        taskstore.save(self)
+
+    # --- launching (§2.6) ---------------------------------------------------------------------------
+
+    def _run_task(self, msg):
+        m = codec.decode(schema.RunTaskMessage, msg.buf, msg.start, msg.end)
+        t = m["task"]
+        ex = t.get("executor")
+        self._launch(m["framework"], ex, [t], m.get("launch_executor"))
+
+    def _run_task_group(self, msg):
+        m = codec.decode(schema.RunTaskGroupMessage, msg.buf, msg.start, msg.end)
+        self._launch(m["framework"], m["executor"], m["task_group"].get("tasks", []), m.get("launch_executor"))
+
+    def _launch(self, fw_raw, ex_raw, infos, launch_executor):
+        agent = self.agent
+        fid = codec.decode(schema.FrameworkInfo, fw_raw)["id"]
+        for t in infos:
+            why = None
+            if t["slave_id"] != agent.slave_id:  # Slave::run ignores tasks meant for an old agent id
+                why = "is for agent " + t["slave_id"]
+            elif (fid, t["task_id"]) in self.live:  # an update would corrupt the live task's stream
+                why = "already exists here"
+            if why:
+                agent.counters["dropped"] += 1
+                log.warn(_W, "task %s %s: launch ignored", t["task_id"], why)
+                return
+        if agent.frameworks.get(fid) != fw_raw:
+            agent.frameworks[fid] = fw_raw
+            agent.checkpoint()
+        ex = eid = None
+        if ex_raw is not None:
+            ex = codec.decode(schema.ExecutorInfo, ex_raw)
+            eid = ex["executor_id"]
+            if "framework_id" not in ex:  # required when echoed in a re-registration (§2.11)
+                ex["framework_id"] = fid
+                ex_raw = codec.encode(schema.ExecutorInfo, ex)
+        exists = eid is not None and (fid, eid) in self.executors
+        # The launch_executor checks of Slave::__run; "drop" = TASK_DROPPED or TASK_LOST (§2.6).
+        why = None
+        if eid is None:
+            for t in infos:
+                if (fid, t["task_id"]) in self.executors:
+                    why = schema.REASON_TASK_INVALID, "an executor with id %s exists" % t["task_id"]
+        elif launch_executor is True and exists:
+            why = schema.REASON_EXECUTOR_TERMINATED, "executor %s is already running" % eid
+        elif launch_executor is False and not exists:
+            why = schema.REASON_EXECUTOR_TERMINATED, "executor %s is not running" % eid
+        if why is not None:
+            state = schema.TASK_DROPPED if self._caps(fid, schema.FW_PARTITION_AWARE) else schema.TASK_LOST
+            for t in infos:
+                self.updates.update(fid, t["task_id"], state, schema.SOURCE_SLAVE,
+                                    executor_id=eid or t["task_id"], reason=why[0], message=why[1])
+            if launch_executor and eid is not None and not exists:
+                self._exited(fid, eid)  # so the master releases the executor's resources
+            return
+        if eid is not None and not exists:
+            g = ex.get("shutdown_grace_period")
+            self.executors[(fid, eid)] = [ex_raw, 0, _grace(g) if g else _DEFAULT_GRACE_MS]
+        n = len(self.live)
+        ctxs = [self._admit(fid, eid, ex, t) for t in infos]
+        if n + len(ctxs) > self.MAX_TASKS:
+            fail = "the agent holds %d tasks already (MAX_TASKS %d)" % (n, self.MAX_TASKS)
+        else:
+            fail = self._lease(fid, eid, ex if not exists else None, ctxs)
+        self._save()
+        for c, cmd in ctxs:
+            mod = None
+            try:
+                if fail:
+                    raise FetchError(fail)
+                mod = self.loader.find(cmd.get("value"), cmd.get("uris", ()))
+            except FetchError as e:
+                self._finish(c, schema.TASK_FAILED, schema.SOURCE_SLAVE, schema.REASON_CONTAINER_LAUNCH_FAILED,
+                             str(e))
+                continue
+            if mod is None:
+                c._atask = asyncio.create_task(self._fetch_then_start(c, cmd))
+            else:
+                self._start(c, cmd["value"], mod)
+
+    def _admit(self, fid, eid, ex, t):
+        """A Ctx for TaskInfo t, recorded as live. -> (ctx, CommandInfo dict)."""
+        c = Ctx(self, fid, t["task_id"], t["name"], eid, t.get("resources", []), [])
+        c._n = self._next
+        self._next += 1
+        self.live[(fid, c.task_id)] = c
+        if eid is not None:
+            self.executors[(fid, eid)][1] += 1
+        # A command task, a task group task (the master copies the executor in), or a custom executor's.
+        cmd = t.get("command") or (ex.get("command") if ex else None) or {}
+        c.data = t.get("data")
+        c.arguments = cmd.get("arguments", ())
+        c.env = {v["name"]: v.get("value", "") for v in cmd.get("environment", {}).get("variables", ())
+                 if v.get("type", 1) == 1}  # VALUE only: SECRET values never reach a task
+        kp = t.get("kill_policy")
+        if kp:
+            c._grace_ms = _grace(codec.decode(schema.KillPolicy, kp).get("grace_period"))
+        return c, cmd
+
+    def _lease(self, fid, eid, ex, ctxs):
+        """Lease every resource of the launch, or none: None, or why not (resources.Leases)."""
+        granted = []
+        try:
+            if ex is not None:
+                want = [resources.from_resource(codec.decode(schema.Resource, r)) for r in ex.get("resources", ())]
+                why = self.leases.shortfall(want)
+                if why:
+                    return "executor " + why
+                self.leases.grant((fid, eid), want)
+                granted.append((fid, eid))
+            for c, _ in ctxs:
+                c._res = [resources.from_resource(codec.decode(schema.Resource, r)) for r in c._raw]
+                why = self.leases.shortfall(c._res)
+                if why:
+                    return why
+                self.leases.grant(c, c._res)
+                granted.append(c)
+            granted = []
+            return None
+        except (ValueError, KeyError, TypeError, MesosError) as e:  # TypeError: a scalar asked of a set
+            return "unusable resource: %s" % e
+        finally:
+            for owner in granted:  # a launch that failed half way holds nothing
+                self.leases.release(owner)
+
+    async def _fetch_then_start(self, c, cmd):
+        uris = cmd.get("uris", ())
+        try:
+            await self.loader.fetch_all(uris)
+            mod = self.loader.find(cmd["value"], uris, True) if c.phase == LAUNCHING else None
+        except asyncio.CancelledError:
+            return  # killed during launch: _kill reported it
+        except (FetchError, OSError) as e:
+            if c.phase == LAUNCHING:
+                self._finish(c, schema.TASK_FAILED, schema.SOURCE_SLAVE, schema.REASON_CONTAINER_LAUNCH_FAILED,
+                             str(e))
+            return
+        if c.phase == LAUNCHING:
+            self._start(c, cmd["value"], mod)
+
+    def _start(self, c, name, mod):
+        main = getattr(mod, "main", None)
+        why = None
+        coro = None
+        if main is None or not callable(main):
+            why = "module %s has no main(ctx)" % name
+        elif type(main) is _FUNC:
+            why = "%s.main must be `async def main(ctx)`" % name
+        else:
+            try:
+                coro = main(c)
+            except Exception as e:
+                why = "%s.main(ctx): %s: %s" % (name, type(e).__name__, e)
+            if why is None and not hasattr(coro, "send"):
+                why = "%s.main(ctx) did not return a coroutine" % name
+        if why is not None:
+            self._finish(c, schema.TASK_FAILED, schema.SOURCE_SLAVE, schema.REASON_CONTAINER_LAUNCH_FAILED, why)
+            return
+        c.phase = RUNNING
+        c._atask = asyncio.create_task(Step(self, c, coro))
+        self._running += 1
+        self.counters["launched"] += 1
+        # What mesos-executor sends once the command runs (§2.6); RUNNING leaves after STARTING's ack.
+        self._send(c, schema.TASK_STARTING, schema.SOURCE_EXECUTOR)
+        self._send(c, schema.TASK_RUNNING, schema.SOURCE_EXECUTOR)
+        self.watch.wake()
+
+    # --- ending -------------------------------------------------------------------------------------
+
+    def _send(self, c, state, source, reason=None, message=None):
+        return self.updates.update(c.framework_id, c.task_id, state, source, executor_id=c.executor_id,
+                                   reason=reason, message=message)
+
+    def _ended(self, c, exc):
+        """main(ctx) returned (exc None), raised, or was cancelled: its terminal state (§2.6)."""
+        if c.phase == DONE:
+            return
+        o = c._outcome
+        if o is not None:
+            state, source, reason, message = o
+        elif exc is None:
+            state, source, reason, message = schema.TASK_FINISHED, schema.SOURCE_EXECUTOR, None, "main() returned"
+        elif isinstance(exc, MemoryError):
+            gc.collect()
+            state, source, reason = schema.TASK_FAILED, schema.SOURCE_SLAVE, schema.REASON_CONTAINER_LIMITATION_MEMORY
+            message = "MemoryError: the heap is exhausted (task heap growth %d bytes)" % c.heap
+        elif isinstance(exc, asyncio.CancelledError):
+            state, source, reason, message = schema.TASK_KILLED, schema.SOURCE_EXECUTOR, None, "cancelled"
+        else:
+            state, source, reason = schema.TASK_FAILED, schema.SOURCE_EXECUTOR, None
+            message = "%s: %s" % (type(exc).__name__, exc)
+            tb = io.StringIO()
+            sys.print_exception(exc, tb)
+            c.stderr.write(tb.getvalue().encode())
+        self._finish(c, state, source, reason, message)
+
+    def _finish(self, c, state, source, reason, message):
+        """The one terminal update of a task (updates refuses a second one anyway, §2.7)."""
+        if c.phase == DONE:
+            return
+        if c.phase != LAUNCHING:
+            self._running -= 1
+        c.phase = DONE
+        c._atask = None
+        c._deadline = None
+        c._inbox = None
+        c.data = None
+        self.leases.release(c)
+        note = "%s after %d steps; heap growth %d bytes; longest step %d ms" % (
+            schema.task_state_name(state), c.steps, c.heap, c.max_step_ms)
+        c.stderr.write(note.encode())
+        log.info(_W, "task %s: %s (%s)", c.task_id, note, message)
+        if state == schema.TASK_FINISHED:
+            self.counters["finished"] += 1
+        elif state == schema.TASK_KILLED:
+            self.counters["killed"] += 1
+        elif state == schema.TASK_FAILED:
+            self.counters["failed"] += 1
+        if not c._silent:
+            self._send(c, state, source, reason, message)
+        if c._eid is not None:
+            e = self.executors.get((c.framework_id, c._eid))
+            if e is not None:
+                e[1] -= 1
+                if e[1] <= 0:
+                    self._exited(c.framework_id, c._eid)
+
+    def _exited(self, fid, eid):
+        """The virtual executor has no live task left: ExitedExecutorMessage{status 0} releases its
+        resources in the master (§2.6). Not reliable: a re-registration without it does the same (§2.4)."""
+        if self.executors.pop((fid, eid), None) is not None:
+            self.leases.release((fid, eid))
+            self._save()
+        agent = self.agent
+        if agent.connected():
+            agent.send_to_master(names.EXITED_EXECUTOR, codec.encode(schema.ExitedExecutorMessage, {
+                "slave_id": agent.slave_id, "framework_id": fid, "executor_id": eid, "status": 0}))
+
+    def _acked(self, fid, tid):
+        """updates.on_terminal_acked: the task may be forgotten, and its framework once it has nothing here."""
+        if self.live.pop((fid, tid), None) is None:
+            return
+        self._save()
+        self._forget_framework(fid)
+
+    def _forget_framework(self, fid):
+        for k in self.live:
+            if k[0] == fid:
+                return
+        for k in self.executors:
+            if k[0] == fid:
+                return
+        if self.agent.frameworks.pop(fid, None) is not None:
+            self.agent.checkpoint()
+
+    def _caps(self, fid, cap):
+        raw = self.agent.frameworks.get(fid)
+        if raw is None:
+            return False
+        fw = codec.decode(schema.FrameworkInfo, raw)
+        return any(c.get("type") == cap for c in fw.get("capabilities", ()))
+
+    # --- kill and shutdown (§2.8) -------------------------------------------------------------------
+
+    def _kill(self, msg):
+        m = codec.decode(schema.KillTaskMessage, msg.buf, msg.start, msg.end)
+        fid = m["framework_id"]
+        tid = m["task_id"]
+        c = self.live.get((fid, tid))
+        if c is None:
+            if fid not in self.agent.frameworks:
+                log.warn(_W, "kill of %s for unknown framework %s ignored", tid, fid)
+                return
+            if self.updates.latest(fid, tid) is None:
+                self.counters["lost"] += 1
+                self.updates.update(fid, tid, schema.TASK_DROPPED if self._caps(fid, schema.FW_PARTITION_AWARE)
+                                    else schema.TASK_LOST, schema.SOURCE_SLAVE, executor_id=tid,
+                                    reason=schema.REASON_EXECUTOR_TERMINATED, message="no such task on this agent")
+            return
+        kp = m.get("kill_policy")
+        grace = _grace(kp["grace_period"]) if kp and "grace_period" in kp else self._grace_of(c)
+        if c.phase == RUNNING and self._caps(fid, schema.FW_TASK_KILLING_STATE):
+            self._send(c, schema.TASK_KILLING, schema.SOURCE_EXECUTOR)
+        self._terminate(c, (schema.TASK_KILLED, schema.SOURCE_EXECUTOR, None, "killed by the framework"), grace)
+
+    def _grace_of(self, c):
+        return c._grace_ms if c._grace_ms >= 0 else _DEFAULT_GRACE_MS
+
+    def _terminate(self, c, outcome, grace):
+        """While its code is being fetched a task ends now (TASK_KILLED, REASON_TASK_KILLED_DURING_LAUNCH,
+        §2.8); running, it is cancelled and given `grace` ms (steps.Watch); done, nothing happens."""
+        if c.phase == LAUNCHING:
+            t = c._atask
+            self._finish(c, schema.TASK_KILLED, schema.SOURCE_SLAVE, schema.REASON_TASK_KILLED_DURING_LAUNCH,
+                         outcome[3] + " while its code was being fetched")
+            cancel(t)
+        elif c.phase != DONE:
+            self.watch.stop(c, outcome, grace)
+
+    def _shutdown_framework(self, msg):
+        fid = codec.decode(schema.ShutdownFrameworkMessage, msg.buf, msg.start, msg.end)["framework_id"]
+        keys = [k for k in self.live if k[0] == fid]
+        if not keys and fid not in self.agent.frameworks:
+            return  # sent to every agent, including those that never ran it (§2.8)
+        for k in keys:
+            c = self.live.pop(k)
+            c._silent = True  # the master already counts its tasks KILLED; pending updates are pointless
+            self._terminate(c, (schema.TASK_KILLED, schema.SOURCE_EXECUTOR, schema.REASON_FRAMEWORK_REMOVED,
+                                "framework removed"), self._grace_of(c))
+        for k in [k for k in self.executors if k[0] == fid]:
+            del self.executors[k]
+            self.leases.release(k)
+        self.updates.drop_framework(fid)
+        if self.agent.frameworks.pop(fid, None) is not None:
+            self.agent.checkpoint()
+        self._save()
+        log.info(_W, "framework %s shut down: %d task(s) stopped", fid, len(keys))
+
+    def _shutdown_executor(self, msg):
+        m = codec.decode(schema.ShutdownExecutorMessage, msg.buf, msg.start, msg.end)
+        fid = m.get("framework_id")
+        eid = m.get("executor_id")
+        e = self.executors.get((fid, eid))
+        outcome = (schema.TASK_KILLED, schema.SOURCE_EXECUTOR, None, "executor shut down")
+        if e is None:
+            c = self.live.get((fid, eid))  # a command task's executor id is its task id
+            if c is not None and c._eid is None:
+                self._terminate(c, outcome, self._grace_of(c))
+            return
+        n = 0
+        for c in list(self.live.values()):
+            if c.framework_id == fid and c._eid == eid and c.phase != DONE:
+                self._terminate(c, outcome, e[2])
+                n += 1
+        if not n:
+            self._exited(fid, eid)  # nothing left to wait for
+
+    def _framework_message(self, msg):
+        m = codec.decode(schema.FrameworkToExecutorMessage, msg.buf, msg.start, msg.end)
+        fid = m["framework_id"]
+        eid = m["executor_id"]
+        n = 0
+        for (f, _), c in self.live.items():
+            if f == fid and c.executor_id == eid and c.phase == RUNNING:
+                c._deliver(m["data"])
+                n += 1
+        if not n:
+            log.debug(_W, "framework message for executor %s dropped: nothing running", eid)

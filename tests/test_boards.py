@@ -1,0 +1,529 @@
+# Board modules, sensor drivers and the firmware entry, run in the MicroPython unix port.
+# MIT licence. esp32/rp2 boards import tests/fakes (machine, esp32, network, ntptime); nothing is stubbed in lib/.
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import mpy
+import pytest
+
+BOARDS = os.path.join(mpy.ROOT, "boards")
+FIRMWARE = os.path.join(mpy.ROOT, "firmware")
+
+# Runs inside MicroPython: builds the board's Inventory and reports it as one JSON line, after the
+# checks any board must pass (types, handles, readings are numbers) and the agent's own resource
+# model (micromesos.resources) has turned it into resources and attributes.
+SUMMARY = r'''
+import json, machine
+from micromesos.inventory import Inventory
+from micromesos import config, resources
+
+def _num(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+def summary(inv):
+    if not isinstance(inv, Inventory):
+        raise TypeError("inventory() returned %r" % (inv,))
+    out = {"board": inv.board, "arch": inv.arch, "fs": inv.fs, "gpio": list(inv.gpio),
+           "attributes": inv.attributes, "readings": {}, "actuators": {}}
+    for kind in inv.sensors:
+        for name, drv in inv.sensors[kind].items():
+            v = drv.read()
+            if not _num(v):
+                raise TypeError("%s/%s read() gave %r" % (kind, name, v))
+            if inv.handle(kind, name) is not drv:
+                raise ValueError("handle(%s, %s) is not the driver" % (kind, name))
+            out["readings"][kind + "/" + name] = v
+    for kind in inv.actuators:
+        for name, h in inv.actuators[kind].items():
+            if inv.handle(kind, name) is not h:
+                raise ValueError("handle(%s, %s) is not the actuator" % (kind, name))
+            out["actuators"][kind + "/" + name] = [getattr(h, "id", getattr(h, "n", None)),
+                                                   getattr(h, "mode", None), h.value()]
+    out["pins_built"] = sorted(getattr(machine.Pin, "made", {}))  # by the board, before any grant
+    for g in inv.gpio:
+        p = inv.pin(g)
+        if p.value() not in (0, 1):
+            raise ValueError("pin(%d).value() = %r" % (g, p.value()))
+    out["adc_atten"] = sorted(set(a.atten for a in getattr(machine.ADC, "made", ()) if a.atten is not None))
+    cfg = config.check({"master": "127.0.0.1:5050"})
+    out["resources"] = dict((n, v) for n, v in resources.measure(inv, cfg) if n not in ("mem", "disk"))
+    out["attrs"] = dict(resources.attributes(inv, cfg))
+    return out
+'''
+
+
+def run_board(board, code, extra_path=(), heapsize=None, timeout=60):
+    paths = tuple(extra_path) + (os.path.join(BOARDS, board),)
+    r = mpy.run_mpy(code=SUMMARY + code, extra_path=paths, heapsize=heapsize, timeout=timeout)
+    r.check()
+    for line in r.lines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    raise AssertionError("no RESULT line:\n" + r.out)
+
+
+def assert_sound(s, board):
+    """What every board's Inventory must satisfy, whatever its chip."""
+    assert s["board"] == board
+    assert s["arch"] in ("x64",)  # what this interpreter is; boards read it from sys.implementation
+    gpio = s["gpio"]
+    assert gpio == sorted(set(gpio)) and all(isinstance(g, int) and 0 <= g <= 48 for g in gpio)
+    # No pin is both offered as free GPIO and wired to a sensor or the LED by the board itself.
+    assert not set(gpio) & set(s["pins_built"]), (gpio, s["pins_built"])
+    for k, v in s["attributes"].items():
+        assert isinstance(v, (str, int, float)) and k
+        # Mesos TEXT attribute values: keep to a conservative character set (no ',;:{}[] or spaces).
+        assert not any(c in str(v) for c in ",;:{}[] "), (k, v)
+    for key in list(s["readings"]) + list(s["actuators"]):
+        kind, name = key.split("/")
+        assert name in s["resources"][kind]  # every handle became an item of a SET resource
+    assert s["attrs"]["board"] == board and s["attrs"]["arch"] == s["arch"]
+
+
+# --- ESP32 -------------------------------------------------------------------------------------
+
+def test_esp32_classic_inventory():
+    s = run_board("esp32", r'''
+import esp32
+esp32.RAW_F = 122                       # raw_temperature() is deg F on the classic ESP32
+machine.TouchPad.levels[4] = 321
+machine.ADC.levels[34] = 0x4000
+machine.ADC.levels[35] = 0xFFFF
+import board
+print("RESULT " + json.dumps(summary(board.inventory({}))))
+''')
+    assert_sound(s, "esp32")
+    assert s["fs"] == "/"
+    assert s["attributes"] == {"chip": "esp32", "features": "wifi+touch+adc+led"}
+    assert s["readings"]["temperature/mcu0"] == pytest.approx(50.0)
+    assert s["readings"]["touch/touch0"] == 321
+    assert s["readings"]["voltage/adc0"] == pytest.approx(0x4000 * 3300000 // 65535 / 1e6)
+    assert s["readings"]["voltage/adc1"] == pytest.approx(3.3)
+    assert s["adc_atten"] == [3]  # ADC.ATTN_11DB: the full 0-3.1 V range
+    assert s["actuators"] == {"led/led0": [2, 3, 0]}  # Pin(2, Pin.OUT, value=0)
+    assert s["gpio"] == [13, 14, 18, 19, 21, 22, 23, 25, 26, 27, 32, 33]
+    assert s["pins_built"] == [2, 4, 34, 35]
+    assert s["resources"]["gpio"] == [[13, 14], [18, 19], [21, 23], [25, 27], [32, 33]]
+    assert s["resources"]["temperature"] == ["mcu0"]
+
+
+def test_esp32_s3_uses_mcu_temperature_and_its_own_pins():
+    s = run_board("esp32", r'''
+import esp32
+esp32.mcu_temperature = lambda: 41.5    # S2/S3/C3 ports have this (deg C); classic ones do not
+import board
+board._MACHINE = "Generic ESP32S3 module with Octal-SPIRAM with ESP32S3"
+print("RESULT " + json.dumps(summary(board.inventory({}))))
+''')
+    assert_sound(s, "esp32")
+    assert s["attributes"] == {"chip": "esp32s3", "features": "wifi+touch+adc"}
+    assert s["readings"]["temperature/mcu0"] == 41.5
+    assert "led" not in s["resources"]  # the DevKitC-1 LED is an RGB LED needing a driver
+    assert s["pins_built"] == [1, 2, 14]
+    assert 19 not in s["gpio"] and 20 not in s["gpio"]  # USB D-/D+
+
+
+def test_esp32_c3_has_no_touch_and_unknown_chips_offer_no_pins():
+    s = run_board("esp32", r'''
+import board
+board._MACHINE = "ESP32C3 module with ESP32C3"
+c3 = summary(board.inventory({}))
+machine.Pin.made.clear()
+machine.ADC.made.clear()
+board._MACHINE = "Generic ESP32C6 module with ESP32C6"
+c6 = summary(board.inventory({}))
+print("RESULT " + json.dumps({"c3": c3, "c6": c6}))
+''')
+    c3, c6 = s["c3"], s["c6"]
+    assert_sound(c3, "esp32")
+    assert c3["attributes"]["features"] == "wifi+adc" and "touch" not in c3["resources"]
+    assert c3["gpio"] == [4, 5, 6, 7, 10]
+    assert_sound(c6, "esp32")
+    assert c6["attributes"] == {"chip": "esp32c6", "features": "wifi"}
+    assert c6["gpio"] == [] and c6["pins_built"] == []
+
+
+def test_esp32_wlan_and_watchdog():
+    r = mpy.run_mpy(code=r'''
+import board, network, machine
+w = board.wlan()
+print(type(w).__name__, w.interface == network.WLAN.IF_STA, w.active())
+d = board.watchdog(120000)
+print(d.timeout)
+t = board.feed_in_background(d, 2000)
+t.callback(t); t.callback(t)
+print(t.id, t.mode == machine.Timer.PERIODIC, t.period, d.feeds)
+''', extra_path=(os.path.join(BOARDS, "esp32"),)).check()
+    assert r.lines() == ["WLAN True False", "60000", "0 True 2000 2"]
+
+
+# --- RP2 (Pico W) ------------------------------------------------------------------------------
+
+def _u16(volts):
+    return round(volts / 3.3 * 65535)
+
+
+def test_rp2_pico_w_inventory():
+    s = run_board("rp2", r'''
+machine.ADC.levels[4] = %d
+machine.ADC.levels[26] = 0
+machine.ADC.levels[27] = 65535
+import board
+board._MACHINE = "Raspberry Pi Pico W with RP2040"
+print("RESULT " + json.dumps(summary(board.inventory({}))))
+''' % _u16(0.706))
+    assert_sound(s, "rp2")
+    assert s["attributes"] == {"chip": "rp2040", "features": "wifi+adc+led"}
+    assert s["readings"]["temperature/mcu0"] == pytest.approx(27.0, abs=0.05)
+    assert s["readings"]["voltage/adc0"] == 0.0
+    assert s["readings"]["voltage/adc1"] == pytest.approx(3.3)
+    assert s["actuators"] == {"led/led0": [25, 3, 0]}  # Pin("LED", Pin.OUT, value=0)
+    assert s["gpio"] == list(range(2, 23)) + [28]
+    assert s["resources"]["gpio"] == [[2, 22], [28, 28]]
+    assert s["fs"] == "/"
+
+
+def test_rp2_temperature_follows_the_datasheet_formula():
+    r = mpy.run_mpy(code=r'''
+import machine, board
+for v in (0.706, 0.65, 0.76):
+    machine.ADC.levels[4] = round(v / 3.3 * 65535)
+    print(board.inventory({}).sensors["temperature"]["mcu0"].read())
+''', extra_path=(os.path.join(BOARDS, "rp2"),)).check()
+    got = [float(x) for x in r.lines()]
+    for v, t in zip((0.706, 0.65, 0.76), got):
+        v_adc = round(v / 3.3 * 65535) * 3.3 / 65535
+        assert t == pytest.approx(27 - (v_adc - 0.706) / 0.001721, abs=1e-6)
+    assert got[1] > 50 and got[2] < 0  # hotter die -> lower voltage
+
+
+def test_rp2_plain_pico_has_no_wifi_and_watchdog_is_clamped(tmp_path):
+    (tmp_path / "network.py").write_text('raise ImportError("no network module on a plain Pico")\n')
+    r = mpy.run_mpy(code=r'''
+import board
+inv = board.inventory({})
+print(inv.attributes["features"], board.wlan())
+d = board.watchdog(20000)
+t = board.feed_in_background(d, 2000)
+print(d.timeout, t.id, t.period)
+''', extra_path=(str(tmp_path), os.path.join(BOARDS, "rp2"))).check()
+    assert r.lines() == ["adc+led None", "8388 -1 2000"]
+
+
+def test_mpy_arch_names_match_mpy_cross():
+    r = mpy.run_mpy(code=r'''
+import sys
+sys.path.insert(0, "boards/esp32"); import board as e; del sys.modules["board"]
+sys.path[0] = "boards/rp2"; import board as r; del sys.modules["board"]
+sys.path[0] = "boards/unix"; import board as u
+for b in (e, r, u):
+    print(b.mpy_arch(0x2B06), b.mpy_arch(0x1306), b.mpy_arch(0x2F06), b.mpy_arch(0x0B06), b.mpy_arch(6), b.mpy_arch())
+''').check()
+    # feature byte = arch << 2 | sub-version (xtensawin 10, armv6m 4, rv32imc 11, x64 2)
+    assert r.lines() == ["xtensawin armv6m rv32imc x64 none x64"] * 3
+
+
+# --- unix (virtual board) ----------------------------------------------------------------------
+
+_READ_ALL = r'''
+import board
+inv = board.inventory({"seed": %s, "fs": %r})
+seq = {}
+for i in range(40):
+    for kind in sorted(inv.sensors):
+        for name in sorted(inv.sensors[kind]):
+            seq.setdefault(name, []).append(inv.sensors[kind][name].read())
+print("RESULT " + json.dumps(seq))
+'''
+
+
+def test_unix_board_is_sound(tmp_path):
+    fs = str(tmp_path / "a" / "b")
+    s = run_board("unix", r'''
+import board
+inv = board.inventory({"seed": 3, "fs": %r})
+p = inv.pin(3)
+p.value(1)
+same = inv.pin(3) is p and inv.pin(3).value() == 1
+try:
+    inv.pin(40)
+    bad = "no error"
+except ValueError as e:
+    bad = str(e)
+out = summary(inv)
+out["same"], out["bad"] = same, bad
+print("RESULT " + json.dumps(out))
+''' % fs)
+    assert_sound(s, "unix")
+    assert os.path.isdir(fs) and s["fs"] == fs
+    assert s["same"] is True and "40" in s["bad"]
+    assert s["resources"]["gpio"] == [[2, 5], [12, 15]]
+    assert s["resources"]["temperature"] == ["temp0", "temp1"]
+    assert s["actuators"] == {"led/led0": [25, 1, 0]}
+
+
+def test_unix_readings_are_deterministic_per_seed(tmp_path):
+    fs = str(tmp_path)
+    a = run_board("unix", _READ_ALL % (7, fs))
+    b = run_board("unix", _READ_ALL % (7, fs))
+    c = run_board("unix", _READ_ALL % (8, fs))
+    assert a == b  # two separate interpreters, same seed: identical series
+    assert a != c
+    for name, centre, span in (("temp0", 22, 3), ("temp1", 35, 5), ("hum0", 45, 10), ("light0", 300, 250)):
+        vals = a[name]
+        assert all(centre - span <= v <= centre + span for v in vals), (name, vals)
+        assert len(set(vals)) > 20, (name, vals)  # it moves
+    # The default seed is 1, whatever the config says otherwise.
+    assert run_board("unix", _READ_ALL % ("None", fs)) == run_board("unix", _READ_ALL % (1, fs))
+
+
+def test_unix_sensor_streams_are_independent(tmp_path):
+    code = r'''
+import board
+inv = board.inventory({"seed": 5, "fs": %r})
+t, h = inv.sensors["temperature"]["temp0"], inv.sensors["humidity"]["hum0"]
+%s
+print("RESULT " + json.dumps([h.read() for _ in range(5)]))
+'''
+    busy = run_board("unix", code % (str(tmp_path), "for _ in range(17): t.read()"))
+    idle = run_board("unix", code % (str(tmp_path), "pass"))
+    assert busy == idle  # reading one sensor never shifts another's series
+
+
+# --- sensors (micromesos.sensors) --------------------------------------------------------------
+
+def test_sensor_drivers():
+    r = mpy.run_mpy(code=r'''
+import micropython
+from micromesos import sensors
+class ADC:
+    def __init__(self, raw, uv): self.raw, self.uv = raw, uv
+    def read_u16(self): return self.raw
+    def read_uv(self): return self.uv
+class Pad:
+    def read(self): return 412
+class P:
+    def value(self): return 1
+print(sensors.ADCVolts(ADC(65535, 0), vref=3.3).read(), sensors.ADCVolts(ADC(0, 1234567), calibrated=True).read())
+print(sensors.ChipTemperature(ADC(round(0.706 / 3.3 * 65535), 0)).read())
+print(sensors.Reading(lambda: 212, scale=5 / 9, offset=-160 / 9).read())
+print(sensors.Touch(Pad()).read(), sensors.DigitalIn(P()).read())
+for bad in (lambda: sensors.ADCVolts(ADC(0, 0), vref=0), lambda: sensors.ChipTemperature(ADC(0, 0), slope=0), lambda: sensors.Reading(5)):
+    try:
+        bad()
+        print("accepted")
+    except (ValueError, TypeError) as e:
+        print(type(e).__name__)
+r = sensors.Reading(lambda: 17)
+micropython.heap_lock()
+v = r.read()        # an int reading through an unscaled Reading: no heap allocation
+micropython.heap_unlock()
+print(v)
+''').check()
+    lines = r.lines()
+    assert lines[0].split() == ["3.3", "1.234567"]
+    assert float(lines[1]) == pytest.approx(27.0, abs=0.05)
+    assert float(lines[2]) == pytest.approx(100.0)
+    assert lines[3:] == ["412 1", "ValueError", "ValueError", "TypeError", "17"]
+
+
+# --- firmware entry (firmware/main.py) ---------------------------------------------------------
+
+def _main(args, cwd, board="unix", extra_path=(), heapsize=None, timeout=30):
+    # As on a board's filesystem: lib/ and the board module importable, main.py run as a script.
+    return mpy.run_mpy(script=os.path.join(FIRMWARE, "main.py"), args=args, cwd=str(cwd),
+                       extra_path=tuple(extra_path) + (os.path.join(BOARDS, board),),
+                       heapsize=heapsize, timeout=timeout)
+
+
+@pytest.mark.parametrize("cfg, key", [
+    ({"master": "nope"}, "master:"),
+    ({"port": 5051}, "master:"),
+    ({"master": "127.0.0.1:5050", "seed": -3}, "seed:"),
+    ({"master": "127.0.0.1:5050", "colour": "red"}, "colour:"),
+    (None, "config.json:"),
+])
+def test_bad_config_is_one_line_naming_the_key(tmp_path, cfg, key):
+    if cfg is not None:
+        (tmp_path / "config.json").write_text(json.dumps(cfg))
+    r = _main([], tmp_path)
+    assert r.rc == 2
+    lines = [ln for ln in (r.out + r.err).splitlines() if ln.strip()]
+    assert len(lines) == 1, r.out + r.err
+    assert lines[0].startswith("micromesos: config error: " + key), lines[0]
+
+
+def test_wifi_board_without_wifi_json_stops_at_boot(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"master": "127.0.0.1:5050"}))
+    r = _main(["config.json"], tmp_path, board="esp32")
+    assert r.rc == 2
+    assert r.out.strip() == ('micromesos: config error: wifi.json: cannot read it '
+                             '(needs {"ssid": "...", "password": "..."})')
+    (tmp_path / "wifi.json").write_text(json.dumps({"ssid": "", "password": "x"}))
+    r = _main(["config.json"], tmp_path, board="esp32")
+    assert r.out.strip() == "micromesos: config error: ssid: expected a non-empty string in wifi.json"
+
+
+def test_wifi_retries_with_capped_backoff():
+    r = mpy.run_mpy(code=r'''
+import time, network
+import main
+network.networks["lab"] = "secret"
+network.polls = 3
+slept = []
+now = [0]
+class FakeTime:                      # main's view of `time`: a simulated clock, waits recorded
+    @staticmethod
+    def ticks_ms():
+        return now[0]
+    @staticmethod
+    def ticks_diff(a, b):
+        return a - b
+    @staticmethod
+    def sleep_ms(ms):
+        if ms != 200:                # 200 ms: the association poll; the rest is backoff
+            slept.append(ms)
+        now[0] += ms
+main.time = FakeTime
+nic = network.WLAN(network.WLAN.IF_STA)
+calls = [0]
+real_connect = nic.connect
+def connect(ssid, pw):
+    calls[0] += 1
+    # the access point is down for the first 8 attempts
+    real_connect(ssid if calls[0] > 8 else "down", pw)
+nic.connect = connect
+print(main.wifi_up(nic, "lab", "secret"), calls[0])
+print(slept, now[0])
+''', extra_path=(FIRMWARE, os.path.join(BOARDS, "esp32"))).check()
+    ip, calls = r.lines()[-2].split()
+    assert ip == "127.0.0.2" and calls == "9"
+    assert sum("wifi: not connected (status 201)" in ln for ln in r.lines()) == 8  # NO_AP_FOUND
+    waits = json.loads(r.lines()[-1].split("] ")[0] + "]")
+    elapsed = int(r.lines()[-1].split("] ")[1])
+    assert len(waits) == 8
+    # each failed attempt waited the 20 s association window before backing off
+    assert elapsed >= 8 * 20000 + sum(waits)
+    bases = [1000, 2000, 4000, 8000, 16000, 32000, 60000, 60000]  # doubling, capped at 60 s
+    for w, b in zip(waits, bases):
+        assert b <= w <= b + b // 4, (waits, bases)
+
+
+def _free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@pytest.fixture
+def standin_master(tmp_path):
+    port = _free_port()
+    p = subprocess.Popen([sys.executable, os.path.join(mpy.ROOT, "tools", "standin_master.py"),
+                          "--port", str(port), "--quiet"], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)
+    url = "http://127.0.0.1:%d/control/agents" % port
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(url, timeout=1).read()
+                break
+            except OSError:
+                time.sleep(0.05)
+        yield port, url
+    finally:
+        p.terminate()
+        p.wait(timeout=10)
+
+
+def _wait_agents(url, n=1, timeout=20):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        agents = json.loads(urllib.request.urlopen(url, timeout=2).read())["agents"]
+        if len(agents) >= n and agents[0]["state"] == "registered":
+            return agents
+        time.sleep(0.1)
+    raise AssertionError("no agent registered within %d s" % timeout)
+
+
+# The agent library (lib/micromesos, compiled by `make mpy`) needs more than the harness's 128k on
+# the 64-bit unix port; 256k here is about what a 32-bit ESP32 gives Python.
+_AGENT_HEAP = "256k"
+
+
+def test_main_boots_the_unix_board_into_a_registered_agent(tmp_path, standin_master):
+    mport, url = standin_master
+    cfg = {"master": "127.0.0.1:%d" % mport, "ip": "127.0.0.1", "port": _free_port(),
+           "advertise_ip": "127.0.0.1", "seed": 2, "fs": str(tmp_path / "fs")}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    p = mpy.popen_mpy(script=os.path.join(FIRMWARE, "main.py"), args=["config.json"],
+                      cwd=str(tmp_path), extra_path=(os.path.join(BOARDS, "unix"),),
+                      heapsize=_AGENT_HEAP, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                      text=True)
+    try:
+        agents = _wait_agents(url)
+    finally:
+        p.terminate()
+        out = p.communicate(timeout=10)[0]
+    a = agents[0]
+    assert a["pid"] == "slave(1)@127.0.0.1:%d" % cfg["port"], out
+    assert a["total"]["temperature"] == "{temp0,temp1}"
+    assert a["total"]["gpio"] == "[2-5,12-15]"
+    assert "micromesos 0.1.0 on unix (x64)" in out
+
+
+def test_main_on_a_wifi_board_connects_sets_clock_advertises_and_feeds_the_watchdog(
+        tmp_path, standin_master):
+    """The ESP32 board's whole boot path, in the unix port with fake machine/network/ntptime."""
+    mport, url = standin_master
+    aport = _free_port()
+    cfg = {"master": "127.0.0.1:%d" % mport, "port": aport}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    (tmp_path / "wifi.json").write_text(json.dumps({"ssid": "lab", "password": "pw"}))
+    fs = tmp_path / "fs"
+    fs.mkdir()
+    code = r'''
+import asyncio, machine, network, ntptime, sys
+network.networks["lab"] = "pw"
+ntptime.fail = 1                 # first NTP try times out, the second works
+import board
+_inventory = board.inventory
+def inventory(cfg):
+    inv = _inventory(cfg)
+    inv.fs = %r                  # the board's "/" is the device filesystem: re-rooted for the host
+    return inv
+board.inventory = inventory
+
+async def stop_later():
+    await asyncio.sleep(%r)
+    raise KeyboardInterrupt      # what Ctrl-C (or mpremote) does to a running board
+asyncio.create_task(stop_later())
+import main
+rc = main.boot("config.json")
+w = network.WLAN.made[0]
+d = machine.WDT.made[0]
+t = machine.Timer.made[-1]
+print("RESULT", rc, w.connects, w.isconnected(), ntptime.calls, d.timeout, d.feeds > 1, t.period)
+'''
+    proc = subprocess.Popen(
+        mpy.mpy_argv(_AGENT_HEAP) + ["-c", code % (str(fs), 6.0)], cwd=str(tmp_path),
+        env=mpy.mpy_env((FIRMWARE, os.path.join(BOARDS, "esp32"))), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
+    try:
+        agents = _wait_agents(url)
+        out = proc.communicate(timeout=30)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    # Advertised at the WLAN's address (config had no advertise_ip), registered with the master.
+    assert agents[0]["pid"] == "slave(1)@127.0.0.2:%d" % aport, out
+    assert agents[0]["total"]["touch"] == "{touch0}"
+    result = [ln for ln in out.splitlines() if ln.startswith("RESULT")]
+    assert result == ["RESULT 130 1 True 2 8000 True 2000"], out
+    assert "micromesos: stopped" in out

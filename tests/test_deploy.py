@@ -1,0 +1,199 @@
+# Deploying to a virtual board (tools/vboard.py: the unix port behind a pty) with the real mpremote:
+# `make deploy`, `make task-upload`, `mpremote mip install`, and the deployed agent booting. MIT licence.
+import glob
+import hashlib
+import json
+import os
+import select
+import subprocess
+import sys
+import time
+
+import mpy
+import pytest
+
+from test_boards import _free_port, _wait_agents, standin_master  # noqa: F401 (fixture)
+
+ROOT = mpy.ROOT
+MPREMOTE = os.path.join(ROOT, ".venv", "bin", "mpremote")
+
+
+class VBoard:
+    def __init__(self, fs, main=False):
+        self.fs = str(fs)
+        argv = [sys.executable, os.path.join(ROOT, "tools", "vboard.py"), "--fs", self.fs]
+        if not main:
+            argv.append("--no-main")
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.pty = self.proc.stdout.readline().strip()
+        if not self.pty.startswith("/dev/"):
+            raise AssertionError("vboard printed %r; stderr: %s" % (self.pty, self.proc.stderr.read()))
+
+    def remote(self, *args, timeout=60, check=True):
+        """mpremote connect <pty> resume ARGS..., as a user would type it."""
+        p = subprocess.run([MPREMOTE, "connect", self.pty, "resume"] + list(args), cwd=ROOT,
+                           capture_output=True, text=True, timeout=timeout)
+        if check and p.returncode != 0:
+            raise AssertionError("mpremote %s failed (%d):\n%s\n%s" % (args, p.returncode, p.stdout, p.stderr))
+        return p
+
+    def exec(self, code):
+        return self.remote("exec", code).stdout
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+@pytest.fixture
+def vboard(tmp_path):
+    b = VBoard(tmp_path / "fs")
+    try:
+        yield b
+    finally:
+        b.stop()
+
+
+def make(*args, ok=True):
+    p = subprocess.run(["make", "--no-print-directory"] + list(args), cwd=ROOT, capture_output=True,
+                       text=True, timeout=300)
+    if ok and p.returncode != 0:
+        raise AssertionError("make %s failed (%d):\n%s\n%s" % (args, p.returncode, p.stdout, p.stderr))
+    return p
+
+
+def lib_modules():
+    return sorted(os.path.basename(f)[:-3] for f in glob.glob(os.path.join(ROOT, "lib", "micromesos", "*.py")))
+
+
+def test_vboard_speaks_the_raw_repl_and_keeps_state(vboard):
+    assert vboard.exec("import sys, os; print(sys.platform, os.getcwd() == %r, sys.path)" % vboard.fs).strip() \
+        .split(None, 2) == ["linux", "True", "['', '.frozen', '%s/lib']" % vboard.fs]
+    vboard.exec("x = 6 * 7")
+    assert vboard.remote("eval", "x").stdout.strip() == "42"  # resume: no soft reset between sessions
+    # An exception comes back on the error channel, as from a board.
+    p = vboard.remote("exec", "1/0", check=False)
+    assert p.returncode != 0 and "ZeroDivisionError" in p.stdout + p.stderr
+    # Without `resume` mpremote soft-resets the board: globals are gone afterwards.
+    p = subprocess.run([MPREMOTE, "connect", vboard.pty, "eval", "'x' in globals()"], capture_output=True,
+                       text=True, timeout=60)
+    assert p.stdout.strip() == "False", p.stdout + p.stderr
+
+
+def test_vboard_friendly_repl_and_ctrl_c_interrupts_running_code(vboard):
+    fd = os.open(vboard.pty, os.O_RDWR | os.O_NOCTTY)
+    try:
+        def until(token, timeout=10):
+            buf = b""
+            t0 = time.time()
+            while token not in buf and time.time() - t0 < timeout:
+                if select.select([fd], [], [], 0.2)[0]:
+                    buf += os.read(fd, 4096)
+            assert token in buf, buf
+            return buf
+        os.write(fd, b"\r")
+        until(b">>> ")
+        os.write(fd, b"6 * 7\r")
+        assert b"42\r\n" in until(b">>> ")
+        # A loop that never ends, stopped by a Ctrl-C byte, as on a board's UART.
+        os.write(fd, b"while True: pass\r")
+        time.sleep(0.5)
+        os.write(fd, b"\x03")
+        assert b"KeyboardInterrupt" in until(b">>> ")
+    finally:
+        os.close(fd)
+
+
+def test_make_deploy_puts_the_agent_on_the_board(vboard):
+    p = make("deploy", "BOARD=unix", "PORT=" + vboard.pty)
+    # progress: one line per file copied
+    assert "cp build/unix/micromesos/agent.mpy :lib/micromesos/agent.mpy" in p.stdout
+    assert "cp firmware/main.py :main.py" in p.stdout
+    listing = json.loads(vboard.exec(
+        "import os, json; print(json.dumps([sorted(os.listdir()), sorted(os.listdir('lib/micromesos'))]))"))
+    assert listing[0] == ["board.mpy", "boot.py", "config.json", "lib", "main.py", "tasks"]
+    assert listing[1] == sorted(m + ".mpy" for m in lib_modules())
+    # Byte for byte what the build produced (sha256 computed on the board).
+    for remote, local in (("main.py", "firmware/main.py"), ("boot.py", "firmware/boot.py"),
+                          ("board.mpy", "build/unix/board.mpy"),
+                          ("lib/micromesos/agent.mpy", "build/unix/micromesos/agent.mpy"),
+                          ("config.json", "boards/unix/vboard.json")):
+        with open(os.path.join(ROOT, local), "rb") as f:
+            want = hashlib.sha256(f.read()).hexdigest()
+        got = vboard.remote("sha256sum", ":" + remote).stdout.split()[-1]
+        assert got == want, remote
+    # Importable from the board's own filesystem (sys.path '', .frozen, <fs>/lib), compiled .mpy.
+    out = vboard.exec(
+        "import board, micromesos.agent, micromesos.sensors\n"
+        "from micromesos import config\n"
+        "c = config.load('config.json')\n"
+        "inv = board.inventory(c)\n"
+        "print(board.__file__, micromesos.agent.__file__, inv.board, inv.fs, sorted(inv.sensors))")
+    assert out.strip().split(None, 4) == ["board.mpy", "%s/lib/micromesos/agent.mpy" % vboard.fs, "unix", ".",
+                                  "['humidity', 'light', 'temperature']"]
+    # A second deploy over the first works (directories exist already).
+    make("deploy", "BOARD=unix", "PORT=" + vboard.pty)
+
+
+def test_make_task_upload_compiles_and_copies_into_tasks(vboard, tmp_path):
+    task = tmp_path / "hello_task.py"
+    task.write_text("# a small task module\nNAME = 'hello'\n\ndef answer(x):\n    return x * 2\n")
+    # A stale source copy on the board would shadow the new .mpy (MicroPython imports .py first).
+    vboard.exec("import os\nos.mkdir('tasks')\nf = open('tasks/hello_task.py', 'w')\nf.write('NAME = 1')\nf.close()")
+    p = make("task-upload", "BOARD=unix", "PORT=" + vboard.pty, "TASK=" + str(task))
+    assert "cp build/unix/tasks/hello_task.mpy :tasks/hello_task.mpy" in p.stdout
+    assert vboard.exec("import os; print(sorted(os.listdir('tasks')))").strip() == "['hello_task.mpy']"
+    out = vboard.exec("import sys\nsys.path.insert(0, 'tasks')\nimport hello_task\n"
+                      "print(hello_task.NAME, hello_task.answer(21), hello_task.__file__)")
+    assert out.split() == ["hello", "42", "tasks/hello_task.mpy"]
+    # The agent loading tasks/<name>.mpy itself comes with the tasks issue; here the file is placed
+    # and importable by name.
+    bad = tmp_path / "bad-name.py"
+    bad.write_text("x = 1\n")
+    p = make("task-upload", "BOARD=unix", "PORT=" + vboard.pty, "TASK=" + str(bad), ok=False)
+    lines = [ln for ln in (p.stdout + p.stderr).splitlines() if ln.strip()]
+    assert p.returncode != 0 and len(lines) == 1 and "Python identifier" in lines[0]
+
+
+def test_mip_installs_the_library_from_package_json(vboard):
+    p = vboard.remote("mip", "install", "lib/package.json", timeout=120)
+    assert "Done" in p.stdout, p.stdout + p.stderr
+    out = vboard.exec("import os, micromesos.errors as e\nprint(e.__file__, len(os.listdir('lib/micromesos')))")
+    path, n = out.split()
+    assert path == "%s/lib/micromesos/errors.py" % vboard.fs
+    with open(os.path.join(ROOT, "lib", "package.json")) as f:
+        assert int(n) == len(json.load(f)["urls"])
+
+
+def test_deployed_agent_boots_on_the_board_and_mpremote_interrupts_it(vboard, tmp_path, standin_master):
+    mport, url = standin_master
+    aport = _free_port()
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({"master": "127.0.0.1:%d" % mport, "ip": "127.0.0.1", "port": aport,
+                               "advertise_ip": "127.0.0.1", "seed": 9, "fs": "."}))
+    make("deploy", "BOARD=unix", "PORT=" + vboard.pty, "CONFIG=" + str(cfg))
+    # Ctrl-D at the friendly prompt: a soft reboot, which runs boot.py and then main.py.
+    fd = os.open(vboard.pty, os.O_RDWR | os.O_NOCTTY)
+    out = b""
+    try:
+        os.write(fd, b"\r\x02\x04")
+        t0 = time.time()
+        agents = None
+        while time.time() - t0 < 30 and agents is None:
+            if select.select([fd], [], [], 0.2)[0]:
+                out += os.read(fd, 4096)
+            try:
+                agents = _wait_agents(url, timeout=0.1)
+            except AssertionError:
+                pass
+    finally:
+        os.close(fd)
+    assert agents, out.decode(errors="replace")
+    assert agents[0]["pid"] == "slave(1)@127.0.0.1:%d" % aport
+    assert agents[0]["total"]["temperature"] == "{temp0,temp1}"
+    assert b"MPY: soft reboot" in out and b"micromesos 0.1.0 on unix" in out
+    # mpremote's Ctrl-C stops the running agent and gets the raw REPL, as on a board.
+    assert vboard.exec("print('back at the REPL')").strip() == "back at the REPL"

@@ -1,0 +1,536 @@
+# The libprocess transport in the unix port against CPython peers over real loopback sockets.
+# MIT licence. Listener: CPython clients send; client: the board sends to a CPython listener.
+import json
+import os
+import queue
+import socket
+import subprocess
+import threading
+import time
+
+import mpy
+
+# The board: a Libprocess driven by JSON commands on stdin, reporting "EV {json}" lines.
+DRIVER = r"""
+import asyncio, gc, json, sys
+from micromesos import libprocess, names
+opts = json.loads(sys.argv[2])
+for k in opts.get("lp", {}):
+    setattr(libprocess.Libprocess, k, opts["lp"][k])
+lp = libprocess.Libprocess("slave(1)", "127.0.0.1", int(sys.argv[1]),
+                           advertise_port=opts.get("advertise_port"))
+MASTER = opts.get("master", "master@127.0.0.1:5050")
+
+def ev(**kw):
+    print("EV " + json.dumps(kw))
+
+def handler(msg):
+    ev(ev="msg", kind=msg.kind, name=msg.name(), sender=msg.sender(),
+       body=bytes(msg.buf[msg.start:msg.end]).hex(), observer=msg.sender_id_startswith(b"slave-observer("),
+       from_master_host=msg.sender_host_is(MASTER), is_master=msg.sender_is(MASTER), peer=list(msg.conn.peer))
+    if msg.name() == "mesos.internal.Boom":
+        raise ValueError("handler bug")
+    if msg.kind == names.PING_SLAVE:
+        ev(ev="pong", ok=lp.reply(msg, names.NAMES[names.PONG_SLAVE]))
+
+def gen_route(req):
+    yield "<"
+    yield req.query
+    yield b">"
+
+lp.handler = handler
+lp.on_link_closed = lambda ip, port: ev(ev="closed", peer=[ip, port])
+lp.route("/health", lambda req: (200, "text/plain", b"ok"))
+lp.route("/gen", lambda req: (200, "text/html", gen_route(req)))
+lp.route("/boom", lambda req: 1 / 0)
+
+async def main():
+    await lp.start()
+    ev(ev="ready", upid=lp.upid)
+    cmds = asyncio.StreamReader(sys.stdin)
+    while True:
+        line = await cmds.readline()
+        if not line:
+            break
+        c = json.loads(line)
+        if c["op"] == "send":
+            ev(ev="sent", ok=lp.send(c["to"], c["name"], bytes.fromhex(c["body"])))
+        elif c["op"] == "sendmany":
+            n = 0
+            while n < c["max"] and lp.send(c["to"], c["name"], bytes.fromhex(c["body"])):
+                n += 1
+            ev(ev="sentmany", n=n)
+        elif c["op"] == "mem":
+            gc.collect()
+            ev(ev="mem", alloc=gc.mem_alloc())
+        elif c["op"] == "quit":
+            break
+    await lp.close()
+    ev(ev="bye")
+
+asyncio.run(main())
+"""
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+class Board:
+    """A unix-port process running the transport; events are read on a background thread."""
+
+    def __init__(self, tmp_path, **opts):
+        self.port = free_port()
+        path = os.path.join(str(tmp_path), "board.py")
+        with open(path, "w") as f:
+            f.write(DRIVER)
+        self.p = mpy.popen_mpy(script=path, args=[str(self.port), json.dumps(opts)],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        self.q = queue.Queue()
+        self.log = []
+        self.pending = []
+        threading.Thread(target=self._pump, daemon=True).start()
+        self.upid = self.wait("ready")["upid"]
+
+    def _pump(self):
+        for line in self.p.stdout:
+            self.q.put(line.rstrip("\n"))
+        self.q.put(None)
+
+    def _take(self, line):
+        # Sort one output line: events wait in `pending`, anything else is a log line.
+        if line is None:
+            raise AssertionError("board exited; log: %s" % self.log[-40:])
+        if line.startswith("EV "):
+            self.pending.append(json.loads(line[3:]))
+        else:
+            self.log.append(line)
+
+    def wait(self, ev, timeout=5.0):
+        end = time.time() + timeout
+        while True:
+            for i, e in enumerate(self.pending):
+                if e["ev"] == ev:
+                    return self.pending.pop(i)
+            try:
+                line = self.q.get(timeout=max(0.01, end - time.time()))
+            except queue.Empty:
+                raise AssertionError("no %r event in %.1fs; log: %s" % (ev, timeout, self.log[-20:]))
+            self._take(line)
+
+    def logs(self, settle=0.1):
+        """Log lines so far (after letting the board print for `settle` seconds)."""
+        end = time.time() + settle
+        while True:
+            try:
+                line = self.q.get(timeout=max(0.0, end - time.time()))
+            except queue.Empty:
+                return self.log
+            if line is None:  # the board has exited: everything is in
+                self.q.put(None)
+                return self.log
+            self._take(line)
+
+    def quiet(self, ev, secs):
+        """Assert no `ev` event arrives within secs."""
+        try:
+            e = self.wait(ev, secs)
+        except AssertionError:
+            return
+        raise AssertionError("unexpected event %r" % e)
+
+    def cmd(self, **kw):
+        self.p.stdin.write(json.dumps(kw) + "\n")
+        self.p.stdin.flush()
+
+    def close(self):
+        if self.p.poll() is None:
+            self.cmd(op="quit")
+            try:
+                self.wait("bye")
+            finally:
+                self.p.stdin.close()
+                self.p.wait(timeout=5)
+        assert self.p.returncode == 0, self.log[-20:]
+
+    def connect(self):
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return s
+
+
+def msg(name, body=b"", sender="master@127.0.0.1:5050", framing="chunked", to="slave(1)",
+        from_header="Libprocess-From"):
+    """A request as libprocess (or a plain HTTP client) frames it."""
+    head = "POST /%s/%s HTTP/1.1\r\nUser-Agent: libprocess/%s\r\n%s: %s\r\n" \
+           "Connection: Keep-Alive\r\nHost: 127.0.0.1:5051\r\n" % (to, name, sender, from_header, sender)
+    if framing == "chunked" and body:
+        return (head + "Transfer-Encoding: chunked\r\n\r\n%x\r\n" % len(body)).encode() + body + b"\r\n0\r\n\r\n"
+    if framing == "length":
+        return (head + "Content-Length: %d\r\n\r\n" % len(body)).encode() + body
+    return (head + "\r\n").encode()
+
+
+ACCEPTED = b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n"
+NOT_FOUND = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
+
+
+def recv_exactly(s, n, timeout=5):
+    s.settimeout(timeout)
+    out = b""
+    while len(out) < n:
+        d = s.recv(n - len(out))
+        if not d:
+            break
+        out += d
+    return out
+
+
+def recv_until_closed(s, timeout=5):
+    s.settimeout(timeout)
+    out = b""
+    while True:
+        try:
+            d = s.recv(4096)
+        except ConnectionResetError:
+            return out, "reset"
+        if not d:
+            return out, "eof"
+        out += d
+
+
+# -- listener: CPython clients -> the board ------------------------------------------------
+
+
+def test_chunked_length_and_empty_bodies_get_202(tmp_path):
+    b = Board(tmp_path)
+    try:
+        s = b.connect()
+        for framing, body in (("chunked", b"\x08\x01"), ("length", b"\x0a\x03abc"), ("none", b"")):
+            s.sendall(msg("mesos.internal.PingSlaveMessage" if framing == "chunked" else
+                          "mesos.internal.KillTaskMessage", body, framing=framing))
+            assert recv_exactly(s, len(ACCEPTED)) == ACCEPTED
+            e = b.wait("msg")
+            assert bytes.fromhex(e["body"]) == body
+            assert e["sender"] == "master@127.0.0.1:5050" and e["is_master"]
+        assert e["kind"] == 9 and e["name"] == "mesos.internal.KillTaskMessage"
+        assert e["peer"] == ["127.0.0.1", s.getsockname()[1]]
+        s.close()
+        assert b.wait("closed")["peer"] == ["127.0.0.1", e["peer"][1]]
+    finally:
+        b.close()
+
+
+def test_pipelined_three_in_one_write_answered_in_order(tmp_path):
+    b = Board(tmp_path)
+    try:
+        s = b.connect()
+        s.sendall(msg("mesos.internal.RunTaskMessage", b"A" * 300)
+                  + msg("mesos.internal.KillTaskMessage", b"BB", framing="length")
+                  + msg("mesos.internal.ShutdownMessage", b""))
+        assert recv_exactly(s, 3 * len(ACCEPTED)) == ACCEPTED * 3
+        got = [b.wait("msg") for _ in range(3)]
+        assert [g["name"][15:] for g in got] == ["RunTaskMessage", "KillTaskMessage", "ShutdownMessage"]
+        assert [len(g["body"]) // 2 for g in got] == [300, 2, 0]
+    finally:
+        b.close()
+
+
+def test_odd_header_case_and_user_agent_only_sender(tmp_path):
+    b = Board(tmp_path)
+    try:
+        s = b.connect()
+        raw = msg("mesos.internal.PingSlaveMessage", b"\x08\x01", sender="slave-observer(7)@127.0.0.1:5050",
+                  from_header="lIbPrOcEsS-fRoM")
+        s.sendall(raw)
+        e = b.wait("msg")
+        assert e["sender"] == "slave-observer(7)@127.0.0.1:5050" and e["observer"] and e["from_master_host"]
+        # No Libprocess-From at all: the sender comes from "libprocess/" in User-Agent (§1.4).
+        s.sendall(b"POST /slave(1)/mesos.internal.ShutdownMessage HTTP/1.1\r\n"
+                  b"user-agent: libprocess/master@10.1.1.1:5050\r\n\r\n")
+        e = b.wait("msg")
+        assert e["sender"] == "master@10.1.1.1:5050" and not e["from_master_host"]
+        assert recv_exactly(s, 2 * len(ACCEPTED)) == ACCEPTED * 2
+    finally:
+        b.close()
+
+
+def test_request_trickled_one_byte_at_a_time(tmp_path):
+    b = Board(tmp_path)
+    try:
+        s = b.connect()
+        raw = msg("mesos.internal.StatusUpdateAcknowledgementMessage", bytes(range(120)))
+        for i in range(len(raw)):
+            s.send(raw[i:i + 1])
+            time.sleep(0.0005)
+        assert recv_exactly(s, len(ACCEPTED)) == ACCEPTED
+        assert bytes.fromhex(b.wait("msg")["body"]) == bytes(range(120))
+    finally:
+        b.close()
+
+
+def test_peer_disconnects_mid_body_listener_survives(tmp_path):
+    b = Board(tmp_path)
+    try:
+        s = b.connect()
+        raw = msg("mesos.internal.RunTaskMessage", b"x" * 200)
+        s.sendall(raw[:len(raw) - 100])
+        time.sleep(0.05)
+        s.close()
+        s = b.connect()
+        s.sendall(msg("mesos.internal.KillTaskMessage", b"ok"))
+        assert recv_exactly(s, len(ACCEPTED)) == ACCEPTED
+        e = b.wait("msg")
+        assert e["name"] == "mesos.internal.KillTaskMessage"  # the half message was never delivered
+        # RST instead of FIN mid-request: same outcome.
+        r = b.connect()
+        r.sendall(raw[:50])
+        r.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        r.close()
+        s.sendall(msg("mesos.internal.ShutdownMessage"))
+        assert recv_exactly(s, len(ACCEPTED)) == ACCEPTED
+        assert b.wait("msg")["name"] == "mesos.internal.ShutdownMessage"
+    finally:
+        b.close()
+
+
+def test_oversize_headers_and_body_close_that_connection_only(tmp_path):
+    b = Board(tmp_path)
+    try:
+        keep = b.connect()
+        keep.sendall(msg("mesos.internal.PingSlaveMessage", b"\x08\x01"))
+        assert recv_exactly(keep, len(ACCEPTED)) == ACCEPTED
+        for bad in (b"POST /slave(1)/x HTTP/1.1\r\nX-Big: " + b"a" * 2000 + b"\r\n\r\n",
+                    b"POST /slave(1)/x HTTP/1.1\r\n" + b"X: 1\r\n" * 40 + b"\r\n",
+                    b"POST /slave(1)/x HTTP/1.1\r\nLibprocess-From: master@1.2.3.4:5\r\n"
+                    b"Content-Length: 100000\r\n\r\n",
+                    b"POST /slave(1)/x HTTP/1.1\r\nLibprocess-From: master@1.2.3.4:5\r\n"
+                    b"Transfer-Encoding: chunked\r\n\r\nfffff\r\n"):
+            s = b.connect()
+            s.sendall(bad)
+            data, how = recv_until_closed(s)
+            assert data.startswith(b"HTTP/1.1 400 Bad Request\r\n") or how == "reset", data
+            s.close()
+        assert sum("closing connection" in l for l in b.logs()) >= 4, b.log
+        # The earlier connection and new ones are still served.
+        keep.sendall(msg("mesos.internal.KillTaskMessage", b"k"))
+        assert recv_exactly(keep, len(ACCEPTED)) == ACCEPTED
+        s = b.connect()
+        s.sendall(msg("mesos.internal.ShutdownMessage"))
+        assert recv_exactly(s, len(ACCEPTED)) == ACCEPTED
+        names = []
+        while len(names) < 3:
+            names.append(b.wait("msg")["name"][15:])
+        assert names == ["PingSlaveMessage", "KillTaskMessage", "ShutdownMessage"]
+    finally:
+        b.close()
+
+
+def test_other_receiver_404_handler_error_and_gets(tmp_path):
+    b = Board(tmp_path)
+    try:
+        s = b.connect()
+        s.sendall(msg("mesos.internal.RunTaskMessage", b"x", to="slave(2)")
+                  + msg("mesos.internal.Boom", b"1")
+                  + msg("mesos.internal.ShutdownMessage", b"", to="slave%281%29")
+                  + b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
+                  + b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+                  + b"GET /gen?q=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+                  + b"GET /boom HTTP/1.1\r\nHost: x\r\n\r\n"
+                  + b"HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        want = (NOT_FOUND + ACCEPTED + ACCEPTED + NOT_FOUND
+                + b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
+                + b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 5\r\n\r\n<q=1>"
+                + b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n"
+                + b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\n")
+        assert recv_exactly(s, len(want)) == want
+        assert b.wait("msg")["name"] == "mesos.internal.Boom"  # slave(2) was not delivered
+        assert b.wait("msg")["name"] == "mesos.internal.ShutdownMessage"  # percent-decoded id
+        assert any("handler failed" in l for l in b.logs()) and any("route /boom failed" in l for l in b.log)
+        # HTTP/1.0 without keep-alive: answered, then closed by the board.
+        s2 = b.connect()
+        s2.sendall(b"GET /health HTTP/1.0\r\n\r\n")
+        data, how = recv_until_closed(s2)
+        assert data.endswith(b"Connection: close\r\n\r\nok") and how == "eof"
+        # A path that is not UTF-8: 400, and that connection closes as the answer says.
+        s3 = b.connect()
+        s3.sendall(b"GET /st\xffate HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert recv_until_closed(s3) == (b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n"
+                                         b"Connection: close\r\n\r\n", "eof")
+        # A plain HTTP GET connection is not a libprocess link: no on_link_closed for it.
+        b.quiet("closed", 0.3)
+    finally:
+        b.close()
+
+
+def test_busy_board_drops_idle_http_client_for_the_master(tmp_path):
+    b = Board(tmp_path, lp={"max_conns": 2})
+    try:
+        link = b.connect()
+        link.sendall(msg("mesos.internal.PingSlaveMessage", b"\x08\x01"))
+        assert recv_exactly(link, len(ACCEPTED)) == ACCEPTED
+        web = b.connect()
+        web.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        ok = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
+        assert recv_exactly(web, len(ok)) == ok
+        time.sleep(0.05)
+        new = b.connect()  # both buffers busy: the idle HTTP client goes, not the link
+        new.sendall(msg("mesos.internal.KillTaskMessage", b"z"))
+        assert recv_exactly(new, len(ACCEPTED)) == ACCEPTED
+        assert recv_until_closed(web)[1] in ("eof", "reset")
+        link.sendall(msg("mesos.internal.ShutdownMessage"))
+        assert recv_exactly(link, len(ACCEPTED)) == ACCEPTED
+    finally:
+        b.close()
+
+
+# -- client: the board -> a CPython listener -------------------------------------------------
+
+
+class Listener:
+    """A CPython stand-in for the master's port: accepts, records bytes per connection."""
+
+    def __init__(self, port=0):
+        self.s = socket.socket()
+        self.s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.s.bind(("127.0.0.1", port))
+        self.s.listen(4)
+        self.port = self.s.getsockname()[1]
+
+    def accept(self, timeout=5):
+        self.s.settimeout(timeout)
+        c, _ = self.s.accept()
+        c.settimeout(timeout)
+        return c
+
+
+def expected(sender, to, name, body):
+    # §1.3 / the captured agent requests, written out independently of the code under test.
+    rid, hostport = to.split("@")
+    head = ("POST /%s/%s HTTP/1.1\r\nUser-Agent: libprocess/%s\r\nLibprocess-From: %s\r\n"
+            "Connection: Keep-Alive\r\nHost: %s\r\n" % (rid, name, sender, sender, hostport)).encode()
+    if not body:
+        return head + b"\r\n"
+    return head + b"Transfer-Encoding: chunked\r\n\r\n" + (b"%x\r\n" % len(body)) + body + b"\r\n0\r\n\r\n"
+
+
+def test_client_bytes_and_order_on_one_connection(tmp_path):
+    L = Listener()
+    master = "master@127.0.0.1:%d" % L.port
+    observer = "slave-observer(1)@127.0.0.1:%d" % L.port
+    b = Board(tmp_path, master=master)
+    try:
+        sends = [(master, "mesos.internal.RegisterSlaveMessage", bytes(range(256)) + b"tail"),
+                 (observer, "mesos.internal.PongSlaveMessage", b""),
+                 (master, "mesos.internal.StatusUpdateMessage", b"\x0a" * 15),
+                 (master, "mesos.internal.UnregisterSlaveMessage", b"x" * 16)]
+        for to, name, body in sends:
+            b.cmd(op="send", to=to, name=name, body=body.hex())
+            assert b.wait("sent")["ok"] is True
+        want = b"".join(expected(b.upid, to, name, body) for to, name, body in sends)
+        c = L.accept()
+        got = recv_exactly(c, len(want))
+        assert got == want  # one connection for both ids at that address, in order
+        c.sendall(ACCEPTED * 4)  # answers are read and dropped
+        b.cmd(op="send", to=master, name="mesos.internal.PongSlaveMessage", body="")
+        assert recv_exactly(c, len(expected(b.upid, master, "mesos.internal.PongSlaveMessage", b""))) \
+            == expected(b.upid, master, "mesos.internal.PongSlaveMessage", b"")
+    finally:
+        b.close()
+
+
+def test_client_reconnects_after_peer_drops_and_queues_while_down(tmp_path):
+    L = Listener()
+    master = "master@127.0.0.1:%d" % L.port
+    b = Board(tmp_path, lp={"backoff_min_ms": 20, "backoff_max_ms": 200})
+    try:
+        m1 = expected(b.upid, master, "mesos.internal.A", b"one")
+        b.cmd(op="send", to=master, name="mesos.internal.A", body=b"one".hex())
+        c = L.accept()
+        assert recv_exactly(c, len(m1)) == m1
+        c.close()  # the peer drops the connection
+        time.sleep(0.2)
+        m2 = expected(b.upid, master, "mesos.internal.B", b"two")
+        b.cmd(op="send", to=master, name="mesos.internal.B", body=b"two".hex())
+        c = L.accept()
+        assert recv_exactly(c, len(m2)) == m2
+        # The peer goes away entirely: messages queue up (bounded) and arrive, in order,
+        # when it listens again.
+        c.close()
+        L.s.close()
+        time.sleep(0.2)
+        for i in range(3):
+            b.cmd(op="send", to=master, name="mesos.internal.C", body=bytes([i]).hex())
+            assert b.wait("sent")["ok"] is True
+        time.sleep(0.5)  # several refused reconnects
+        L2 = Listener(L.port)
+        c = L2.accept()
+        want = b"".join(expected(b.upid, master, "mesos.internal.C", bytes([i])) for i in range(3))
+        assert recv_exactly(c, len(want)) == want
+        assert any("failed" in l for l in b.logs()), b.log
+    finally:
+        b.close()
+
+
+def test_send_returns_false_when_outbox_full(tmp_path):
+    port = free_port()  # nobody listens: everything stays queued
+    b = Board(tmp_path, lp={"outbox_size": 2048, "backoff_min_ms": 1000})
+    try:
+        to = "master@127.0.0.1:%d" % port
+        one = len(expected(b.upid, to, "mesos.internal.X", b"y" * 300))
+        b.cmd(op="sendmany", to=to, name="mesos.internal.X", body=(b"y" * 300).hex(), max=100)
+        assert b.wait("sentmany")["n"] == 2048 // one
+        b.cmd(op="send", to="master@0.0.0.0:5050", name="mesos.internal.X", body="")
+        b.p.stdin.close()
+        assert b.p.wait(timeout=5) != 0
+    finally:
+        if b.p.poll() is None:
+            b.p.kill()
+    # A bad UPID is a typed error (ProtocolError), which this driver does not catch.
+    assert any("ProtocolError" in l for l in b.logs()), b.log
+
+
+def test_queued_messages_survive_a_connect_that_hangs(tmp_path):
+    # A peer whose accept queue is full: Linux drops our SYN, so connect() hangs (as with a
+    # master that is unreachable for a while). Nothing may be handed to that socket: the
+    # messages must still arrive, in order, once the peer accepts again.
+    L = Listener()
+    L.s.listen(0)
+    fill = []
+    for _ in range(3):
+        c = socket.socket()
+        c.setblocking(False)
+        try:
+            c.connect(("127.0.0.1", L.port))
+        except BlockingIOError:
+            pass
+        fill.append(c)
+    time.sleep(0.1)
+    master = "master@127.0.0.1:%d" % L.port
+    b = Board(tmp_path, lp={"connect_timeout_ms": 300, "backoff_min_ms": 50, "backoff_max_ms": 100})
+    try:
+        for i in range(3):
+            b.cmd(op="send", to=master, name="mesos.internal.D", body=bytes([i]).hex())
+            assert b.wait("sent")["ok"] is True
+        time.sleep(1.0)  # at least two connect timeouts
+        assert sum("failed" in l for l in b.logs()) >= 2, b.log  # connect timed out, retried
+        L.s.settimeout(5)
+        want = b"".join(expected(b.upid, master, "mesos.internal.D", bytes([i])) for i in range(3))
+        got = b""
+        deadline = time.time() + 5
+        while got != want and time.time() < deadline:
+            c, _ = L.s.accept()  # the fillers first, then the board's retry
+            c.settimeout(0.5)
+            try:
+                got += c.recv(4096)
+            except socket.timeout:
+                pass
+        assert got == want
+    finally:
+        for c in fill:
+            c.close()
+        b.close()
