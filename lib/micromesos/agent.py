@@ -273,8 +273,10 @@ class Agent:
             else:
                 await self._registered.wait()
 
-    def _on_link_closed(self, conn, ip, port):
-        if self.state == RUNNING and conn is not None and conn is self.link:
+    def _on_link_closed(self, ip, port):
+        # Only the connection our (re-)registration reply came over is the master's link: its
+        # temporary connections (§1.5) and web UI clients come and go without meaning anything.
+        if self.state == RUNNING and self.link is not None and self.link.peer == (ip, port):
             self._become_disconnected("master's link closed")
 
     # --- the rest of the master's messages ------------------------------------------------------

@@ -16,6 +16,10 @@ class Step:
     watchdog marker while it runs, measures the step (ticks_ms, gc.mem_alloc delta) and turns main's end
     (return, exception, cancellation) into the task's terminal state. asyncio.core only calls send/throw."""
 
+    # ctx.heap costs two gc.mem_alloc() calls per step, each a scan of the heap's allocation table
+    # (bench_tasks: ~40 us at 256 KB on a PC; several times that on an MCU). A board may turn it off.
+    HEAP_STATS = True
+
     def __init__(self, tasks, ctx, coro):
         self.tasks = tasks
         self.ctx = ctx
@@ -36,36 +40,42 @@ class Step:
             raise StopIteration
         if marker is not None:
             marker.write(ctx._n)
-        a0 = gc.mem_alloc()  # O(heap) scan on MicroPython: bench_tasks reports what a step costs
+        a0 = gc.mem_alloc() if Step.HEAP_STATS else 0
         t0 = time.ticks_ms()
         try:
             if exc is None:
-                return self.coro.send(None)
-            return self.coro.throw(exc)
+                r = self.coro.send(None)
+            else:
+                r = self.coro.throw(exc)
         except StopIteration:
-            self.coro = None
-            tasks._ended(ctx, None)
-            raise
+            end = None  # main(ctx) returned
         except asyncio.CancelledError as e:
-            self.coro = None
-            tasks._ended(ctx, e)
+            end = e
         except (Exception, SystemExit) as e:  # MemoryError too: the task failed, the agent goes on
-            self.coro = None  # its frame may hold what exhausted the heap: let gc have it now
-            tasks._ended(ctx, e)
-        finally:
-            dt = time.ticks_diff(time.ticks_ms(), t0)
-            if marker is not None:
-                marker.write(0)
-            a1 = gc.mem_alloc()
-            ctx.steps += 1
-            if a1 > a0:
-                ctx.heap += a1 - a0
-            if dt > ctx.max_step_ms:
-                ctx.max_step_ms = dt
-            w = tasks.watch
-            if dt > w.slice_ms and ctx.phase == RUNNING:
-                w.hogs.append((ctx, dt))  # failed when the ticker next runs: it can't cancel itself here
-        raise StopIteration  # ended and reported above: asyncio sees a finished task
+            end = e
+        else:
+            self._account(t0, a0)
+            return r
+        self.coro = None  # its frame may hold what exhausted the heap: let gc have it now
+        self._account(t0, a0)
+        tasks._ended(ctx, end)
+        raise StopIteration  # ended and reported: asyncio sees a finished task
+
+    def _account(self, t0, a0):
+        dt = time.ticks_diff(time.ticks_ms(), t0)
+        ctx = self.ctx
+        tasks = self.tasks
+        if tasks.marker is not None:
+            tasks.marker.write(0)
+        a1 = gc.mem_alloc() if Step.HEAP_STATS else 0
+        ctx.steps += 1
+        if a1 > a0:
+            ctx.heap += a1 - a0
+        if dt > ctx.max_step_ms:
+            ctx.max_step_ms = dt
+        w = tasks.watch
+        if dt > w.slice_ms and ctx.phase == RUNNING:
+            w.hogs.append((ctx, dt))  # failed when the ticker next runs: it can't cancel itself here
 
     def _close(self):
         c = self.coro

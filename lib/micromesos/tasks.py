@@ -138,22 +138,19 @@ class Tasks:
         elif launch_executor is False and not exists:
             why = schema.REASON_EXECUTOR_TERMINATED, "executor %s is not running" % eid
         if why is not None:
-            state = schema.TASK_DROPPED if self._caps(fid, schema.FW_PARTITION_AWARE) else schema.TASK_LOST
-            for t in infos:
-                self.updates.update(fid, t["task_id"], state, schema.SOURCE_SLAVE,
-                                    executor_id=eid or t["task_id"], reason=why[0], message=why[1])
-            if launch_executor and eid is not None and not exists:
-                self._exited(fid, eid)  # so the master releases the executor's resources
+            self._refuse(fid, eid, infos, schema.TASK_DROPPED if self._caps(fid, schema.FW_PARTITION_AWARE)
+                         else schema.TASK_LOST, why[0], why[1], launch_executor and eid is not None and not exists)
+            return
+        if len(self.live) + len(infos) > self.MAX_TASKS:  # no record: a flood of launches can't grow the table
+            self._refuse(fid, eid, infos, schema.TASK_FAILED, schema.REASON_CONTAINER_LAUNCH_FAILED,
+                         "the agent holds %d tasks already (MAX_TASKS %d)" % (len(self.live), self.MAX_TASKS),
+                         eid is not None and not exists)
             return
         if eid is not None and not exists:
             g = ex.get("shutdown_grace_period")
             self.executors[(fid, eid)] = [ex_raw, 0, _grace(g) if g else _DEFAULT_GRACE_MS]
-        n = len(self.live)
         ctxs = [self._admit(fid, eid, ex, t) for t in infos]
-        if n + len(ctxs) > self.MAX_TASKS:
-            fail = "the agent holds %d tasks already (MAX_TASKS %d)" % (n, self.MAX_TASKS)
-        else:
-            fail = self._lease(fid, eid, ex if not exists else None, ctxs)
+        fail = self._lease(fid, eid, ex if not exists else None, ctxs)
         self._save()
         for c, cmd in ctxs:
             mod = None
@@ -169,6 +166,15 @@ class Tasks:
                 c._atask = asyncio.create_task(self._fetch_then_start(c, cmd))
             else:
                 self._start(c, cmd["value"], mod)
+
+    def _refuse(self, fid, eid, infos, state, reason, message, exited):
+        """Terminal updates for a launch that gets no record (§2.6); ExitedExecutorMessage if it would have
+        started an executor, so that the master releases the executor's resources."""
+        for t in infos:
+            self.updates.update(fid, t["task_id"], state, schema.SOURCE_SLAVE, executor_id=eid or t["task_id"],
+                                reason=reason, message=message)
+        if exited:
+            self._exited(fid, eid)
 
     def _admit(self, fid, eid, ex, t):
         """A Ctx for TaskInfo t, recorded as live. -> (ctx, CommandInfo dict)."""
@@ -342,8 +348,9 @@ class Tasks:
         for k in self.executors:
             if k[0] == fid:
                 return
-        if self.agent.frameworks.pop(fid, None) is not None:
-            self.agent.checkpoint()
+        # Not checkpointed now: a stale FrameworkInfo in the file costs nothing (a re-registration only
+        # lists frameworks that have tasks) and the next launch would write it back anyway.
+        self.agent.frameworks.pop(fid, None)
 
     def _caps(self, fid, cap):
         raw = self.agent.frameworks.get(fid)

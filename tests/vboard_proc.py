@@ -1,0 +1,119 @@
+# A virtual board as a test fixture: the unix port running firmware/main.py with boards/unix, as a process.
+# MIT licence. Output lines are collected by a thread; tests wait for log lines and kill/restart the board.
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import mpy
+
+CODE_DIR = os.path.join(mpy.ROOT, "build", "test-mpy")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+class Board:
+    """`Board(fs_dir, master_port, **config)`; start(), wait_line(regex), stop(), kill(), restart()."""
+
+    def __init__(self, fs, master_port, heapsize=None, **cfg):
+        self.fs = str(fs)
+        os.makedirs(os.path.join(self.fs, "tasks"), exist_ok=True)
+        self.port = cfg.pop("port", None) or free_port()
+        self.cfg = {"master": "127.0.0.1:%d" % master_port, "ip": "127.0.0.1", "port": self.port,
+                    "advertise_ip": "127.0.0.1", "fs": self.fs, "seed": 1, "log_level": "info",
+                    "registration_backoff_factor": 0.05}
+        self.cfg.update(cfg)
+        self.heapsize = heapsize or mpy.BOARD_HEAPSIZE
+        self.cfg_path = os.path.join(self.fs, "config.json")
+        self.proc = None
+        self.lines = []
+        self._lock = threading.Lock()
+
+    @property
+    def upid(self):
+        return "slave(1)@127.0.0.1:%d" % self.port
+
+    def start(self):
+        with open(self.cfg_path, "w") as f:
+            json.dump(self.cfg, f)
+        code = mpy.compile_tree(CODE_DIR)
+        self.proc = mpy.popen_mpy(script=os.path.join(mpy.ROOT, "firmware", "main.py"), args=[self.cfg_path],
+                                  heapsize=self.heapsize, extra_path=(code,), stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True)
+        threading.Thread(target=self._pump, args=(self.proc,), daemon=True).start()
+        return self
+
+    def _pump(self, proc):
+        for line in iter(proc.stdout.readline, ""):
+            with self._lock:
+                self.lines.append(line.rstrip("\n"))
+
+    def mark(self):
+        with self._lock:
+            return len(self.lines)
+
+    def find(self, pattern, since=0):
+        rx = re.compile(pattern)
+        with self._lock:
+            return [ln for ln in self.lines[since:] if rx.search(ln)]
+
+    def wait_line(self, pattern, timeout=10.0, since=0):
+        rx = re.compile(pattern)
+        deadline = time.time() + timeout
+        i = since
+        while time.time() < deadline:
+            with self._lock:
+                while i < len(self.lines):
+                    if rx.search(self.lines[i]):
+                        return self.lines[i]
+                    i += 1
+            if self.proc.poll() is not None and i >= len(self.lines):
+                break
+            time.sleep(0.02)
+        raise AssertionError("board: no line matching %r within %.1fs (exit %s); output:\n%s"
+                             % (pattern, timeout, self.proc.poll(), self.output()[-4000:]))
+
+    async def await_line(self, pattern, timeout=10.0, since=0):
+        import asyncio
+
+        return await asyncio.get_running_loop().run_in_executor(None, self.wait_line, pattern, timeout, since)
+
+    def output(self):
+        with self._lock:
+            return "\n".join(self.lines)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self):
+        """Ctrl-C: the agent stops as a board's REPL would see it."""
+        if self.alive():
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def kill(self):
+        """Power cut: no goodbye, only what is on the board's filesystem survives."""
+        if self.alive():
+            self.proc.kill()
+            self.proc.wait()
+
+    def restart(self):
+        self.kill()
+        return self.start()
+
+    def state_file(self, name):
+        return os.path.join(self.fs, "state", name + ".json")
