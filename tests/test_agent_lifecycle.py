@@ -9,7 +9,7 @@ import time
 import pytest
 
 import standin
-from vboard_proc import Board
+from vboard_proc import Board, CountingProxy, free_port
 
 _masters = []
 
@@ -391,6 +391,30 @@ def test_corrupt_checkpoint_is_logged_and_the_agent_starts_fresh(tmp_path):
                 reg = await m.wait_for("RegisterSlaveMessage", timeout=15, kind="recv")
                 assert "id" not in reg.body["slave"]
                 await b.await_line("registered with")
+                no_problems(m)
+            finally:
+                b.stop()
+    run(body())
+
+
+def test_master_advertising_another_address_and_a_board_behind_nat(tmp_path):
+    """The board reaches the master through one address and is reached through another (§1.6, §1.7):
+    the master's replies come from the address it advertises, the board advertises a forwarded port."""
+    async def body():
+        async with StandinMaster(ping_interval=0.2) as m:
+            to_master = await CountingProxy(m.port).start()      # what the board is configured with
+            agent_port = free_port()
+            to_board = await CountingProxy(agent_port).start()   # the "NAT" port forwarded to the board
+            b = Board(tmp_path / "b", to_master.port, port=agent_port, advertise_port=to_board.port).start()
+            try:
+                reg = await m.wait_for("RegisterSlaveMessage", timeout=15, kind="recv")
+                assert reg.src == "slave(1)@127.0.0.1:%d" % to_board.port
+                assert reg.body["slave"]["port"] == to_board.port
+                await registered(m, b)
+                await b.await_line(r"registered with master@127\.0\.0\.1:%d " % m.port)  # noted as it advertises
+                mk = m.mark()
+                await m.wait_for("PongSlaveMessage", since=mk, timeout=5, kind="recv")
+                assert to_board.up > 0 and to_master.up > 0
                 no_problems(m)
             finally:
                 b.stop()

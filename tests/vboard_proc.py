@@ -1,5 +1,6 @@
 # A virtual board as a test fixture: the unix port running firmware/main.py with boards/unix, as a process.
 # MIT licence. Output lines are collected by a thread; tests wait for log lines and kill/restart the board.
+import asyncio
 import json
 import os
 import re
@@ -117,3 +118,37 @@ class Board:
 
     def state_file(self, name):
         return os.path.join(self.fs, "state", name + ".json")
+
+
+class CountingProxy:
+    """TCP forwarder counting bytes each way; stands between the master and the board."""
+
+    def __init__(self, target_port):
+        self.target = target_port
+        self.up = self.down = 0
+
+    async def start(self):
+        self.server = await asyncio.start_server(self._conn, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def _conn(self, r1, w1):
+        r2, w2 = await asyncio.open_connection("127.0.0.1", self.target)
+
+        async def pipe(r, w, up):
+            try:
+                while True:
+                    d = await r.read(65536)
+                    if not d:
+                        break
+                    if up:
+                        self.up += len(d)
+                    else:
+                        self.down += len(d)
+                    w.write(d)
+                    await w.drain()
+            except OSError:
+                pass
+            finally:
+                w.close()
+        await asyncio.gather(pipe(r1, w2, True), pipe(r2, w1, False))

@@ -23,7 +23,6 @@ _CAPABILITIES = ({"type": schema.MULTI_ROLE}, {"type": schema.HIERARCHICAL_ROLE}
                  {"type": schema.RESERVATION_REFINEMENT})  # and nothing else (§3.5)
 _PONG = names.NAMES[names.PONG_SLAVE]
 _OBSERVER = b"slave-observer("
-_MASTER_ID = b"master@"
 _CHECKPOINT = "agent"
 _DEFAULT_PING_TIMEOUT_MS = const(75000)  # DEFAULT_MASTER_PING_TIMEOUT (§2.2)
 _W = "agent"
@@ -184,6 +183,7 @@ class Agent:
         """Randomised backoff of Slave::doReliableRegistration: [0, b], then [0, min(b*2^k, 60 s)]."""
         b = self.cfg["registration_backoff_factor"]
         cap = self.cfg["registration_backoff_max"]
+        retry = b or 1.0  # factor 0 only drops the first random wait; retries still back off
         while True:
             await self._unregistered.wait()
             await asyncio.sleep(random.random() * b)
@@ -193,7 +193,7 @@ class Agent:
                 self.fresh_registration = kind == names.REGISTER_SLAVE
                 log.info(_W, "sending %s to %s", names.short(kind), self.master)
                 self.send_to_master(kind, body)
-                window = min(b * (1 << k), cap)
+                window = min(retry * (1 << k), cap)
                 k += 1
                 try:
                     await asyncio.wait_for(self._registered.wait(), random.random() * window)
@@ -328,8 +328,9 @@ class Agent:
             return True
         # Until registered, a sender with id `master` at another address may be the master
         # advertising a different IP (§1.6); only its (re-)registration reply is taken from it.
-        return (self.state == DISCONNECTED and msg.sender_id_startswith(_MASTER_ID)
-                and msg.kind in (names.SLAVE_REGISTERED, names.SLAVE_REREGISTERED))
+        return (self.state == DISCONNECTED
+                and msg.kind in (names.SLAVE_REGISTERED, names.SLAVE_REREGISTERED)
+                and msg.sender().startswith("master@"))
 
     def _on_message(self, msg):
         kind = msg.kind
@@ -377,13 +378,10 @@ class Agent:
 
 async def main(cfg, inventory):
     log.set_level(cfg["log_level"])
+    from .tasks import Tasks
+
     agent = Agent(cfg, inventory)
-    try:
-        from .tasks import Tasks
-    except ImportError:
-        Tasks = None
-    if Tasks is not None:
-        agent.tasks = Tasks(agent)
+    agent.tasks = Tasks(agent)
     await agent.start()
     while True:
         await asyncio.sleep(3600)

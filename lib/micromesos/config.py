@@ -20,7 +20,7 @@ _SCHEMA = {
     "task_slice_ms": (200, "int"),     # a task step longer than this fails the task (tasks.py fairness)
     "fetch_max_bytes": (65536, "int"),  # largest CommandInfo.URI file fetched into tasks_dir
     "heap_reserve": (24576, "int"),    # bytes of heap kept for the agent itself (not offered as mem)
-    "registration_backoff_factor": (1.0, "num"),  # seconds (PROTOCOL.md §2.3)
+    "registration_backoff_factor": (1.0, "num0"),  # seconds (PROTOCOL.md §2.3); 0: no initial wait
     "registration_backoff_max": (60.0, "num"),
     "ping_timeout": (None, "num"),     # seconds; overrides the master's total_ping_timeout_seconds
     "status_update_retry_min": (10.0, "num"),     # seconds (§2.7)
@@ -63,6 +63,10 @@ def _check(key, kind, v):
         if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0:
             return float(v)
         raise ConfigError("%s: expected a positive number, got %r" % (key, v))
+    if kind == "num0":
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0:
+            return float(v)
+        raise ConfigError("%s: expected a number >= 0, got %r" % (key, v))
     if kind == "str":
         if isinstance(v, str) and v:
             return v

@@ -87,6 +87,26 @@ class Ctx:
     MAX_UPDATE = 1024     # TaskStatus.data: it is checkpointed (hex) until acknowledged
     MAX_INBOX = 4         # FrameworkToExecutorMessage queue; the oldest is dropped when full
 
+    # Defaults live on the class: an instance's attribute table only grows for what differs, which
+    # keeps an idle task's record small (bench_tasks: heap per idle task).
+    arguments = ()
+    env = {}              # replaced, never mutated, by the runner
+    data = None
+    heap = 0              # bytes of heap growth over its steps (gc.mem_alloc deltas)
+    steps = 0
+    max_step_ms = 0
+    dropped = 0           # framework messages dropped from a full inbox
+    _atask = None         # the asyncio Task running it (or fetching its code)
+    _outcome = None       # (state, source, reason, message) decided by a kill or the watchdog
+    _deadline = None      # ticks_ms when a kill stops waiting (grace period)
+    _forced = False
+    _silent = False       # framework shut down: no more updates for it
+    _grace_ms = -1        # TaskInfo.kill_policy in ms, -1 = none
+    _inbox = None
+    _event = None
+    _out = None
+    _err = None
+
     def __init__(self, runner, fid, tid, name, eid, raw_res, res):
         self._tasks = runner
         self.framework_id = fid
@@ -96,25 +116,22 @@ class Ctx:
         self.executor_id = tid if eid is None else eid  # what status updates carry (§2.6)
         self._raw = raw_res                     # TaskInfo.resources exactly as received (§3.12)
         self._res = res                         # [(name, value)] decoded: the grant
-        self.arguments = ()
-        self.env = {}
-        self.data = None
         self.phase = LAUNCHING
         self._n = 0                             # checkpoint slot: what the watchdog marker names
-        self._atask = None                      # the asyncio Task running it (or its fetch)
-        self._outcome = None                    # (state, source, reason, message) decided by a kill/watchdog
-        self._deadline = None                   # ticks_ms when a kill stops waiting (grace period)
-        self._forced = False
-        self._silent = False                    # framework shut down: no more updates for it
-        self._grace_ms = -1                     # TaskInfo.kill_policy, -1 = none
-        self._inbox = None
-        self._event = None
-        self.dropped = 0                        # framework messages dropped from a full inbox
-        self.heap = 0                           # bytes of heap growth over its steps (gc.mem_alloc deltas)
-        self.steps = 0
-        self.max_step_ms = 0
-        self.stdout = Ring(self.LOG_BYTES)
-        self.stderr = Ring(self.LOG_BYTES)
+
+    @property
+    def stdout(self):
+        """Ring of what ctx.log() wrote (created on first use)."""
+        if self._out is None:
+            self._out = Ring(self.LOG_BYTES)
+        return self._out
+
+    @property
+    def stderr(self):
+        """Ring of tracebacks and the runner's notes (created on first use)."""
+        if self._err is None:
+            self._err = Ring(self.LOG_BYTES)
+        return self._err
 
     def __repr__(self):
         return "<task %s>" % self.task_id

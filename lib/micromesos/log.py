@@ -24,7 +24,7 @@ def set_level(name):
 def _emit(tag, where, msg, args):
     if args:
         msg = msg % args
-    print("%d %s %s: %s" % (time.ticks_ms(), tag, where, msg))
+    print("%s %s %s: %s" % (time.ticks_ms(), tag, where, msg))  # ticks: an int, opaque to the stubs
 
 
 def error(where, msg, *args):

@@ -20,8 +20,7 @@ class Step:
     # (bench_tasks: ~40 us at 256 KB on a PC; several times that on an MCU). A board may turn it off.
     HEAP_STATS = True
 
-    def __init__(self, tasks, ctx, coro):
-        self.tasks = tasks
+    def __init__(self, ctx, coro):
         self.ctx = ctx
         self.coro = coro
 
@@ -33,7 +32,7 @@ class Step:
 
     def _step(self, exc):
         ctx = self.ctx
-        tasks = self.tasks
+        tasks = ctx._tasks
         marker = tasks.marker
         if ctx._forced:  # its grace period ran out (Watch._force): close it instead of resuming it
             self._close()
@@ -64,7 +63,7 @@ class Step:
     def _account(self, t0, a0):
         dt = time.ticks_diff(time.ticks_ms(), t0)
         ctx = self.ctx
-        tasks = self.tasks
+        tasks = ctx._tasks
         if tasks.marker is not None:
             tasks.marker.write(0)
         a1 = gc.mem_alloc() if Step.HEAP_STATS else 0

@@ -146,26 +146,40 @@ class Tasks:
                          "the agent holds %d tasks already (MAX_TASKS %d)" % (len(self.live), self.MAX_TASKS),
                          eid is not None and not exists)
             return
-        if eid is not None and not exists:
-            g = ex.get("shutdown_grace_period")
-            self.executors[(fid, eid)] = [ex_raw, 0, _grace(g) if g else _DEFAULT_GRACE_MS]
-        ctxs = [self._admit(fid, eid, ex, t) for t in infos]
-        fail = self._lease(fid, eid, ex if not exists else None, ctxs)
-        self._save()
+        try:
+            if eid is not None and not exists:
+                g = ex.get("shutdown_grace_period")
+                self.executors[(fid, eid)] = [ex_raw, 0, _grace(g) if g else _DEFAULT_GRACE_MS]
+            ctxs = [self._admit(fid, eid, ex, t) for t in infos]
+            fail = self._lease(fid, eid, ex if not exists else None, ctxs)
+            self._save()
+        except MemoryError:  # the heap can't hold another task: undo the admission, refuse it, go on
+            for t in infos:
+                self.leases.release(self.live.pop((fid, t["task_id"]), None))
+            if eid is not None and not exists:
+                self.executors.pop((fid, eid), None)
+                self.leases.release((fid, eid))
+            gc.collect()
+            self._refuse(fid, eid, infos, schema.TASK_FAILED, schema.REASON_CONTAINER_LIMITATION_MEMORY,
+                         "the agent is out of memory for another task", eid is not None and not exists)
+            return
         for c, cmd in ctxs:
-            mod = None
+            reason = schema.REASON_CONTAINER_LAUNCH_FAILED
             try:
                 if fail:
                     raise FetchError(fail)
                 mod = self.loader.find(cmd.get("value"), cmd.get("uris", ()))
-            except FetchError as e:
-                self._finish(c, schema.TASK_FAILED, schema.SOURCE_SLAVE, schema.REASON_CONTAINER_LAUNCH_FAILED,
-                             str(e))
+                if mod is None:
+                    c._atask = asyncio.create_task(self._fetch_then_start(c, cmd))
+                else:
+                    self._start(c, cmd["value"], mod)
                 continue
-            if mod is None:
-                c._atask = asyncio.create_task(self._fetch_then_start(c, cmd))
-            else:
-                self._start(c, cmd["value"], mod)
+            except FetchError as e:
+                why = str(e)
+            except MemoryError:
+                gc.collect()
+                reason, why = schema.REASON_CONTAINER_LIMITATION_MEMORY, "out of memory starting the task"
+            self._finish(c, schema.TASK_FAILED, schema.SOURCE_SLAVE, reason, why)
 
     def _refuse(self, fid, eid, infos, state, reason, message, exited):
         """Terminal updates for a launch that gets no record (§2.6); ExitedExecutorMessage if it would have
@@ -254,8 +268,8 @@ class Tasks:
         if why is not None:
             self._finish(c, schema.TASK_FAILED, schema.SOURCE_SLAVE, schema.REASON_CONTAINER_LAUNCH_FAILED, why)
             return
+        c._atask = asyncio.create_task(Step(c, coro))
         c.phase = RUNNING
-        c._atask = asyncio.create_task(Step(self, c, coro))
         self._running += 1
         self.counters["launched"] += 1
         # What mesos-executor sends once the command runs (§2.6); RUNNING leaves after STARTING's ack.
@@ -315,7 +329,11 @@ class Tasks:
         elif state == schema.TASK_FAILED:
             self.counters["failed"] += 1
         if not c._silent:
-            self._send(c, state, source, reason, message)
+            try:
+                self._send(c, state, source, reason, message)
+            except MemoryError:  # e.g. the task just exhausted the heap: what it held is free now
+                gc.collect()
+                self._send(c, state, source, reason, message)
         if c._eid is not None:
             e = self.executors.get((c.framework_id, c._eid))
             if e is not None:

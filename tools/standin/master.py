@@ -24,7 +24,7 @@ class Observer:
     def __init__(self, master, agent, n):
         self.master = master
         self.id = "slave-observer(%d)" % n
-        self.upid = "%s@%s:%d" % (self.id, master.ip, master.port)
+        self.upid = "%s@%s" % (self.id, master.upid.partition("@")[2])
         self.agent_id = agent.id
         self.agent_pid = agent.pid   # a const UPID in the real observer: it never follows a pid change (§1.6)
         self.connected = True
@@ -74,12 +74,13 @@ class StandinMaster(AgentHandlers, Operations):
 
     def __init__(self, host="127.0.0.1", port=0, ping_interval=15.0, max_missed=5, ping_timeout=75.0,
                  registry=None, events=None, master_id=None, reregister_timeout=600.0, on_event=None,
-                 default_ack="auto", advertise_ip=None):
+                 default_ack="auto", advertise_ip=None, advertise_port=None):
         self.host = host
         self.ip = advertise_ip or host   # the address in master@ip:port; never 0.0.0.0 (§1.1)
         if self.ip == "0.0.0.0":
             raise ValueError("listening on 0.0.0.0 needs advertise_ip: agents reply to the UPID's address")
         self.port = port
+        self.advertise_port = advertise_port  # a forwarded port in front of the master (tests, benchmarks)
         self.ping_interval = float(ping_interval)
         self.max_missed = int(max_missed)
         self.ping_timeout = float(ping_timeout)   # MasterSlaveConnection.total_ping_timeout_seconds
@@ -113,7 +114,7 @@ class StandinMaster(AgentHandlers, Operations):
 
     @property
     def upid(self):
-        return "master@%s:%d" % (self.ip, self.port)
+        return "master@%s:%d" % (self.ip, self.advertise_port or self.port)
 
     @property
     def events(self):
