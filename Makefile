@@ -28,6 +28,13 @@ help:
 	@echo "make bench      measure codec, agent and task figures; writes docs/BENCHMARKS.md"
 	@echo "make fuzz       long decoder/HTTP fuzz run (FUZZ_N inputs)"
 	@echo "make mpy        cross-compile lib/ for BOARD=esp32|rp2|unix into build/BOARD/"
+	@echo "make flash      BOARD=esp32|rp2 [PORT=/dev/ttyUSB0] [FIRMWARE=...] [CHIP=esp32s3]: flash, then deploy"
+	@echo "make deploy     compile lib/ and the board module, copy them with config.json to the board (mpremote)"
+	@echo "make task-upload TASK=tasks/x.py   compile a task and copy it into the board's tasks/"
+	@echo "make board      a virtual board: the unix port behind a pty that mpremote can drive"
+	@echo "make repl       mpremote REPL on PORT"
+	@echo "make firmware   BOARD=esp32 MICROPY_DIR=...: a firmware with the agent frozen in (needs ESP-IDF)"
+	@echo "make typecheck  mypy against the esp32 and rp2 ports' stubs"
 
 # The venv is rebuilt whenever requirements.txt changes.
 $(VENV)/.stamp: requirements.txt

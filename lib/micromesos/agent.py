@@ -9,6 +9,7 @@ from micropython import const
 
 from . import MESOS_VERSION, codec, log, names, resources, schema
 from .errors import MesosError
+from .libprocess import Libprocess
 from .store import Store
 from .updates import StatusUpdates
 
@@ -33,8 +34,6 @@ class Agent:
         self.cfg = cfg
         self.inv = inventory
         if transport is None:
-            from .libprocess import Libprocess
-
             transport = Libprocess("slave(1)", cfg["ip"], cfg["port"], cfg["advertise_ip"],
                                    cfg["advertise_port"])
         self.lp = transport

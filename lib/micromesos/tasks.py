@@ -19,6 +19,17 @@ _MAX_GRACE_MS = const(600000)
 _FUNC = type(lambda: 0)  # a plain function: `def main`, not `async def main`
 
 
+def presized(n):
+    """An empty dict whose table already holds n entries. MicroPython never shrinks a dict's table and
+    re-uses deleted slots, so it won't need a bigger contiguous block later, in a fragmented heap."""
+    d = {}
+    for i in range(n):
+        d[i] = None
+    for i in range(n):
+        del d[i]
+    return d
+
+
 def _grace(duration):
     """DurationInfo dict -> ms, clamped to [0, 10 min]."""
     ns = duration.get("nanoseconds", 0) if duration else 0
@@ -36,9 +47,9 @@ class Tasks:
         self.agent = agent
         self.updates = agent.updates
         self.store = agent.store
-        self.live = {}       # (fid, tid) -> Ctx, until its terminal update is acknowledged
+        self.live = presized(self.MAX_TASKS)  # (fid, tid) -> Ctx, until its terminal update is acked
         self.executors = {}  # (fid, eid) -> [raw ExecutorInfo, live tasks, shutdown grace ms]
-        self.leases = resources.Leases(agent.totals)
+        self.leases = self._new_leases()
         fs = agent.inv.fs.rstrip("/")
         self.loader = Loader((fs + "/" if fs else "/") + cfg["tasks_dir"],
                              cfg.get("fetch_max_bytes") or 65536)
@@ -82,10 +93,16 @@ class Tasks:
                 c._forced = True
                 self._finish(c, schema.TASK_KILLED, schema.SOURCE_SLAVE, None, "agent shutting down")
                 cancel(t)
-        self.live = {}
+        for k in list(self.live):
+            del self.live[k]  # the table stays allocated (presized)
         self.executors = {}
         self.watch.stopping = []
-        self.leases = resources.Leases(self.agent.totals)
+        self.leases = self._new_leases()
+
+    def _new_leases(self):
+        leases = resources.Leases(self.agent.totals)
+        leases.used = presized(self.MAX_TASKS + 4)  # owners: tasks, and their executors
+        return leases
         self._save()
 
     def _save(self):
@@ -96,12 +113,19 @@ class Tasks:
     def _run_task(self, msg):
         m = codec.decode(schema.RunTaskMessage, msg.buf, msg.start, msg.end)
         t = m["task"]
-        ex = t.get("executor")
-        self._launch(m["framework"], ex, [t], m.get("launch_executor"))
+        self._guarded(m["framework"], t.get("executor"), [t], m.get("launch_executor"))
 
     def _run_task_group(self, msg):
         m = codec.decode(schema.RunTaskGroupMessage, msg.buf, msg.start, msg.end)
-        self._launch(m["framework"], m["executor"], m["task_group"].get("tasks", []), m.get("launch_executor"))
+        self._guarded(m["framework"], m["executor"], m["task_group"].get("tasks", []), m.get("launch_executor"))
+
+    def _guarded(self, fw_raw, ex_raw, infos, launch_executor):
+        try:
+            self._launch(fw_raw, ex_raw, infos, launch_executor)
+        except MemoryError:
+            # Even the refusal found no heap: the master's reconciliation settles these tasks (§2.4).
+            gc.collect()
+            log.error(_W, "out of memory launching %s", ",".join(t["task_id"] for t in infos))
 
     def _launch(self, fw_raw, ex_raw, infos, launch_executor):
         agent = self.agent

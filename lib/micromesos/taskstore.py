@@ -49,7 +49,8 @@ def recover(tasks):
                             "the agent restarted; the task did not survive it")
     except (KeyError, ValueError, TypeError) as e:
         log.error(_W, "task checkpoint unreadable (%s); ignoring it", e)
-        tasks.live = {}
+        for k in list(tasks.live):
+            del tasks.live[k]
     save(tasks)
     log.info(_W, "recovered %d task record(s); %d did not survive the restart", len(tasks.live), n)
     return n
