@@ -232,14 +232,17 @@ def test_failure_memoryerror_and_bad_main_are_typed_terminal_updates(tmp_path):
     got, out = scenario(tmp_path, r'''
 async def main():
     a, rec = make()
+    kept = {}
     for tid, mod in (("f1", "boom"), ("f2", "hog"), ("f3", "sync"), ("f4", "nomain"), ("f5", "nosuch"),
                      ("f6", "no.dots")):
         deliver(a, names.RUN_TASK, run_task(tid=tid, value=mod))
+        kept[tid] = a.tasks.live.get((FID, tid))
         await settle(a, rec, 100)
     for tid, st, s in updates(rec):
         if st not in ("TASK_STARTING", "TASK_RUNNING"):
             out("u", [tid, st, s.get("source"), s.get("reason"), s.get("message")])
-    out("stderr", a.tasks.live[(FID, "f1")].stderr.read().decode() if (FID, "f1") in a.tasks.live else "")
+    out("stderr", kept["f1"].stderr.read().decode())
+    out("forgotten", [k for k in kept if (FID, k) in a.tasks.live])
     gc.collect()
     out("free", gc.mem_free())
     deliver(a, names.RUN_TASK, run_task(tid="after", value="hello"))
@@ -257,6 +260,9 @@ asyncio.run(main())
     assert ups["f6"][:3] == ["TASK_FAILED", 1, 21] and "not a module name" in ups["f6"][3]
     assert by_tag(got, "after") == [["TASK_STARTING", "TASK_RUNNING", "TASK_RUNNING", "TASK_FINISHED"]]  # goes on
     assert by_tag(got, "free")[0] > 100000  # the hog's 4 KB blocks were all given back
+    err = by_tag(got, "stderr")[0]
+    assert "Traceback" in err and "ValueError: bad reading" in err and "TASK_FAILED after 1 steps" in err
+    assert by_tag(got, "forgotten") == [[]]  # every terminal update acknowledged: nothing kept
 
 
 def test_mpy_header_checks_name_the_mismatch(tmp_path):
@@ -647,7 +653,8 @@ asyncio.run(main())
 ''', files=files)
     ups = sorted(map(tuple, by_tag(got, "u")))
     assert ups == [("r1", "TASK_GONE", 1, 12, "the agent restarted; the task did not survive it"),
-                   ("r3", "TASK_FAILED", 1, 19, "the watchdog reset the board while this task held the event loop")], out
+                   ("r3", "TASK_FAILED", 1, 19,
+                    "the watchdog reset the board while this task held the event loop")], out
     assert by_tag(got, "live") == [[]]  # both acknowledged: forgotten
 
 
@@ -712,3 +719,74 @@ def test_uri_parse_errors(mpy_run, uri, err):
     r = mpy_run("from micromesos import fetch\ntry:\n    fetch.parse(%r)\nexcept fetch.FetchError as e:\n"
                 "    print('ERR', e)\n" % uri).check()
     assert r.out.startswith("ERR ") and err in r.out
+
+
+PROBE = r"""
+async def main(ctx):
+    for fn in (lambda: ctx.update(bytes(ctx.MAX_UPDATE + 1)), lambda: ctx.send(bytes(ctx.MAX_SEND + 1))):
+        try:
+            fn()
+        except ValueError as e:
+            print("R", '["limit", "%s"]' % e)
+"""
+
+
+def test_max_tasks_bound_blink_example_and_ctx_limits(tmp_path):
+    with open(os.path.join(mpy.ROOT, "tasks", "blink.py")) as f:
+        blink = f.read()
+    got, out = scenario(tmp_path, r'''
+async def main():
+    a, rec = make()
+    a.tasks.MAX_TASKS = 2
+    deliver(a, names.RUN_TASK, run_task(tid="b1", value="blink", args=["--count=3"], env={"PERIOD_MS": "20"},
+                                        resources=[res("led", ("led0",))]))
+    deliver(a, names.RUN_TASK, run_task(tid="b2", value="blink", args=["--count=2"],
+                                        env={"PERIOD_MS": "20", "PIN": "3"}, resources=[res("gpio", [(3, 3)])]))
+    deliver(a, names.RUN_TASK, run_task(tid="b3", value="probe"))
+    out("live", sorted(k[1] for k in a.tasks.live))
+    lit = set()
+    for _ in range(20):
+        await asyncio.sleep_ms(5)
+        lit.add((a.inv.actuators["led"]["led0"].v, PINS[3].v if 3 in PINS else 0))
+    out("lit", sorted(lit))
+    await settle(a, rec, 300)
+    deliver(a, names.RUN_TASK, run_task(tid="b4", value="probe"))
+    await settle(a, rec, 100)
+    for tid, st, s in updates(rec):
+        if st not in ("TASK_STARTING", "TASK_RUNNING"):
+            out("u", [tid, st, s.get("reason"), s.get("message")])
+    out("pins", [a.inv.actuators["led"]["led0"].v, PINS[3].v])
+asyncio.run(main())
+''', files={"blink.py": blink, "probe.py": PROBE})
+    assert by_tag(got, "live") == [["b1", "b2"]], out  # the third launch got no record
+    assert [1, 1] in by_tag(got, "lit")[0]          # both blinked: the granted LED and the granted GPIO 3
+    ups = {u[0]: u[1:] for u in by_tag(got, "u")}
+    assert ups["b1"][0] == ups["b2"][0] == ups["b4"][0] == "TASK_FINISHED"
+    assert ups["b3"] == ["TASK_FAILED", 21, "the agent holds 2 tasks already (MAX_TASKS 2)"]
+    assert by_tag(got, "pins") == [[0, 0]]          # and left them dark
+    assert by_tag(got, "limit") == ["ctx.update: 1025 bytes is over MAX_UPDATE (1024)",
+                                    "ctx.send: 4097 bytes is over MAX_SEND (4096)"]
+
+
+def test_shutdown_message_stops_every_task_silently(tmp_path):
+    tidy = "import asyncio\nasync def main(ctx):\n    try:\n        await asyncio.sleep(60)\n    finally:\n" \
+           "        print('R', '[\"finally\", \"%s\"]' % ctx.task_id)\n"
+    got, out = scenario(tmp_path, r'''
+async def main():
+    a, rec = make()
+    deliver(a, names.RUN_TASK, run_task(tid="s1", value="tidy"))
+    deliver(a, names.RUN_TASK, run_task(tid="s2", value="tidy", framework="run_task_group", fid="plain"))
+    await settle(a, rec, 50)
+    rec.out = []
+    deliver(a, names.SHUTDOWN, gold("shutdown"))
+    await settle(a, rec, 100)
+    out("sent", [n for n, b in rec.out if n != "RegisterSlaveMessage"])
+    out("state", [len(a.tasks.live), a.tasks._running, len(a.tasks.leases.used), a.slave_id])
+    saved = json.load(open(FS + "/state/tasks.json"))
+    out("saved", saved["tasks"])
+asyncio.run(main())
+''', files={"tidy.py": tidy})
+    assert sorted(by_tag(got, "finally")) == ["s1", "s2"], out  # their finally blocks ran (coroutines closed)
+    assert by_tag(got, "sent") == [[]]                            # no update: the agent forgot its id (§2.1)
+    assert by_tag(got, "state") == [[0, 0, 0, None]]
+    assert by_tag(got, "saved") == [[]]

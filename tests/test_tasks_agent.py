@@ -533,6 +533,8 @@ class _Files(http.server.SimpleHTTPRequestHandler):
 
     def do_GET(self):
         _Files.hits.append(self.path)
+        if self.path.startswith("/slow"):
+            time.sleep(1.5)
         super().do_GET()
 
 
@@ -574,6 +576,18 @@ def test_uri_fetch_with_sha256_pins_and_cache(cluster, http_files):
     dead = _free_port()
     t5 = c.launch("far", task_id="f5", uris=[{"value": "http://127.0.0.1:%d/far.py" % dead}])
     assert "unreachable" in _st(c.wait_state(t5, "TASK_FAILED"))["message"]
+    t6 = c.launch("remote", task_id="f6", uris=[{"value": "%s/remote.py#sha256=%s" % (base, good), "cache": False}])
+    c.wait_state(t6, "TASK_FINISHED")                          # cache false: fetched again
+    assert _Files.hits.count("/remote.py") == 3
+    (root / "slow.py").write_bytes(code)
+    t7 = c.launch("slow", task_id="f7", uris=[{"value": "%s/slow.py" % base}])
+    time.sleep(0.3)
+    c.call(c.master.kill(t7))                                  # while its code is still on the way
+    k7 = _st(c.wait_state(t7, "TASK_KILLED"))
+    assert (k7["source"], k7["reason"]) == (1, 30)             # REASON_TASK_KILLED_DURING_LAUNCH (§2.8)
+    assert c.states(t7) == ["TASK_KILLED"]
+    time.sleep(1.5)
+    assert c.states(t7) == ["TASK_KILLED"] and not (c.fs / "tasks" / "slow.py").exists()
     assert c.states(t3) == ["TASK_FAILED"] and c.states(t5) == ["TASK_FAILED"]
     assert not (c.fs / "tasks" / "remote.py.part").exists()
     assert (c.fs / "tasks" / "remote.py").read_bytes() == code  # the bad transfer replaced nothing

@@ -354,6 +354,11 @@ class Agent:
             # A decodable message missing what the agent needs (e.g. a field proto2 makes optional).
             self.counters["invalid"] += 1
             log.error(_W, "unusable %s from %s: %r", msg.name(), msg.sender(), e)
+        except MemoryError:
+            # A message too big for what the heap has left: the master's retry or reconciliation
+            # brings it back; the agent and its link stay up.
+            self.counters["invalid"] += 1
+            log.error(_W, "out of memory handling %s", names.short(kind))
 
     # --- running --------------------------------------------------------------------------------
 

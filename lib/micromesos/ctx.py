@@ -5,6 +5,7 @@ from micropython import const
 
 from . import codec, log, names, schema
 from .errors import MesosError
+from .resources import fmt
 
 # Runner phases (tasks.py moves a ctx through them).
 LAUNCHING = const(0)  # fetching code; the master still sees TASK_STAGING
@@ -37,6 +38,7 @@ class Ring:
         if self.buf is None:
             self.buf = bytearray(self.size)
         size = self.size
+        data = memoryview(data)  # slices below copy into the ring, not into new bytes objects
         if n >= size:  # only the tail fits
             self.buf[:] = data[n - size:]
             self.pos = 0
@@ -139,8 +141,6 @@ class Ctx:
     # --- granted resources ---------------------------------------------------------------------------
 
     def _denied(self, what):
-        from .resources import fmt
-
         return NotGranted("%s is not granted to task %s (granted: %s)" % (
             what, self.task_id, ";".join(fmt(n, v) for n, v in self._res) or "nothing"))
 

@@ -17,7 +17,7 @@ class Step:
     (return, exception, cancellation) into the task's terminal state. asyncio.core only calls send/throw."""
 
     # ctx.heap costs two gc.mem_alloc() calls per step, each a scan of the heap's allocation table
-    # (bench_tasks: ~40 us at 256 KB on a PC; several times that on an MCU). A board may turn it off.
+    # (bench_tasks: ~50 us a step at 256 KB on a PC, more on an MCU). A board may turn it off here.
     HEAP_STATS = True
 
     def __init__(self, ctx, coro):
@@ -47,17 +47,18 @@ class Step:
             else:
                 r = self.coro.throw(exc)
         except StopIteration:
-            end = None  # main(ctx) returned
+            self._end(t0, a0, None)  # main(ctx) returned
         except asyncio.CancelledError as e:
-            end = e
+            self._end(t0, a0, e)
         except (Exception, SystemExit) as e:  # MemoryError too: the task failed, the agent goes on
-            end = e
-        else:
-            self._account(t0, a0)
-            return r
+            self._end(t0, a0, e)
+        self._account(t0, a0)
+        return r
+
+    def _end(self, t0, a0, exc):
         self.coro = None  # its frame may hold what exhausted the heap: let gc have it now
         self._account(t0, a0)
-        tasks._ended(ctx, end)
+        self.ctx._tasks._ended(self.ctx, exc)
         raise StopIteration  # ended and reported: asyncio sees a finished task
 
     def _account(self, t0, a0):

@@ -39,8 +39,9 @@ class Store:
     def save(self, name, obj):
         path = self._path(name)
         tmp = path + ".tmp"
+        data = json.dumps(obj)  # one write: json.dump() writes token by token to the file
         with open(tmp, "w") as f:
-            json.dump(obj, f)
+            f.write(data)
         try:
             os.rename(tmp, path)
         except OSError:

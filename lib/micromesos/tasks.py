@@ -1,22 +1,18 @@
-# The task runner: RunTask/RunTaskGroup -> a module's `async def main(ctx)` run as an asyncio task; kill, shutdown.
-# MIT licence. PROTOCOL.md §2.6 (launch), §2.7 (updates, via micromesos.updates), §2.8 (kill, shutdown), §3.12.
+# The task runner: a module's `async def main(ctx)` run as a Mesos task; its end, kill and shutdown.
+# MIT licence. PROTOCOL.md §2.6 (launching: launch.py), §2.7 (updates, via micromesos.updates), §2.8, §3.12.
 import gc
 import io
 import sys
 
 import asyncio
-from micropython import const
 
-from . import codec, log, names, resources, schema, taskstore
-from .ctx import DONE, LAUNCHING, RUNNING, Ctx
-from .errors import MesosError
-from .fetch import FetchError, Loader
-from .steps import Step, Watch, cancel, marker
+from . import codec, launch, log, names, resources, schema, taskstore
+from .ctx import DONE, LAUNCHING, RUNNING
+from .fetch import Loader
+from .launch import DEFAULT_GRACE_MS, grace_ms
+from .steps import Watch, cancel, marker
 
 _W = "tasks"
-_DEFAULT_GRACE_MS = const(3000)  # mesos-executor's kill grace period when no KillPolicy says otherwise
-_MAX_GRACE_MS = const(600000)
-_FUNC = type(lambda: 0)  # a plain function: `def main`, not `async def main`
 
 
 def presized(n):
@@ -28,12 +24,6 @@ def presized(n):
     for i in range(n):
         del d[i]
     return d
-
-
-def _grace(duration):
-    """DurationInfo dict -> ms, clamped to [0, 10 min]."""
-    ns = duration.get("nanoseconds", 0) if duration else 0
-    return max(0, min(ns // 1000000, _MAX_GRACE_MS))
 
 
 class Tasks:
@@ -98,208 +88,21 @@ class Tasks:
         self.executors = {}
         self.watch.stopping = []
         self.leases = self._new_leases()
+        self._save()
 
     def _new_leases(self):
         leases = resources.Leases(self.agent.totals)
         leases.used = presized(self.MAX_TASKS + 4)  # owners: tasks, and their executors
         return leases
-        self._save()
 
     def _save(self):
         taskstore.save(self)
 
-    # --- launching (§2.6) ---------------------------------------------------------------------------
-
-    def _run_task(self, msg):
-        m = codec.decode(schema.RunTaskMessage, msg.buf, msg.start, msg.end)
-        t = m["task"]
-        self._guarded(m["framework"], t.get("executor"), [t], m.get("launch_executor"))
+    def _run_task(self, msg):  # §2.6, in launch.py
+        launch.run_task(self, msg)
 
     def _run_task_group(self, msg):
-        m = codec.decode(schema.RunTaskGroupMessage, msg.buf, msg.start, msg.end)
-        self._guarded(m["framework"], m["executor"], m["task_group"].get("tasks", []), m.get("launch_executor"))
-
-    def _guarded(self, fw_raw, ex_raw, infos, launch_executor):
-        try:
-            self._launch(fw_raw, ex_raw, infos, launch_executor)
-        except MemoryError:
-            # Even the refusal found no heap: the master's reconciliation settles these tasks (§2.4).
-            gc.collect()
-            log.error(_W, "out of memory launching %s", ",".join(t["task_id"] for t in infos))
-
-    def _launch(self, fw_raw, ex_raw, infos, launch_executor):
-        agent = self.agent
-        fid = codec.decode(schema.FrameworkInfo, fw_raw)["id"]
-        for t in infos:
-            why = None
-            if t["slave_id"] != agent.slave_id:  # Slave::run ignores tasks meant for an old agent id
-                why = "is for agent " + t["slave_id"]
-            elif (fid, t["task_id"]) in self.live:  # an update would corrupt the live task's stream
-                why = "already exists here"
-            if why:
-                agent.counters["dropped"] += 1
-                log.warn(_W, "task %s %s: launch ignored", t["task_id"], why)
-                return
-        if agent.frameworks.get(fid) != fw_raw:
-            agent.frameworks[fid] = fw_raw
-            agent.checkpoint()
-        ex = eid = None
-        if ex_raw is not None:
-            ex = codec.decode(schema.ExecutorInfo, ex_raw)
-            eid = ex["executor_id"]
-            if "framework_id" not in ex:  # required when echoed in a re-registration (§2.11)
-                ex["framework_id"] = fid
-                ex_raw = codec.encode(schema.ExecutorInfo, ex)
-        exists = eid is not None and (fid, eid) in self.executors
-        # The launch_executor checks of Slave::__run; "drop" = TASK_DROPPED or TASK_LOST (§2.6).
-        why = None
-        if eid is None:
-            for t in infos:
-                if (fid, t["task_id"]) in self.executors:
-                    why = schema.REASON_TASK_INVALID, "an executor with id %s exists" % t["task_id"]
-        elif launch_executor is True and exists:
-            why = schema.REASON_EXECUTOR_TERMINATED, "executor %s is already running" % eid
-        elif launch_executor is False and not exists:
-            why = schema.REASON_EXECUTOR_TERMINATED, "executor %s is not running" % eid
-        if why is not None:
-            self._refuse(fid, eid, infos, schema.TASK_DROPPED if self._caps(fid, schema.FW_PARTITION_AWARE)
-                         else schema.TASK_LOST, why[0], why[1], launch_executor and eid is not None and not exists)
-            return
-        if len(self.live) + len(infos) > self.MAX_TASKS:  # no record: a flood of launches can't grow the table
-            self._refuse(fid, eid, infos, schema.TASK_FAILED, schema.REASON_CONTAINER_LAUNCH_FAILED,
-                         "the agent holds %d tasks already (MAX_TASKS %d)" % (len(self.live), self.MAX_TASKS),
-                         eid is not None and not exists)
-            return
-        try:
-            if eid is not None and not exists:
-                g = ex.get("shutdown_grace_period")
-                self.executors[(fid, eid)] = [ex_raw, 0, _grace(g) if g else _DEFAULT_GRACE_MS]
-            ctxs = [self._admit(fid, eid, ex, t) for t in infos]
-            fail = self._lease(fid, eid, ex if not exists else None, ctxs)
-            self._save()
-        except MemoryError:  # the heap can't hold another task: undo the admission, refuse it, go on
-            for t in infos:
-                self.leases.release(self.live.pop((fid, t["task_id"]), None))
-            if eid is not None and not exists:
-                self.executors.pop((fid, eid), None)
-                self.leases.release((fid, eid))
-            gc.collect()
-            self._refuse(fid, eid, infos, schema.TASK_FAILED, schema.REASON_CONTAINER_LIMITATION_MEMORY,
-                         "the agent is out of memory for another task", eid is not None and not exists)
-            return
-        for c, cmd in ctxs:
-            reason = schema.REASON_CONTAINER_LAUNCH_FAILED
-            try:
-                if fail:
-                    raise FetchError(fail)
-                mod = self.loader.find(cmd.get("value"), cmd.get("uris", ()))
-                if mod is None:
-                    c._atask = asyncio.create_task(self._fetch_then_start(c, cmd))
-                else:
-                    self._start(c, cmd["value"], mod)
-                continue
-            except FetchError as e:
-                why = str(e)
-            except MemoryError:
-                gc.collect()
-                reason, why = schema.REASON_CONTAINER_LIMITATION_MEMORY, "out of memory starting the task"
-            self._finish(c, schema.TASK_FAILED, schema.SOURCE_SLAVE, reason, why)
-
-    def _refuse(self, fid, eid, infos, state, reason, message, exited):
-        """Terminal updates for a launch that gets no record (§2.6); ExitedExecutorMessage if it would have
-        started an executor, so that the master releases the executor's resources."""
-        for t in infos:
-            self.updates.update(fid, t["task_id"], state, schema.SOURCE_SLAVE, executor_id=eid or t["task_id"],
-                                reason=reason, message=message)
-        if exited:
-            self._exited(fid, eid)
-
-    def _admit(self, fid, eid, ex, t):
-        """A Ctx for TaskInfo t, recorded as live. -> (ctx, CommandInfo dict)."""
-        c = Ctx(self, fid, t["task_id"], t["name"], eid, t.get("resources", []), [])
-        c._n = self._next
-        self._next += 1
-        self.live[(fid, c.task_id)] = c
-        if eid is not None:
-            self.executors[(fid, eid)][1] += 1
-        # A command task, a task group task (the master copies the executor in), or a custom executor's.
-        cmd = t.get("command") or (ex.get("command") if ex else None) or {}
-        c.data = t.get("data")
-        c.arguments = cmd.get("arguments", ())
-        c.env = {v["name"]: v.get("value", "") for v in cmd.get("environment", {}).get("variables", ())
-                 if v.get("type", 1) == 1}  # VALUE only: SECRET values never reach a task
-        kp = t.get("kill_policy")
-        if kp:
-            c._grace_ms = _grace(codec.decode(schema.KillPolicy, kp).get("grace_period"))
-        return c, cmd
-
-    def _lease(self, fid, eid, ex, ctxs):
-        """Lease every resource of the launch, or none: None, or why not (resources.Leases)."""
-        granted = []
-        try:
-            if ex is not None:
-                want = [resources.from_resource(codec.decode(schema.Resource, r)) for r in ex.get("resources", ())]
-                why = self.leases.shortfall(want)
-                if why:
-                    return "executor " + why
-                self.leases.grant((fid, eid), want)
-                granted.append((fid, eid))
-            for c, _ in ctxs:
-                c._res = [resources.from_resource(codec.decode(schema.Resource, r)) for r in c._raw]
-                why = self.leases.shortfall(c._res)
-                if why:
-                    return why
-                self.leases.grant(c, c._res)
-                granted.append(c)
-            granted = []
-            return None
-        except (ValueError, KeyError, TypeError, MesosError) as e:  # TypeError: a scalar asked of a set
-            return "unusable resource: %s" % e
-        finally:
-            for owner in granted:  # a launch that failed half way holds nothing
-                self.leases.release(owner)
-
-    async def _fetch_then_start(self, c, cmd):
-        uris = cmd.get("uris", ())
-        try:
-            await self.loader.fetch_all(uris)
-            mod = self.loader.find(cmd["value"], uris, True) if c.phase == LAUNCHING else None
-        except asyncio.CancelledError:
-            return  # killed during launch: _kill reported it
-        except (FetchError, OSError) as e:
-            if c.phase == LAUNCHING:
-                self._finish(c, schema.TASK_FAILED, schema.SOURCE_SLAVE, schema.REASON_CONTAINER_LAUNCH_FAILED,
-                             str(e))
-            return
-        if c.phase == LAUNCHING:
-            self._start(c, cmd["value"], mod)
-
-    def _start(self, c, name, mod):
-        main = getattr(mod, "main", None)
-        why = None
-        coro = None
-        if main is None or not callable(main):
-            why = "module %s has no main(ctx)" % name
-        elif type(main) is _FUNC:
-            why = "%s.main must be `async def main(ctx)`" % name
-        else:
-            try:
-                coro = main(c)
-            except Exception as e:
-                why = "%s.main(ctx): %s: %s" % (name, type(e).__name__, e)
-            if why is None and not hasattr(coro, "send"):
-                why = "%s.main(ctx) did not return a coroutine" % name
-        if why is not None:
-            self._finish(c, schema.TASK_FAILED, schema.SOURCE_SLAVE, schema.REASON_CONTAINER_LAUNCH_FAILED, why)
-            return
-        c._atask = asyncio.create_task(Step(c, coro))
-        c.phase = RUNNING
-        self._running += 1
-        self.counters["launched"] += 1
-        # What mesos-executor sends once the command runs (§2.6); RUNNING leaves after STARTING's ack.
-        self._send(c, schema.TASK_STARTING, schema.SOURCE_EXECUTOR)
-        self._send(c, schema.TASK_RUNNING, schema.SOURCE_EXECUTOR)
-        self.watch.wake()
+        launch.run_task_group(self, msg)
 
     # --- ending -------------------------------------------------------------------------------------
 
@@ -369,8 +172,7 @@ class Tasks:
         """The virtual executor has no live task left: ExitedExecutorMessage{status 0} releases its
         resources in the master (§2.6). Not reliable: a re-registration without it does the same (§2.4)."""
         if self.executors.pop((fid, eid), None) is not None:
-            self.leases.release((fid, eid))
-            self._save()
+            self.leases.release((fid, eid))  # executors are not checkpointed: none survives a reboot
         agent = self.agent
         if agent.connected():
             agent.send_to_master(names.EXITED_EXECUTOR, codec.encode(schema.ExitedExecutorMessage, {
@@ -419,13 +221,13 @@ class Tasks:
                                     reason=schema.REASON_EXECUTOR_TERMINATED, message="no such task on this agent")
             return
         kp = m.get("kill_policy")
-        grace = _grace(kp["grace_period"]) if kp and "grace_period" in kp else self._grace_of(c)
+        grace = grace_ms(kp["grace_period"]) if kp and "grace_period" in kp else self._grace_of(c)
         if c.phase == RUNNING and self._caps(fid, schema.FW_TASK_KILLING_STATE):
             self._send(c, schema.TASK_KILLING, schema.SOURCE_EXECUTOR)
         self._terminate(c, (schema.TASK_KILLED, schema.SOURCE_EXECUTOR, None, "killed by the framework"), grace)
 
     def _grace_of(self, c):
-        return c._grace_ms if c._grace_ms >= 0 else _DEFAULT_GRACE_MS
+        return c._grace_ms if c._grace_ms >= 0 else DEFAULT_GRACE_MS
 
     def _terminate(self, c, outcome, grace):
         """While its code is being fetched a task ends now (TASK_KILLED, REASON_TASK_KILLED_DURING_LAUNCH,
