@@ -8,6 +8,7 @@ import select
 import subprocess
 import sys
 import time
+import urllib.request
 
 import mpy
 import pytest
@@ -15,6 +16,7 @@ import pytest
 from test_boards import _free_port, _wait_agents, standin_master  # noqa: F401 (fixture)
 
 ROOT = mpy.ROOT
+TASK_STATES = {0: "TASK_STARTING", 1: "TASK_RUNNING", 2: "TASK_FINISHED", 3: "TASK_FAILED"}
 MPREMOTE = os.path.join(ROOT, ".venv", "bin", "mpremote")
 
 
@@ -149,8 +151,7 @@ def test_make_task_upload_compiles_and_copies_into_tasks(vboard, tmp_path):
     out = vboard.exec("import sys\nsys.path.insert(0, 'tasks')\nimport hello_task\n"
                       "print(hello_task.NAME, hello_task.answer(21), hello_task.__file__)")
     assert out.split() == ["hello", "42", "tasks/hello_task.mpy"]
-    # The agent loading tasks/<name>.mpy itself comes with the tasks issue; here the file is placed
-    # and importable by name.
+    # The agent launching an uploaded task: test_deployed_agent_boots_... below.
     bad = tmp_path / "bad-name.py"
     bad.write_text("x = 1\n")
     p = make("task-upload", "BOARD=unix", "PORT=" + vboard.pty, "TASK=" + str(bad), ok=False)
@@ -175,6 +176,9 @@ def test_deployed_agent_boots_on_the_board_and_mpremote_interrupts_it(vboard, tm
     cfg.write_text(json.dumps({"master": "127.0.0.1:%d" % mport, "ip": "127.0.0.1", "port": aport,
                                "advertise_ip": "127.0.0.1", "seed": 9, "fs": "."}))
     make("deploy", "BOARD=unix", "PORT=" + vboard.pty, "CONFIG=" + str(cfg))
+    task = tmp_path / "greeter.py"  # a task the firmware does not ship: only `make task-upload` puts it there
+    task.write_text("async def main(ctx):\n    ctx.update(b'greetings from ' + ctx.task_id.encode())\n")
+    make("task-upload", "BOARD=unix", "PORT=" + vboard.pty, "TASK=" + str(task))
     # Ctrl-D at the friendly prompt: a soft reboot, which runs boot.py and then main.py.
     fd = os.open(vboard.pty, os.O_RDWR | os.O_NOCTTY)
     out = b""
@@ -195,5 +199,26 @@ def test_deployed_agent_boots_on_the_board_and_mpremote_interrupts_it(vboard, tm
     assert agents[0]["pid"] == "slave(1)@127.0.0.1:%d" % aport
     assert agents[0]["total"]["temperature"] == "{temp0,temp1}"
     assert b"MPY: soft reboot" in out and b"micromesos 0.1.0 on unix" in out
+    # The framework launches the uploaded module by name; the agent finds tasks/greeter.mpy on its flash.
+    base = url.rsplit("/", 1)[0]
+    post = lambda path, body: json.loads(urllib.request.urlopen(urllib.request.Request(  # noqa: E731
+        base + path, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}),
+        timeout=10).read())
+    post("/launch", {"command": "greeter", "task_id": "greeter-1", "resources": "cpus:0.1;mem:0.01"})
+    states, data = [], None
+    t0 = time.time()
+    while time.time() - t0 < 20 and "TASK_FINISHED" not in states:
+        evs = json.loads(urllib.request.urlopen(base + "/events?since=0", timeout=5).read())
+        evs = evs["events"] if isinstance(evs, dict) else evs
+        states, data = [], None
+        for e in evs:
+            if e.get("name") == "StatusUpdateMessage" and e.get("kind") == "recv":
+                st = e["body"]["update"]["status"]
+                if st["task_id"] == "greeter-1":
+                    states.append(TASK_STATES[st["state"]])
+                    data = st.get("data", data)
+        time.sleep(0.2)
+    assert states[:2] == ["TASK_STARTING", "TASK_RUNNING"] and states[-1] == "TASK_FINISHED", states
+    assert data == "hex:" + b"greetings from greeter-1".hex(), data
     # mpremote's Ctrl-C stops the running agent and gets the raw REPL, as on a board.
     assert vboard.exec("print('back at the REPL')").strip() == "back at the REPL"
