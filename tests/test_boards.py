@@ -452,9 +452,9 @@ def _wait_agents(url, n=1, timeout=20):
     raise AssertionError("no agent registered within %d s" % timeout)
 
 
-# The agent library (lib/micromesos, compiled by `make mpy`) needs more than the harness's 128k on
-# the 64-bit unix port; 256k here is about what a 32-bit ESP32 gives Python.
-_AGENT_HEAP = "256k"
+# A whole agent runs from precompiled bytecode in RAM (mpy.compile_tree), as after `make deploy`;
+# mpy.BOARD_HEAPSIZE is sized for that on the 64-bit unix port (docs/BENCHMARKS.md has the minimum).
+_AGENT_HEAP = mpy.BOARD_HEAPSIZE
 
 
 def test_main_boots_the_unix_board_into_a_registered_agent(tmp_path, standin_master):
@@ -463,7 +463,7 @@ def test_main_boots_the_unix_board_into_a_registered_agent(tmp_path, standin_mas
            "advertise_ip": "127.0.0.1", "seed": 2, "fs": str(tmp_path / "fs")}
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     p = mpy.popen_mpy(script=os.path.join(FIRMWARE, "main.py"), args=["config.json"],
-                      cwd=str(tmp_path), extra_path=(os.path.join(BOARDS, "unix"),),
+                      cwd=str(tmp_path), extra_path=(mpy.compile_tree(os.path.join(mpy.ROOT, "build", "test-mpy")),),
                       heapsize=_AGENT_HEAP, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                       text=True)
     try:
