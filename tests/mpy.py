@@ -128,3 +128,14 @@ def compile_tree(dest, board="unix"):
             if f.endswith(".mpy") and p not in want:
                 os.remove(p)
     return dest
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p

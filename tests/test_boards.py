@@ -2,7 +2,6 @@
 # MIT licence. esp32/rp2 boards import tests/fakes (machine, esp32, network, ntptime); nothing is stubbed in lib/.
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -414,12 +413,7 @@ print(slept, now[0])
         assert b <= w <= b + b // 4, (waits, bases)
 
 
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+_free_port = mpy.free_port
 
 
 @pytest.fixture

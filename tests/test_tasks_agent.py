@@ -6,7 +6,6 @@ import http.server
 import json
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -49,12 +48,6 @@ asyncio.run(agent.main(config.check(raw), inv))
 '''
 
 
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def _st(e):
@@ -73,7 +66,7 @@ class Cluster:
         self.thread.start()
         self.master = StandinMaster(port=0, default_ack=default_ack)
         self.call(self.master.start())
-        self.aport = _free_port()
+        self.aport = mpy.free_port()
         self.cfg = {"master": "127.0.0.1:%d" % self.master.port, "ip": "127.0.0.1", "port": self.aport,
                     "advertise_ip": "127.0.0.1", "fs": str(self.fs), "log_level": "info",
                     "registration_backoff_factor": 0.05, "status_update_retry_min": 5.0, "task_slice_ms": 150}
@@ -573,7 +566,7 @@ def test_uri_fetch_with_sha256_pins_and_cache(cluster, http_files):
     assert f3["message"] == "remote.py: sha256 mismatch: got %s, pinned %s" % (good, bad)
     t4 = c.launch("gone", task_id="f4", uris=[{"value": "%s/gone.py" % base}])
     assert _st(c.wait_state(t4, "TASK_FAILED"))["message"] == "%s/gone.py: HTTP 404" % base
-    dead = _free_port()
+    dead = mpy.free_port()
     t5 = c.launch("far", task_id="f5", uris=[{"value": "http://127.0.0.1:%d/far.py" % dead}])
     assert "unreachable" in _st(c.wait_state(t5, "TASK_FAILED"))["message"]
     t6 = c.launch("remote", task_id="f6", uris=[{"value": "%s/remote.py#sha256=%s" % (base, good), "cache": False}])

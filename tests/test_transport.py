@@ -72,19 +72,13 @@ asyncio.run(main())
 """
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 class Board:
     """A unix-port process running the transport; events are read on a background thread."""
 
     def __init__(self, tmp_path, **opts):
-        self.port = free_port()
+        self.port = mpy.free_port()
         path = os.path.join(str(tmp_path), "board.py")
         with open(path, "w") as f:
             f.write(DRIVER)
@@ -477,7 +471,7 @@ def test_client_reconnects_after_peer_drops_and_queues_while_down(tmp_path):
 
 
 def test_send_returns_false_when_outbox_full(tmp_path):
-    port = free_port()  # nobody listens: everything stays queued
+    port = mpy.free_port()  # nobody listens: everything stays queued
     b = Board(tmp_path, lp={"outbox_size": 2048, "backoff_min_ms": 1000})
     try:
         to = "master@127.0.0.1:%d" % port

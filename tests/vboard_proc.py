@@ -5,7 +5,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -13,14 +12,9 @@ import time
 import mpy
 
 CODE_DIR = os.path.join(mpy.ROOT, "build", "test-mpy")
+free_port = mpy.free_port
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 class Board:
@@ -29,7 +23,7 @@ class Board:
     def __init__(self, fs, master_port, heapsize=None, **cfg):
         self.fs = str(fs)
         os.makedirs(os.path.join(self.fs, "tasks"), exist_ok=True)
-        self.port = cfg.pop("port", None) or free_port()
+        self.port = cfg.pop("port", None) or mpy.free_port()
         self.cfg = {"master": "127.0.0.1:%d" % master_port, "ip": "127.0.0.1", "port": self.port,
                     "advertise_ip": "127.0.0.1", "fs": self.fs, "seed": 1, "log_level": "info",
                     "registration_backoff_factor": 0.05}

@@ -20,12 +20,6 @@ import mpy  # noqa: E402
 PY = sys.executable
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def route_ip(master):
@@ -90,7 +84,7 @@ def main():
         src = os.path.join(ROOT, "tasks", t)
         if os.path.exists(src):
             shutil.copy(src, os.path.join(work, "board", "tasks", t))
-    agent_port = a.agent_port or free_port()
+    agent_port = a.agent_port or mpy.free_port()
     procs = []
     seen_master, seen_board = [], []
     ctl = None
@@ -100,7 +94,7 @@ def main():
         out("sim: virtual board against the real master %s; it must reach the board at %s:%d"
             % (master, adv, agent_port))
     else:
-        mport = free_port()
+        mport = mpy.free_port()
         master = "127.0.0.1:%d" % mport
         adv = a.advertise_ip or "127.0.0.1"
         m = subprocess.Popen([PY, os.path.join(ROOT, "tools", "standin_master.py"), "--port", str(mport),

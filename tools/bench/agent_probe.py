@@ -15,7 +15,6 @@ import board  # noqa: E402
 from micromesos import agent as A  # noqa: E402
 from micromesos import config, log  # noqa: E402
 from micromesos.tasks import Tasks  # noqa: E402
-import micromesos  # noqa: E402
 
 # Every module the agent may import later, so that "code" below is all of it.
 for _m in ("codec", "schema", "wire", "libprocess", "http", "upid", "updates", "store", "resources", "names",

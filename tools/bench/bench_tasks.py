@@ -4,7 +4,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -232,12 +231,6 @@ asyncio.run(main())
 '''
 
 
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def _golden_run_task():
@@ -268,7 +261,7 @@ def latency(tmp):
 
     master = StandinMaster(port=0)
     call(master.start())
-    cfg = {"master": "127.0.0.1:%d" % master.port, "ip": "127.0.0.1", "port": _free_port(),
+    cfg = {"master": "127.0.0.1:%d" % master.port, "ip": "127.0.0.1", "port": mpy.free_port(),
            "advertise_ip": "127.0.0.1", "fs": fs, "log_level": "warn", "registration_backoff_factor": 0.05}
     with open(os.path.join(tmp, "config.json"), "w") as f:
         json.dump(cfg, f)

@@ -93,12 +93,6 @@ def _ping(observer_port):
                 return raw.replace(b"127.0.0.1:5050", b"127.0.0.1:%d" % observer_port) if observer_port else raw
 
 
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def _get(port, path):
@@ -118,7 +112,7 @@ def loopback():
     obs = socket.socket()
     obs.bind(("127.0.0.1", 0))
     obs.listen(1)
-    port = _free_port()
+    port = mpy.free_port()
     path = os.path.join(tempfile.mkdtemp(), "board.py")
     with open(path, "w") as f:
         f.write(_BOARD)
