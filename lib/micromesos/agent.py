@@ -108,6 +108,7 @@ class Agent:
     def recover(self):
         data = self.store.load(_CHECKPOINT)
         if data is None:
+            self._start_fresh()
             return False
         try:
             if data.get("upid") != self.lp.upid:
@@ -115,23 +116,31 @@ class Agent:
                 # would answer ShutdownMessage, so start as a new agent right away.
                 log.warn(_W, "address changed (%s -> %s): registering as a new agent",
                          data.get("upid"), self.lp.upid)
-                self.store.delete(_CHECKPOINT)
-                self.updates.clear()
+                self._start_fresh()
                 return False
             self.slave_id = data["slave_id"]
             self.frameworks = {k: bytes.fromhex(v) for k, v in data["frameworks"].items()}
             self.checkpointed = [bytes.fromhex(r) for r in data["checkpointed_resources"]]
         except (KeyError, ValueError, TypeError, AttributeError) as e:
             log.error(_W, "agent checkpoint unreadable (%s); registering as a new agent", e)
-            self.slave_id = None
-            self.frameworks = {}
-            self.checkpointed = []
+            self._start_fresh()
             return False
         n = self.updates.recover()
         if self.tasks is not None:
             self.tasks.recover()  # after the streams: it reports what did not survive the reboot
         log.info(_W, "recovered agent %s (%d unacknowledged status updates)", self.slave_id, n)
         return True
+
+    def _start_fresh(self):
+        # A new agent owns no tasks and no updates: whatever an old identity left on flash goes,
+        # so it can't be reported under the new id after the next reboot.
+        self.slave_id = None
+        self.frameworks = {}
+        self.checkpointed = []
+        self.store.delete(_CHECKPOINT)
+        self.updates.clear()
+        if self.tasks is not None:
+            self.tasks.stop_all()
 
     # --- state changes ------------------------------------------------------------------------
 
