@@ -31,6 +31,8 @@ ACCEPTED = b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n"
 NOT_FOUND = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
 BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 SERVER_ERROR = b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n"
+# A connection the listener has no room for (libprocess.Libprocess.max_conns): answered, then closed.
+UNAVAILABLE = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
 _REASONS = {200: "OK", 202: "Accepted", 204: "No Content", 307: "Temporary Redirect",
             400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
@@ -430,11 +432,18 @@ def body_parts(body):
 
 
 def response_head(status, content_type, length, keep_alive=True):
-    """Status line and headers of a response with a Content-Length (never chunked)."""
+    """Status line and headers of a response: length >= 0 is its Content-Length, -1 means
+    Transfer-Encoding: chunked (a streamed body, micromesos.jsonw), None neither (the body
+    ends when the connection closes: HTTP/1.0 clients of a streamed body)."""
     h = "HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, "Unknown"))
     if content_type:
         h += "Content-Type: %s\r\n" % content_type
-    h += "Content-Length: %d\r\n" % length
+    if length is None:
+        keep_alive = False
+    elif length < 0:
+        h += "Transfer-Encoding: chunked\r\n"
+    else:
+        h += "Content-Length: %d\r\n" % length
     if not keep_alive:
         h += "Connection: close\r\n"
     return (h + "\r\n").encode()

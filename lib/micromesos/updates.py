@@ -65,6 +65,7 @@ class StatusUpdates:
         self.streams = {}  # (fid, tid) -> _Stream
         self.on_terminal_acked = None  # fn(fid, tid): the task may be forgotten
         self._wake = asyncio.Event()
+        self._dirty = False  # streams changed since the last checkpoint
         self.sent = 0
         self.acked = 0
 
@@ -97,7 +98,8 @@ class StatusUpdates:
         s.pending.append(u)
         s.latest = state
         s.terminal = is_terminal(state)
-        self.checkpoint()
+        self._dirty = True  # written by run() before anything is sent: one write for a burst
+        self._wake.set()
         if len(s.pending) == 1:
             s.due = time.ticks_ms()  # head: send now (if connected)
             s.backoff = self.retry_min
@@ -139,10 +141,10 @@ class StatusUpdates:
             if self.on_terminal_acked:
                 self.on_terminal_acked(fid, tid)
         elif s.pending:
-            s.due = time.ticks_ms()
+            s.due = time.ticks_ms()  # the next one goes out now
             s.backoff = self.retry_min
-            self._wake.set()
-        self.checkpoint()
+        self._dirty = True
+        self._wake.set()
         return True
 
     # --- connection changes --------------------------------------------------------------------
@@ -181,8 +183,14 @@ class StatusUpdates:
 
     # --- the retry loop: one long-lived task ------------------------------------------------------
 
+    def flush(self):
+        """Write the checkpoint if anything changed (before any update leaves the board)."""
+        if self._dirty:
+            self.checkpoint()
+
     async def run(self):
         while True:
+            self.flush()
             t = time.ticks_ms()
             wait = self.retry_max
             if self.agent.connected():
@@ -200,6 +208,7 @@ class StatusUpdates:
     # --- checkpoint ----------------------------------------------------------------------------
 
     def checkpoint(self):
+        self._dirty = False
         out = []
         for s in self.streams.values():
             out.append([s.fid, s.tid, s.latest, s.terminal, [_to_json(u) for u in s.pending]])
