@@ -9,7 +9,7 @@ import time
 
 from micropython import const
 
-from micromesos import http, log, names, upid
+from micromesos import http, jsonw, log, names, upid
 from micromesos.errors import ConfigError, ProtocolError
 
 _W = "libprocess"
@@ -70,11 +70,12 @@ class Message:
 
 
 class _Conn:
-    # One inbound connection: its task, parser, and whether it carried messages for us.
+    # One inbound connection: its task, parser, whether it carried messages for us (link) or plain
+    # HTTP requests (http), a streamed response waiting to go (stream) or going (busy).
     def __init__(self, w):
-        self.task = self.parser = None
+        self.task = self.parser = self.stream = None
         self.last = time.ticks_ms()
-        self.link = self.broken = False
+        self.link = self.broken = self.http = self.busy = self.gone = False
         a = w.get_extra_info("peername")
         if not isinstance(a, tuple):  # the unix port hands over a raw struct sockaddr_in
             a = ("%d.%d.%d.%d" % (a[4], a[5], a[6], a[7]), a[2] << 8 | a[3])
@@ -250,6 +251,12 @@ class Libprocess:
     """The agent's libprocess endpoint (docs/ARCHITECTURE.md "transport")."""
 
     max_conns = 3  # inbound at once: the master's link, a temporary one, an HTTP client
+    max_http = 2  # of them plain HTTP clients; at most max_conns - 1, so one is always left for the master
+    accept_wait_ms = 4000  # a connection finding every parser busy waits this long for one, then gets 503
+    stale_ms = 3000  # a connection silent this long mid-request (or before its first) may be dropped
+    link_idle_ms = 45000  # a link silent this long (3 pings missed, §2.5) may be replaced by a new one
+    send_timeout_ms = 5000  # an HTTP client not taking a streamed chunk within this is dropped
+    out_size = 1024  # the streamed-response buffer (jsonw.Writer), shared: one response at a time
     outbox_size = 4096  # bytes queued per destination before send() says False
     max_dests = 2  # outbound destinations (master@ and slave-observer(N)@ share one address)
     backoff_min_ms = 100
@@ -280,10 +287,15 @@ class Libprocess:
         self._dests = []
         self._server = None
         self._closing = False
+        self._out = self._out_lock = self._freed = None
+        self.refused = self.evicted = 0  # connections answered 503, connections dropped for a new one
 
     async def start(self):
         # Connection buffers are allocated once, up front: the heap does not fragment later.
         self._pool = [self.parser() for _ in range(self.max_conns)]
+        self._out = jsonw.Writer(self.out_size)
+        self._out_lock = asyncio.Lock()
+        self._freed = asyncio.Event()  # a parser came back, or a connection went idle
         self._server = await asyncio.start_server(self._accept, self.ip, self.port,
                                                   self.max_conns + 2)
         log.info(_W, "listening as %s", self.upid)
@@ -301,7 +313,9 @@ class Libprocess:
         await asyncio.sleep_ms(0)  # the cancelled tasks close their sockets
 
     def route(self, path, fn):
-        """GET path -> fn(http.Request) -> (status, content_type, body or iterable of parts)."""
+        """GET path -> fn(http.Request) -> (status, content_type, body). The body is bytes or str, an
+        iterable of parts (collected, sent with a Content-Length), or a callable produce(out) whose
+        iterator writes the body through the jsonw.Writer `out`, streamed (jsonw.respond)."""
         self._routes[path] = fn
 
     # -- sending ------------------------------------------------------------------------
@@ -353,10 +367,13 @@ class Libprocess:
 
     async def _accept(self, r, w):
         c = _Conn(w)
-        if not self._pool and self._evict():
-            await asyncio.sleep_ms(0)  # the evicted task's finally hands its parser back
-        if not self._pool:
+        if not await self._slot():
+            self.refused += 1
             log.warn(_W, "refused %s:%d: all connections busy", c.peer[0], c.peer[1])
+            try:
+                w.s.write(http.UNAVAILABLE)  # best effort: the socket is non-blocking, the answer tiny
+            except OSError:
+                pass
             w.s.close()
             return
         c.parser = p = self._pool.pop()
@@ -378,6 +395,7 @@ class Libprocess:
             self._conns.remove(c)
             p.clear()
             self._pool.append(p)
+            self._freed.set()
             w.s.close()
             cb = self.on_link_closed
             if c.link and cb is not None and not self._closing:
@@ -386,16 +404,51 @@ class Libprocess:
                 except Exception as e:
                     log.error(_W, "on_link_closed failed: %r", e)
 
+    async def _slot(self):
+        # A parser for a new connection: a free one, or one a connection that can go hands back
+        # (_evict), within accept_wait_ms. Waiting (not refusing at once) serves the web UI's
+        # parallel requests one after another; the bytes wait in the socket meanwhile.
+        t0 = time.ticks_ms()
+        while not self._pool:
+            left = self.accept_wait_ms - time.ticks_diff(time.ticks_ms(), t0)
+            if left <= 0 or self._closing:
+                return False
+            self._evict()
+            self._freed.clear()
+            try:
+                # Woken when a parser comes back or a connection goes idle; staleness is a matter of
+                # time, so look again at least every 500 ms.
+                await asyncio.wait_for_ms(self._freed.wait(), min(left, 500))
+            except asyncio.TimeoutError:
+                pass
+        return True
+
     def _evict(self):
-        # Every buffer in use: drop the least recently active idle connection, HTTP clients
-        # before libprocess links (a half-open old link must not lock the master out, §1.5).
+        # Every parser in use: drop the connection that can best go, oldest first within a rank:
+        # 0 an HTTP client idle between requests; 1 a connection silent for stale_ms in the middle
+        # of a request or before its first; 2 a link silent for link_idle_ms (a half-open old link
+        # must not lock the master out, §1.5). A live link or a response being sent never goes, so
+        # no HTTP client can push the master out.
+        now = time.ticks_ms()
         v = None
+        best = 3
         for x in self._conns:
-            if x.parser.fill == 0 and (v is None or (v.link and not x.link) or (
-                    v.link == x.link and time.ticks_diff(x.last, v.last) < 0)):
+            if x.busy or x.gone:
+                continue
+            quiet = time.ticks_diff(now, x.last)
+            if x.link:
+                r = 2 if quiet >= self.link_idle_ms else 3
+            elif x.http and x.parser.fill == 0:
+                r = 0
+            else:
+                r = 1 if quiet >= self.stale_ms else 3
+            if r < best or (r == best and r < 3 and time.ticks_diff(x.last, v.last) < 0):
                 v = x
+                best = r
         if v is None:
             return False
+        v.gone = True
+        self.evicted += 1
         log.warn(_W, "dropping idle connection from %s:%d for a new one", v.peer[0], v.peer[1])
         v.task.cancel()
         return True
@@ -413,6 +466,8 @@ class Libprocess:
             while p.parse():
                 keep = self._dispatch(c, p, w)
                 p.done()
+                if c.stream is not None:  # in order: nothing more is parsed until it has gone
+                    keep = await self._stream(c, w) and keep
                 if not keep:
                     await w.drain()
                     return
@@ -480,8 +535,39 @@ class Libprocess:
             except Exception as e:  # the agent's bug must not take the master's link down
                 log.error(_W, "handler failed on %s: %r", msg.name(), e)
 
+    async def _stream(self, c, w):
+        status, ctype, produce, keep, head, chunked_ok = c.stream
+        c.stream = None
+        c.busy = True
+        try:
+            await self._out_lock.acquire()  # one buffer: streamed responses take turns
+            try:
+                return await jsonw.respond(self._out, w, status, ctype, produce, keep, head, chunked_ok,
+                                           self.send_timeout_ms)
+            finally:
+                self._out_lock.release()
+        finally:
+            c.busy = False
+            c.last = time.ticks_ms()
+            self._freed.set()
+
+    def _http_conns(self):
+        n = 0
+        for x in self._conns:
+            if x.http:
+                n += 1
+        return n
+
     def _http(self, c, p, w):
         # A plain HTTP request; False if the connection must close after the answer.
+        if not c.http:
+            # At most max_http connections (and never all of them) serve HTTP clients (§1.2: the
+            # master needs its link and, at times, a temporary connection).
+            if self._http_conns() >= min(self.max_http, self.max_conns - 1):
+                self.refused += 1
+                self._write(c, w, http.UNAVAILABLE)
+                return False
+            c.http = True
         try:
             req = http.Request(p)
         except UnicodeError:
@@ -498,6 +584,11 @@ class Libprocess:
             except Exception as e:
                 log.error(_W, "route %s failed: %r", req.path, e)
                 status, ctype, body = 500, None, b""
+        if callable(body) and not c.broken:  # streamed by _serve once this returns (_stream)
+            c.stream = (status, ctype, body, p.keep_alive, p.method == http.HEAD, p.version == 11)
+            return True
+        if self._freed is not None:
+            self._freed.set()  # this connection is idle again: a waiting one may take its parser
         if not c.broken:
             try:
                 http.write_response(w, status, ctype, body, p.keep_alive, p.method == http.HEAD)

@@ -1,9 +1,39 @@
 # Checkpoint files on the board filesystem, replaced atomically (write temp, rename).
 # MIT licence. A missing or corrupt checkpoint is logged and reads as None: the agent starts fresh.
+import io
 import json
 import os
 
+from micropython import const
+
 from . import log
+
+_CHUNK = const(256)
+
+
+class _Buffered(io.IOBase):
+    # json.dump() writes token by token; to an unbuffered file that is one syscall (or flash
+    # write) per token. This gathers them in a small preallocated buffer.
+    def __init__(self, f):
+        self.f = f
+        self.buf = bytearray(_CHUNK)
+        self.mv = memoryview(self.buf)
+        self.n = 0
+
+    def write(self, b):
+        n = len(b)
+        if self.n + n > _CHUNK:
+            self.flush()
+            if n > _CHUNK:
+                return self.f.write(b)
+        self.buf[self.n : self.n + n] = b
+        self.n += n
+        return n
+
+    def flush(self):
+        if self.n:
+            self.f.write(self.mv[: self.n])
+            self.n = 0
 
 
 def _exists(path):
@@ -39,9 +69,17 @@ class Store:
     def save(self, name, obj):
         path = self._path(name)
         tmp = path + ".tmp"
-        data = json.dumps(obj)  # one write: json.dump() writes token by token to the file
+        try:
+            data = json.dumps(obj)  # fastest: one string, one write
+        except MemoryError:
+            data = None  # no contiguous block that large: stream it through a small buffer
         with open(tmp, "w") as f:
-            f.write(data)
+            if data is None:
+                w = _Buffered(f)
+                json.dump(obj, w)
+                w.flush()
+            else:
+                f.write(data)
         try:
             os.rename(tmp, path)
         except OSError:

@@ -385,9 +385,9 @@ def run():
         "| TASK_RUNNING received by the master (from the master's RunTaskMessage send) | %.2f ms | %.2f ms | "
         "%.2f ms |" % (statistics.median(rtt), _q(rtt, 0.9), max(rtt)), "",
         "Inside the RunTaskMessage handler (in process, 3 x 20 launches while 1 to 20 idle tasks run): %.2f ms on "
-        "average, of which %.2f ms are %s atomic checkpoint writes (agent.store: the task table, then the "
-        "TASK_STARTING and TASK_RUNNING updates; each file holds every task or stream, so it grows with them). "
-        "File I/O, not the runner's code, is what the launch path waits on." % (
+        "average, of which %.2f ms are %s atomic checkpoint writes of agent.store (the task table; the "
+        "status-update checkpoint is written by the update loop, once per burst, before anything is sent; "
+        "each file holds every task or stream, so it grows with them)." % (
             statistics.mean(handler) / 1000, statistics.mean(saving) / 1000, saves), "",
         "Heap (in process: real Agent and Tasks, a recording transport, every update acknowledged):", "",
         "- heap per idle running task (`await asyncio.sleep(3600)`, after gc.collect(), mean of 20): "
