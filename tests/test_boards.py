@@ -507,7 +507,8 @@ print("RESULT", rc, w.connects, w.isconnected(), ntptime.calls, d.timeout, d.fee
 '''
     proc = subprocess.Popen(
         mpy.mpy_argv(_AGENT_HEAP) + ["-c", code % (str(fs), 6.0)], cwd=str(tmp_path),
-        env=mpy.mpy_env((FIRMWARE, os.path.join(BOARDS, "esp32"))), stdout=subprocess.PIPE,
+        env=mpy.mpy_env((FIRMWARE, os.path.join(BOARDS, "esp32"),  # esp32's board.py before the tree's
+                         mpy.compile_tree(os.path.join(mpy.ROOT, "build", "test-mpy")))), stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True)
     try:
         agents = _wait_agents(url)

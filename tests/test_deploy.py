@@ -101,8 +101,9 @@ def test_vboard_friendly_repl_and_ctrl_c_interrupts_running_code(vboard):
         os.write(fd, b"6 * 7\r")
         assert b"42\r\n" in until(b">>> ")
         # A loop that never ends, stopped by a Ctrl-C byte, as on a board's UART.
-        os.write(fd, b"while True: pass\r")
-        time.sleep(0.5)
+        os.write(fd, b"exec('print(\"spin\" + \"ning\")\\nwhile True: pass')\r")
+        until(b"spinning")  # the loop runs now (a loaded CI machine may take a while to get there)
+        time.sleep(0.2)
         os.write(fd, b"\x03")
         assert b"KeyboardInterrupt" in until(b">>> ")
     finally:

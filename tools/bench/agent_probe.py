@@ -18,7 +18,8 @@ from micromesos.tasks import Tasks  # noqa: E402
 
 # Every module the agent may import later, so that "code" below is all of it.
 for _m in ("codec", "schema", "wire", "libprocess", "http", "upid", "updates", "store", "resources", "names",
-           "ctx", "fetch", "steps", "taskstore", "sensors", "inventory", "errors", "log"):
+           "ctx", "fetch", "steps", "taskstore", "sensors", "inventory", "errors", "log", "launch",
+           "endpoints", "jsonw", "listener", "sandbox", "webstate", "metrics"):
     try:
         __import__("micromesos." + _m)
     except ImportError:
