@@ -16,7 +16,7 @@ DEFAULT_HEAPSIZE = os.environ.get("MICROPY_HEAPSIZE", "128k")
 # A whole virtual board (agent + tasks) runs its bytecode from RAM: .mpy files loaded from the
 # filesystem, not frozen into flash as on a production ESP32 build. `make bench` measures the
 # smallest heap that still registers; this default leaves tasks room above it.
-BOARD_HEAPSIZE = os.environ.get("MICROPY_BOARD_HEAPSIZE", "256k")
+BOARD_HEAPSIZE = os.environ.get("MICROPY_BOARD_HEAPSIZE", "320k")
 
 
 def micropython_cmd():

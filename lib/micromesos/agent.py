@@ -395,6 +395,9 @@ async def main(cfg, inventory):
 
     agent = Agent(cfg, inventory)
     agent.tasks = Tasks(agent)
+    from . import endpoints
+
+    endpoints.install(agent)  # /state, /metrics/snapshot, /files ... for the web UI (§5)
     await agent.start()
     while True:
         await asyncio.sleep(3600)

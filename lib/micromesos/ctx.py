@@ -30,11 +30,13 @@ class Ring:
         self.buf = None
         self.pos = 0
         self.full = False
+        self.total = 0  # bytes ever written: /files offsets are absolute positions (endpoints.py)
 
     def write(self, data):
         n = len(data)
         if not n:
             return
+        self.total += n
         if self.buf is None:
             self.buf = bytearray(self.size)
         size = self.size
@@ -213,9 +215,13 @@ class Ctx:
             raise ValueError("ctx.update: %d bytes is over MAX_UPDATE (%d)" % (len(data), self.MAX_UPDATE))
         if self.phase != RUNNING:
             return False
-        return self._tasks.updates.update(self.framework_id, self.task_id, schema.TASK_RUNNING,
-                                          schema.SOURCE_EXECUTOR, executor_id=self.executor_id,
-                                          data=bytes(data))
+        ok = self._tasks.updates.update(self.framework_id, self.task_id, schema.TASK_RUNNING,
+                                        schema.SOURCE_EXECUTOR, executor_id=self.executor_id,
+                                        data=bytes(data))
+        h = self._tasks.on_status
+        if ok and h is not None:
+            h(self, schema.TASK_RUNNING)  # /state's statuses (endpoints.py)
+        return ok
 
     def log(self, *args):
         """One line into this task's stdout ring (and the agent log at debug level)."""

@@ -5,14 +5,30 @@ from micropython import const
 
 from . import http, log
 
-_PRE = const(6)   # room before the data for a chunk-size line: up to 4 hex digits and CRLF
-_POST = const(7)  # room after it for the chunk's CRLF and, after the last one, "0\r\n\r\n"
+_PRE = const(6)  # room before a chunk's data for its size line: up to 4 hex digits and CRLF
+_ROOM = const(128)  # before the first chunk: the response head too, so that both go out in one write
+_POST = const(7)  # room after the data for the chunk's CRLF and, after the last one, "0\r\n\r\n"
 _NEW = const(0x80)  # stack flag: nothing written yet at this level (no comma before the next item)
 _HEX = b"0123456789abcdef"
 _W = "http"
 
 # What follows a backslash for the escapes JSON has short forms for (RFC 8259 §7).
 _SHORT = {8: 98, 9: 116, 10: 110, 12: 102, 13: 114, 34: 34, 92: 92}
+
+
+def _escape(buf, p, c):
+    # The escape of byte c at buf[p]: \n, \" ... or \u00XX. -> its length.
+    buf[p] = 92
+    s = _SHORT.get(c)
+    if s is not None:
+        buf[p + 1] = s
+        return 2
+    buf[p + 1] = 117
+    buf[p + 2] = 48
+    buf[p + 3] = 48
+    buf[p + 4] = _HEX[c >> 4]
+    buf[p + 5] = _HEX[c & 15]
+    return 6
 
 
 def _hexlen(n):
@@ -28,17 +44,23 @@ class Writer:
 
     While the whole body fits in the buffer it goes out with a Content-Length (§5 asks for one); once the
     buffer fills, the head goes out with Transfer-Encoding: chunked and every full buffer is one chunk
-    (HTTP/1.0 clients get the body unframed and the connection closes after it). The stream's write()
-    sends at once or keeps a copy, so the buffer is free again when flush() returns; the producer yields
-    at checkpoints, where respond() waits for the stream to drain. HEAD only counts the bytes."""
+    (HTTP/1.0 clients get the body unframed and the connection closes after it). Each write() carries a
+    whole chunk with its framing (the first also the head, the last also the end mark): small segments
+    written one after another would wait for the peer's delayed ACK. The stream's write() sends at once
+    or keeps a copy, so the buffer is free again when flush() returns; the producer yields at checkpoints,
+    where respond() waits for the stream to drain. HEAD only counts the bytes."""
 
     max_depth = 12  # nesting levels of objects and arrays
 
-    def __init__(self, size=1024):
-        if size < 64 or size > 0xFFFF + _PRE + _POST:  # a chunk size must fit in 4 hex digits
+    def __init__(self, buf=1024):
+        """buf: the buffer (a bytearray, preallocated by the listener at boot) or its size."""
+        if isinstance(buf, int):
+            buf = bytearray(buf)
+        size = len(buf)
+        if size < 2 * _ROOM or size > 0xFFFF + _PRE + _POST:  # a chunk size must fit in 4 hex digits
             raise ValueError("Writer: size %d out of range" % size)
-        self.buf = bytearray(size)
-        self.mv = memoryview(self.buf)
+        self.buf = buf
+        self.mv = memoryview(buf)
         self.lim = size - _POST
         self._stack = bytearray(self.max_depth)  # per open level: its closing byte, | _NEW while empty
         self.begin(None)
@@ -50,9 +72,9 @@ class Writer:
         self.keep = keep_alive
         self.head_only = head_only
         self.chunked_ok = chunked_ok
-        self.sent = 0  # 0: head not sent yet; 1: chunked; 2: unframed, closed after the body
-        self.count = 0  # body bytes flushed so far
-        self.pos = _PRE
+        self.sent = 0  # 0: head not sent yet; 1: chunked; 2: unframed, closed after the body; 3: with a length
+        self.count = 0  # body bytes produced so far (those in the buffer not included)
+        self.base = self.pos = _ROOM  # the data in the buffer is buf[base:pos]
         self.depth = 0
         self._key = False  # a key was just written: the value takes no comma
 
@@ -60,58 +82,67 @@ class Writer:
 
     def flush(self):
         """Send what the buffer holds (the head first, the first time)."""
-        n = self.pos - _PRE
+        n = self.pos - self.base
         if n <= 0:
             return
-        self.pos = _PRE
         self.count += n
         if self.head_only or self.w is None:
+            self.pos = self.base
             return
-        if not self.sent:
-            self._head(-1)
-        buf = self.buf
-        if self.sent == 1:
-            k = _hexlen(n)
-            s = _PRE - 2 - k
-            for i in range(k):
-                buf[_PRE - 3 - i] = _HEX[(n >> (4 * i)) & 15]
-            buf[_PRE - 2] = 13
-            buf[_PRE - 1] = 10
-            buf[_PRE + n] = 13
-            buf[_PRE + n + 1] = 10
-            self.w.write(self.mv[s:_PRE + n + 2])
-        else:
-            self.w.write(self.mv[_PRE:_PRE + n])
+        self._send(n, False)
+        self.base = self.pos = _PRE
 
-    def _head(self, length):
-        if length < 0:
-            if self.chunked_ok:
+    def _send(self, n, last):
+        # buf[base:base+n] framed and written in one go, with the head in front if it has not gone yet.
+        buf = self.buf
+        s = self.base
+        e = s + n
+        head = None
+        if not self.sent:
+            if last:
+                self.sent = 3
+                head = http.response_head(self.status, self.ctype, n, self.keep)
+            elif self.chunked_ok:
                 self.sent = 1
+                head = http.response_head(self.status, self.ctype, -1, self.keep)
             else:
                 self.sent = 2
                 self.keep = False  # HTTP/1.0: the end of the body is the end of the connection
-                length = None
-        self.w.write(http.response_head(self.status, self.ctype, length, self.keep))
+                head = http.response_head(self.status, self.ctype, None, False)
+        if self.sent == 1:
+            if n:
+                k = _hexlen(n)
+                s -= k + 2
+                for i in range(k):
+                    buf[s + k - 1 - i] = _HEX[(n >> (4 * i)) & 15]
+                buf[s + k] = 13
+                buf[s + k + 1] = 10
+                buf[e] = 13
+                buf[e + 1] = 10
+                e += 2
+            if last:
+                buf[e:e + 5] = b"0\r\n\r\n"
+                e += 5
+        if head is not None:
+            h = len(head)
+            if h <= s:
+                s -= h
+                buf[s:s + h] = head
+            else:
+                self.w.write(head)  # a head longer than the room before the data: two writes
+        if e > s:
+            self.w.write(self.mv[s:e])
 
     def finish(self):
         """End the body; -> whether the connection may stay open."""
-        n = self.pos - _PRE
-        w = self.w
+        n = self.pos - self.base
+        self.count += n
         if self.head_only:
-            self.count += n
-            self.pos = _PRE
-            self._head(self.count)
-        elif not self.sent:
-            self.count = n
-            self._head(n)
-            if n:
-                w.write(self.mv[_PRE:_PRE + n])
-        elif self.sent == 1:
-            self.flush()
-            w.write(b"0\r\n\r\n")
-        else:
-            self.flush()
-        self.pos = _PRE
+            if self.w is not None:
+                self.w.write(http.response_head(self.status, self.ctype, self.count, self.keep))
+        elif self.w is not None:
+            self._send(n, True)
+        self.base = self.pos = _ROOM
         return self.keep
 
     def byte(self, c):
@@ -125,7 +156,7 @@ class Writer:
         n = len(b)
         if self.pos + n > self.lim:
             self.flush()
-            if _PRE + n > self.lim:  # larger than the buffer: in pieces
+            if self.pos + n > self.lim:  # larger than the buffer: in pieces
                 mv = memoryview(b)
                 i = 0
                 while i < n:
@@ -157,19 +188,30 @@ class Writer:
                 buf[pos] = c
                 pos += 1
                 continue
-            buf[pos] = 92
-            s = _SHORT.get(c)
-            if s is not None:
-                buf[pos + 1] = s
-                pos += 2
-            else:
-                buf[pos + 1] = 117  # \u00XX
-                buf[pos + 2] = 48
-                buf[pos + 3] = 48
-                buf[pos + 4] = _HEX[c >> 4]
-                buf[pos + 5] = _HEX[c & 15]
-                pos += 6
+            pos += _escape(buf, pos, c)
         self.pos = pos
+
+    def _text(self, t):
+        # A str escaped for a JSON string and encoded to UTF-8 on the way. Iterating a str allocates
+        # nothing once it has been iterated before (t.encode() would copy it every time): ids and names
+        # are long-lived objects, so writing them costs no heap.
+        buf = self.buf
+        for ch in t:
+            c = ord(ch)
+            if self.pos > self.lim - 6:
+                self.flush()
+            p = self.pos
+            if c >= 128:
+                n = 1 if c < 0x800 else 2 if c < 0x10000 else 3  # continuation bytes
+                buf[p] = (0xC0, 0xE0, 0xF0)[n - 1] | (c >> (6 * n))
+                for i in range(n):
+                    buf[p + 1 + i] = 0x80 | ((c >> (6 * (n - 1 - i))) & 0x3F)
+                self.pos = p + 1 + n
+            elif c >= 32 and c != 34 and c != 92:
+                buf[p] = c
+                self.pos = p + 1
+            else:
+                self.pos = p + _escape(buf, p, c)
 
     # --- JSON ---------------------------------------------------------------------------------------
 
@@ -211,8 +253,7 @@ class Writer:
         self._pre()
         self.byte(34)
         if isinstance(k, str):
-            k = k.encode()
-            self._esc(k, 0, len(k), False)
+            self._text(k)
         else:
             self.raw(k)
         self.byte(34)
@@ -233,11 +274,11 @@ class Writer:
         elif isinstance(v, float):
             self._float(v)
         else:
-            latin1 = not isinstance(v, str)
-            if not latin1:
-                v = v.encode()
             self.byte(34)
-            self._esc(v, 0, len(v), latin1)
+            if isinstance(v, str):
+                self._text(v)
+            else:
+                self._esc(v, 0, len(v), True)
             self.byte(34)
 
     def field(self, k, v):
@@ -281,9 +322,9 @@ class Writer:
     def spart(self, x):
         if isinstance(x, int):
             self._int(x)
+        elif isinstance(x, str):
+            self._text(x)
         else:
-            if isinstance(x, str):
-                x = x.encode()
             self._esc(x, 0, len(x), False)
 
     def sbytes(self, src, a, b):
@@ -325,3 +366,4 @@ async def respond(out, w, status, ctype, produce, keep_alive, head_only, chunked
         return True
     finally:
         out.w = None
+

@@ -53,6 +53,8 @@ class Tasks:
             self._boot_marker = self.marker.read()  # kept for recover(); cleared now so it can't go stale
             self.marker.write(0)
         agent.updates.on_terminal_acked = self._acked
+        self.on_status = None    # fn(ctx, state) for each update queued: /state's statuses (endpoints.py)
+        self.on_finished = None  # fn(ctx, state) at each task's end: endpoints keeps a bounded history
         self._handlers = {names.RUN_TASK: self._run_task, names.RUN_TASK_GROUP: self._run_task_group,
                           names.KILL_TASK: self._kill, names.SHUTDOWN_FRAMEWORK: self._shutdown_framework,
                           names.SHUTDOWN_EXECUTOR: self._shutdown_executor,
@@ -107,8 +109,11 @@ class Tasks:
     # --- ending -------------------------------------------------------------------------------------
 
     def _send(self, c, state, source, reason=None, message=None):
-        return self.updates.update(c.framework_id, c.task_id, state, source, executor_id=c.executor_id,
-                                   reason=reason, message=message)
+        ok = self.updates.update(c.framework_id, c.task_id, state, source, executor_id=c.executor_id,
+                                 reason=reason, message=message)
+        if ok and self.on_status is not None:
+            self.on_status(c, state)
+        return ok
 
     def _ended(self, c, exc):
         """main(ctx) returned (exc None), raised, or was cancelled: its terminal state (§2.6)."""
@@ -161,6 +166,8 @@ class Tasks:
             except MemoryError:  # e.g. the task just exhausted the heap: what it held is free now
                 gc.collect()
                 self._send(c, state, source, reason, message)
+        if self.on_finished is not None:
+            self.on_finished(c, state)
         if c._eid is not None:
             e = self.executors.get((c.framework_id, c._eid))
             if e is not None:

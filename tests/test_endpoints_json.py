@@ -1,0 +1,375 @@
+# The streamed JSON writer (micromesos.jsonw), query helpers and ring windows of the HTTP endpoints, run in the
+# unix port; what it writes is parsed by CPython's http.client and json. MIT licence. End to end: test_endpoints.py.
+import http.client
+import io
+import json
+import random
+
+WRITER = r"""
+import sys, json, gc
+from micromesos import jsonw, webstate
+
+class Sink:  # the stream: keeps what is written, as asyncio.Stream would send it
+    def __init__(self):
+        self.parts = []
+    def write(self, b):
+        self.parts.append(bytes(b))
+
+def body(out):
+    out.obj()
+    out.field(b"s", "plain")
+    out.field(b"esc", 'quote " backslash \\ slash / ' + "".join(chr(i) for i in range(32)) + "\x7f")
+    out.field(b"uni", "h\u00e9llo \u2603 \U0001d11e")
+    out.field(b"latin1", bytes(range(256)))
+    out.key(b"ints")
+    out.arr()
+    for v in (0, 7, -1, 2**31, -2**40, 123456789012):
+        out.val(v)
+    out.end()
+    out.key(b"floats")
+    out.arr()
+    for v in (0.1, -2.5e-07, 1e22, 1795612301.368549, 3.0, float("nan"), float("inf"), -float("inf")):
+        out.val(v)
+    out.end()
+    out.field(b"t", True)
+    out.field(b"f", False)
+    out.field(b"n", None)
+    out.field("key \"quoted\"", 1)
+    out.key(b"res")
+    webstate.res_object(out, [("cpus", 0.5), ("ports", [(31000, 31009), (32000, 32000)]),
+                              ("sensors", ("temp0", "hall0")), ("mem", 64.0)])
+    out.key(b"deep")
+    for i in range(out.max_depth - 2):
+        out.arr()
+    out.val("bottom")
+    for i in range(out.max_depth - 2):
+        out.end()
+    out.key(b"empty_obj")
+    out.obj()
+    out.end()
+    out.key(b"empty_arr")
+    out.arr()
+    out.end()
+    out.end()
+
+cases = json.loads(sys.argv[1])
+res = {}
+for name, size, chunked_ok, head_only in cases:
+    w = jsonw.Writer(size)
+    s = Sink()
+    w.begin(s, 200, "application/json", True, head_only, chunked_ok)
+    body(w)
+    keep = w.finish()
+    res[name] = [b"".join(s.parts).hex(), keep, len(s.parts)]
+# Deeper than max_depth: refused with ValueError, not a corrupt body.
+w = jsonw.Writer(256)
+w.begin(Sink())
+try:
+    for i in range(w.max_depth + 1):
+        w.arr()
+    res["too_deep"] = "no error"
+except ValueError as e:
+    res["too_deep"] = str(e)
+print(json.dumps(res))
+"""
+
+
+def parse(raw, method="GET"):
+    """CPython's own HTTP client parses what the board wrote."""
+    class Sock:
+        def makefile(self, mode):
+            return io.BytesIO(raw)
+    r = http.client.HTTPResponse(Sock(), method=method)
+    r.begin()
+    return r, r.read()
+
+
+def expected():
+    return {
+        "s": "plain",
+        "esc": 'quote " backslash \\ slash / ' + "".join(chr(i) for i in range(32)) + "\x7f",
+        "uni": "h\u00e9llo \u2603 \U0001d11e",
+        "latin1": bytes(range(256)).decode("latin-1"),  # one JSON character per byte
+        "ints": [0, 7, -1, 2 ** 31, -2 ** 40, 123456789012],
+        "floats": [0.1, -2.5e-07, 1e22, 1795612301.368549, 3.0, None, None, None],
+        "t": True, "f": False, "n": None, 'key "quoted"': 1,
+        # Mesos' own text forms (src/common/values.cpp): ", " between items; the four basics always there.
+        "res": {"cpus": 0.5, "gpus": 0, "mem": 64.0, "disk": 0, "ports": "[31000-31009, 32000-32000]",
+                "sensors": "{temp0, hall0}"},
+        "deep": [[[[[[[[[["bottom"]]]]]]]]]],
+        "empty_obj": {}, "empty_arr": [],
+    }
+
+
+def test_writer_output_is_valid_http_and_json_in_every_framing(mpy_run):
+    cases = [["chunked", 256, True, False], ["length", 4096, True, False], ["http10", 256, False, False],
+             ["head", 256, True, True]]
+    r = mpy_run(WRITER, args=[json.dumps(cases)], heapsize="256k").check()
+    res = json.loads(r.out.strip().splitlines()[-1])
+    want = expected()
+    # A body larger than the 256-byte buffer goes out chunked: one write per chunk, the head riding with
+    # the first (121 bytes of data after 128 of room for the head), the end mark with the last.
+    raw, keep, writes = res["chunked"]
+    resp, body = parse(bytes.fromhex(raw))
+    assert resp.status == 200 and resp.getheader("Transfer-Encoding") == "chunked"
+    assert resp.getheader("Content-Length") is None and keep is True
+    assert json.loads(body) == want
+    assert writes == 1 + -(-(len(body) - 121) // 243)
+    assert bytes.fromhex(raw).endswith(b"\r\n0\r\n\r\n")
+    print("256-byte buffer: %d-byte body in %d writes" % (len(body), writes))
+    # The same body fitting in the buffer goes out with a Content-Length (PROTOCOL.md §5), in one write.
+    raw, keep, writes = res["length"]
+    resp, body2 = parse(bytes.fromhex(raw))
+    assert resp.getheader("Content-Length") == str(len(body2)) and resp.getheader("Transfer-Encoding") is None
+    assert body2 == body and writes == 1 and keep is True
+    # HTTP/1.0 has no chunking: the body ends with the connection, and the head says so.
+    raw, keep, _ = res["http10"]
+    head, _, rest = bytes.fromhex(raw).partition(b"\r\n\r\n")
+    assert b"Connection: close" in head and b"Content-Length" not in head and b"chunked" not in head
+    assert rest == body and keep is False
+    # HEAD: only the head, with the length the body would have had.
+    raw, keep, writes = res["head"]
+    resp, _ = parse(bytes.fromhex(raw), method="HEAD")
+    assert resp.getheader("Content-Length") == str(len(body)) and writes == 1
+    assert bytes.fromhex(raw).endswith(b"\r\n\r\n")
+    assert res["too_deep"] == "JSON nested deeper than 12"
+
+
+ALLOC = r"""
+import gc, json, micropython
+from micromesos import jsonw
+
+class Sink:  # counts, allocates nothing
+    def __init__(self):
+        self.n = 0
+        self.writes = 0
+    def write(self, b):
+        self.n += len(b)
+        self.writes += 1
+
+LOG = bytes(range(256)) * 2  # a task's stdout ring: every byte value
+ID = "1b2c-S0/sleeper-0042"
+NAME = "sensors"
+TEXT = 'tab\t "quoted"'
+
+def items(out, k):
+    # Keys are constants, values ints, bools, None and bytes: what /metrics and /files/read write.
+    out.arr()
+    for i in range(k):
+        out.obj()
+        out.field(b"slave/tasks_running", i)
+        out.field(b"slave/registered", True)
+        out.field(b"nothing", None)
+        out.key(b"data")
+        out.sopen()
+        out.sbytes(LOG, 0, len(LOG))
+        out.sclose()
+        out.end()
+    out.end()
+
+def run(k, locked):
+    s = Sink()
+    w.begin(s)
+    if locked:
+        micropython.heap_lock()
+    try:
+        items(w, k)
+    finally:
+        if locked:
+            micropython.heap_unlock()
+    return s
+
+w = jsonw.Writer(1024)
+w.begin(Sink())
+items(w, 1)  # warm up
+# Into the buffer, no flush: under heap_lock (MemoryError if anything allocates). The second time: a str
+# object may allocate the first time it is iterated, never again (ids and names are long-lived objects).
+def small(w):
+    w.obj(); w.field(b"a", 1); w.field(b"b", False); w.key(b"c"); w.arr(); w.val(12345); w.end()
+    w.field(b"id", ID); w.field(NAME, TEXT); w.end()  # a str is escaped as it is iterated
+s = Sink()
+w.begin(s)
+small(w)
+micropython.heap_lock()
+try:
+    small(w)
+finally:
+    micropython.heap_unlock()
+# With flushes: each chunk costs one memoryview (the slice handed to write()). A response also builds its
+# head once (a few hundred bytes of str): 20 more items must cost only their chunks' memoryviews.
+res = []
+for k in (20, 40):
+    gc.collect()
+    gc.disable()
+    a0 = gc.mem_alloc()
+    s = run(k, False)
+    w.finish()
+    a1 = gc.mem_alloc()
+    gc.enable()
+    res.append([s.n, s.writes, a1 - a0])
+print(json.dumps(res))
+"""
+
+
+def test_writer_allocates_one_memoryview_per_chunk_and_nothing_per_item(mpy_run):
+    # Under heap_lock: keys, ints, bools, None and ASCII str values written into the buffer.
+    r = mpy_run(ALLOC, heapsize="256k").check()
+    (n20, w20, a20), (n40, w40, a40) = json.loads(r.out.strip().splitlines()[-1])
+    print("20 items: %d bytes of JSON in %d writes, %d bytes allocated; 40 items: %d bytes, %d writes, %d "
+          "bytes allocated" % (n20, w20, a20, n40, w40, a40))
+    assert n20 > 20 * 512 * 2  # every byte >= 0x80 escaped as \u00XX: the body is big
+    assert w20 >= n20 // 1024 and w40 >= n40 // 1024
+    # A flush's memoryview slice: 32 bytes on the 64-bit unix port (4 words); nothing per item.
+    assert a40 - a20 <= (w40 - w20) * 32
+    assert a20 < 1024 + w20 * 32  # the head: once per response
+
+
+QUERY = r"""
+import json
+from micromesos import endpoints
+out = {}
+out["unquote"] = [endpoints.unquote(s) for s in ("plain", "%2Fframeworks%2Fa%20b+c", "caf%C3%A9", "%7e")]
+bad = []
+for s in ("%", "%2", "%zz", "%C3"):
+    try:
+        endpoints.unquote(s)
+        bad.append("accepted " + s)
+    except ValueError:
+        bad.append("refused")
+out["bad"] = bad
+q = "path=%2Fx%2Fy&offset=-1&length=&jsonp=angular.callbacks._0&path=second"
+out["arg"] = [endpoints.arg(q, "path"), endpoints.arg(q, "offset"), endpoints.arg(q, "length"),
+              endpoints.arg(q, "missing")]
+cbs = []
+for cb in ("angular.callbacks._0", "jQuery360_1700000000", "$x", "alert(1)", "a;b", "x" * 65, "", "a%20b"):
+    r = endpoints.json_body("jsonp=" + cb, None)
+    cbs.append([r[0], r[1]])
+out["callbacks"] = cbs
+print(json.dumps(out))
+"""
+
+
+def test_query_values_and_jsonp_callbacks(mpy_run):
+    r = mpy_run(QUERY, heapsize="256k").check()
+    out = json.loads(r.out.strip().splitlines()[-1])
+    assert out["unquote"] == ["plain", "/frameworks/a b c", "caf\u00e9", "~"]
+    assert out["bad"] == ["refused"] * 4  # truncated escapes and bad UTF-8 are errors, not guesses
+    assert out["arg"] == ["/x/y", "-1", "", None]  # the first of repeated keys
+    # Callbacks are JavaScript name paths only: anything else is a 400, never echoed into a script.
+    assert out["callbacks"] == [[200, "text/javascript"]] * 3 + [[400, "text/plain"]] * 5
+
+
+RING = r"""
+import json, sys
+from micromesos.ctx import Ring
+from micromesos import sandbox
+writes, queries = json.loads(sys.stdin.read())
+r = Ring(64)
+res = []
+for w in writes:
+    r.write(bytes(w))
+    row = []
+    for off, ln in queries:
+        start, n = sandbox.window(r, off, ln)
+        data = b"".join(bytes(r.buf[a:b]) for a, b in sandbox._segments(r, start, n))
+        row.append([start, data.hex()])
+    res.append([r.total, row])
+print(json.dumps(res))
+"""
+
+
+def test_ring_windows_are_absolute_offsets_and_say_what_is_gone(mpy_run):
+    rnd = random.Random(7)
+    stream = bytes(rnd.randrange(256) for _ in range(600))
+    sizes = [1, 5, 63, 64, 65, 0, 3, 130, 7, 40, 222]  # below, at and above the ring's 64 bytes
+    writes, pos = [], 0
+    for s in sizes:
+        writes.append(list(stream[pos:pos + s]))
+        pos += s
+    queries = [(-1, -1), (0, -1), (0, 10), (5, 3), (100, -1), (180, 20), (250, 64), (300, 1000), (559, -1),
+               (1000, 5), (30, 0)]
+    r = mpy_run(RING, stdin=json.dumps([writes, queries]), heapsize="256k").check()
+    res = json.loads(r.out.strip().splitlines()[-1])
+    written = 0
+    for s, (total, row) in zip(sizes, res):
+        written += s
+        assert total == written
+        kept_from = max(0, written - 64)
+        for (off, ln), (start, data) in zip(queries, row):
+            data = bytes.fromhex(data)
+            # files.cpp: offset -1 reads at the end (length only); past the end: nothing, offset = size.
+            want_start = written if off < 0 or off >= written else max(off, kept_from)
+            n = written - want_start if ln < 0 else min(ln, written - want_start)
+            assert start == want_start, (written, off, ln)
+            assert data == stream[want_start:want_start + n], (written, off, ln)
+    # After 600 bytes only the last 64 are kept: a read from 0 starts at 536 and says so.
+    assert res[-1][1][1][0] == 536
+
+
+ROUNDTRIP = r"""
+import json, sys
+from micromesos import jsonw
+
+class Sink:
+    def __init__(self):
+        self.parts = []
+    def write(self, b):
+        self.parts.append(bytes(b))
+
+def put(out, v):
+    if isinstance(v, dict):
+        out.obj()
+        for k in v:
+            out.key(k)
+            put(out, v[k])
+        out.end()
+    elif isinstance(v, list):
+        out.arr()
+        for x in v:
+            put(out, x)
+        out.end()
+    else:
+        out.val(v)
+
+w = jsonw.Writer(256)
+for v in json.loads(sys.stdin.read()):
+    s = Sink()
+    w.begin(s)
+    put(w, v)
+    w.finish()
+    print(b"".join(s.parts).hex())  # one response a line
+"""
+
+
+def random_value(rnd, depth=0):
+    k = rnd.randrange(9 if depth < 9 else 6)
+    if k == 0:
+        return None
+    if k == 1:
+        return rnd.random() < 0.5
+    if k == 2:
+        return rnd.randrange(-2 ** 40, 2 ** 40)
+    if k == 3:
+        return rnd.choice([0.0, -1.5, 1e-9, 123.456, 1795612301.368549, 2.5e300, rnd.uniform(-1e6, 1e6)])
+    if k in (4, 5):
+        pool = "ab \"\\/\n\t\x00\x1f\x7f\u00e9\u2603\U0001f600"
+        return "".join(rnd.choice(pool) for _ in range(rnd.randrange(40)))
+    if k in (6, 7):
+        return [random_value(rnd, depth + 1) for _ in range(rnd.randrange(5))]
+    return {"k%d%s" % (i, rnd.choice(["", "\"", "\u00e9"])): random_value(rnd, depth + 1)
+            for i in range(rnd.randrange(5))}
+
+
+def test_random_values_round_trip_through_the_writer(mpy_run):
+    rnd = random.Random(1)
+    values = [random_value(rnd) for _ in range(300)]
+    # ensure_ascii=False: MicroPython's json.loads would keep a \ud83d\ude00 escape as two surrogates.
+    r = mpy_run(ROUNDTRIP, stdin=json.dumps(values, ensure_ascii=False), heapsize="256k").check()
+    raws = r.out.split()
+    assert len(raws) == len(values)
+    chunked = 0
+    for v, raw in zip(values, raws):
+        resp, body = parse(bytes.fromhex(raw))
+        chunked += resp.getheader("Transfer-Encoding") == "chunked"
+        assert json.loads(body) == v
+    assert chunked > 20  # bigger values went out in chunks, smaller ones with a Content-Length
