@@ -39,6 +39,15 @@ _REASONS = {200: "OK", 202: "Accepted", 204: "No Content", 307: "Temporary Redir
             500: "Internal Server Error", 501: "Not Implemented", 503: "Service Unavailable"}
 
 
+def hexlen(n):
+    """Digits of n in hex: the chunk-size line of a chunked body (§1.3)."""
+    k = 1
+    while n >= 16:
+        n >>= 4
+        k += 1
+    return k
+
+
 def _hexval(c):
     if 48 <= c <= 57:
         return c - 48

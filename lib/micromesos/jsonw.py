@@ -31,14 +31,6 @@ def _escape(buf, p, c):
     return 6
 
 
-def _hexlen(n):
-    k = 1
-    while n >= 16:
-        n >>= 4
-        k += 1
-    return k
-
-
 class Writer:
     """One response body at a time: begin(), JSON (or raw bytes) written through it, finish().
 
@@ -111,7 +103,7 @@ class Writer:
                 head = http.response_head(self.status, self.ctype, None, False)
         if self.sent == 1:
             if n:
-                k = _hexlen(n)
+                k = http.hexlen(n)
                 s -= k + 2
                 for i in range(k):
                     buf[s + k - 1 - i] = _HEX[(n >> (4 * i)) & 15]

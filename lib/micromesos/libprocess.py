@@ -9,7 +9,7 @@ import time
 
 from micropython import const
 
-from micromesos import log, upid
+from micromesos import http, log, upid
 from micromesos.errors import ConfigError, ProtocolError
 from micromesos.listener import Listener, Message, _Conn  # noqa: F401 (the listener's half, re-exported)
 
@@ -37,14 +37,6 @@ def _put(ob, pos, data):
     n = len(data)
     ob[pos : pos + n] = data  # slice store from a whole object: no allocation
     return pos + n
-
-
-def _hexlen(n):
-    k = 1
-    while n >= 16:
-        n >>= 4
-        k += 1
-    return k
 
 
 class _Dest:
@@ -76,7 +68,7 @@ class _Dest:
         mid = self.lp._mid
         hp = self.hostport
         nb = len(body)
-        k = _hexlen(nb)
+        k = http.hexlen(nb)
         pos = self.n
         need = 7 + id1 - id0 + len(name) + len(mid) + len(hp)
         need += len(_CHUNKED) + k + 2 + nb + len(_LAST_CHUNK) if nb else len(_END_HEAD)

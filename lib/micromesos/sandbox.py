@@ -106,16 +106,21 @@ def _path(req):
 _NO_PATH = b"Expecting 'path=value' in query.\n"
 
 
-def browse(ep, req):
+def _lookup(ep, req):
+    """(path, what resolve() found or None), or (None, an error response) for a bad query."""
     try:
         path = _path(req)
     except ValueError:
-        return bad(b"Bad percent-encoding in query.\n")
+        return None, bad(b"Bad percent-encoding in query.\n")
     if path is None:
-        return bad(_NO_PATH)
-    r = resolve(ep, path)
-    if r is None:
-        return 404, None, b""
+        return None, bad(_NO_PATH)
+    return path, resolve(ep, path)
+
+
+def browse(ep, req):
+    path, r = _lookup(ep, req)
+    if r is None or isinstance(r[0], int):
+        return r or (404, None, b"")
     if r[0] == "f":  # a file: its own entry
         entries = [(path.rstrip("/").rpartition("/")[2], False, _size(r[1]), r[2])]
         base = path.rstrip("/").rpartition("/")[0]
@@ -213,15 +218,9 @@ def read(ep, req):
 
 
 def download(ep, req):
-    try:
-        path = _path(req)
-    except ValueError:
-        return bad(b"Bad percent-encoding in query.\n")
-    if path is None:
-        return bad(_NO_PATH)
-    r = resolve(ep, path)
-    if r is None:
-        return 404, None, b""
+    path, r = _lookup(ep, req)
+    if r is None or isinstance(r[0], int):
+        return r or (404, None, b"")
     if r[0] == "d":
         return bad(b"Cannot download a directory.\n")
     ring = r[1]

@@ -116,7 +116,7 @@ def loopback():
     path = os.path.join(tempfile.mkdtemp(), "board.py")
     with open(path, "w") as f:
         f.write(_BOARD)
-    board = mpy.popen_mpy(script=path, args=[str(port)], stdout=subprocess.PIPE, text=True)
+    board = mpy.popen_mpy(script=path, args=[str(port)], stdout=subprocess.PIPE, text=True, extra_path=(_CODE,))
     try:
         while "READY" not in board.stdout.readline():
             pass
@@ -145,14 +145,18 @@ def loopback():
         obs.close()
 
 
+# As on a board after `make deploy`: the library runs from .mpy bytecode, not compiled from source in RAM.
+_CODE = mpy.compile_tree(os.path.join(mpy.ROOT, "build", "bench-mpy"))
+
+
 def run():
-    r = mpy.run_mpy(code=_INPROC, args=[str(ITERATIONS)], stdin=_ping(0).hex() + "\n").check()
+    r = mpy.run_mpy(code=_INPROC, args=[str(ITERATIONS)], stdin=_ping(0).hex() + "\n", extra_path=(_CODE,)).check()
     m = json.loads(r.out.strip().splitlines()[-1])
     med, p99, heap0, heap1 = loopback()
     return "\n".join([
         "## Transport (libprocess over HTTP/1.1)",
         "",
-        "Heap (gc.mem_alloc deltas, 64-bit unix port, modules loaded from source):",
+        "Heap (gc.mem_alloc deltas, 64-bit unix port, modules loaded from .mpy as after `make deploy`):",
         "",
         "| what | bytes |",
         "|---|---|",
