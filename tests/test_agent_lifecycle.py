@@ -1,6 +1,7 @@
 # The agent's life against a master (PROTOCOL.md §2.1-2.5, §2.10): the unix-port agent (firmware/main.py
 # on the virtual board) and the stand-in master over real loopback sockets. MIT licence.
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -34,6 +35,17 @@ def run(coro):
         raise
 
 
+@contextlib.asynccontextmanager
+async def master_and_board(tmp_path, **master):
+    """A stand-in master and a virtual board registering with it; the board stops on the way out."""
+    async with StandinMaster(**master) as m:
+        b = Board(tmp_path / "b", m.port).start()
+        try:
+            yield m, b
+        finally:
+            b.stop()
+
+
 def no_problems(m):
     probs = m.problems()
     assert not probs, "the real master would have dropped or crashed on:\n" + "\n".join(e.line() for e in probs)
@@ -55,34 +67,30 @@ def pongs(m, since=0):
 
 def test_registers_and_answers_pings_to_the_observer(tmp_path):
     async def body():
-        async with StandinMaster(ping_interval=0.2) as m:
-            b = Board(tmp_path / "b", m.port).start()
-            try:
-                reg = await m.wait_for("RegisterSlaveMessage", timeout=15, kind="recv")
-                assert reg.src == b.upid
-                assert reg.body["version"] == "1.12.0"
-                info = reg.body["slave"]
-                assert info["hostname"] == "127.0.0.1" and info["port"] == b.port and info["checkpoint"] is True
-                assert "id" not in info
-                assert [c["type"] for c in reg.body["agent_capabilities"]] == [1, 2, 3]
-                names = [r["name"] for r in info["resources"]]
-                assert names[:2] == ["cpus", "mem"] and "temperature" in names and "gpio" in names
-                await m.wait_for("SlaveRegisteredMessage", kind="send")
-                await b.await_line(r"registered with master@127\.0\.0\.1:%d as agent \S+-S0" % m.port)
-                t = time.time()
-                while len(pongs(m)) < 5 and time.time() - t < 10:
-                    await asyncio.sleep(0.05)
-                ps = pongs(m)
-                assert len(ps) >= 5
-                # §0.1: to the observer that pinged, never to `master`
-                assert {e.dst for e in ps} == {"slave-observer(1)"}  # the receiver id of the POST
-                assert all(e.src == b.upid for e in ps)
-                sid = m.agent().id
-                with open(b.state_file("agent")) as f:
-                    assert json.load(f)["slave_id"] == sid  # checkpointed for a reboot
-                no_problems(m)
-            finally:
-                b.stop()
+        async with master_and_board(tmp_path, ping_interval=0.2) as (m, b):
+            reg = await m.wait_for("RegisterSlaveMessage", timeout=15, kind="recv")
+            assert reg.src == b.upid
+            assert reg.body["version"] == "1.12.0"
+            info = reg.body["slave"]
+            assert info["hostname"] == "127.0.0.1" and info["port"] == b.port and info["checkpoint"] is True
+            assert "id" not in info
+            assert [c["type"] for c in reg.body["agent_capabilities"]] == [1, 2, 3]
+            names = [r["name"] for r in info["resources"]]
+            assert names[:2] == ["cpus", "mem"] and "temperature" in names and "gpio" in names
+            await m.wait_for("SlaveRegisteredMessage", kind="send")
+            await b.await_line(r"registered with master@127\.0\.0\.1:%d as agent \S+-S0" % m.port)
+            t = time.time()
+            while len(pongs(m)) < 5 and time.time() - t < 10:
+                await asyncio.sleep(0.05)
+            ps = pongs(m)
+            assert len(ps) >= 5
+            # §0.1: to the observer that pinged, never to `master`
+            assert {e.dst for e in ps} == {"slave-observer(1)"}  # the receiver id of the POST
+            assert all(e.src == b.upid for e in ps)
+            sid = m.agent().id
+            with open(b.state_file("agent")) as f:
+                assert json.load(f)["slave_id"] == sid  # checkpointed for a reboot
+            no_problems(m)
     run(body())
 
 
@@ -118,102 +126,82 @@ def test_reregisters_after_master_restart_with_the_same_id(tmp_path):
 
 def test_reregisters_after_the_link_is_cut(tmp_path):
     async def body():
-        async with StandinMaster(ping_interval=0.3) as m:
-            b = Board(tmp_path / "b", m.port).start()
-            try:
-                sid = await registered(m, b)
-                mk = m.mark()
-                assert await m.cut_link()
-                await b.await_line("disconnected: master's link closed")
-                rr = await m.wait_for("ReregisterSlaveMessage", since=mk, timeout=10, kind="recv")
-                assert rr.body["slave"]["id"] == sid
-                await m.wait_for("SlaveReregisteredMessage", since=mk, timeout=5, kind="send")
-                await b.await_line("re-registered with")
-                assert m.agent().connected
-                no_problems(m)
-            finally:
-                b.stop()
+        async with master_and_board(tmp_path, ping_interval=0.3) as (m, b):
+            sid = await registered(m, b)
+            mk = m.mark()
+            assert await m.cut_link()
+            await b.await_line("disconnected: master's link closed")
+            rr = await m.wait_for("ReregisterSlaveMessage", since=mk, timeout=10, kind="recv")
+            assert rr.body["slave"]["id"] == sid
+            await m.wait_for("SlaveReregisteredMessage", since=mk, timeout=5, kind="send")
+            await b.await_line("re-registered with")
+            assert m.agent().connected
+            no_problems(m)
     run(body())
 
 
 def test_agent_restart_recovers_its_identity_from_the_checkpoint(tmp_path):
     async def body():
-        async with StandinMaster(ping_interval=0.3) as m:
-            b = Board(tmp_path / "b", m.port).start()
-            try:
-                sid = await registered(m, b)
-                mk = m.mark()
-                b.restart()  # power cut and boot
-                await b.await_line("recovered agent " + sid)
-                rr = await m.wait_for("ReregisterSlaveMessage", since=mk, timeout=15, kind="recv")
-                assert rr.body["slave"]["id"] == sid
-                assert not m.find("RegisterSlaveMessage", since=mk, kind="recv")
-                await m.wait_for("SlaveReregisteredMessage", since=mk, timeout=5, kind="send")
-                assert len(m.agents) == 1
-                no_problems(m)
-            finally:
-                b.stop()
+        async with master_and_board(tmp_path, ping_interval=0.3) as (m, b):
+            sid = await registered(m, b)
+            mk = m.mark()
+            b.restart()  # power cut and boot
+            await b.await_line("recovered agent " + sid)
+            rr = await m.wait_for("ReregisterSlaveMessage", since=mk, timeout=15, kind="recv")
+            assert rr.body["slave"]["id"] == sid
+            assert not m.find("RegisterSlaveMessage", since=mk, kind="recv")
+            await m.wait_for("SlaveReregisteredMessage", since=mk, timeout=5, kind="send")
+            assert len(m.agents) == 1
+            no_problems(m)
     run(body())
 
 
 def test_ping_watchdog_reregisters_when_pings_stop(tmp_path):
     async def body():
         # total_ping_timeout_seconds=1.0 from the master, and the master pings only every 30 s
-        async with StandinMaster(ping_interval=30, ping_timeout=1.0) as m:
-            b = Board(tmp_path / "b", m.port).start()
-            try:
-                await registered(m, b)
-                t0 = time.time()
-                await b.await_line(r"disconnected: no ping for \d+ ms", timeout=10)
-                waited = time.time() - t0
-                assert 0.9 <= waited < 4, waited
-                await m.wait_for("ReregisterSlaveMessage", timeout=10, kind="recv")
-                no_problems(m)
-            finally:
-                b.stop()
+        async with master_and_board(tmp_path, ping_interval=30, ping_timeout=1.0) as (m, b):
+            await registered(m, b)
+            t0 = time.time()
+            await b.await_line(r"disconnected: no ping for \d+ ms", timeout=10)
+            waited = time.time() - t0
+            assert 0.9 <= waited < 4, waited
+            await m.wait_for("ReregisterSlaveMessage", timeout=10, kind="recv")
+            no_problems(m)
     run(body())
 
 
 def test_ping_with_connected_false_makes_the_agent_reregister(tmp_path):
     async def body():
-        async with StandinMaster(ping_interval=0.3) as m:
-            b = Board(tmp_path / "b", m.port).start()
-            try:
-                await registered(m, b)
-                await m.wait_for("PongSlaveMessage", timeout=5, kind="recv")
-                a = m.agent()
-                mk = m.mark()
-                m.send(b.upid, "PingSlaveMessage", {"connected": False}, sender=a.observer.upid)
-                await b.await_line("ping connected=false")
-                await m.wait_for("ReregisterSlaveMessage", since=mk, timeout=10, kind="recv")
-                no_problems(m)
-            finally:
-                b.stop()
+        async with master_and_board(tmp_path, ping_interval=0.3) as (m, b):
+            await registered(m, b)
+            await m.wait_for("PongSlaveMessage", timeout=5, kind="recv")
+            a = m.agent()
+            mk = m.mark()
+            m.send(b.upid, "PingSlaveMessage", {"connected": False}, sender=a.observer.upid)
+            await b.await_line("ping connected=false")
+            await m.wait_for("ReregisterSlaveMessage", since=mk, timeout=10, kind="recv")
+            no_problems(m)
     run(body())
 
 
 def test_shutdown_message_forgets_the_identity_and_registers_anew(tmp_path):
     async def body():
-        async with StandinMaster(ping_interval=0.3) as m:
-            b = Board(tmp_path / "b", m.port).start()
-            try:
-                old = await registered(m, b)
-                mark = b.mark()
-                mk = m.mark()
-                await m.shutdown_agent(message="Machine is `DOWN`")
-                await b.await_line("ShutdownMessage: Machine is `DOWN`")
-                reg = await m.wait_for("RegisterSlaveMessage", since=mk, timeout=10, kind="recv")
-                assert "id" not in reg.body["slave"]
-                new = await registered(m, b, since=mark)
-                assert new != old
-                with open(b.state_file("agent")) as f:
-                    assert json.load(f)["slave_id"] == new
-                # A pong already on its way when the master removed the agent's observer gets the 404 a
-                # real libprocess gives a message for a process that is gone; nothing else may be wrong.
-                probs = [e for e in m.problems() if not (e.name == "PongSlaveMessage" and "404" in (e.reason or ""))]
-                assert not probs, [e.line() for e in probs]
-            finally:
-                b.stop()
+        async with master_and_board(tmp_path, ping_interval=0.3) as (m, b):
+            old = await registered(m, b)
+            mark = b.mark()
+            mk = m.mark()
+            await m.shutdown_agent(message="Machine is `DOWN`")
+            await b.await_line("ShutdownMessage: Machine is `DOWN`")
+            reg = await m.wait_for("RegisterSlaveMessage", since=mk, timeout=10, kind="recv")
+            assert "id" not in reg.body["slave"]
+            new = await registered(m, b, since=mark)
+            assert new != old
+            with open(b.state_file("agent")) as f:
+                assert json.load(f)["slave_id"] == new
+            # A pong already on its way when the master removed the agent's observer gets the 404 a
+            # real libprocess gives a message for a process that is gone; nothing else may be wrong.
+            probs = [e for e in m.problems() if not (e.name == "PongSlaveMessage" and "404" in (e.reason or ""))]
+            assert not probs, [e.line() for e in probs]
     run(body())
 
 
@@ -326,55 +314,47 @@ def test_registration_backoff_windows(tmp_path):
 @pytest.mark.parametrize("garbage", [b"\xff\xff\xff\xff\x0f", b"\x0a\x80", b"\x08"])
 def test_garbage_from_the_master_is_logged_and_the_agent_keeps_running(tmp_path, garbage):
     async def body():
-        async with StandinMaster(ping_interval=0.3) as m:
-            b = Board(tmp_path / "b", m.port).start()
-            try:
-                await registered(m, b)
-                mark = b.mark()
-                # A malformed body under the real master's name, on a connection of its own.
-                req = (b"POST /slave(1)/mesos.internal.RunTaskMessage HTTP/1.1\r\n"
-                       b"Libprocess-From: " + m.upid.encode() + b"\r\nContent-Length: %d\r\n\r\n" % len(garbage)
-                       + garbage)
-                r, w = await asyncio.open_connection("127.0.0.1", b.port)
-                w.write(req)
-                await w.drain()
-                head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 5)
-                assert head.startswith(b"HTTP/1.1 202 Accepted")
-                await b.await_line(r"ERROR agent: bad mesos\.internal\.RunTaskMessage from master@.*", since=mark)
-                w.close()
-                mk = m.mark()
-                await m.wait_for("PongSlaveMessage", since=mk, timeout=5, kind="recv")
-                assert b.alive() and m.agent().connected
-                assert not b.find("disconnected", since=mark)
-            finally:
-                b.stop()
+        async with master_and_board(tmp_path, ping_interval=0.3) as (m, b):
+            await registered(m, b)
+            mark = b.mark()
+            # A malformed body under the real master's name, on a connection of its own.
+            req = (b"POST /slave(1)/mesos.internal.RunTaskMessage HTTP/1.1\r\n"
+                   b"Libprocess-From: " + m.upid.encode() + b"\r\nContent-Length: %d\r\n\r\n" % len(garbage)
+                   + garbage)
+            r, w = await asyncio.open_connection("127.0.0.1", b.port)
+            w.write(req)
+            await w.drain()
+            head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 5)
+            assert head.startswith(b"HTTP/1.1 202 Accepted")
+            await b.await_line(r"ERROR agent: bad mesos\.internal\.RunTaskMessage from master@.*", since=mark)
+            w.close()
+            mk = m.mark()
+            await m.wait_for("PongSlaveMessage", since=mk, timeout=5, kind="recv")
+            assert b.alive() and m.agent().connected
+            assert not b.find("disconnected", since=mark)
     run(body())
 
 
 def test_run_task_from_a_stranger_is_dropped(tmp_path):
     async def body():
-        async with StandinMaster(ping_interval=0.3) as m:
-            b = Board(tmp_path / "b", m.port).start()
-            try:
-                await registered(m, b)
-                mark = b.mark()
-                fid = m.create_framework(name="x")
-                # The master's exact RunTaskMessage bytes, but sent by someone else.
-                stranger = "scheduler(1)@127.0.0.1:%d" % m.port
-                m.send(b.upid, "RunTaskMessage", {
-                    "framework": {"user": "root", "name": "x", "id": fid}, "pid": "@0.0.0.0:0",
-                    "task": {"name": "t", "task_id": "evil", "slave_id": m.agent().id,
-                             "resources": [{"name": "cpus", "type": 0, "scalar": {"value": 0.1}}],
-                             "command": {"value": "hello"}}, "launch_executor": True}, sender=stranger)
-                await b.await_line(r"WARN agent: dropped mesos\.internal\.RunTaskMessage from scheduler\(1\)@"
-                                   r".*not from the current master", since=mark)
-                await asyncio.sleep(0.5)
-                assert not [e for e in m.find("StatusUpdateMessage", kind="recv")]
-                mk = m.mark()
-                await m.wait_for("PongSlaveMessage", since=mk, timeout=5, kind="recv")
-                assert m.agent().connected
-            finally:
-                b.stop()
+        async with master_and_board(tmp_path, ping_interval=0.3) as (m, b):
+            await registered(m, b)
+            mark = b.mark()
+            fid = m.create_framework(name="x")
+            # The master's exact RunTaskMessage bytes, but sent by someone else.
+            stranger = "scheduler(1)@127.0.0.1:%d" % m.port
+            m.send(b.upid, "RunTaskMessage", {
+                "framework": {"user": "root", "name": "x", "id": fid}, "pid": "@0.0.0.0:0",
+                "task": {"name": "t", "task_id": "evil", "slave_id": m.agent().id,
+                         "resources": [{"name": "cpus", "type": 0, "scalar": {"value": 0.1}}],
+                         "command": {"value": "hello"}}, "launch_executor": True}, sender=stranger)
+            await b.await_line(r"WARN agent: dropped mesos\.internal\.RunTaskMessage from scheduler\(1\)@"
+                               r".*not from the current master", since=mark)
+            await asyncio.sleep(0.5)
+            assert not [e for e in m.find("StatusUpdateMessage", kind="recv")]
+            mk = m.mark()
+            await m.wait_for("PongSlaveMessage", since=mk, timeout=5, kind="recv")
+            assert m.agent().connected
     run(body())
 
 
