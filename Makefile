@@ -13,6 +13,11 @@ PYTEST_ARGS ?=
 SIM_SECONDS ?= 0
 MASTER ?=
 FUZZ_N ?= 1000000
+# The interpreter `make sim` and `make board` run: wheel (64-bit unix port from .venv), or the 32-bit
+# device model (`make devmodel`): loaded (stock firmware + .mpy files) or frozen (`make firmware`).
+DEVICE ?= wheel
+# -X heapsize for sim/board; empty: 100k (a real board's heap) on the device models, today's on the wheel.
+HEAPSIZE ?=
 
 # Per-board cross-compile architecture (mpy-cross -march).
 MPY_ARCH_esp32 = xtensawin
@@ -20,13 +25,16 @@ MPY_ARCH_rp2 = armv6m
 MPY_ARCH_unix = host
 MPY_ARCH = $(MPY_ARCH_$(BOARD))
 
-.PHONY: venv test sim bench fuzz mpy clean help
+.PHONY: venv test sim bench fuzz attack mpy clean help devmodel
 
 help:
 	@echo "make sim        virtual board (unix port) + stand-in master; MASTER=ip:port for a real master"
+	@echo "                DEVICE=wheel|loaded|frozen [HEAPSIZE=100k]: the 64-bit wheel or a 32-bit device model"
+	@echo "make devmodel   build the 32-bit device model into build/devmodel/{loaded,frozen}/micropython"
 	@echo "make test       run the test suite (code under test runs in the MicroPython unix port)"
 	@echo "make bench      measure codec, agent and task figures; writes docs/BENCHMARKS.md"
-	@echo "make fuzz       long decoder/HTTP fuzz run (FUZZ_N inputs)"
+	@echo "make fuzz       long decoder/HTTP fuzz run (FUZZ_N inputs); figures into docs/BENCHMARKS.md"
+	@echo "make attack     attack a virtual board (connections, spoofing, task faults); ATTACK=<case name part>"
 	@echo "make mpy        cross-compile lib/ for BOARD=esp32|rp2|unix into build/BOARD/"
 	@echo "make flash      BOARD=esp32|rp2 [PORT=/dev/ttyUSB0] [FIRMWARE=...] [CHIP=esp32s3]: flash, then deploy"
 	@echo "make deploy     compile lib/ and the board module, copy them with config.json to the board (mpremote)"
@@ -44,17 +52,28 @@ $(VENV)/.stamp: requirements.txt
 
 venv: $(VENV)/.stamp
 
-test: venv
+test: venv devmodel
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS) tests
 
-sim: venv
-	$(VENV)/bin/python tools/sim.py --seconds $(SIM_SECONDS) $(if $(MASTER),--master $(MASTER))
+# MicroPython's unix port as an x86-32 binary (needs gcc-multilib), from MICROPY_DIR or the pinned
+# ../shared/vendor snapshot; rebuilt only when its inputs change (tools/devmodel.py).
+devmodel:
+	$(PYTHON) tools/devmodel.py --quiet
+
+DEVICE_DEP = $(if $(filter wheel,$(DEVICE)),,devmodel)
+sim: venv $(DEVICE_DEP)
+	$(VENV)/bin/python tools/sim.py --seconds $(SIM_SECONDS) $(if $(MASTER),--master $(MASTER)) \
+		--device $(DEVICE) $(if $(HEAPSIZE),--heapsize $(HEAPSIZE))
 
 bench: venv
 	$(VENV)/bin/python tools/bench/run.py --write docs/BENCHMARKS.md
 
 fuzz: venv
-	$(VENV)/bin/python tools/fuzz.py --n $(FUZZ_N)
+	$(VENV)/bin/python tools/fuzz.py --n $(FUZZ_N) --write docs/BENCHMARKS.md
+
+# Attacks on a live virtual board and the stand-in master (loopback, bounded); ATTACK=<name part> for some.
+attack: venv
+	$(VENV)/bin/python tools/attack.py $(if $(ATTACK),--only "$(ATTACK)")
 
 # Every lib/ file compiled with the pinned mpy-cross for the board's architecture.
 LIB_PY := $(shell find lib -name '*.py' -not -name manifest.py)

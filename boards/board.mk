@@ -135,8 +135,10 @@ repl:
 	$(MPREMOTE) connect $(PORT) repl
 
 # The virtual board: the unix port behind a pty (first output line: its path; also $(VBOARD_PTY)).
-board: venv
-	$(VENV)/bin/python tools/vboard.py --fs $(VBOARD_FS) --link $(VBOARD_PTY)
+# DEVICE=loaded|frozen runs the 32-bit device model with a real board's heap (HEAPSIZE, default 100k).
+board: venv $(DEVICE_DEP)
+	$(VENV)/bin/python tools/vboard.py --fs $(VBOARD_FS) --link $(VBOARD_PTY) --device $(DEVICE) \
+		$(if $(HEAPSIZE),--heapsize $(HEAPSIZE))
 
 # --- frozen firmware, built by the port's own make (ESP-IDF or the Pico SDK toolchain needed) ---
 firmware:

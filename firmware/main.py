@@ -1,5 +1,7 @@
-# Boot sequence: config, Wi-Fi, clock, board, then the agent with a watchdog fed from asyncio.
+# Boot sequence: config, board, Wi-Fi and clock (a supervisor task keeps them), then the agent with a
+# watchdog fed from asyncio.
 # MIT licence. Device: /main.py after boot.py. Host: `micropython firmware/main.py [config.json]`.
+import gc
 import sys
 import time
 
@@ -9,80 +11,10 @@ import board
 from micromesos import __version__, log
 from micromesos.errors import ConfigError
 
-_WIFI_WAIT_MS = const(20000)     # one association attempt
-_BACKOFF_MIN_MS = const(1000)
-_BACKOFF_MAX_MS = const(60000)   # Wi-Fi retry cap; an unattended board keeps trying forever
-_NTP_TRIES = const(3)
 _WDT_MS = const(8000)            # <= 8388 ms, the RP2040's limit
 _FEED_MS = const(2000)
-_CRASH_HOLD_MS = const(10000)    # pause before a reset so Ctrl-C can still reach the REPL
-_MAX_CRED = const(128)           # bytes: SSID is <= 32, WPA2 passphrase <= 63
-
-
-def _wifi_creds(path):
-    """(ssid, password) from wifi.json; ConfigError names the file and key."""
-    import json
-
-    try:
-        with open(path) as f:
-            raw = f.read(1024)
-        w = json.loads(raw)
-    except OSError:
-        raise ConfigError('%s: cannot read it (needs {"ssid": "...", "password": "..."})' % path)
-    except ValueError:
-        raise ConfigError("%s: not valid JSON" % path)
-    if not isinstance(w, dict):
-        raise ConfigError("%s: expected a JSON object" % path)
-    ssid = w.get("ssid")
-    pw = w.get("password", "")
-    if not isinstance(ssid, str) or not 0 < len(ssid) <= _MAX_CRED:
-        raise ConfigError("ssid: expected a non-empty string in %s" % path)
-    if not isinstance(pw, str) or len(pw) > _MAX_CRED:
-        raise ConfigError("password: expected a string in %s" % path)
-    return ssid, pw
-
-
-def _jitter(ms):
-    import random
-
-    return ms + random.getrandbits(16) % (ms // 4 + 1)  # up to +25 %, so boards don't retry in step
-
-
-def wifi_up(nic, ssid, password):
-    """Associate, retrying with capped, jittered backoff until it works; returns the IPv4 address."""
-    nic.active(True)
-    backoff = _BACKOFF_MIN_MS
-    while True:
-        if not nic.isconnected():
-            log.info("main", "wifi: connecting to %s", ssid)
-            nic.connect(ssid, password)
-            t0 = time.ticks_ms()
-            while not nic.isconnected() and time.ticks_diff(time.ticks_ms(), t0) < _WIFI_WAIT_MS:
-                time.sleep_ms(200)
-        if nic.isconnected():
-            ip = nic.ipconfig("addr4")[0]
-            log.info("main", "wifi: up, %s", ip)
-            return ip
-        log.warn("main", "wifi: not connected (status %s), retry in %d ms", nic.status(), backoff)
-        nic.disconnect()
-        time.sleep_ms(_jitter(backoff))
-        backoff = min(backoff * 2, _BACKOFF_MAX_MS)
-
-
-def set_clock():
-    """UTC from NTP: status-update timestamps (TaskStatus.timestamp) are wall-clock seconds."""
-    import ntptime
-
-    for _ in range(_NTP_TRIES):
-        try:
-            ntptime.settime()
-            log.info("main", "clock set from NTP: %d", time.time())
-            return True
-        except (OSError, OverflowError) as e:
-            log.warn("main", "ntp: %r", e)
-            time.sleep_ms(1000)
-    log.warn("main", "clock not set: status-update timestamps will be wrong")
-    return False
+_CRASH_HOLD_MS = const(10000)    # pause before a reset so Ctrl-C can still reach the REPL...
+_HOLD_STEP_MS = const(500)       # ...feeding the armed watchdog every step of it (< _WDT_MS)
 
 
 def _on_task_error(loop, context):
@@ -101,64 +33,98 @@ async def _feed(wdt):
         await asyncio.sleep_ms(_FEED_MS)
 
 
-async def _run(cfg, inv, wdt):
+def _clear_marker(inv):
+    # Before a deliberate reset: rp2's machine.reset() is a watchdog reboot (reset_cause() WDT_RESET), so
+    # a marker left set (Ctrl-C mid-step) would blame that task for hanging the loop after the reboot.
+    m = getattr(inv, "marker", None)
+    if m is not None:
+        m.write(0)
+
+
+def _on_address(inv):
+    def changed(old, new):
+        # The master sends everything to the pid it registered and a pid can't change for an agent id
+        # (PROTOCOL.md §1.6): reboot, and the agent registers as a new one (agent.recover: pid mismatch).
+        log.warn("main", "address changed %s -> %s: rebooting to register as a new agent", old, new)
+        _clear_marker(inv)
+        import machine
+
+        machine.reset()
+    return changed
+
+
+async def _run(cfg, inv, nic, creds):
     import asyncio
 
     from micromesos import agent
 
+    if nic is not None:
+        from micromesos.wifi import Supervisor
+
+        sup = Supervisor(nic, creds[0], creds[1], cfg["ntp_host"])
+        if cfg["advertise_ip"] is None:
+            sup.on_address = _on_address(inv)  # advertised = the Wi-Fi address: it must not move
+        asyncio.create_task(sup.run())
+        ip = await sup.up()  # first association and clock; the board's own watchdog isn't armed yet
+        if cfg["advertise_ip"] is None:
+            cfg["advertise_ip"] = ip  # the master must reach us at a routable address (§1.6, §1.7)
+    gc.collect()
+    wdt = board.watchdog(_WDT_MS)
+    _state["wdt"] = wdt
     if wdt is not None:
         asyncio.create_task(_feed(wdt))
+        if nic is not None:
+            sup.feed = wdt.feed
     await agent.main(cfg, inv)
 
 
-def _load_config(path):
+def _load_config(path, wifi):
+    """(cfg, Wi-Fi credentials or None). The config module is read once at boot and dropped, so its
+    code does not sit in the heap next to the tasks; the credentials reader lives in it for that reason."""
     import micromesos
     from micromesos import config
 
     try:
-        return config.load(path)
+        cfg = config.load(path)
+        creds = None
+        if wifi:
+            slash = path.rfind("/")
+            creds = config.wifi(path[:slash + 1] + "wifi.json")
+        return cfg, creds
     finally:
-        # Read once at boot: drop the module so its code does not sit in the heap next to the tasks.
         del sys.modules["micromesos.config"]
         del micromesos.config
 
 
+_state = {"wdt": None}  # the armed watchdog, for the crash path once asyncio.run returned
+
+
 def boot(config_path="config.json"):
     """Bring the board up and run the agent. Returns an exit code (only on failure)."""
+    nic = board.wlan()
     try:
-        cfg = _load_config(config_path)
-        slash = config_path.rfind("/")
-        nic = board.wlan()
-        creds = _wifi_creds(config_path[:slash + 1] + "wifi.json") if nic is not None else None
+        cfg, creds = _load_config(config_path, nic is not None)
     except ConfigError as e:
         # One line naming the key, before anything else happens (no Wi-Fi, no agent).
         print("micromesos: config error: %s" % e)
         return 2
     log.set_level(cfg["log_level"])
-    if nic is not None and creds is not None:
-        ip = wifi_up(nic, creds[0], creds[1])
-        if cfg["advertise_ip"] is None:
-            cfg["advertise_ip"] = ip  # the master must reach us at a routable address (§1.6, §1.7)
-        set_clock()
     inv = board.inventory(cfg)
+    _state["inv"] = inv
     v = sys.implementation.version
     log.info("main", "micromesos %s on %s (%s), MicroPython %d.%d.%d", __version__, inv.board,
              inv.arch, v[0], v[1], v[2])
-    import gc
-
     import asyncio
 
     gc.collect()
-    wdt = board.watchdog(_WDT_MS)
     asyncio.get_event_loop().set_exception_handler(_on_task_error)  # before asyncio.run
     try:
-        asyncio.run(_run(cfg, inv, wdt))
+        asyncio.run(_run(cfg, inv, nic, creds))
     except KeyboardInterrupt:
         # Ctrl-C (or mpremote) stops the agent; an armed watchdog cannot be stopped on ESP32/RP2040,
         # so keep feeding it from a timer and the REPL stays usable until the next hard reset.
-        if wdt is not None:
-            board.feed_in_background(wdt, _FEED_MS)
-        print("micromesos: stopped")
+        _clear_marker(inv)
+        _stopped(_state["wdt"])
         return 130
     except Exception as e:  # anything the agent could not recover from: report, then start over
         print("micromesos: agent failed: %r" % (e,))
@@ -167,13 +133,30 @@ def boot(config_path="config.json"):
     return 0
 
 
+def _stopped(wdt):
+    if wdt is not None:
+        board.feed_in_background(wdt, _FEED_MS)
+    print("micromesos: stopped")
+
+
 def _reset_after(rc):
     # On a board (no sys.argv) a crashed agent means a clean reboot after a pause; a config error
-    # or Ctrl-C leaves the REPL up instead.
+    # or Ctrl-C leaves the REPL up instead. The watchdog armed at boot can't be stopped, so the pause
+    # keeps feeding it; Ctrl-C during it hands the feeding to a timer, as after a Ctrl-C above.
     if rc != 1:
         return
+    wdt = _state["wdt"]
     print("micromesos: rebooting in %d s (Ctrl-C for the REPL)" % (_CRASH_HOLD_MS // 1000))
-    time.sleep_ms(_CRASH_HOLD_MS)
+    t0 = time.ticks_ms()
+    try:
+        while time.ticks_diff(time.ticks_ms(), t0) < _CRASH_HOLD_MS:
+            if wdt is not None:
+                wdt.feed()
+            time.sleep_ms(_HOLD_STEP_MS)
+    except KeyboardInterrupt:
+        _stopped(wdt)
+        return
+    _clear_marker(_state.get("inv"))
     import machine
 
     machine.reset()

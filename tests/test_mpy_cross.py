@@ -156,8 +156,11 @@ def test_board_manifest_freezes_port_lib_and_board(board, port_manifest):
                          "Apache Mesos agent for MicroPython microcontrollers", "license": "MIT"}) in r.calls
     assert ("package", os.path.join(lib, "micromesos"), 3) in r.calls
     assert ("module", os.path.join(ROOT, "boards", board, "board.py"), 3) in r.calls
-    tasks = [c for c in r.calls if c[0] == "package" and c[1].endswith("tasks")]
-    assert bool(tasks) == os.path.isdir(os.path.join(ROOT, "tasks"))
+    # Example tasks are frozen one module each, under their plain names (the loader imports "hello").
+    assert not [c for c in r.calls if c[0] == "package" and c[1].endswith("tasks")]
+    tasks = sorted(c[1] for c in r.calls if c[0] == "module" and os.path.dirname(c[1]) == os.path.join(ROOT, "tasks"))
+    assert tasks == sorted(os.path.join(ROOT, "tasks", f) for f in os.listdir(os.path.join(ROOT, "tasks"))
+                           if f.endswith(".py"))
 
 
 def test_tasks_are_frozen_only_when_the_directory_exists(tmp_path):
@@ -168,12 +171,14 @@ def test_tasks_are_frozen_only_when_the_directory_exists(tmp_path):
     (tree / "lib" / "micromesos").mkdir()
     r = Recorder()
     r.run(str(tree / "boards" / "esp32" / "manifest.py"))
-    assert not [c for c in r.calls if c[0] == "package" and c[1].endswith("tasks")]
+    frozen_tasks = lambda r: [c for c in r.calls if c[0] == "module" and os.path.dirname(c[1]) == str(tree / "tasks")]  # noqa: E731
+    assert not frozen_tasks(r)
     (tree / "tasks").mkdir()
     (tree / "tasks" / "blink.py").write_text("async def run(ctx):\n    pass\n")
+    (tree / "tasks" / "notes.txt").write_text("not a module\n")
     r = Recorder()
     r.run(str(tree / "boards" / "esp32" / "manifest.py"))
-    assert ("package", str(tree / "tasks"), 3) in r.calls
+    assert frozen_tasks(r) == [("module", str(tree / "tasks" / "blink.py"), 3)]
 
 
 def test_package_json_lists_every_lib_file_and_the_version():

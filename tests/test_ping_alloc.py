@@ -23,6 +23,8 @@ CODE = r"""
 import gc, json, micropython, sys
 from micromesos import codec, http, libprocess, names
 ping, pong = [bytes.fromhex(h) for h in json.loads(sys.stdin.read())]
+# 15 pongs are queued before the stand-in sender empties the outbox (outbox()): room for them.
+libprocess.Libprocess.outbox_size = 4096
 lp = libprocess.Libprocess("slave(1)", "127.0.0.1", 5051)
 PONG = names.NAMES[names.PONG_SLAVE]
 OBSERVER = b"slave-observer("

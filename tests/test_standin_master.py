@@ -301,17 +301,24 @@ def test_pings_come_from_the_observer_at_the_configured_interval():
     async def go():
         m = await start(ping_interval=0.25)
         a, aid = await registered(m)
-        await a.wait("PingSlaveMessage", n=5, timeout=3)
-        pings = a.got("PingSlaveMessage")[:5]
-        gaps = [b.time - p.time for p, b in zip(pings, pings[1:])]
+        await a.wait("PingSlaveMessage", n=13, timeout=30)
+        pings = a.got("PingSlaveMessage")[:13]
+        gaps = sorted(b.time - p.time for p, b in zip(pings, pings[1:]))
         print("ping gaps (s):", ["%.3f" % g for g in gaps])
-        # The observer keeps an absolute schedule, so the mean is exact and single gaps only jitter.
-        assert abs(sum(gaps) / 4 - 0.25) < 0.03 and all(abs(g - 0.25) < 0.1 for g in gaps)
+        # The observer keeps an absolute schedule: a late ping makes one gap longer and the next one
+        # shorter, so load moves single gaps but neither the median gap nor the mean over 3 s (a 2x or
+        # 0.5x interval, or the 15 s default, fails both).
+        assert abs(gaps[6] - 0.25) < 0.05, gaps
+        assert abs((pings[12].time - pings[0].time) / 12 - 0.25) < 0.1, gaps
         assert {p.sender for p in pings} == {"slave-observer(1)@127.0.0.1:%d" % m.port}
         assert all(p.decoded() == {"connected": True} for p in pings)
-        assert len(m.find("PongSlaveMessage", kind="recv")) >= 4 and m.agent().observer.timeouts == 0
+        # Every ping is answered (a pong may come after the next tick on a loaded machine).
+        deadline = time.monotonic() + 10
+        while len(m.find("PongSlaveMessage", kind="recv")) < 12 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert len(m.find("PongSlaveMessage", kind="recv")) >= 12 and m.agent(aid).state == "registered"
         no_problems(m)
-    run(go())
+    run(go(), timeout=60)
 
 
 def test_pong_to_master_is_dropped_and_the_agent_goes_unreachable():

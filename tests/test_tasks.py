@@ -781,7 +781,7 @@ async def main():
     deliver(a, names.SHUTDOWN, gold("shutdown"))
     await settle(a, rec, 100)
     out("sent", [n for n, b in rec.out if n != "RegisterSlaveMessage"])
-    out("state", [len(a.tasks.live), a.tasks._running, len(a.tasks.leases.used), a.slave_id])
+    out("state", [len(a.tasks.live), a.tasks.running, len(a.tasks.leases.used), a.slave_id])
     saved = json.load(open(FS + "/state/tasks.json"))
     out("saved", saved["tasks"])
 asyncio.run(main())

@@ -54,7 +54,7 @@ async def main():
             break
         c = json.loads(line)
         if c["op"] == "send":
-            ev(ev="sent", ok=lp.send(c["to"], c["name"], bytes.fromhex(c["body"])))
+            ev(ev="sent", ok=lp.send(c["to"], c["name"], bytes.fromhex(c["body"]) * c.get("times", 1)))
         elif c["op"] == "sendmany":
             n = 0
             while n < c["max"] and lp.send(c["to"], c["name"], bytes.fromhex(c["body"])):
@@ -82,7 +82,9 @@ class Board:
         path = os.path.join(str(tmp_path), "board.py")
         with open(path, "w") as f:
             f.write(DRIVER)
-        self.p = mpy.popen_mpy(script=path, args=[str(self.port), json.dumps(opts)],
+        # The library as a board holds it (.mpy): compiling it from source takes more heap than it uses.
+        code = mpy.compile_tree(os.path.join(mpy.ROOT, "build", "test-mpy"))
+        self.p = mpy.popen_mpy(script=path, args=[str(self.port), json.dumps(opts)], extra_path=(code,),
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
         self.q = queue.Queue()
         self.log = []
@@ -477,7 +479,8 @@ def test_send_returns_false_when_outbox_full(tmp_path):
         to = "master@127.0.0.1:%d" % port
         one = len(expected(b.upid, to, "mesos.internal.X", b"y" * 300))
         b.cmd(op="sendmany", to=to, name="mesos.internal.X", body=(b"y" * 300).hex(), max=100)
-        assert b.wait("sentmany")["n"] == 2048 // one
+        # What fits the outbox is copied; then max_streamed (4) more are queued by reference.
+        assert b.wait("sentmany")["n"] == 2048 // one + 4
         b.cmd(op="send", to="master@0.0.0.0:5050", name="mesos.internal.X", body="")
         b.p.stdin.close()
         assert b.p.wait(timeout=5) != 0
@@ -528,3 +531,54 @@ def test_queued_messages_survive_a_connect_that_hangs(tmp_path):
         for c in fill:
             c.close()
         b.close()
+
+
+def test_bodies_larger_than_the_outbox_are_streamed_intact_and_in_order(tmp_path):
+    L = Listener()
+    master = "master@127.0.0.1:%d" % L.port
+    observer = "slave-observer(1)@127.0.0.1:%d" % L.port
+    b = Board(tmp_path, master=master, lp={"outbox_size": 1024})
+    try:
+        sends = [(master, "mesos.internal.A", b"a" * 100),
+                 (master, "mesos.internal.Big", bytes(range(256)) * 40),  # 10 KB: ten outboxes
+                 (observer, "mesos.internal.PongSlaveMessage", b""),
+                 (master, "mesos.internal.B", b"b" * 900),  # fits an empty outbox, not the rest of it
+                 (master, "mesos.internal.Big2", b"z" * 3000),
+                 (master, "mesos.internal.C", b"c")]
+        for to, name, body in sends:
+            times = 40 if len(body) == 10240 else 1  # the 10 KB body is made on the board
+            b.cmd(op="send", to=to, name=name, body=body[:len(body) // times].hex(), times=times)
+            assert b.wait("sent")["ok"] is True, name
+        want = b"".join(expected(b.upid, to, name, body) for to, name, body in sends)
+        c = L.accept()
+        assert recv_exactly(c, len(want), timeout=10) == want
+        # The connection goes on carrying small messages after the big ones.
+        b.cmd(op="send", to=master, name="mesos.internal.D", body="")
+        d = expected(b.upid, master, "mesos.internal.D", b"")
+        assert recv_exactly(c, len(d)) == d
+    finally:
+        b.close()
+
+
+NODELAY = r"""
+from micromesos import listener
+
+class LwIP:  # extmod/modlwip.c: IPPROTO_TCP = IP_PROTO_TCP (6), TCP_NODELAY = TF_NODELAY (0x40)
+    IPPROTO_TCP = 6
+    TCP_NODELAY = 0x40
+
+class Bare:  # the unix port's socket module has neither
+    pass
+
+class Half:
+    TCP_NODELAY = 1
+
+print(listener.nodelay_option(LwIP, "rp2"), listener.nodelay_option(Bare, "linux"),
+      listener.nodelay_option(Bare, "esp32"), listener.nodelay_option(Half, "esp32"),
+      listener.Listener("slave(1)")._nodelay == listener.nodelay_option())
+"""
+
+
+def test_tcp_nodelay_comes_from_the_socket_module(mpy_run):
+    out = mpy_run(NODELAY).check().out.split()
+    assert " ".join(out) == "(6, 64) (6, 1) None None True"

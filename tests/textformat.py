@@ -5,7 +5,7 @@ import struct
 from micromesos import schema
 
 # Enum names, by (proto message, field). They live here, not on the device (the device keeps numbers
-# only, plus schema.TASK_STATE_NAMES). Numbers transcribed from apache/mesos include/mesos/mesos.proto.
+# only, plus the task state names for /state). Numbers transcribed from apache/mesos include/mesos/mesos.proto.
 VALUE_TYPE = {"SCALAR": 0, "RANGES": 1, "SET": 2, "TEXT": 3}
 TASK_STATE = {"TASK_STAGING": 6, "TASK_STARTING": 0, "TASK_RUNNING": 1, "TASK_KILLING": 8, "TASK_FINISHED": 2,
               "TASK_FAILED": 3, "TASK_KILLED": 4, "TASK_ERROR": 7, "TASK_LOST": 5, "TASK_DROPPED": 9,
@@ -50,7 +50,7 @@ ENUMS = {
     ("StatusUpdate", "latest_state"): TASK_STATE,
 }
 
-BY_NAME = {d[0]: t for t, d in enumerate(schema.TYPES) if t}  # "Value_Scalar" -> type id
+BY_NAME = {schema.name(t): t for t in range(1, schema.NTYPES)}  # "Value_Scalar" -> type id
 
 
 def type_of(full_name):
@@ -61,15 +61,8 @@ def type_of(full_name):
 
 
 def fields(T):
-    """[(name, number, kind, label, raw, sub)] of message type T, decoded from the packed table."""
-    d = schema.TYPES[T]
-    out = []
-    for i in range(1, len(d), 2):
-        p = d[i]
-        label = "req" if p & schema.REQ else "rep" if p & schema.REP else "opt"
-        out.append((d[i + 1], p & schema.FN_MASK, (p >> schema.KIND_SHIFT) & 15, label,
-                    bool(p & schema.RAW), p >> schema.SUB_SHIFT))
-    return out
+    """[(name, number, kind, label, raw, sub)] of message type T, label "opt", "req" or "rep"."""
+    return [(n, num, kind, ("opt", "req", "rep")[label], raw, sub) for n, num, kind, label, raw, sub in schema.fields(T)]
 
 
 # --- the text format --------------------------------------------------------------------------------
@@ -163,7 +156,7 @@ def to_codec(T, tree):
     """The dict the codec should produce for message type T (raw=False) from a parsed text tree."""
     spec = {f[0]: f for f in fields(T)}
     out = {}
-    tname = schema.TYPES[T][0]
+    tname = schema.name(T)
     for name, value in tree:
         if name not in spec:
             raise KeyError("schema has no field %s.%s (protoc knows it)" % (tname, name))
@@ -229,7 +222,7 @@ RAW_PARTS = {(m, f) for m in ("TaskInfo", "Task")
 
 
 def should_be_raw(T, name, sub):
-    return schema.TYPES[sub][0] in RAW_TYPES or (schema.TYPES[T][0], name) in RAW_PARTS
+    return schema.name(sub) in RAW_TYPES or (schema.name(T), name) in RAW_PARTS
 
 
 def raw_count(T, obj):

@@ -20,7 +20,7 @@ free_port = mpy.free_port
 class Board:
     """`Board(fs_dir, master_port, **config)`; start(), wait_line(regex), stop(), kill(), restart()."""
 
-    def __init__(self, fs, master_port, heapsize=None, **cfg):
+    def __init__(self, fs, master_port, heapsize=None, device=None, **cfg):
         self.fs = str(fs)
         os.makedirs(os.path.join(self.fs, "tasks"), exist_ok=True)
         self.port = cfg.pop("port", None) or mpy.free_port()
@@ -28,7 +28,8 @@ class Board:
                     "advertise_ip": "127.0.0.1", "fs": self.fs, "seed": 1, "log_level": "info",
                     "registration_backoff_factor": 0.05}
         self.cfg.update(cfg)
-        self.heapsize = heapsize or mpy.BOARD_HEAPSIZE
+        self.device = device or mpy.DEVICE  # wheel | loaded | frozen (tests/mpy.py)
+        self.heapsize = heapsize or mpy.board_heapsize(self.device)
         self.cfg_path = os.path.join(self.fs, "config.json")
         self.proc = None
         self.lines = []
@@ -41,10 +42,11 @@ class Board:
     def start(self):
         with open(self.cfg_path, "w") as f:
             json.dump(self.cfg, f)
-        code = mpy.compile_tree(CODE_DIR)
+        # The device models bring their own agent: frozen in, or the .mpy tree mpy.device_code() adds.
+        code = (mpy.compile_tree(CODE_DIR),) if self.device == "wheel" else ()
         self.proc = mpy.popen_mpy(script=os.path.join(mpy.ROOT, "firmware", "main.py"), args=[self.cfg_path],
-                                  heapsize=self.heapsize, extra_path=(code,), stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True)
+                                  heapsize=self.heapsize, extra_path=code, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True, device=self.device)
         threading.Thread(target=self._pump, args=(self.proc,), daemon=True).start()
         return self
 

@@ -73,8 +73,12 @@ def main():
     ap.add_argument("--ping-interval", type=float, default=5.0,
                     help="stand-in master's ping interval, seconds (a real master: 15)")
     ap.add_argument("--task", default="hello", help="task module to launch once registered ('' for none)")
-    ap.add_argument("--heapsize", default=mpy.BOARD_HEAPSIZE)
+    ap.add_argument("--device", default=mpy.DEVICE, choices=mpy.DEVICES,
+                    help="wheel: the 64-bit unix port; loaded/frozen: the 32-bit device model (make devmodel)")
+    ap.add_argument("--heapsize", default=None, help="MicroPython heap (default: %s on the wheel, %s on the "
+                    "device models)" % (mpy.BOARD_HEAPSIZE, mpy.DEVICE_HEAPSIZE))
     a = ap.parse_args()
+    a.heapsize = a.heapsize or mpy.board_heapsize(a.device)
 
     out = lambda s: print(s, flush=True)  # noqa: E731
     work = os.path.join(ROOT, "build", "sim")
@@ -113,14 +117,15 @@ def main():
     cfg_path = os.path.join(work, "config.json")
     with open(cfg_path, "w") as f:
         json.dump(cfg, f)
-    code = mpy.compile_tree(os.path.join(ROOT, "build", "sim-mpy"))  # a board runs bytecode, not sources
+    # A board runs bytecode, not sources; the device models bring the agent themselves (mpy.device_code).
+    code = (mpy.compile_tree(os.path.join(ROOT, "build", "sim-mpy")),) if a.device == "wheel" else ()
     b = mpy.popen_mpy(script=os.path.join(ROOT, "firmware", "main.py"), args=[cfg_path], heapsize=a.heapsize,
-                      extra_path=(code,), stdout=subprocess.PIPE,
+                      extra_path=code, stdout=subprocess.PIPE, device=a.device,
                       stderr=subprocess.STDOUT, text=True)
     procs.append(b)
     threading.Thread(target=pump, args=(b, "board  |", out, seen_board), daemon=True).start()
-    out("sim: virtual board (MicroPython unix port, -X heapsize=%s) at slave(1)@%s:%d"
-        % (a.heapsize, adv, agent_port))
+    out("sim: virtual board (MicroPython unix port, %s, -X heapsize=%s) at slave(1)@%s:%d"
+        % (a.device, a.heapsize, adv, agent_port))
 
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())

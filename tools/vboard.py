@@ -279,16 +279,26 @@ def _host(argv):
     ap = argparse.ArgumentParser(description="MicroPython unix port behind a pty, for mpremote")
     ap.add_argument("--fs", default=os.path.join(root, "var", "vboard"),
                     help="directory used as the board's filesystem (default var/vboard)")
-    ap.add_argument("--heapsize", default="256k", help="MicroPython heap (default 256k)")
-    ap.add_argument("--micropython", default=None, help="unix-port binary (default .venv's)")
+    ap.add_argument("--device", default=None, choices=("wheel", "loaded", "frozen"),
+                    help="wheel: the 64-bit unix port (default); loaded/frozen: the 32-bit device model "
+                    "(make devmodel), without or with the agent frozen in")
+    ap.add_argument("--heapsize", default=None, help="MicroPython heap (default 256k; 100k, a real "
+                    "board's, on the device models, of which this REPL, Python here but C on a board, "
+                    "holds ~9 KB)")
+    ap.add_argument("--micropython", default=None, help="unix-port binary (default: the --device's)")
     ap.add_argument("--link", default=None, help="also make this symlink to the pty")
     ap.add_argument("--no-main", action="store_true", help="do not run main.py at power-on")
     args = ap.parse_args(argv)
 
     fs = os.path.abspath(args.fs)
     os.makedirs(fs, exist_ok=True)
-    exe = args.micropython or os.environ.get("MICROPY_MICROPYTHON") or os.path.join(
-        root, ".venv", "bin", "micropython")
+    sys.path.insert(0, os.path.join(root, "tests"))
+    import mpy
+
+    device = args.device or mpy.DEVICE
+    exe = args.micropython or (os.environ.get("MICROPY_MICROPYTHON") if device == "wheel" else None) or (
+        os.path.join(root, ".venv", "bin", "micropython") if device == "wheel" else mpy.device_cmd(device))
+    heapsize = args.heapsize or ("256k" if device == "wheel" else mpy.DEVICE_HEAPSIZE)
     if not os.path.exists(exe):
         sys.exit("vboard: no MicroPython unix port at %s (run `make venv`)" % exe)
 
@@ -305,7 +315,7 @@ def _host(argv):
     env = dict(os.environ)
     env["MICROPYPATH"] = ".frozen"  # the device half sets a board's sys.path itself
     busy_r, busy_w = os.pipe()
-    cmd = [exe, "-X", "heapsize=" + args.heapsize, os.path.abspath(__file__), "--serve", fs,
+    cmd = [exe, "-X", "heapsize=" + heapsize, os.path.abspath(__file__), "--serve", fs,
            "--busy-fd", str(busy_w)]
     if args.no_main:
         cmd.append("--no-main")
@@ -329,15 +339,26 @@ def _host(argv):
                 proc.stdin.write(data)
             except (BrokenPipeError, OSError):
                 return
-            if b"\x03" in data and busy[0]:
+            if b"\x03" in data and read_busy(0) and busy[0]:
                 proc.send_signal(signal.SIGINT)  # interrupt running code, as a UART Ctrl-C does
 
+    busy_lock = threading.Lock()
+
+    def read_busy(timeout):
+        # Both threads read the flags: a Ctrl-C sees every flag the device wrote before it (the
+        # device raises the flag before running code, so before anything that code prints).
+        if select.select([busy_r], [], [], timeout)[0]:
+            with busy_lock:
+                if select.select([busy_r], [], [], 0)[0]:
+                    flags = os.read(busy_r, 64)
+                    if not flags:
+                        return False
+                    busy[0] = flags[-1:] == b"B"
+        return True
+
     def track_busy():
-        while True:
-            flags = os.read(busy_r, 64)
-            if not flags:
-                return
-            busy[0] = flags[-1:] == b"B"
+        while read_busy(None):
+            pass
 
     def to_host():
         last_cr = False

@@ -7,12 +7,13 @@ import machine
 from micropython import const
 
 from micromesos import sensors
-from micromesos.inventory import Inventory
+from micromesos.inventory import Inventory, mpy_arch
 
 NAME = "esp32"
 # The firmware's board/chip string, e.g. "Generic ESP32S3 module with ESP32S3" (tests replace it).
 _MACHINE = getattr(sys.implementation, "_machine", "")
 _WDT_MAX_MS = const(60000)
+_MARK = b"mmk1"  # RTC.memory() holds one buffer for all its users: ours starts with this tag
 
 # Per chip: onboard LED pin (None: none or an RGB LED that needs a driver), touch-pad pins,
 # ADC1 pins (ADC2 is unusable while Wi-Fi runs), and GPIOs free for tasks. Left out on purpose:
@@ -27,11 +28,6 @@ _CHIPS = {
     "esp32c3": (None, (), (0, 1), (4, 5, 6, 7, 10)),
 }
 
-# mpy feature byte >> 2 = native arch (py/persistentcode.h MP_NATIVE_ARCH_*): S2/S3 are xtensawin too,
-# C3/C6 are rv32imc.
-_ARCHS = ("none", "x86", "x64", "armv6", "armv6m", "armv7m", "armv7em", "armv7emsp", "armv7emdp",
-          "xtensa", "xtensawin", "rv32imc", "rv64imc")
-
 
 def chip():
     """'esp32', 'esp32s2', 'esp32s3', 'esp32c3', ... from the firmware's machine string."""
@@ -42,12 +38,27 @@ def chip():
     return "esp32"
 
 
-def mpy_arch(mpy=None):
-    """Native arch name from sys.implementation._mpy (feature byte >> 2), e.g. "xtensawin"."""
-    if mpy is None:
-        mpy = getattr(sys.implementation, "_mpy", 0)
-    a = (mpy >> 10) & 0x3F
-    return _ARCHS[a] if a < len(_ARCHS) else "unknown"
+class RTCMarker:
+    """inventory.marker in RTC slow memory (machine.RTC().memory()): it survives the WDT reset but not a
+    power cycle, and rewriting it costs no flash. Tag + slot, little-endian; the agent owns RTC.memory()."""
+
+    def __init__(self, rtc=None):
+        self.rtc = rtc or machine.RTC()
+        self._b = bytearray(_MARK + b"\0\0\0\0")  # written in place: write() runs twice per task step
+
+    def read(self):
+        m = self.rtc.memory()
+        if len(m) != 8 or m[:4] != _MARK:
+            return 0  # power-on, or someone else's data
+        return m[4] | m[5] << 8 | m[6] << 16 | m[7] << 24
+
+    def write(self, n):
+        b = self._b
+        b[4] = n & 0xFF
+        b[5] = (n >> 8) & 0xFF
+        b[6] = (n >> 16) & 0xFF
+        b[7] = (n >> 24) & 0xFF
+        self.rtc.memory(b)
 
 
 def _mcu_temperature():
@@ -94,7 +105,7 @@ def inventory(config):
         found.append("led")
     return Inventory(
         NAME, mpy_arch(), sensors=sens, actuators=act, gpio=free, pin=machine.Pin,
-        attributes={"chip": name, "features": "+".join(found)}, fs="/")
+        attributes={"chip": name, "features": "+".join(found)}, fs="/", marker=RTCMarker())
 
 
 def wlan():

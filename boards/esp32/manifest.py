@@ -5,8 +5,11 @@ require("ntptime")  # firmware/main.py sets the clock with it (already in the po
 include("../../lib/manifest.py")
 module("board.py", opt=3)
 
-# The manifest runs with its own directory as cwd; tasks/ arrives with the tasks issue.
+# Example tasks under their plain module names ("hello", not "tasks.hello"): the task loader
+# imports the CommandInfo value as given. The manifest runs with its own directory as cwd.
 import os  # noqa: E402
 
 if os.path.isdir("../../tasks"):
-    package("tasks", base_path="../..", opt=3)
+    for _f in sorted(os.listdir("../../tasks")):
+        if _f.endswith(".py"):
+            module(_f, base_path="../../tasks", opt=3)

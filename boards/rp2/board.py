@@ -6,7 +6,7 @@ import machine
 from micropython import const
 
 from micromesos import sensors
-from micromesos.inventory import Inventory
+from micromesos.inventory import Inventory, mpy_arch
 
 NAME = "rp2"
 # The firmware's board/chip string, e.g. "Raspberry Pi Pico W with RP2040" (tests replace it).
@@ -18,8 +18,14 @@ _ADC_PINS = (26, 27)        # ADC0, ADC1. ADC3 (GPIO29) is VSYS/3 and shares the
 # 23-25 and 29 drive the CYW43 radio on a Pico W (the LED hangs off the radio as "LED").
 _GPIO = tuple(range(2, 23)) + (28,)
 
-_ARCHS = ("none", "x86", "x64", "armv6", "armv6m", "armv7m", "armv7em", "armv7emsp", "armv7emdp",
-          "xtensa", "xtensawin", "rv32imc", "rv64imc")
+# Watchdog scratch registers survive the watchdog's reset, not a power cycle (RP2040 datasheet §4.7,
+# RP2350 §12.9.5). SCRATCH4-7 belong to the bootrom and pico-sdk (watchdog_enable, watchdog_reboot);
+# the marker takes SCRATCH2 (task slot) and SCRATCH3 (a tag saying SCRATCH2 is ours).
+_WATCHDOG_RP2040 = 0x40058000
+_WATCHDOG_RP2350 = 0x400D8000
+_SCRATCH2 = const(0x14)
+_SCRATCH3 = const(0x18)
+_TAG = const(0x0A6E6D6B)  # a small int on 32-bit builds: reading it allocates nothing
 
 
 def chip():
@@ -27,12 +33,24 @@ def chip():
     return "rp2350" if _MACHINE.upper().endswith("RP2350") else "rp2040"
 
 
-def mpy_arch(mpy=None):
-    """Native arch name from sys.implementation._mpy (feature byte >> 2), e.g. "xtensawin"."""
-    if mpy is None:
-        mpy = getattr(sys.implementation, "_mpy", 0)
-    a = (mpy >> 10) & 0x3F
-    return _ARCHS[a] if a < len(_ARCHS) else "unknown"
+class ScratchMarker:
+    """inventory.marker in two watchdog scratch registers (machine.mem32): no flash wear, and it outlives
+    the WDT reset that ends a task holding the loop. machine.reset() is a watchdog reboot on this port
+    (reset_cause() says WDT_RESET), so main.py clears the marker before resetting on purpose."""
+
+    def __init__(self, base):
+        self._mem = machine.mem32
+        self._slot = base + _SCRATCH2  # kept: on 32-bit builds the address is a boxed int
+        tag = base + _SCRATCH3
+        if self._mem[tag] != _TAG:  # power-on (registers are 0) or another program's values
+            self._mem[self._slot] = 0
+            self._mem[tag] = _TAG
+
+    def read(self):
+        return self._mem[self._slot]
+
+    def write(self, n):
+        self._mem[self._slot] = n
 
 
 def has_wifi():
@@ -55,9 +73,11 @@ def inventory(config):
             "voltage": volts}
     # "LED" names the onboard LED on both boards: GPIO25 on a Pico, the CYW43's WL_GPIO0 on a Pico W.
     led = machine.Pin("LED", machine.Pin.OUT, value=0)
+    name = chip()
     return Inventory(
         NAME, mpy_arch(), sensors=sens, actuators={"led": {"led0": led}}, gpio=_GPIO,
-        pin=machine.Pin, attributes={"chip": chip(), "features": "+".join(found)}, fs="/")
+        pin=machine.Pin, attributes={"chip": name, "features": "+".join(found)}, fs="/",
+        marker=ScratchMarker(_WATCHDOG_RP2350 if name == "rp2350" else _WATCHDOG_RP2040))
 
 
 def wlan():

@@ -1,11 +1,10 @@
 # The virtual board (MicroPython unix port): simulated sensors and pins, a directory as filesystem.
 # MIT licence. Readings are deterministic for a given config "seed", so tests and demos repeat.
 import os
-import sys
 
 from micropython import const
 
-from micromesos.inventory import Inventory
+from micromesos.inventory import Inventory, mpy_arch
 
 NAME = "unix"
 _LCG_A = const(1103515245)
@@ -15,9 +14,6 @@ _DEFAULT_SEED = const(1)
 _DEFAULT_FS = "./var/board"
 _GPIO = tuple(range(2, 6)) + tuple(range(12, 16))  # simulated free pins, shaped like a devkit's
 
-# mpy feature byte >> 2 = native arch (py/persistentcode.h MP_NATIVE_ARCH_*).
-_ARCHS = ("none", "x86", "x64", "armv6", "armv6m", "armv7m", "armv7em", "armv7emsp", "armv7emdp",
-          "xtensa", "xtensawin", "rv32imc", "rv64imc")
 
 # kind, instance, centre, half-span: what the simulated board measures.
 _SIM = (
@@ -26,14 +22,6 @@ _SIM = (
     ("humidity", "hum0", 45.0, 10.0),
     ("light", "light0", 300.0, 250.0),
 )
-
-
-def mpy_arch(mpy=None):
-    """Native arch name from sys.implementation._mpy (feature byte >> 2), e.g. "xtensawin"."""
-    if mpy is None:
-        mpy = getattr(sys.implementation, "_mpy", 0)
-    a = (mpy >> 10) & 0x3F
-    return _ARCHS[a] if a < len(_ARCHS) else "unknown"
 
 
 class SimSensor:

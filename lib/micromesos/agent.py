@@ -7,18 +7,17 @@ import time
 import asyncio
 from micropython import const
 
-from . import MESOS_VERSION, codec, log, names, resources, schema
+from . import MESOS_VERSION, codec, log, names, resources, schema, upid
 from .errors import MesosError
 from .libprocess import Libprocess
 from .store import Store
 from .updates import StatusUpdates
 
 # States, as the real agent's (src/slave/slave.hpp).
-RECOVERING = const(0)
-DISCONNECTED = const(1)
+_RECOVERING = const(0)
+_DISCONNECTED = const(1)
 RUNNING = const(2)
-TERMINATING = const(3)
-STATE_NAMES = ("RECOVERING", "DISCONNECTED", "RUNNING", "TERMINATING")
+_TERMINATING = const(3)
 
 _CAPABILITIES = ({"type": schema.MULTI_ROLE}, {"type": schema.HIERARCHICAL_ROLE},
                  {"type": schema.RESERVATION_REFINEMENT})  # and nothing else (§3.5)
@@ -26,6 +25,8 @@ _PONG = names.NAMES[names.PONG_SLAVE]
 _OBSERVER = b"slave-observer("
 _CHECKPOINT = "agent"
 _DEFAULT_PING_TIMEOUT_MS = const(75000)  # DEFAULT_MASTER_PING_TIMEOUT (§2.2)
+_SEND_RETRY_MS = const(100)  # a registration message the transport refused: first retry after this ...
+_SEND_RETRY_MAX_MS = const(5000)  # ... doubling up to this
 _W = "agent"
 
 
@@ -35,12 +36,16 @@ class Agent:
         self.inv = inventory
         if transport is None:
             transport = Libprocess("slave(1)", cfg["ip"], cfg["port"], cfg["advertise_ip"],
-                                   cfg["advertise_port"])
+                                   cfg["advertise_port"], cfg)
         self.lp = transport
         self.lp.handler = self._on_message
         self.lp.on_link_closed = self._on_link_closed
-        self.master = "master@" + cfg["master"]  # current master UPID (re-noted on registration)
-        self.state = RECOVERING
+        self._configured = "master@" + cfg["master"]
+        self.master = self._configured  # current master UPID (re-noted on registration)
+        # Peer IPs the master's connections may come from: the configured master's, the noted master's.
+        self._ip0 = self._ip1 = cfg["master"].rpartition(":")[0]
+        self._check_ip = cfg["check_master_ip"]
+        self.state = _RECOVERING
         self.slave_id = None
         self.link = None            # inbound connection the master registered us over (§1.5)
         self.ping_timeout_ms = _DEFAULT_PING_TIMEOUT_MS
@@ -49,7 +54,6 @@ class Agent:
         self.checkpointed = []      # raw Resource bytes from CheckpointResourcesMessage
         self.fresh_registration = False
         self.started_ms = time.ticks_ms()
-        self.registered_ms = None
         self.counters = {"registrations": 0, "reregistrations": 0, "pings": 0, "dropped": 0,
                          "disconnects": 0, "invalid": 0}
         fs = inventory.fs.rstrip("/")
@@ -134,13 +138,13 @@ class Agent:
     def _start_fresh(self):
         # A new agent owns no tasks and no updates: whatever an old identity left on flash goes,
         # so it can't be reported under the new id after the next reboot.
+        if self.tasks is not None:
+            self.tasks.stop_all()
+        self.updates.clear()
         self.slave_id = None
         self.frameworks = {}
         self.checkpointed = []
         self.store.delete(_CHECKPOINT)
-        self.updates.clear()
-        if self.tasks is not None:
-            self.tasks.stop_all()
 
     # --- state changes ------------------------------------------------------------------------
 
@@ -148,15 +152,17 @@ class Agent:
         if self.state == RUNNING:
             self.counters["disconnects"] += 1
         log.info(_W, "disconnected: %s", why)
-        self.state = DISCONNECTED
+        self.state = _DISCONNECTED
         self.link = None
         self._registered.clear()
         self._unregistered.set()
 
     def _become_running(self, msg, connection):
         self.state = RUNNING
-        self.link = getattr(msg, "conn", None)
-        self.master = msg.sender()  # the master may advertise another address (§1.6)
+        self.link = msg.conn
+        if not msg.sender_is(self.master):  # the master may advertise another address (§1.6)
+            self.master = msg.sender()
+            self._ip1 = self.master.partition("@")[2].rpartition(":")[0]
         t = None
         if connection:
             t = connection.get("total_ping_timeout_seconds")
@@ -164,19 +170,24 @@ class Agent:
             t = self.cfg["ping_timeout"]
         self.ping_timeout_ms = int(t * 1000) if t else _DEFAULT_PING_TIMEOUT_MS
         self.last_ping = time.ticks_ms()
-        self.registered_ms = time.ticks_ms()
         self._unregistered.clear()
         self._registered.set()
         self.updates.resume()
 
     # --- registration (§2.2-2.4) ---------------------------------------------------------------
 
-    def _registration(self):
-        if self.slave_id is None:
-            return names.REGISTER_SLAVE, codec.encode(schema.RegisterSlaveMessage, {
-                "slave": self.slave_info(False), "version": MESOS_VERSION,
-                "checkpointed_resources": [], "agent_capabilities": list(_CAPABILITIES)})
-        return names.REREGISTER_SLAVE, self._reregistration()
+    def _send_registration(self):
+        # RegisterSlaveMessage, or ReregisterSlaveMessage once we have an id, queued for the master.
+        # False if the transport refused it (outbox full, no route) or the heap had no room to build
+        # it (it grows with the live tasks): the caller retries.
+        try:
+            if self.slave_id is None:
+                return self.send_to_master(names.REGISTER_SLAVE, codec.encode(schema.RegisterSlaveMessage, {
+                    "slave": self.slave_info(False), "version": MESOS_VERSION,
+                    "checkpointed_resources": [], "agent_capabilities": list(_CAPABILITIES)}))
+            return self.send_to_master(names.REREGISTER_SLAVE, self._reregistration())
+        except MemoryError:
+            return False
 
     def _reregistration(self):
         tasks, executors, fids = ([], [], set()) if self.tasks is None else self.tasks.reregistration()
@@ -196,15 +207,26 @@ class Agent:
             await self._unregistered.wait()
             await asyncio.sleep(random.random() * b)
             k = 1
-            while self.state == DISCONNECTED:
-                kind, body = self._registration()
-                self.fresh_registration = kind == names.REGISTER_SLAVE
-                log.info(_W, "sending %s to %s", names.short(kind), self.master)
-                self.send_to_master(kind, body)
-                window = min(retry * (1 << k), cap)
-                k += 1
+            refused = 0  # ms to wait after a message that could not be queued
+            while self.state == _DISCONNECTED:
+                self.fresh_registration = self.slave_id is None
+                what = names.short(names.REGISTER_SLAVE if self.fresh_registration else names.REREGISTER_SLAVE)
+                if not refused:
+                    log.info(_W, "sending %s to %s", what, self.master)
+                if self._send_registration():
+                    if refused:
+                        log.info(_W, "%s queued for %s", what, self.master)
+                    refused = 0
+                    wait = random.random() * min(retry * (1 << k), cap)
+                    k += 1
+                else:
+                    if not refused:  # once per streak: the retries are quick
+                        log.warn(_W, "could not queue %s for %s (outbox full, no route or no heap): retrying",
+                                 what, self.master)
+                    refused = min(refused * 2 or _SEND_RETRY_MS, _SEND_RETRY_MAX_MS)
+                    wait = refused / 1000
                 try:
-                    await asyncio.wait_for(self._registered.wait(), random.random() * window)
+                    await asyncio.wait_for(self._registered.wait(), wait)
                 except asyncio.TimeoutError:
                     pass
 
@@ -228,7 +250,8 @@ class Agent:
         # Reboot race (§2.2): a master that has not yet noticed our reboot hands back the OLD id
         # and still believes the old tasks run. One re-registration with what we really run
         # makes it answer with reconciliations for the rest, which we report lost.
-        self.send_to_master(names.REREGISTER_SLAVE, self._reregistration())
+        if not self._send_registration():
+            self._become_disconnected("could not queue the re-registration that follows a registration")
 
     def _reregistered_msg(self, msg):
         m = codec.decode(schema.SlaveReregisteredMessage, msg.buf, msg.start, msg.end)
@@ -260,7 +283,7 @@ class Agent:
     # --- pings (§2.5): the hot path, allocation-free -------------------------------------------
 
     def _ping(self, msg):
-        if not (msg.sender_id_startswith(_OBSERVER) and msg.sender_host_is(self.master)):
+        if not (msg.sender_id_startswith(_OBSERVER) and msg.sender_host_is(self.master) and self._peer_ok(msg)):
             self._drop(msg, "ping from a stranger")
             return
         connected = codec.ping_connected(msg.buf, msg.start, msg.end)
@@ -295,14 +318,8 @@ class Agent:
 
     def _forget(self, why):
         log.warn(_W, "%s: stopping all tasks and registering as a new agent", why)
-        self.state = TERMINATING
-        if self.tasks:
-            self.tasks.stop_all()
-        self.updates.clear()
-        self.slave_id = None
-        self.frameworks = {}
-        self.checkpointed = []
-        self.checkpoint()
+        self.state = _TERMINATING
+        self._start_fresh()
         self._become_disconnected(why)
 
     def _update_framework(self, msg):
@@ -331,14 +348,32 @@ class Agent:
         self.counters["dropped"] += 1
         log.warn(_W, "dropped %s from %s: %s", msg.name(), msg.sender(), why)
 
+    def _peer_ok(self, msg):
+        # The connection a master's message came on must come from the master's host: a Libprocess-From
+        # header is whatever the sender writes. Off (check_master_ip) where NAT rewrites the source.
+        c = msg.conn
+        if c is None or not self._check_ip:  # None: a transport that knows no peers
+            return True
+        ip = c.peer[0]
+        return ip == self._ip0 or ip == self._ip1
+
     def _from_master(self, msg):
+        # As src/slave/slave.cpp (`master != from`): nothing from anyone but the current master, and a
+        # registration reply only from the master the agent is registering with.
+        if not self._peer_ok(msg):
+            return False
         if msg.sender_is(self.master):
             return True
-        # Until registered, a sender with id `master` at another address may be the master
-        # advertising a different IP (§1.6); only its (re-)registration reply is taken from it.
-        return (self.state == DISCONNECTED
-                and msg.kind in (names.SLAVE_REGISTERED, names.SLAVE_REREGISTERED)
-                and msg.sender().startswith("master@"))
+        if self.state != _DISCONNECTED or msg.kind not in (names.SLAVE_REGISTERED, names.SLAVE_REREGISTERED):
+            return False
+        if msg.sender_is(self._configured):
+            return True
+        # The master advertising another address (§1.6): believed only when the configured master's
+        # host itself made the connection, so with the peer check on.
+        if not self._check_ip or msg.conn is None or msg.conn.peer[0] != self._ip0:
+            return False
+        s = msg.sender()
+        return s.startswith("master@") and upid.valid(s)
 
     def _on_message(self, msg):
         kind = msg.kind
@@ -376,17 +411,11 @@ class Agent:
         self.recover()
         log.info(_W, "agent %s at %s, master %s, resources %s", self.slave_id or "(new)", self.lp.upid,
                  self.master, ";".join(resources.fmt(n, v) for n, v in self.totals))
-        self.state = DISCONNECTED
+        self.state = _DISCONNECTED
         self._unregistered.set()
-        self._tasks = [asyncio.create_task(self._registrar()), asyncio.create_task(self._watchdog()),
-                       asyncio.create_task(self.updates.run())]
-
-    async def stop(self):
-        for t in self._tasks:
-            t.cancel()
-        if self.tasks:
-            self.tasks.stop_all()
-        await self.lp.close()
+        asyncio.create_task(self._registrar())
+        asyncio.create_task(self._watchdog())
+        asyncio.create_task(self.updates.run())
 
 
 async def main(cfg, inventory):

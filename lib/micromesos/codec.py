@@ -14,13 +14,15 @@ from .wire import Reader, put_bytes, put_double, put_varint, varint_size
 MAX_MESSAGE = 32768
 MAX_DEPTH = 12
 
-_TYPES = schema.TYPES
-_FN = const(0xFF)
-_REQ = const(1 << 12)  # these mirror schema's layout constants (a test checks they agree)
-_REP = const(2 << 12)
-_RAW = const(1 << 14)
-_SUB = const(15)
-_INT32 = const(0)  # schema.K_* kinds
+_FIELDS = schema.FIELDS  # 4 bytes per field: number, flags, sub-message type, index into _KEYS
+_FIRST = schema.FIRST
+_KEYS = schema.KEYS
+_NTYPES = const(81)  # schema.NTYPES
+_KIND = const(15)  # flags: these mirror schema's layout constants (a test checks they agree)
+_REQ = const(0x10)
+_REP = const(0x20)
+_RAW = const(0x40)
+_INT32 = const(0)  # kinds
 _INT64 = const(1)
 _UINT32 = const(2)
 _UINT64 = const(3)
@@ -47,13 +49,13 @@ def decode(T, buf, start=0, end=-1, raw=True):
     wire bytes; decode them further with decode(T, those_bytes). Bad bytes of any kind raise DecodeError
     and nothing else (ValueError only for a T that is not a message type: a bug in the caller).
     """
-    if not 0 < T < len(_TYPES):
+    if not 0 < T < _NTYPES:
         raise ValueError("no message type %r" % (T,))
     if end is None or end < 0:
         end = len(buf)
     if end - start > MAX_MESSAGE:
         raise DecodeError("%s of %d bytes is over MAX_MESSAGE (%d)"
-                          % (_TYPES[T][0], end - start, MAX_MESSAGE))
+                          % (schema.name(T), end - start, MAX_MESSAGE))
     r = Reader()
     r.reset(buf, start, end)
     try:
@@ -61,44 +63,44 @@ def decode(T, buf, start=0, end=-1, raw=True):
     except DecodeError:
         raise
     except MemoryError:
-        raise DecodeError("out of memory decoding %s" % _TYPES[T][0])
+        raise DecodeError("out of memory decoding %s" % schema.name(T))
     except (IndexError, ValueError, TypeError, KeyError, RuntimeError, OverflowError) as e:
         # Never seen on any input (tests/fuzz/fuzz_codec.py hunts for this "internal" marker); should a bug
         # slip through, the caller still gets the one error type it handles.
-        raise DecodeError("%s: internal %s: %s" % (_TYPES[T][0], type(e).__name__, e))
+        raise DecodeError("%s: internal %s: %s" % (schema.name(T), type(e).__name__, e))
 
 
 def _decode(r, mv, T, raw, depth, out):
     # One call (one heap-allocated frame, it is large) per message; per field only small-frame calls:
     # MicroPython puts any frame over 11 words on the heap at every call.
-    d = _TYPES[T]
-    nd = len(d)
+    F = _FIELDS
+    a = 4 * (_FIRST[2 * T] | _FIRST[2 * T + 1] << 8)
+    b = 4 * (_FIRST[2 * T + 2] | _FIRST[2 * T + 3] << 8)
     if out is None:
         out = {}
     while True:
         fn = r.next()
         if fn == 0:
             break
-        p = 0
-        if fn <= _FN:
-            for i in range(1, nd, 2):
-                if d[i] & _FN == fn:
-                    p = d[i]
-                    name = d[i + 1]
-                    break
-        if not p:
+        f = -1
+        for i in range(a, b, 4):
+            if F[i] == fn:
+                f = F[i + 1]
+                name = _KEYS[F[i + 3]]
+                break
+        if f < 0:
             r.skip()  # unknown field: newer masters add fields (§1.8)
             continue
-        kind = (p >> 8) & 15
+        kind = f & _KIND
         wt = r.wt
         if kind >= _STRING:
             if wt != 2:
-                _wrong(r, d, name)
+                _wrong(r, T, name)
             end = r.lendelim()
             if kind == _STRING:
                 v = _str(mv[r.pos:end])
                 if v is None:
-                    raise DecodeError("invalid UTF-8 in %s.%s at %d" % (d[0], name, r.pos))
+                    raise DecodeError("invalid UTF-8 in %s.%s at %d" % (schema.name(T), name, r.pos))
             elif kind == _BYTES:
                 v = bytes(mv[r.pos:end])
             elif kind == _ID:  # SlaveID & co, {1: string value}: the str itself (§3.1)
@@ -113,26 +115,27 @@ def _decode(r, mv, T, raw, depth, out):
                         r.skip()
                         continue
                     if r.wt != 2:
-                        _wrong(r, d, name)
+                        _wrong(r, T, name)
                     e = r.lendelim()
                     v = _str(mv[r.pos:e])
                     if v is None:
-                        raise DecodeError("invalid UTF-8 in %s.%s at %d" % (d[0], name, r.pos))
+                        raise DecodeError("invalid UTF-8 in %s.%s at %d" % (schema.name(T), name, r.pos))
                     r.pos = e
                 r.end = outer
                 if v is None:
-                    raise DecodeError("missing required value in %s.%s before %d" % (d[0], name, end))
+                    raise DecodeError("missing required value in %s.%s before %d"
+                                      % (schema.name(T), name, end))
             else:
-                sub = p >> _SUB
-                prev = None if p & _REP else out.get(name)
-                if sub == 0 or (raw and p & _RAW):
+                sub = F[i + 2]
+                prev = None if f & _REP else out.get(name)
+                if sub == 0 or (raw and f & _RAW):
                     v = bytes(mv[r.pos:end])
                     if isinstance(prev, bytes):  # a singular message sent twice merges: bytes concatenate
                         v = prev + v
                 else:
                     if depth >= MAX_DEPTH:
                         raise DecodeError("%s.%s nests deeper than MAX_DEPTH (%d) at %d"
-                                          % (d[0], name, MAX_DEPTH, r.at))
+                                          % (schema.name(T), name, MAX_DEPTH, r.at))
                     outer = r.end
                     r.end = end
                     v = _decode(r, mv, sub, raw, depth + 1, prev if isinstance(prev, dict) else None)
@@ -140,7 +143,7 @@ def _decode(r, mv, T, raw, depth, out):
             r.pos = end
         elif wt == (1 if kind == _DOUBLE else 0):
             v = _scalar(r, kind)
-        elif wt == 2 and p & _REP:  # packed repeated scalars: accepted although proto2 sends them unpacked
+        elif wt == 2 and f & _REP:  # packed repeated scalars: accepted although proto2 sends them unpacked
             end = r.lendelim()
             lst = out.get(name)
             if lst is None:
@@ -152,8 +155,8 @@ def _decode(r, mv, T, raw, depth, out):
             r.end = outer
             continue
         else:
-            _wrong(r, d, name)
-        if p & _REP:
+            _wrong(r, T, name)
+        if f & _REP:
             lst = out.get(name)
             if lst is None:
                 out[name] = [v]
@@ -161,14 +164,14 @@ def _decode(r, mv, T, raw, depth, out):
                 lst.append(v)
         else:
             out[name] = v
-    for i in range(1, nd, 2):
-        if d[i] & _REQ and d[i + 1] not in out:
-            raise DecodeError("missing required %s.%s before %d" % (d[0], d[i + 1], r.pos))
+    for i in range(a, b, 4):
+        if F[i + 1] & _REQ and _KEYS[F[i + 3]] not in out:
+            raise DecodeError("missing required %s.%s before %d" % (schema.name(T), _KEYS[F[i + 3]], r.pos))
     return out
 
 
-def _wrong(r, d, name):
-    raise DecodeError("wrong wire type %d for %s.%s at %d" % (r.wt, d[0], name, r.at))
+def _wrong(r, T, name):
+    raise DecodeError("wrong wire type %d for %s.%s at %d" % (r.wt, schema.name(T), name, r.at))
 
 
 def _scalar(r, kind):
@@ -279,61 +282,54 @@ def encode(T, obj):
     return bytes(buf)
 
 
-def encode_into(T, obj, buf, pos=0):
-    """Serialize into buf[pos:] (a bytearray, e.g. after HTTP headers); returns the end offset."""
-    plan = []
-    n = _plan(T, obj, plan, 0)
-    if pos + n > len(buf):
-        raise ValueError("%s needs %d bytes, buffer has %d" % (_TYPES[T][0], n, len(buf) - pos))
-    return _write(T, obj, iter(plan), buf, pos)
-
-
 def _plan(T, obj, plan, depth):
     # One call per message, every field handled inline (a call per field would heap-allocate its frame).
-    d = _TYPES[T]
     if not isinstance(obj, dict):
-        raise TypeError("%s must be a dict or bytes, not %s" % (d[0], type(obj).__name__))
+        raise TypeError("%s must be a dict or bytes, not %s" % (schema.name(T), type(obj).__name__))
     if depth > MAX_DEPTH:
-        raise ValueError("%s nests deeper than MAX_DEPTH (%d)" % (d[0], MAX_DEPTH))
+        raise ValueError("%s nests deeper than MAX_DEPTH (%d)" % (schema.name(T), MAX_DEPTH))
+    F = _FIELDS
     n = 0
     seen = 0
-    for i in range(1, len(d), 2):
-        p = d[i]
-        v = obj.get(d[i + 1], _ABSENT)
+    a = 4 * (_FIRST[2 * T] | _FIRST[2 * T + 1] << 8)
+    for i in range(a, 4 * (_FIRST[2 * T + 2] | _FIRST[2 * T + 3] << 8), 4):
+        f = F[i + 1]
+        name = _KEYS[F[i + 3]]
+        v = obj.get(name, _ABSENT)
         if v is _ABSENT:
-            if p & _REQ:
-                raise ValueError("missing required %s.%s" % (d[0], d[i + 1]))
+            if f & _REQ:
+                raise ValueError("missing required %s.%s" % (schema.name(T), name))
             continue
         seen += 1
-        kind = (p >> 8) & 15
-        rep = p & _REP
+        kind = f & _KIND
+        rep = f & _REP
         if rep and not isinstance(v, (list, tuple)):
-            raise TypeError("%s.%s is repeated: list or tuple" % (d[0], d[i + 1]))
+            raise TypeError("%s.%s is repeated: list or tuple" % (schema.name(T), name))
         for j in range(len(v) if rep else 1):
             x = v[j] if rep else v
-            n += 1 if p & _FN < 16 else 2  # the key; field numbers stay below 2048
+            n += 1 if F[i] < 16 else 2  # the key; field numbers stay below 256
             # bool is an int subclass in CPython but not in MicroPython: test it first so both agree.
             if kind == _BOOL:
                 if not isinstance(x, (bool, int)):
-                    raise TypeError("%s.%s: bool expected" % (d[0], d[i + 1]))
+                    raise TypeError("%s.%s: bool expected" % (schema.name(T), name))
                 n += 1
             elif kind <= _DOUBLE:
                 if isinstance(x, bool) or not isinstance(x, (int, float) if kind == _DOUBLE else int):
                     raise TypeError("%s.%s: %s expected"
-                                    % (d[0], d[i + 1], "number" if kind == _DOUBLE else "int"))
+                                    % (schema.name(T), name, "number" if kind == _DOUBLE else "int"))
                 if kind == _DOUBLE:
                     n += 8
                 else:
                     t = 0 if kind == _ENUM else kind
                     if x > _HIGH[t] or x < _LOW[t]:
-                        raise ValueError("%s.%s: %d out of range" % (d[0], d[i + 1], x))
+                        raise ValueError("%s.%s: %d out of range" % (schema.name(T), name, x))
                     n += varint_size(x)
             elif kind != _STRING and isinstance(x, _BYTESLIKE):  # bytes, or an already-encoded message
                 m = len(x)
                 n += varint_size(m) + m
             elif kind == _STRING or kind == _ID:
                 if not isinstance(x, str):
-                    raise TypeError("%s.%s: str expected" % (d[0], d[i + 1]))
+                    raise TypeError("%s.%s: str expected" % (schema.name(T), name))
                 b = x.encode()
                 plan.append(b)
                 m = len(b)
@@ -341,31 +337,33 @@ def _plan(T, obj, plan, depth):
                     m += 1 + varint_size(m)  # the ID message around the string: key 0x0a, length, bytes
                 n += varint_size(m) + m
             elif kind == _BYTES:
-                raise TypeError("%s.%s: bytes expected" % (d[0], d[i + 1]))
+                raise TypeError("%s.%s: bytes expected" % (schema.name(T), name))
             else:
-                sub = p >> _SUB
+                sub = F[i + 2]
                 if sub == 0:
-                    raise TypeError("%s.%s is kept opaque: bytes expected" % (d[0], d[i + 1]))
+                    raise TypeError("%s.%s is kept opaque: bytes expected" % (schema.name(T), name))
                 slot = len(plan)
                 plan.append(0)
                 m = _plan(sub, x, plan, depth + 1)
                 plan[slot] = m
                 n += varint_size(m) + m
     if seen != len(obj):
-        raise ValueError("%s has no field %s" % (d[0], [x for x in obj if x not in d or d.index(x) & 1]))
+        known = [f[0] for f in schema.fields(T)]
+        raise ValueError("%s has no field %s" % (schema.name(T), [x for x in obj if x not in known]))
     return n
 
 
 def _write(T, obj, it, buf, pos):
-    d = _TYPES[T]
-    for i in range(1, len(d), 2):
-        p = d[i]
-        v = obj.get(d[i + 1], _ABSENT)
+    F = _FIELDS
+    a = 4 * (_FIRST[2 * T] | _FIRST[2 * T + 1] << 8)
+    for i in range(a, 4 * (_FIRST[2 * T + 2] | _FIRST[2 * T + 3] << 8), 4):
+        v = obj.get(_KEYS[F[i + 3]], _ABSENT)
         if v is _ABSENT:
             continue
-        kind = (p >> 8) & 15
-        key = (p & _FN) << 3
-        rep = p & _REP
+        f = F[i + 1]
+        kind = f & _KIND
+        key = F[i] << 3
+        rep = f & _REP
         for j in range(len(v) if rep else 1):
             x = v[j] if rep else v
             if kind == _DOUBLE:
@@ -381,7 +379,7 @@ def _write(T, obj, it, buf, pos):
                     pos = put_bytes(buf, pos, x)
                 elif kind == _MSG:
                     pos = put_varint(buf, pos, next(it))
-                    pos = _write(p >> _SUB, x, it, buf, pos)
+                    pos = _write(F[i + 2], x, it, buf, pos)
                 else:
                     b = next(it)
                     m = len(b)

@@ -2,12 +2,16 @@
 # MIT licence. A bad value raises ConfigError naming the key; Wi-Fi credentials live in wifi.json, not here.
 import json
 
+from micropython import const
+
 from .errors import ConfigError
 
 # key: (default, kind). Kinds: "upid-addr" ip:port, "port", "ip", "str", "num", "res" (Mesos
-# resource string or {name: value}), "attr" (string "k:v;k:v" or {name: value}).
+# resource string or {name: value}), "attr" (string "k:v;k:v" or {name: value}), "bool", "host" (a
+# DNS name or IPv4 address).
 _SCHEMA = {
     "master": (None, "addr"),          # "ip:port" of the leading mesos-master (required)
+    "check_master_ip": (True, "bool"),  # the master's messages must come from its IP (false: NAT)
     "ip": ("0.0.0.0", "ip"),          # address the listener binds
     "port": (5051, "port"),            # listener port, also SlaveInfo.port
     "advertise_ip": (None, "ip"),      # address the master must reach (NAT; PROTOCOL.md §1.7)
@@ -17,8 +21,12 @@ _SCHEMA = {
     "log_level": ("info", "level"),
     "state_dir": ("state", "str"),     # under the board's fs root
     "tasks_dir": ("tasks", "str"),
+    "frozen_tasks": ("hello,thermo,blink", "str"),  # task modules looked for among frozen ones (fetch.find)
     "task_slice_ms": (200, "int"),     # a task step longer than this fails the task (tasks.py fairness)
     "fetch_max_bytes": (65536, "int"),  # largest CommandInfo.URI file fetched into tasks_dir
+    "recv_buffer": (4096, "int"),      # bytes per inbound connection: the largest message taken (libprocess)
+    "outbox_size": (1024, "int"),      # bytes of small messages queued per destination (larger ones stream)
+    "max_connections": (3, "int"),     # inbound connections served at once (each holds a recv_buffer)
     "heap_reserve": (24576, "int"),    # bytes of heap kept for the agent itself (not offered as mem)
     "registration_backoff_factor": (1.0, "num0"),  # seconds (PROTOCOL.md §2.3); 0: no initial wait
     "registration_backoff_max": (60.0, "num"),
@@ -27,7 +35,9 @@ _SCHEMA = {
     "status_update_retry_max": (600.0, "num"),
     "fs": (None, "str"),               # board filesystem root (virtual boards)
     "seed": (None, "int"),             # simulated sensors (unix board)
+    "ntp_host": ("pool.ntp.org", "host"),  # clock source (ntptime.host); an IP skips DNS (no-internet labs)
 }
+_MAX_CRED = const(128)  # wifi.json values, bytes: an SSID is <= 32, a WPA2 passphrase <= 63
 
 
 def _ip_ok(s):
@@ -37,6 +47,19 @@ def _ip_ok(s):
     for p in parts:
         if not p.isdigit() or int(p) > 255:
             return False
+    return True
+
+
+def _host_ok(s):
+    # RFC 1123 host name or IPv4 literal: letters, digits, hyphens in dot-separated labels.
+    if not 0 < len(s) <= 253:
+        return False
+    for label in s.split("."):
+        if not 0 < len(label) <= 63 or label[0] == "-" or label[-1] == "-":
+            return False
+        for c in label:
+            if not (c.isalpha() or c.isdigit() or c == "-") or ord(c) > 127:
+                return False
     return True
 
 
@@ -67,6 +90,14 @@ def _check(key, kind, v):
         if isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0:
             return float(v)
         raise ConfigError("%s: expected a number >= 0, got %r" % (key, v))
+    if kind == "bool":
+        if isinstance(v, bool):
+            return v
+        raise ConfigError("%s: expected true or false, got %r" % (key, v))
+    if kind == "host":
+        if isinstance(v, str) and _host_ok(v):
+            return v
+        raise ConfigError("%s: expected a host name or IPv4 address, got %r" % (key, v))
     if kind == "str":
         if isinstance(v, str) and v:
             return v
@@ -121,3 +152,24 @@ def load(path="config.json", overrides=None):
     if overrides and isinstance(raw, dict):
         raw.update(overrides)
     return check(raw)
+
+
+def wifi(path):
+    """(ssid, password) from wifi.json; ConfigError names the file and key."""
+    try:
+        with open(path) as f:
+            raw = f.read(1024)
+        w = json.loads(raw)
+    except OSError:
+        raise ConfigError('%s: cannot read it (needs {"ssid": "...", "password": "..."})' % path)
+    except ValueError:
+        raise ConfigError("%s: not valid JSON" % path)
+    if not isinstance(w, dict):
+        raise ConfigError("%s: expected a JSON object" % path)
+    ssid = w.get("ssid")
+    pw = w.get("password", "")
+    if not isinstance(ssid, str) or not 0 < len(ssid) <= _MAX_CRED:
+        raise ConfigError("ssid: expected a non-empty string in %s" % path)
+    if not isinstance(pw, str) or len(pw) > _MAX_CRED:
+        raise ConfigError("password: expected a string in %s" % path)
+    return ssid, pw

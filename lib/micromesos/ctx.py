@@ -7,7 +7,7 @@ from . import codec, log, names, schema
 from .errors import MesosError
 from .resources import fmt
 
-# Runner phases (tasks.py moves a ctx through them).
+# Runner phases (launch.py, tasks.py and steps.py move a ctx through them).
 LAUNCHING = const(0)  # fetching code; the master still sees TASK_STAGING
 RUNNING = const(1)
 KILLING = const(2)    # cancelled, inside its grace period
@@ -84,7 +84,7 @@ class Ctx:
     """What a task sees: task_id, framework_id, executor_id, name, arguments, env, data, heap, steps,
     max_step_ms, stdout, stderr; sensor(), actuator(), pin(), send(), recv(), update(), log().
 
-    Attributes starting with `_` belong to the runner (micromesos.tasks)."""
+    Attributes starting with `_` belong to the runner (micromesos.tasks.Tasks)."""
 
     LOG_BYTES = 512       # per ring; stdout (ctx.log) and stderr (tracebacks, runner notes)
     MAX_SEND = 4096       # ExecutorToFrameworkMessage.data
@@ -108,20 +108,26 @@ class Ctx:
     _grace_ms = -1        # TaskInfo.kill_policy in ms, -1 = none
     _inbox = None
     _event = None
+    _mod = None           # the task module it runs (Tasks.modules counts its users)
     _out = None
     _err = None
 
     def __init__(self, runner, fid, tid, name, eid, raw_res, res):
-        self._tasks = runner
+        self._runner = runner
         self.framework_id = fid
         self.task_id = tid
         self.name = name
         self._eid = eid                         # non-command executor id, or None (command task)
-        self.executor_id = tid if eid is None else eid  # what status updates carry (§2.6)
         self._raw = raw_res                     # TaskInfo.resources exactly as received (§3.12)
         self._res = res                         # [(name, value)] decoded: the grant
         self.phase = LAUNCHING
         self._n = 0                             # checkpoint slot: what the watchdog marker names
+
+    @property
+    def executor_id(self):
+        """What status updates carry (§2.6): the task id for a command task. A property: one slot less
+        in every task's record."""
+        return self.task_id if self._eid is None else self._eid
 
     @property
     def stdout(self):
@@ -157,11 +163,11 @@ class Ctx:
 
     def sensor(self, kind, name=None):
         """The driver of a granted sensor instance (read() -> number); NotGranted otherwise."""
-        return self._lookup(self._tasks.agent.inv.sensors, "sensors", kind, name)
+        return self._lookup(self._runner.agent.inv.sensors, "sensors", kind, name)
 
     def actuator(self, kind, name=None):
         """The handle of a granted actuator instance, e.g. actuator("led", "led0"); NotGranted otherwise."""
-        return self._lookup(self._tasks.agent.inv.actuators, "actuators", kind, name)
+        return self._lookup(self._runner.agent.inv.actuators, "actuators", kind, name)
 
     def pin(self, n, *args, **kw):
         """machine.Pin-like handle for GPIO n if a gpio:[a-b] range granted covers it."""
@@ -169,7 +175,7 @@ class Ctx:
             if rname == "gpio" and isinstance(v, list):
                 for b, e in v:
                     if b <= n <= e:
-                        pin = self._tasks.agent.inv.pin
+                        pin = self._runner.agent.inv.pin
                         if pin is None:
                             break
                         return pin(n, *args, **kw)
@@ -181,7 +187,7 @@ class Ctx:
         """Best-effort ExecutorToFrameworkMessage to the scheduler (§2.9); False if it can't go now."""
         if len(data) > self.MAX_SEND:
             raise ValueError("ctx.send: %d bytes is over MAX_SEND (%d)" % (len(data), self.MAX_SEND))
-        agent = self._tasks.agent
+        agent = self._runner.agent
         if self.phase == DONE or not agent.connected():
             return False
         body = codec.encode(schema.ExecutorToFrameworkMessage, {
@@ -215,10 +221,10 @@ class Ctx:
             raise ValueError("ctx.update: %d bytes is over MAX_UPDATE (%d)" % (len(data), self.MAX_UPDATE))
         if self.phase != RUNNING:
             return False
-        ok = self._tasks.updates.update(self.framework_id, self.task_id, schema.TASK_RUNNING,
+        ok = self._runner.updates.update(self.framework_id, self.task_id, schema.TASK_RUNNING,
                                         schema.SOURCE_EXECUTOR, executor_id=self.executor_id,
                                         data=bytes(data))
-        h = self._tasks.on_status
+        h = self._runner.on_status
         if ok and h is not None:
             h(self, schema.TASK_RUNNING)  # /state's statuses (endpoints.py)
         return ok

@@ -1,14 +1,11 @@
-# The agent's HTTP endpoints for the Mesos web UI and tools: route table, finished-task history, query helpers.
-# MIT licence. PROTOCOL.md §5. The views (webstate, metrics, sandbox) are imported by their first request.
+# The agent's HTTP endpoints for the Mesos web UI and tools: route table, finished-task history.
+# MIT licence. PROTOCOL.md §5. The views (webstate, metrics, sandbox) are imported per request and dropped after.
 import sys
+import time
 
 from micropython import const
 
 from .updates import now
-
-_JSON = "application/json"
-_JSONP = "text/javascript"  # §5: with ?jsonp=<cb> the body is cb(<json>)
-_MAX_CALLBACK = const(64)
 
 # path -> (module, function(ep, request)). Both spellings where the real agent answers both: libprocess
 # hands paths without a process id to the agent, its delegate (§5); /metrics, /version and /files are
@@ -23,6 +20,9 @@ _ROUTES = {
     "/files/browse": ("sandbox", "browse"), "/files/read": ("sandbox", "read"),
     "/files/download": ("sandbox", "download"),
 }
+# Imported by a request, dropped once no response is using them (jsonw: the listener's streamed responses).
+_VIEWS = ("webstate", "metrics", "sandbox", "query", "jsonw")
+_STALE_MS = const(60000)  # a counted stream this old was abandoned before it started (see route)
 
 
 def install(agent):
@@ -51,18 +51,52 @@ class Endpoints:
         # Records [fid, executor id, tid, name, state, statuses, grant, (stdout, stderr) or None, FrameworkInfo]
         self.completed = []
         self.requests = 0
+        self.streams = 0  # streamed responses handed to the listener and not finished yet
+        self._since = time.ticks_ms()
 
     def route(self, req):
         mod, fn = _ROUTES[req.path]
         self.requests += 1
-        name = "micromesos." + mod
-        m = sys.modules.get(name)
-        if m is None:
-            # The views' bytecode is loaded by the first request: an agent nobody browses doesn't
-            # carry it in the heap (it does when lib/ is not frozen into the firmware).
-            __import__(name)
-            m = sys.modules[name]
-        return getattr(m, fn)(self, req)
+        if self.streams and time.ticks_diff(time.ticks_ms(), self._since) > _STALE_MS:
+            self.streams = 0  # the listener gave up on one before running it: it can't hold a view now
+        try:
+            __import__("micromesos." + mod)
+            status, ctype, body = getattr(sys.modules["micromesos." + mod], fn)(self, req)
+        except Exception:
+            self._drop()
+            raise
+        if callable(body):
+            # A streamed body runs the view's code after this returns: the views go when the last one ends.
+            self.streams += 1
+            self._since = time.ticks_ms()
+            return status, ctype, self._counted(body)
+        self._drop()
+        return status, ctype, body
+
+    def _counted(self, produce):
+        def run(out):
+            try:
+                yield from produce(out)
+            finally:  # jsonw.respond closes the generator when the response fails half-way
+                if self.streams > 0:
+                    self.streams -= 1
+                self._since = time.ticks_ms()
+                self._drop()
+        return run
+
+    def _drop(self):
+        # The views' bytecode lives in the heap when lib/ is loaded from .mpy files (several KB each): an agent
+        # between requests keeps none of it. Out of sys.modules and the package, it is freed once the last
+        # response holding its functions is done; the next request imports it again.
+        if self.streams > 0:
+            return
+        pkg = sys.modules.get("micromesos")
+        for v in _VIEWS:
+            if sys.modules.pop("micromesos." + v, None) is not None and pkg is not None:
+                try:
+                    delattr(pkg, v)
+                except AttributeError:
+                    pass
 
     def status(self, c, state):
         """tasks.on_status: an update for task c was just queued; keep its state and timestamp (the
@@ -93,88 +127,9 @@ class Endpoints:
             st = self.statuses.pop((c.framework_id, c.task_id), None) or []
             if not st or st[-1][0] != state:  # a silent end (framework shut down) sent no update
                 st.append((state, now()))
-            h.append([c.framework_id, c.executor_id, c.task_id, c.name, state, st, c._res, (c._out, c._err),
+            # stderr by its property: the runner writes its end note there right after this (rings are
+            # created on first write), and the record must hold that very ring.
+            h.append([c.framework_id, c.executor_id, c.task_id, c.name, state, st, c._res, (c._out, c.stderr),
                       self.agent.frameworks.get(c.framework_id)])
         except MemoryError:
             pass  # the history is for people browsing: a task's end must not fail for it
-
-
-# --- query strings and JSON(P) bodies for the views ------------------------------------------------------
-
-def _hexval(c):
-    if 48 <= c <= 57:
-        return c - 48
-    c |= 32
-    return c - 87 if 97 <= c <= 102 else -1
-
-
-def unquote(s):
-    """Percent-decoding of a query value ('+' is a space); ValueError for a bad escape or bad UTF-8."""
-    if "%" not in s and "+" not in s:
-        return s
-    b = s.encode()
-    out = bytearray()
-    i = 0
-    n = len(b)
-    while i < n:
-        c = b[i]
-        if c == 37:  # '%'
-            if i + 2 >= n:
-                raise ValueError("bad percent escape")
-            hi = _hexval(b[i + 1])
-            lo = _hexval(b[i + 2])
-            if hi < 0 or lo < 0:
-                raise ValueError("bad percent escape")
-            c = hi * 16 + lo
-            i += 2
-        elif c == 43:  # '+'
-            c = 32
-        out.append(c)
-        i += 1
-    return out.decode()
-
-
-def arg(query, name):
-    """The decoded value of `name` in a query string, or None."""
-    for part in query.split("&"):
-        k, _, v = part.partition("=")
-        if k == name:
-            return unquote(v)
-    return None
-
-
-def _callback(query):
-    # A JSONP callback is a JavaScript name path (angular.callbacks._0, jQuery36_17): anything else is
-    # refused, so a crafted link can't make the agent serve script of someone else's choosing.
-    cb = arg(query, "jsonp")
-    if cb is None:
-        return None
-    if not 0 < len(cb) <= _MAX_CALLBACK:
-        raise ValueError("bad jsonp callback")
-    for ch in cb:
-        if not (ch.isalpha() or ch.isdigit() or ch in "_$."):
-            raise ValueError("bad jsonp callback")
-    return cb
-
-
-def bad(msg):
-    return 400, "text/plain", msg
-
-
-def json_body(query, produce):
-    """(status, content type, body) for a JSON endpoint: produce(out) writes the value, wrapped in the
-    JSONP callback when the query names one."""
-    try:
-        cb = _callback(query)
-    except ValueError:
-        return bad(b"Invalid 'jsonp' callback.\n")
-    if cb is None:
-        return 200, _JSON, produce
-
-    def wrapped(out):
-        out.raw(cb.encode())
-        out.byte(40)
-        for x in produce(out):
-            yield x
-        out.byte(41)
-    return 200, _JSONP, wrapped

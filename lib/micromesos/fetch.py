@@ -1,8 +1,12 @@
 # Getting a task's code: frozen module, tasks_dir file or CommandInfo.URI (HTTP/1.0 GET, sha256 pin), .mpy checks.
 # MIT licence. Everything is bounded (head, header count, body size, time); every failure is a FetchError.
+# Imported by launch.py per launch (Tasks.DROP_CODE): its state lives on the runner (tasks.Tasks).
 import binascii
+import errno
 import hashlib
 import os
+import select
+import socket
 import sys
 
 import asyncio
@@ -17,6 +21,8 @@ MAX_HEAD = const(1024)    # status line + headers + blank line
 MAX_HEADERS = const(32)
 TIMEOUT_MS = 15000        # connect + whole transfer
 _CHUNK = const(512)       # <= MAX_HEAD: the body is streamed through the head buffer
+_HASH_YIELD = const(4)    # chunks hashed between two yields to the loop (2 KB: ~1 ms on an ESP32)
+_POLL_MS = const(10)
 _SHA = "#sha256="
 _FROZEN = ".frozen"
 
@@ -74,18 +80,73 @@ def parse(uri, output_file=None):
     return host, port, "/" + path, fname, pin
 
 
-def sha256_file(path):
-    """Hex sha256 of a file, read in small chunks."""
+async def sha256_file(path):
+    """Hex sha256 of a file, read in small chunks, yielding to the loop every few: a 64 KB file
+    hashed in one go would hold the loop for tens of ms on a board."""
     h = hashlib.sha256()
     buf = bytearray(_CHUNK)
     mv = memoryview(buf)
+    k = 0
     with open(path, "rb") as f:
         while True:
             n = f.readinto(buf)
             if not n:
                 break
             h.update(mv[:n])
+            k += 1
+            if k % _HASH_YIELD == 0:
+                await asyncio.sleep_ms(0)
     return binascii.hexlify(h.digest()).decode()
+
+
+def ipv4(host):
+    parts = host.split(".")
+    return len(parts) == 4 and all(p.isdigit() and len(p) <= 3 and int(p) < 256 for p in parts)
+
+
+def _sockaddr_in(ip, port):
+    # The unix port's connect() takes a packed struct sockaddr_in (Linux: family in host byte order).
+    fam = socket.AF_INET
+    b = bytearray(16)
+    b[0], b[1] = (fam & 0xFF, fam >> 8) if sys.byteorder == "little" else (fam >> 8, fam & 0xFF)
+    b[2], b[3] = port >> 8, port & 0xFF
+    b[4:8] = bytes(int(p) for p in ip.split("."))
+    return bytes(b)
+
+
+async def _open(host, port):
+    """A stream to host:port. An IPv4 literal is connected without getaddrinfo; a host name is
+    resolved by getaddrinfo, which blocks the whole loop while DNS answers (README: use IPs)."""
+    if not ipv4(host):
+        return await asyncio.open_connection(host, port)
+    s = socket.socket()
+    ok = False
+    try:
+        s.setblocking(False)
+        try:
+            try:
+                s.connect((host, port))
+            except TypeError:
+                s.connect(_sockaddr_in(host, port))
+        except OSError as e:
+            if e.errno != errno.EINPROGRESS:
+                raise
+        p = select.poll()
+        p.register(s, select.POLLOUT)
+        while True:  # get() bounds the wait (wait_for_ms) and closes the socket on cancellation
+            ev = p.poll(0)
+            if ev:
+                if ev[0][1] & (select.POLLERR | select.POLLHUP):
+                    raise OSError(errno.ECONNREFUSED)
+                break
+            await asyncio.sleep_ms(_POLL_MS)
+        p.unregister(s)
+        ok = True
+    finally:
+        if not ok:
+            s.close()
+    st = asyncio.StreamWriter(s)
+    return st, st
 
 
 def exists(path):
@@ -150,7 +211,7 @@ def _parse_head(head):
 
 
 async def _get(host, port, path, dest, max_bytes):
-    r, w = await asyncio.open_connection(host, port)
+    r, w = await _open(host, port)
     try:
         w.write(b"GET " + path.encode() + b" HTTP/1.0\r\nHost: " + host.encode() +
                 b"\r\nUser-Agent: micromesos\r\n\r\n")
@@ -235,90 +296,103 @@ def _remove(path):
         pass
 
 
-class Loader:
-    """CommandInfo -> module: frozen first, then tasks_dir (filled from CommandInfo.uris, honouring `cache`
-    and `#sha256=` pins, checked before import), else FetchError naming what was looked for."""
+def find(runner, name, uris, fetched=False):
+    """The module for CommandInfo.value `name`: frozen (only the names in runner.frozen are looked for
+    there), then tasks_dir (filled from `uris`, honouring `cache` and `#sha256=` pins). None if a URI
+    must be fetched or a cached file verified first: then fetch_all() and find(..., fetched=True).
+    Synchronous and hash-free, so the launch path of a cached module never awaits. Nothing reaches
+    __import__ before the module is known to exist: an unknown name costs no interned string."""
+    if not module_name(name):
+        raise FetchError("CommandInfo.value %r is not a module name" % (name,))
+    known = runner.modules  # the task modules this runner imported: name -> [users, pin, imported]
+    e = known.get(name)
+    mod = sys.modules.get(name)
+    if mod is not None and (e is None or e[1] == _FROZEN):
+        return mod  # frozen and in use, built in, or imported by the firmware itself
+    if e is None and name in runner.frozen:
+        mod = _import(runner, name, (_FROZEN,), True, _FROZEN)
+        if mod is not None:
+            return mod
+    pin = ""
+    modfile = None
+    d = runner.tasks_dir
+    for u in uris:
+        fname, upin = parse(u["value"], u.get("output_file"))[3:]
+        dest = d + "/" + fname
+        own = fname in (name + ".py", name + ".mpy")
+        if own:
+            pin = upin or ""
+            modfile = dest
+        if fetched:
+            continue
+        if not u.get("cache") or not exists(dest):
+            return None
+        if upin and not (own and e is not None and e[1] == upin and mod is not None):
+            return None  # a cached copy to verify: fetch_all hashes it with yields
+    py = d + "/" + name + ".py"
+    mpy = d + "/" + name + ".mpy"
+    if modfile == mpy and exists(py):
+        # The importer prefers .py to .mpy in one directory: it would skip the verified file.
+        raise FetchError("%s shadows the fetched %s.mpy; remove it" % (py, name))
+    path = py if exists(py) else (mpy if exists(mpy) else None)
+    if path is None:
+        raise FetchError("unknown module %s: not frozen, no %s.py or .mpy in %s%s" % (
+            name, name, d, ", and no CommandInfo.uris provide it" if uris else ""))
+    if mod is not None and e is not None and e[1] == pin and not fetched:
+        return mod  # imported before from the same verified file, and still in use
+    if path.endswith(".mpy"):
+        check_mpy(path, name + ".mpy")
+    sys.modules.pop(name, None)
+    return _import(runner, name, (d,) + tuple(sys.path), False, pin)
 
-    def __init__(self, directory, max_bytes=MAX_BYTES):
-        self.dir = directory
-        self.max_bytes = max_bytes
-        self._src = {}  # module -> "frozen", or the sha256 pin ("" if none) its file was imported under
-        self._lock = None
-        self.fetched = 0
 
-    def find(self, name, uris, fetched=False):
-        """The module, or None if a URI must be fetched first (then fetch_all() and find(.., True)).
-        Synchronous: the launch path of a cached module never awaits."""
-        if not module_name(name):
-            raise FetchError("CommandInfo.value %r is not a module name" % (name,))
-        src = self._src.get(name)
-        mod = sys.modules.get(name)
-        if mod is not None and src in (None, "frozen"):
-            return mod  # frozen, built in, or imported by the firmware itself
-        if src is None:
-            mod = self._import(name, (_FROZEN,), True)
-            if mod is not None:
-                self._src[name] = "frozen"
-                return mod
-        pin = ""
-        modfile = None
-        for u in uris:
-            fname, upin = parse(u["value"], u.get("output_file"))[3:]
-            dest = self.dir + "/" + fname
-            own = fname in (name + ".py", name + ".mpy")
-            if own:
-                pin = upin or ""
-                modfile = dest
-            if fetched:
-                continue
-            if not u.get("cache") or not exists(dest):
-                return None
-            if upin and not (own and src == upin and mod is not None) and sha256_file(dest) != upin:
-                return None  # a stale cached copy: fetch again, and check the pin then
-        py = self.dir + "/" + name + ".py"
-        mpy = self.dir + "/" + name + ".mpy"
-        if modfile == mpy and exists(py):
-            # The importer prefers .py to .mpy in one directory: it would skip the verified file.
-            raise FetchError("%s shadows the fetched %s.mpy; remove it" % (py, name))
-        path = py if exists(py) else (mpy if exists(mpy) else None)
-        if path is None:
-            raise FetchError("unknown module %s: not frozen, no %s.py or .mpy in %s%s" % (
-                name, name, self.dir, ", and no CommandInfo.uris provide it" if uris else ""))
-        if mod is not None and src == pin and not fetched:
-            return mod  # imported before from the same verified file
-        if path.endswith(".mpy"):
-            check_mpy(path, name + ".mpy")
-        sys.modules.pop(name, None)
-        mod = self._import(name, (self.dir,) + tuple(sys.path), False)
-        self._src[name] = pin
-        return mod
-
-    def _import(self, name, path, probe):
-        saved = list(sys.path)
-        sys.path[:] = path
-        try:
-            return __import__(name)
-        except ImportError as e:
-            if probe:
-                return None
+def _import(runner, name, path, probe, src):
+    """Import `name` from `path` and record it, with every module its import loaded, in
+    runner.modules: they all leave sys.modules when its last task ends (Tasks.finish)."""
+    saved = list(sys.path)
+    before = set(sys.modules)
+    sys.path[:] = path
+    mod = None
+    try:
+        mod = __import__(name)
+    except ImportError as e:
+        if not probe:
             raise FetchError("cannot import %s: ImportError: %s" % (name, e))
-        except MemoryError:
-            raise FetchError("cannot import %s: out of memory" % name)
-        except Exception as e:  # SyntaxError, "incompatible .mpy file", errors at its top level
-            raise FetchError("cannot import %s: %s: %s" % (name, type(e).__name__, e))
-        finally:
-            sys.path[:] = saved
+    except MemoryError:
+        raise FetchError("cannot import %s: out of memory" % name)
+    except BaseException as e:  # noqa: B036  its top level is task code (SyntaxError, KeyboardInterrupt, ...)
+        raise FetchError("cannot import %s: %s" % (name, _name(e)))
+    finally:
+        sys.path[:] = saved
+        new = [m for m in sys.modules if m not in before]
+        if mod is None:
+            for m in new:  # what a failed import left behind goes too
+                sys.modules.pop(m, None)
+        else:
+            old = runner.modules.get(name)
+            runner.modules[name] = [old[0] if old else 0, src, new]
+    return mod
 
-    async def fetch_all(self, uris):
-        """Fetch every URI not already cached (with a matching pin); one transfer at a time."""
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:  # one transfer at a time: RAM, sockets and .part files
-            for u in uris:
-                fname, pin = parse(u["value"], u.get("output_file"))[3:]
-                dest = self.dir + "/" + fname
-                if u.get("cache") and exists(dest) and (pin is None or sha256_file(dest) == pin):
-                    continue
-                makedirs(self.dir)
-                await get(u["value"], self.dir, u.get("output_file"), self.max_bytes)
-                self.fetched += 1
+
+def _name(e):
+    t = type(e).__name__
+    try:
+        s = e.args[0] if len(e.args) == 1 and isinstance(e.args[0], str) else str(e)
+        return t + ": " + s[:200] if s else t
+    except BaseException:  # noqa: B036  __str__ of a task's exception; nothing here awaits
+        return t
+
+
+async def fetch_all(runner, uris):
+    """Fetch every URI not already cached (with a matching pin); one transfer at a time."""
+    if runner.fetch_lock is None:
+        runner.fetch_lock = asyncio.Lock()
+    d = runner.tasks_dir
+    async with runner.fetch_lock:  # one transfer at a time: RAM, sockets and .part files
+        for u in uris:
+            fname, pin = parse(u["value"], u.get("output_file"))[3:]
+            dest = d + "/" + fname
+            if u.get("cache") and exists(dest) and (pin is None or await sha256_file(dest) == pin):
+                continue
+            makedirs(d)
+            await get(u["value"], d, u.get("output_file"), runner.fetch_max)

@@ -94,7 +94,7 @@ def _lower_eq(buf, a, b, name):
     return True
 
 
-def _move(mv, dst, src, n):
+def move(mv, dst, src, n):
     # buf[dst:dst+n] = buf[src:src+n] with dst < src, in blocks that never overlap
     # (memcpy on overlapping ranges is undefined).
     gap = src - dst
@@ -177,7 +177,7 @@ class HTTPParser:
         """Forget the request parse() returned; pipelined bytes after it move to buf[0]."""
         rest = self.fill - self.end
         if rest > 0 and self.end > 0:
-            _move(self.mv, 0, self.end, rest)
+            move(self.mv, 0, self.end, rest)
         self.fill = rest if rest > 0 else 0
         self._reset()
 
@@ -185,6 +185,10 @@ class HTTPParser:
         """Drop everything (a new connection reuses this parser)."""
         self.fill = 0
         self._reset()
+
+    def in_head(self):
+        """The request under way is still in its head (request line or headers)."""
+        return self.state <= _HEADERS
 
     # -- parsing ------------------------------------------------------------------------
 
@@ -214,7 +218,7 @@ class HTTPParser:
                     # always sends exactly one chunk, §1.3).
                     self.body0 = w = r
                 elif w != r:  # de-chunk in place: later chunks slide down behind the first
-                    _move(self.mv, w, r, n)
+                    move(self.mv, w, r, n)
                 self.body1 = w + n
                 self.line = self.scan = r + n + 2
                 self.state = _CSIZE

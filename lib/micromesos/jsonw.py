@@ -341,8 +341,10 @@ async def respond(out, w, status, ctype, produce, keep_alive, head_only, chunked
     the connection may stay open. A producer failing before anything went out is answered 500; after
     that the connection is dropped (an unterminated chunked body tells the client it is incomplete)."""
     out.begin(w, status, ctype, keep_alive, head_only, chunked_ok)
+    g = None
     try:
-        for _ in produce(out):
+        g = produce(out)
+        for _ in g:
             await out.drain(timeout_ms)
         keep = out.finish()
         await out.drain(timeout_ms)
@@ -358,4 +360,6 @@ async def respond(out, w, status, ctype, produce, keep_alive, head_only, chunked
         return True
     finally:
         out.w = None
+        if hasattr(g, "close"):
+            g.close()  # a producer left half-way runs its finally blocks now (MicroPython has no other trigger)
 

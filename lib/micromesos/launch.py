@@ -1,59 +1,58 @@
 # Launching tasks (PROTOCOL.md §2.6): RunTaskMessage / RunTaskGroupMessage checks, leases, code lookup, start.
-# MIT licence. Functions of the runner (`tasks`, a tasks.Tasks): its tables live, executors, leases, loader.
+# MIT licence. Functions of the runner (tasks.Tasks); imported per launch message (Tasks._call).
 import gc
 
 import asyncio
 from micropython import const
 
-from . import codec, log, resources, schema
-from .ctx import LAUNCHING, RUNNING, Ctx
+from . import codec, fetch, log, resources, schema
+from .ctx import LAUNCHING, Ctx
 from .errors import MesosError
 from .fetch import FetchError
 from .steps import Step
+from .tasks import describe, grace_ms
 
-DEFAULT_GRACE_MS = const(3000)    # no KillPolicy: EXECUTOR_SIGNAL_ESCALATION_TIMEOUT (src/slave/constants.cpp)
 _EXECUTOR_GRACE_MS = const(5000)  # no shutdown_grace_period: EXECUTOR_SHUTDOWN_GRACE_PERIOD
-_MAX_GRACE_MS = const(600000)
+_MAX_SCALAR = 1e9  # far above any board; a Mesos scalar is fixed point, int64 thousandths (§4.1)
 _FUNC = type(lambda: 0)  # a plain function: `def main`, not `async def main`
 _W = "tasks"
 
 
-def grace_ms(duration):
-    """DurationInfo dict -> ms, clamped to [0, 10 min]."""
-    ns = duration.get("nanoseconds", 0) if duration else 0
-    return max(0, min(ns // 1000000, _MAX_GRACE_MS))
+class Invalid(MesosError):
+    # A TaskInfo the agent refuses before recording it: TASK_FAILED, REASON_TASK_INVALID (§3.9).
+    pass
 
 
-def run_task(tasks, msg):
+def run_task(runner, msg):
     """RunTaskMessage: a command task, or a task for a custom executor (TaskInfo.executor)."""
     m = codec.decode(schema.RunTaskMessage, msg.buf, msg.start, msg.end)
     t = m["task"]
-    _guarded(tasks, m["framework"], t.get("executor"), [t], m.get("launch_executor"))
+    _guarded(runner, m["framework"], t.get("executor"), [t], m.get("launch_executor"))
 
 
-def run_task_group(tasks, msg):
+def run_task_group(runner, msg):
     """RunTaskGroupMessage: every task of the group for one (usually DEFAULT) executor."""
     m = codec.decode(schema.RunTaskGroupMessage, msg.buf, msg.start, msg.end)
-    _guarded(tasks, m["framework"], m["executor"], m["task_group"].get("tasks", []), m.get("launch_executor"))
+    _guarded(runner, m["framework"], m["executor"], m["task_group"].get("tasks", []), m.get("launch_executor"))
 
 
-def _guarded(tasks, fw_raw, ex_raw, infos, launch_executor):
+def _guarded(runner, fw_raw, ex_raw, infos, launch_executor):
     try:
-        _launch(tasks, fw_raw, ex_raw, infos, launch_executor)
+        _launch(runner, fw_raw, ex_raw, infos, launch_executor)
     except MemoryError:
         # Even the refusal found no heap: the master's reconciliation settles these tasks (§2.4).
         gc.collect()
-        log.error(_W, "out of memory launching %s", ",".join(t["task_id"] for t in infos))
+        log.error(_W, "out of memory launching %d task(s)", len(infos))
 
 
-def _launch(tasks, fw_raw, ex_raw, infos, launch_executor):
-    agent = tasks.agent
+def _launch(runner, fw_raw, ex_raw, infos, launch_executor):
+    agent = runner.agent
     fid = codec.decode(schema.FrameworkInfo, fw_raw)["id"]
     for t in infos:
         why = None
         if t["slave_id"] != agent.slave_id:  # Slave::run ignores tasks meant for an old agent id
             why = "is for agent " + t["slave_id"]
-        elif (fid, t["task_id"]) in tasks.live:  # an update would corrupt the live task's stream
+        elif (fid, t["task_id"]) in runner.live:  # an update would corrupt the live task's stream
             why = "already exists here"
         if why:
             agent.counters["dropped"] += 1
@@ -69,109 +68,145 @@ def _launch(tasks, fw_raw, ex_raw, infos, launch_executor):
         if "framework_id" not in ex:  # required when echoed in a re-registration (§2.11)
             ex["framework_id"] = fid
             ex_raw = codec.encode(schema.ExecutorInfo, ex)
-    exists = eid is not None and (fid, eid) in tasks.executors
+    exists = eid is not None and (fid, eid) in runner.executors
+    starts = eid is not None and not exists  # this launch would start the executor
     # The launch_executor checks of Slave::__run; "drop" = TASK_DROPPED or TASK_LOST (§2.6).
     why = None
     if eid is None:
         for t in infos:
-            if (fid, t["task_id"]) in tasks.executors:
+            if (fid, t["task_id"]) in runner.executors:
                 why = schema.REASON_TASK_INVALID, "an executor with id %s exists" % t["task_id"]
     elif launch_executor is True and exists:
         why = schema.REASON_EXECUTOR_TERMINATED, "executor %s is already running" % eid
     elif launch_executor is False and not exists:
         why = schema.REASON_EXECUTOR_TERMINATED, "executor %s is not running" % eid
     if why is not None:
-        _refuse(tasks, fid, eid, infos, schema.TASK_DROPPED if tasks._caps(fid, schema.FW_PARTITION_AWARE)
-                else schema.TASK_LOST, why[0], why[1], launch_executor and eid is not None and not exists)
+        _refuse(runner, fid, eid, infos, schema.TASK_DROPPED if runner.caps(fid, schema.FW_PARTITION_AWARE)
+                else schema.TASK_LOST, why[0], why[1], launch_executor and starts)
         return
-    if len(tasks.live) + len(infos) > tasks.MAX_TASKS:  # no record: a flood of launches can't grow the table
-        _refuse(tasks, fid, eid, infos, schema.TASK_FAILED, schema.REASON_CONTAINER_LAUNCH_FAILED,
-                "the agent holds %d tasks already (MAX_TASKS %d)" % (len(tasks.live), tasks.MAX_TASKS),
-                eid is not None and not exists)
+    if len(runner.live) + len(infos) > runner.MAX_TASKS:  # no record: a flood of launches can't grow the table
+        _refuse(runner, fid, eid, infos, schema.TASK_FAILED, schema.REASON_CONTAINER_LAUNCH_FAILED,
+                "the agent holds %d tasks already (MAX_TASKS %d)" % (len(runner.live), runner.MAX_TASKS), starts)
         return
+    try:  # every resource decoded and checked before anything is recorded
+        want = _resources(ex.get("resources", ())) if starts else None
+        grants = [_resources(t.get("resources", ())) for t in infos]
+    except Invalid as e:
+        _refuse(runner, fid, eid, infos, schema.TASK_FAILED, schema.REASON_TASK_INVALID, str(e), starts)
+        return
+    ctxs = []
     try:
-        if eid is not None and not exists:
+        if starts:
             g = ex.get("shutdown_grace_period")
-            tasks.executors[(fid, eid)] = [ex_raw, 0, grace_ms(g) if g else _EXECUTOR_GRACE_MS]
-        ctxs = [_admit(tasks, fid, eid, ex, t) for t in infos]
-        fail = _lease(tasks, fid, eid, ex if not exists else None, ctxs)
-        tasks._save()
-    except MemoryError:  # the heap can't hold another task: undo the admission, refuse it, go on
-        for t in infos:
-            tasks.leases.release(tasks.live.pop((fid, t["task_id"]), None))
-        if eid is not None and not exists:
-            tasks.executors.pop((fid, eid), None)
-            tasks.leases.release((fid, eid))
+            runner.executors[(fid, eid)] = [ex_raw, 0, grace_ms(g) if g else _EXECUTOR_GRACE_MS]
+        for t, grant in zip(infos, grants):
+            ctxs.append(_admit(runner, fid, eid, ex, t, grant))
+        fail = _lease(runner, fid, eid, want, ctxs)
+        runner.save()
+    except Exception as e:  # MemoryError, a checkpoint that can't be written, ...: nothing stays recorded
+        for c, _ in ctxs:
+            runner.live.pop((fid, c.task_id), None)
+            runner.leases.release(c)
+        if starts:
+            runner.executors.pop((fid, eid), None)
+            runner.leases.release((fid, eid))
+        oom = isinstance(e, MemoryError)
         gc.collect()
-        _refuse(tasks, fid, eid, infos, schema.TASK_FAILED, schema.REASON_CONTAINER_LIMITATION_MEMORY,
-                "the agent is out of memory for another task", eid is not None and not exists)
+        _refuse(runner, fid, eid, infos, schema.TASK_FAILED, schema.REASON_CONTAINER_LIMITATION_MEMORY if oom
+                else schema.REASON_CONTAINER_LAUNCH_FAILED, "the agent is out of memory for another task" if oom
+                else "the agent could not record the task: " + describe(e), starts)
         return
     for c, cmd in ctxs:
         reason = schema.REASON_CONTAINER_LAUNCH_FAILED
         try:
             if fail:
                 raise FetchError(fail)
-            mod = tasks.loader.find(cmd.get("value"), cmd.get("uris", ()))
+            name = cmd.get("value")
+            mod = fetch.find(runner, name, cmd.get("uris", ()))
             if mod is None:
-                c._atask = asyncio.create_task(_fetch_then_start(tasks, c, cmd))
+                c._atask = asyncio.create_task(_fetch_then_start(runner, c, cmd))
             else:
-                _start(tasks, c, cmd["value"], mod)
+                _start(runner, c, name, mod)
             continue
         except FetchError as e:
             why = str(e)
         except MemoryError:
             gc.collect()
             reason, why = schema.REASON_CONTAINER_LIMITATION_MEMORY, "out of memory starting the task"
-        tasks._finish(c, schema.TASK_FAILED, schema.SOURCE_SLAVE, reason, why)
+        except Exception as e:  # a CommandInfo the code above could not use: the task fails, it isn't stuck
+            why = describe(e)
+        runner.finish(c, schema.TASK_FAILED, schema.SOURCE_SLAVE, reason, why)
 
 
-def _refuse(tasks, fid, eid, infos, state, reason, message, exited):
+def _resources(raws):
+    """[(name, value)] of TaskInfo/ExecutorInfo resources; Invalid names the first unusable one."""
+    out = []
+    for r in raws:
+        try:
+            n, v = resources.from_resource(codec.decode(schema.Resource, r))
+        except (ValueError, KeyError, TypeError, MesosError) as e:
+            raise Invalid("unusable resource: %s" % describe(e))
+        if isinstance(v, float):
+            if not 0 <= v <= _MAX_SCALAR:  # false for nan as well as for inf and negatives
+                raise Invalid("resource %s: %r is not a number in [0, %d]" % (n[:32], v, _MAX_SCALAR))
+        elif isinstance(v, list):
+            for lo, hi in v:
+                if not 0 <= lo <= hi:
+                    raise Invalid("resource %s: [%d-%d] is not a range" % (n[:32], lo, hi))
+        out.append((n, v))
+    return out
+
+
+def _refuse(runner, fid, eid, infos, state, reason, message, exited):
     """Terminal updates for a launch that gets no record (§2.6); ExitedExecutorMessage if it would have
     started an executor, so that the master releases the executor's resources."""
     for t in infos:
-        tasks.updates.update(fid, t["task_id"], state, schema.SOURCE_SLAVE, executor_id=eid or t["task_id"],
-                             reason=reason, message=message)
+        runner.updates.update(fid, t["task_id"], state, schema.SOURCE_SLAVE, executor_id=eid or t["task_id"],
+                              reason=reason, message=message)
     if exited:
-        tasks._exited(fid, eid)
+        runner.exited(fid, eid)
 
 
-def _admit(tasks, fid, eid, ex, t):
+def _admit(runner, fid, eid, ex, t, grant):
     """A Ctx for TaskInfo t, recorded as live. -> (ctx, CommandInfo dict)."""
-    c = Ctx(tasks, fid, t["task_id"], t["name"], eid, t.get("resources", []), [])
-    c._n = tasks._next
-    tasks._next += 1
-    tasks.live[(fid, c.task_id)] = c
+    c = Ctx(runner, fid, t["task_id"], t["name"], eid, t.get("resources", []), grant)
+    c._n = runner.next_slot
+    runner.next_slot += 1
+    runner.live[(fid, c.task_id)] = c
     if eid is not None:
-        tasks.executors[(fid, eid)][1] += 1
+        runner.executors[(fid, eid)][1] += 1
     # A command task, a task group task (the master copies the executor in), or a custom executor's.
     cmd = t.get("command") or (ex.get("command") if ex else None) or {}
-    c.data = t.get("data")
-    c.arguments = cmd.get("arguments", ())
-    c.env = {v["name"]: v.get("value", "") for v in cmd.get("environment", {}).get("variables", ())
-             if v.get("type", 1) == 1}  # VALUE only: SECRET values never reach a task
+    if "data" in t:
+        c.data = t["data"]
+    if "arguments" in cmd:
+        c.arguments = cmd["arguments"]
+    env = cmd.get("environment")
+    if env:
+        c.env = {v["name"]: v.get("value", "") for v in env.get("variables", ())
+                 if v.get("type", 1) == 1}  # VALUE only: SECRET values never reach a task
     kp = t.get("kill_policy")
     if kp:
         c._grace_ms = grace_ms(codec.decode(schema.KillPolicy, kp).get("grace_period"))
     return c, cmd
 
 
-def _lease(tasks, fid, eid, ex, ctxs):
+def _lease(runner, fid, eid, want, ctxs):
     """Lease every resource of the launch, or none: None, or why not (resources.Leases)."""
+    leases = runner.leases
     granted = []
     try:
-        if ex is not None:
-            want = [resources.from_resource(codec.decode(schema.Resource, r)) for r in ex.get("resources", ())]
-            why = tasks.leases.shortfall(want)
+        if want is not None:
+            why = leases.shortfall(want)
             if why:
                 return "executor " + why
-            tasks.leases.grant((fid, eid), want)
+            leases.grant((fid, eid), want)
             granted.append((fid, eid))
         for c, _ in ctxs:
-            c._res = [resources.from_resource(codec.decode(schema.Resource, r)) for r in c._raw]
-            why = tasks.leases.shortfall(c._res)
+            why = leases.shortfall(c._res)
             if why:
                 return why
-            tasks.leases.grant(c, c._res)
+            leases.grant(c, c._res)
             granted.append(c)
         granted = []
         return None
@@ -179,26 +214,29 @@ def _lease(tasks, fid, eid, ex, ctxs):
         return "unusable resource: %s" % e
     finally:
         for owner in granted:  # a launch that failed half way holds nothing
-            tasks.leases.release(owner)
+            leases.release(owner)
 
 
-async def _fetch_then_start(tasks, c, cmd):
+async def _fetch_then_start(runner, c, cmd):
     uris = cmd.get("uris", ())
+    name = cmd.get("value")
     try:
-        await tasks.loader.fetch_all(uris)
-        mod = tasks.loader.find(cmd["value"], uris, True) if c.phase == LAUNCHING else None
+        await fetch.fetch_all(runner, uris)
+        mod = fetch.find(runner, name, uris, True) if c.phase == LAUNCHING else None
     except asyncio.CancelledError:
-        return  # killed during launch: tasks._terminate reported it
-    except (FetchError, OSError) as e:
+        return  # killed during launch: kill.terminate reported it
+    except Exception as e:  # FetchError, OSError, ...: the task fails, it isn't left STAGING
         if c.phase == LAUNCHING:
-            tasks._finish(c, schema.TASK_FAILED, schema.SOURCE_SLAVE, schema.REASON_CONTAINER_LAUNCH_FAILED,
-                          str(e))
+            runner.finish(c, schema.TASK_FAILED, schema.SOURCE_SLAVE, schema.REASON_CONTAINER_LAUNCH_FAILED,
+                          str(e) if isinstance(e, FetchError) else describe(e))
         return
     if c.phase == LAUNCHING:
-        _start(tasks, c, cmd["value"], mod)
+        _start(runner, c, name, mod)
+    elif mod is not None:
+        runner.unload(name)
 
 
-def _start(tasks, c, name, mod):
+def _start(runner, c, name, mod):
     main = getattr(mod, "main", None)
     why = None
     coro = None
@@ -209,19 +247,12 @@ def _start(tasks, c, name, mod):
     else:
         try:
             coro = main(c)
-        except Exception as e:
-            why = "%s.main(ctx): %s: %s" % (name, type(e).__name__, e)
+        except BaseException as e:  # noqa: B036  calling it is task code; nothing here awaits
+            why = "%s.main(ctx): %s" % (name, describe(e))
         if why is None and not hasattr(coro, "send"):
             why = "%s.main(ctx) did not return a coroutine" % name
     if why is not None:
-        tasks._finish(c, schema.TASK_FAILED, schema.SOURCE_SLAVE, schema.REASON_CONTAINER_LAUNCH_FAILED, why)
+        runner.unload(name)
+        runner.finish(c, schema.TASK_FAILED, schema.SOURCE_SLAVE, schema.REASON_CONTAINER_LAUNCH_FAILED, why)
         return
-    c._atask = asyncio.create_task(Step(c, coro))  # type: ignore[arg-type]  # asyncio needs only send/throw
-    c.phase = RUNNING
-    tasks._running += 1
-    tasks.counters["launched"] += 1
-    # What mesos-executor sends once the command runs (§2.6); RUNNING leaves after STARTING's ack.
-    tasks._send(c, schema.TASK_STARTING, schema.SOURCE_EXECUTOR)
-    tasks._send(c, schema.TASK_RUNNING, schema.SOURCE_EXECUTOR)
-    tasks.watch.wake()
-
+    runner.started(c, name, asyncio.create_task(Step(c, coro)))  # type: ignore[arg-type]  # only send/throw

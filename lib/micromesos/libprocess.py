@@ -24,6 +24,10 @@ _CHUNKED = b"\r\nTransfer-Encoding: chunked\r\n\r\n"
 _LAST_CHUNK = b"\r\n0\r\n\r\n"
 _HEX = b"0123456789abcdef"
 
+# Config keys sizing the buffers per board: (key, attribute, smallest, largest).
+_SIZES = (("recv_buffer", "recv_size", 1024, 65536), ("outbox_size", "outbox_size", 512, 65536),
+          ("max_connections", "max_conns", 2, 8))
+
 
 def _copy(ob, pos, src, a, b):
     # ob[pos:] = src[a:b] byte by byte: slicing src would allocate (ids only, ~20 bytes).
@@ -41,6 +45,9 @@ def _put(ob, pos, data):
 
 class _Dest:
     # One destination ip:port: a bounded outbox and one persistent, ordered connection (§1.2).
+    # A message that does not fit the outbox's free room is queued by reference (big): its head in a
+    # buffer of its own, its body streamed from the caller's object; order is kept by the outbox
+    # offset it was queued at.
     def __init__(self, lp, hostport):
         self.lp = lp
         self.hostport = hp = bytes(hostport)  # b"ip:port": the key and the Host header
@@ -48,65 +55,114 @@ class _Dest:
         self.ip = hp[:colon].decode()
         self.port = upid.port_value(hp, colon + 1, len(hp))
         self.addr = socket.getaddrinfo(self.ip, self.port)[0][-1]  # an IPv4 literal: no DNS
-        # From the pool start() filled: a 4 KB block is not a given in a heap fragmented by then.
-        self.ob = lp._outboxes.pop() if lp._outboxes else bytearray(lp.outbox_size)
+        self.ob = lp._spare_outbox()
         self.mv = memoryview(self.ob)
         self.n = 0  # bytes queued in ob
+        self.big = []  # [outbox offset, head, body]: after ob[:offset] went, head + body + end mark go
+        self.cur = None  # (head, body) of the big message being sent: sent again whole after a reconnect
         self.ev = asyncio.Event()
         self.stream = self.rx = None
         self.rxbuf = bytearray(64)
         self.dead = False
         self.task = asyncio.create_task(self._run())
 
-    def put(self, src, id0, id1, name, body):
-        # Append one request exactly as libprocess writes it (§1.3, the captured agent
-        # requests); the receiver id is src[id0:id1]. False if the outbox has no room.
-        if isinstance(name, str):
-            name = name.encode()
-        if isinstance(body, str):
-            body = body.encode()
-        mid = self.lp._mid
-        hp = self.hostport
-        nb = len(body)
-        k = http.hexlen(nb)
-        pos = self.n
-        need = 7 + id1 - id0 + len(name) + len(mid) + len(hp)
-        need += len(_CHUNKED) + k + 2 + nb + len(_LAST_CHUNK) if nb else len(_END_HEAD)
-        if pos + need > len(self.ob):
-            return False
-        ob = self.ob
+    def idle(self):
+        return self.n == 0 and not self.big and self.cur is None
+
+    def _head(self, ob, pos, src, id0, id1, name, nb, k):
         pos = _put(ob, pos, _POST)
         pos = _copy(ob, pos, src, id0, id1)
         ob[pos] = _SLASH
         pos = _put(ob, pos + 1, name)
-        pos = _put(ob, pos, mid)
-        pos = _put(ob, pos, hp)
-        if nb:  # one chunk, size in lowercase hex, then the terminator
-            pos = _put(ob, pos, _CHUNKED)
-            for i in range(k):
-                ob[pos + k - 1 - i] = _HEX[(nb >> (4 * i)) & 15]
-            pos = _put(ob, pos + k, b"\r\n")
-            pos = _put(ob, pos, body)
-            pos = _put(ob, pos, _LAST_CHUNK)
-        else:  # an empty body has no framing header at all
-            pos = _put(ob, pos, _END_HEAD)
-        self.n = pos
+        pos = _put(ob, pos, self.lp._mid)
+        pos = _put(ob, pos, self.hostport)
+        if not nb:  # an empty body has no framing header at all
+            return _put(ob, pos, _END_HEAD)
+        pos = _put(ob, pos, _CHUNKED)  # one chunk, size in lowercase hex, then the terminator
+        for i in range(k):
+            ob[pos + k - 1 - i] = _HEX[(nb >> (4 * i)) & 15]
+        return _put(ob, pos + k, b"\r\n")
+
+    def put(self, src, id0, id1, name, body):
+        # Append one request exactly as libprocess writes it (§1.3, the captured agent
+        # requests); the receiver id is src[id0:id1]. False if the queue is at its limit.
+        if isinstance(name, str):
+            name = name.encode()
+        if isinstance(body, str):
+            body = body.encode()
+        nb = len(body)
+        k = http.hexlen(nb)
+        pos = self.n
+        head = 7 + id1 - id0 + len(name) + len(self.lp._mid) + len(self.hostport)
+        head += len(_CHUNKED) + k + 2 if nb else len(_END_HEAD)
+        ob = self.ob
+        if pos + head + (nb + len(_LAST_CHUNK) if nb else 0) <= len(ob):
+            pos = self._head(ob, pos, src, id0, id1, name, nb, k)
+            if nb:
+                pos = _put(ob, pos, body)
+                pos = _put(ob, pos, _LAST_CHUNK)
+            self.n = pos
+        else:
+            if len(self.big) >= self.lp.max_streamed:
+                return False
+            h = bytearray(head)
+            self._head(h, 0, src, id0, id1, name, nb, k)
+            if not isinstance(body, bytes):
+                body = bytes(body)  # the caller may reuse its buffer
+            self.big.append([pos, h, body])
         self.ev.set()
         return True
+
+    def _next_big(self):
+        # ob[:offset] went out: the rest moves to the front, the big message becomes cur.
+        off, h, body = self.big.pop(0)
+        rest = self.n - off
+        if off and rest:
+            http.move(self.mv, 0, off, rest)
+        self.n = rest
+        for b in self.big:
+            b[0] -= off
+        self.cur = (h, body)
+
+    async def _send_big(self):
+        h, body = self.cur  # type: ignore[misc]  # set by _next_big
+        st = self.stream
+        st.write(h)
+        if not body:  # a whole message in h
+            self.cur = None
+            await st.drain()
+            return
+        await st.drain()
+        mv = memoryview(body)
+        step = len(self.ob)  # what the stream may have to keep a copy of at once
+        for i in range(0, len(body), step):
+            st.write(mv[i : i + step])
+            await st.drain()
+        st.write(_LAST_CHUNK)
+        self.cur = None
+        await st.drain()
 
     async def _run(self):
         lp = self.lp
         delay = lp.backoff_min_ms
         while True:
-            while self.n == 0:  # connect lazily, when there is something to send
+            while self.idle():  # connect lazily, when there is something to send
                 self.ev.clear()
                 await self.ev.wait()
             try:
                 await self._connect()
                 delay = lp.backoff_min_ms
                 while not self.dead:
+                    if self.cur is not None:
+                        await self._send_big()
+                        continue
                     n = self.n
-                    if n == 0:
+                    if self.big:
+                        n = self.big[0][0]
+                        if n == 0:
+                            self._next_big()
+                            continue
+                    elif n == 0:
                         self.ev.clear()
                         await self.ev.wait()
                         continue
@@ -114,7 +170,10 @@ class _Dest:
                     # once, so the outbox is free when write() returns; if write() raises,
                     # nothing was taken and the batch goes out again after reconnecting.
                     self.stream.write(self.mv[:n])
-                    self.n = 0
+                    if self.big:
+                        self._next_big()
+                    else:
+                        self.n = 0
                     await self.stream.drain()
                 log.debug(_W, "%s:%d closed the connection", self.ip, self.port)
             except OSError as e:
@@ -181,19 +240,21 @@ class _Dest:
     def close(self):
         self.task.cancel()
         self._drop()
-        self.lp._outboxes.append(self.ob)  # the slot's next destination takes it over
+        if not self.lp._outboxes:
+            self.lp._outboxes.append(self.ob)  # the slot's next destination takes it over
 
 
 class Libprocess(Listener):
     """The agent's libprocess endpoint (docs/ARCHITECTURE.md "transport"); receiving is listener.py's."""
 
-    outbox_size = 4096  # bytes queued per destination before send() says False
+    outbox_size = 1024  # bytes of small messages queued per destination (copied: the pong path)
+    max_streamed = 4  # messages queued by reference per destination (those not fitting the outbox)
     max_dests = 2  # outbound destinations (master@ and slave-observer(N)@ share one address)
     backoff_min_ms = 100
     backoff_max_ms = 10000
     connect_timeout_ms = 5000
 
-    def __init__(self, id="slave(1)", ip=None, port=5051, advertise_ip=None, advertise_port=None):
+    def __init__(self, id="slave(1)", ip=None, port=5051, advertise_ip=None, advertise_port=None, cfg=None):
         if not ip:
             raise ConfigError("ip: the address to listen on is required")
         self.ip = ip
@@ -208,31 +269,46 @@ class Libprocess(Listener):
         self._mid = (b" HTTP/1.1\r\nUser-Agent: libprocess/" + u + b"\r\nLibprocess-From: " + u
                      + b"\r\nConnection: Keep-Alive\r\nHost: ")
         self._dests = []
-        self._outboxes = []  # free outbox buffers for _Dest
+        self._outboxes = []  # a free outbox for the next _Dest (at most one is kept)
+        if cfg:
+            for key, attr, lo, hi in _SIZES:
+                v = cfg.get(key)
+                if v is not None:
+                    if not isinstance(v, int) or not lo <= v <= hi:
+                        raise ConfigError("%s: expected a whole number %d-%d, got %r" % (key, lo, hi, v))
+                    setattr(self, attr, v)
 
     async def start(self):
-        # Every buffer up front, while the heap is still in one piece.
-        self._outboxes = [bytearray(self.outbox_size) for _ in range(self.max_dests)]
+        # The master's outbox and link parser up front, while the heap is still in one piece.
+        self._outboxes = [bytearray(self.outbox_size)]
         await self.listen(self.ip, self.port)
         log.info(_W, "listening as %s", self.upid)
 
     async def close(self):
-        self._closing = True
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-        for c in list(self._conns):
-            c.task.cancel()
+        await self.stop_listening()
         for d in self._dests:
             d.close()
         self._dests = []
-        await asyncio.sleep_ms(0)  # the cancelled tasks close their sockets
+        await asyncio.sleep_ms(0)
+
+    def _spare_outbox(self):
+        return self._outboxes.pop() if self._outboxes else bytearray(self.outbox_size)
+
+    def _master_ip(self, ip):
+        # A connection from an address the agent sends to (the master's) may push other clients out.
+        for d in self._dests:
+            if d.ip == ip:
+                return True
+        return False
 
     # -- sending ------------------------------------------------------------------------
 
     def send(self, to, name, body=b""):
         """Queue POST /<id>/<name> for the UPID `to` (str or bytes) on its destination's
-        ordered connection. False if that outbox is full; ProtocolError for a bad UPID."""
+        ordered connection. A body of any size goes (one that does not fit the outbox is streamed
+        from the object given, which must not change afterwards). False only when the queue is at
+        its limit: the outbox full and max_streamed messages already queued by reference, or no
+        destination slot (max_dests, all with messages queued). ProtocolError for a bad UPID."""
         u = to.encode() if isinstance(to, str) else to
         at = upid.check(u, 0, len(u))
         return self._queue(u, 0, at, len(u), name, body)
@@ -257,7 +333,7 @@ class Libprocess(Listener):
         if d is None:
             if len(self._dests) >= self.max_dests:
                 for x in self._dests:
-                    if x.n == 0:  # take over the slot of a destination with nothing queued
+                    if x.idle():  # take over the slot of a destination with nothing queued
                         x.close()
                         self._dests.remove(x)
                         break
@@ -269,6 +345,6 @@ class Libprocess(Listener):
                     return False
                 self._dests.append(d)
         if d is None or not d.put(u, s0, at, name, body):
-            log.warn(_W, "outbox full: dropped a message for %s", bytes(u[s0:s1]))
+            log.warn(_W, "send queue full: dropped a message for %s", bytes(u[s0:s1]))
             return False
         return True

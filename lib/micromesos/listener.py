@@ -1,4 +1,4 @@
-# The libprocess listener: inbound connections, messages handed to the agent, GET routes, streamed responses.
+# The libprocess listener: messages handed to the agent, GET routes, streamed responses (connections: gate).
 # MIT licence. PROTOCOL.md §1.4-§1.5 (messages), §5 (HTTP endpoints); the Libprocess transport inherits it.
 import asyncio
 import time
@@ -6,13 +6,11 @@ import time
 from micropython import const
 
 from micromesos import http, log, names
-from micromesos.errors import ProtocolError
+from micromesos.gate import Gate, _Conn, nodelay_option  # noqa: F401 (re-exported)
 
 _W = "libprocess"
 _SLASH = const(47)
 _UA_SKIP = const(11)  # len(b"libprocess/")
-_IPPROTO_TCP = const(6)  # the same numbers in lwIP and Linux
-_TCP_NODELAY = const(1)
 
 
 class Message:
@@ -29,10 +27,10 @@ class Message:
         self._n0 = self._n1 = 0  # message name in buf
 
     def name(self):  # allocates: for logs
-        return bytes(self.buf[self._n0 : self._n1]).decode()
+        return log.text(self.buf, self._n0, self._n1)
 
     def sender(self):  # allocates: for logs and for keeping the master's UPID
-        return bytes(self.buf[self._s0 : self._s1]).decode()
+        return log.text(self.buf, self._s0, self._s1)
 
     def sender_is(self, u):
         """The sender equals the UPID u (str or bytes). In place."""
@@ -59,161 +57,26 @@ class Message:
         return True
 
 
-class _Conn:
-    # One inbound connection: its task, parser, whether it carried messages for us (link) or plain
-    # HTTP requests (http), a streamed response waiting to go (stream) or going (busy).
-    def __init__(self, w):
-        self.task = self.parser = self.stream = None
-        self.last = time.ticks_ms()
-        self.link = self.broken = self.http = self.busy = self.gone = False
-        a = w.get_extra_info("peername")
-        if not isinstance(a, tuple):  # the unix port hands over a raw struct sockaddr_in
-            a = ("%d.%d.%d.%d" % (a[4], a[5], a[6], a[7]), a[2] << 8 | a[3])
-        self.peer = a  # (ip, port)
-
-
-class Listener:
+class Listener(Gate):
     """The inbound half of micromesos.libprocess.Libprocess, which sets up the state it uses."""
 
-    max_conns = 3  # inbound at once: the master's link, a temporary one, an HTTP client
-    max_http = 2  # of them plain HTTP clients; at most max_conns - 1, so one is always left for the master
-    accept_wait_ms = 4000  # a connection finding every parser busy waits this long for one, then gets 503
-    stale_ms = 3000  # a connection silent this long mid-request (or before its first) may be dropped
-    link_idle_ms = 45000  # a link silent this long (3 pings missed, §2.5) may be replaced by a new one
+    max_http = 2  # of max_conns, plain HTTP clients; at most max_conns - 1, so one is left for the master
     send_timeout_ms = 5000  # an HTTP client not taking a streamed chunk within this is dropped
-    out_size = 1024  # the streamed-response buffer (jsonw.Writer), shared: one response at a time
-    parser = http.HTTPParser
+    out_size = 1024  # the streamed-response buffer (jsonw.Writer): one response at a time, made per response
 
     def __init__(self, id):
+        Gate.__init__(self)
         self._id = id.encode()  # the process id messages must be addressed to
         self.handler = None
-        self.on_link_closed = None
         self._routes = {}
         self._msg = Message()
-        self._pool = []
-        self._conns = []
-        self._server = None
-        self._closing = False
-        self._outbuf = None  # the buffer streamed responses take turns with (_stream) ...
-        self._out = None  # ... and its jsonw.Writer, made by the first one
         self._out_lock = asyncio.Lock()
-        self._freed = asyncio.Event()  # a parser came back, or a connection went idle
-        self.refused = 0  # connections answered 503
-        self.evicted = 0  # connections dropped to make room for a new one
-        self._scratch = bytearray(64)  # a refused connection's input is read into it and dropped
-
-    async def listen(self, ip, port):
-        # Connection and response buffers are allocated once, up front: a fragmented heap later can't
-        # refuse them.
-        self._pool = [self.parser() for _ in range(self.max_conns)]
-        self._outbuf = bytearray(self.out_size)
-        self._server = await asyncio.start_server(self._accept, ip, port, self.max_conns + 2)
 
     def route(self, path, fn):
         """GET path -> fn(http.Request) -> (status, content_type, body). The body is bytes or str, an
         iterable of parts (collected, sent with a Content-Length), or a callable produce(out) whose
         iterator writes the body through the jsonw.Writer `out`, streamed (jsonw.respond)."""
         self._routes[path] = fn
-
-    async def _accept(self, r, w):
-        c = _Conn(w)
-        if not await self._slot():
-            self.refused += 1
-            log.warn(_W, "refused %s:%d: all connections busy", c.peer[0], c.peer[1])
-            s = w.s
-            try:
-                # Read what the client sent first: closing a socket with unread input sends a reset,
-                # which may destroy the answer before the client reads it.
-                while s.readinto(self._scratch):
-                    pass
-                s.write(http.UNAVAILABLE)  # best effort: the socket is non-blocking, the answer tiny
-            except OSError:
-                pass
-            s.close()
-            return
-        c.parser = p = self._pool.pop()
-        c.last = time.ticks_ms()  # staleness counts from here, not from the wait for a parser
-        try:
-            # A streamed response is several writes: Nagle would hold each after the first until the
-            # client's delayed ACK (~40 ms). Every write carries a whole chunk (jsonw.Writer).
-            w.s.setsockopt(_IPPROTO_TCP, _TCP_NODELAY, 1)
-        except OSError:
-            pass
-        c.task = asyncio.current_task()
-        self._conns.append(c)
-        try:
-            await self._serve(c, r, w)
-        except ProtocolError as e:
-            # A protocol violation closes this connection only; the listener keeps serving.
-            log.warn(_W, "closing connection from %s:%d: %s", c.peer[0], c.peer[1], e)
-            self._write(c, w, http.BAD_REQUEST)
-            try:
-                await w.drain()
-            except OSError:
-                pass
-        except OSError as e:
-            log.debug(_W, "connection from %s:%d: %r", c.peer[0], c.peer[1], e)
-        finally:
-            self._conns.remove(c)
-            p.clear()
-            self._pool.append(p)
-            self._freed.set()
-            w.s.close()
-            cb = self.on_link_closed
-            if c.link and cb is not None and not self._closing:
-                try:
-                    cb(c.peer[0], c.peer[1])
-                except Exception as e:
-                    log.error(_W, "on_link_closed failed: %r", e)
-
-    async def _slot(self):
-        # A parser for a new connection: a free one, or one a connection that can go hands back
-        # (_evict), within accept_wait_ms. Waiting (not refusing at once) serves the web UI's
-        # parallel requests one after another; the bytes wait in the socket meanwhile.
-        t0 = time.ticks_ms()
-        while not self._pool:
-            left = self.accept_wait_ms - time.ticks_diff(time.ticks_ms(), t0)
-            if left <= 0 or self._closing:
-                return False
-            self._evict()
-            self._freed.clear()
-            try:
-                # Woken when a parser comes back or a connection goes idle; staleness is a matter of
-                # time, so look again at least every 500 ms.
-                await asyncio.wait_for_ms(self._freed.wait(), min(left, 500))
-            except asyncio.TimeoutError:
-                pass
-        return True
-
-    def _evict(self):
-        # Every parser in use: drop the connection that can best go, oldest first within a rank:
-        # 0 an HTTP client idle between requests; 1 a connection silent for stale_ms in the middle
-        # of a request or before its first; 2 a link silent for link_idle_ms (a half-open old link
-        # must not lock the master out, §1.5). A live link or a response being sent never goes, so
-        # no HTTP client can push the master out.
-        now = time.ticks_ms()
-        v = None
-        best = 3
-        for x in self._conns:
-            if x.busy or x.gone:
-                continue
-            quiet = time.ticks_diff(now, x.last)
-            if x.link:
-                r = 2 if quiet >= self.link_idle_ms else 3
-            elif x.http and x.parser.fill == 0:
-                r = 0
-            else:
-                r = 1 if quiet >= self.stale_ms else 3
-            if r < best or (r == best and r < 3 and v is not None and time.ticks_diff(x.last, v.last) < 0):
-                v = x
-                best = r
-        if v is None:
-            return False
-        v.gone = True
-        self.evicted += 1
-        log.warn(_W, "dropping idle connection from %s:%d for a new one", v.peer[0], v.peer[1])
-        v.task.cancel()
-        return True
 
     async def _serve(self, c, r, w):
         p = c.parser
@@ -225,9 +88,14 @@ class Listener:
                 return  # EOF
             p.received(n)
             c.last = time.ticks_ms()
+            if not c.req:
+                c.req = True
+                c.t0 = c.last
             while p.parse():
                 keep = self._dispatch(c, p, w)
                 p.done()
+                c.req = p.fill > 0  # pipelined bytes: the next request is under way
+                c.t0 = time.ticks_ms()
                 if c.stream is not None:  # in order: nothing more is parsed until it has gone
                     keep = await self._stream(c, w) and keep
                 if not keep:
@@ -302,19 +170,19 @@ class Listener:
         c.stream = None
         c.busy = True
         try:
-            await self._out_lock.acquire()  # one buffer: streamed responses take turns
+            await self._out_lock.acquire()  # one writer at a time: streamed responses take turns
             try:
                 try:
-                    # Like the views, the writer's code is loaded by the first request that needs it.
+                    # Like the views, the writer's code is loaded by the first request that needs it;
+                    # its buffer lives for one response (the data heap between requests stays small).
                     from micromesos import jsonw
 
-                    if self._out is None:
-                        self._out = jsonw.Writer(self._outbuf)
+                    out = jsonw.Writer(self.out_size)
                 except MemoryError:
                     log.error(_W, "no heap for the response writer")
                     self._write(c, w, http.SERVER_ERROR)
                     return True
-                return await jsonw.respond(self._out, w, status, ctype, produce, keep, head, chunked_ok,
+                return await jsonw.respond(out, w, status, ctype, produce, keep, head, chunked_ok,
                                            self.send_timeout_ms)
             finally:
                 self._out_lock.release()

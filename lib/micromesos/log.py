@@ -1,4 +1,4 @@
-# Logging that costs nothing when off: the level is checked before any formatting.
+# Logging that costs nothing when off (the level is checked before any formatting) and never raises.
 # MIT licence. Lines go to stdout (the REPL/serial console on a board): "<ms> LEVEL where: text".
 from micropython import const
 import time
@@ -21,10 +21,28 @@ def set_level(name):
     level = n
 
 
+def text(buf, start, end):
+    """buf[start:end] as a str for a log line: UTF-8 as it is, anything else escaped. Never raises
+    UnicodeError: names and sender UPIDs from the network are arbitrary bytes."""
+    b = bytes(buf[start:end])
+    try:
+        return b.decode()
+    except UnicodeError:
+        return repr(b)[2:-1]
+
+
 def _emit(tag, where, msg, args):
-    if args:
-        msg = msg % args
-    print("%s %s %s: %s" % (time.ticks_ms(), tag, where, msg))  # ticks: an int, opaque to the stubs
+    # A log line must never take its caller down: a bad format (a bug) prints the raw parts instead,
+    # and with no heap left for the line it is lost.
+    try:
+        if args:
+            try:
+                msg = msg % args
+            except (TypeError, ValueError):
+                msg = "%s %r" % (msg, args)
+        print("%s %s %s: %s" % (time.ticks_ms(), tag, where, msg))  # ticks: an int, opaque to the stubs
+    except MemoryError:
+        pass
 
 
 def error(where, msg, *args):

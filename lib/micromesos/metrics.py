@@ -5,7 +5,7 @@ import time
 
 from . import schema
 from .ctx import DONE, KILLING
-from .endpoints import json_body
+from .query import json_body
 from .updates import now
 from .webstate import BASIC, frameworks, live_executors, scalar, state_of, total
 

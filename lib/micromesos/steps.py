@@ -14,7 +14,9 @@ _W = "tasks"
 class Step:
     """The coroutine asyncio runs for a task. It forwards each step to main(ctx), names the task in the
     watchdog marker while it runs, measures the step (ticks_ms, gc.mem_alloc delta) and turns main's end
-    (return, exception, cancellation) into the task's terminal state. asyncio.core only calls send/throw."""
+    (return, exception, cancellation) into the task's terminal state (Tasks.ended). asyncio.core only
+    calls send/throw. Nothing a task raises leaves here: asyncio would stop the whole agent on a
+    KeyboardInterrupt or GeneratorExit (its loop catches only Exception and CancelledError)."""
 
     # ctx.heap costs two gc.mem_alloc() calls per step, each a scan of the heap's allocation table
     # (bench_tasks: ~50 us a step at 256 KB on a PC, more on an MCU). A board may turn it off here.
@@ -32,8 +34,7 @@ class Step:
 
     def _step(self, exc):
         ctx = self.ctx
-        tasks = ctx._tasks
-        marker = tasks.marker
+        marker = ctx._runner.marker
         if ctx._forced:  # its grace period ran out (Watch._force): close it instead of resuming it
             self._close()
             raise StopIteration
@@ -48,9 +49,7 @@ class Step:
                 r = self.coro.throw(exc)
         except StopIteration:
             self._end(t0, a0, None)  # main(ctx) returned
-        except asyncio.CancelledError as e:
-            self._end(t0, a0, e)
-        except (Exception, SystemExit) as e:  # MemoryError too: the task failed, the agent goes on
+        except BaseException as e:  # noqa: B036  a synchronous step, not an await: nothing of ours to swallow
             self._end(t0, a0, e)
         self._account(t0, a0)
         return r
@@ -58,22 +57,22 @@ class Step:
     def _end(self, t0, a0, exc):
         self.coro = None  # its frame may hold what exhausted the heap: let gc have it now
         self._account(t0, a0)
-        self.ctx._tasks._ended(self.ctx, exc)
+        self.ctx._runner.ended(self.ctx, exc)
         raise StopIteration  # ended and reported: asyncio sees a finished task
 
     def _account(self, t0, a0):
         dt = time.ticks_diff(time.ticks_ms(), t0)
         ctx = self.ctx
-        tasks = ctx._tasks
-        if tasks.marker is not None:
-            tasks.marker.write(0)
+        runner = ctx._runner
+        if runner.marker is not None:
+            runner.marker.write(0)
         a1 = gc.mem_alloc() if Step.HEAP_STATS else 0
         ctx.steps += 1
         if a1 > a0:
             ctx.heap += a1 - a0
         if dt > ctx.max_step_ms:
             ctx.max_step_ms = dt
-        w = tasks.watch
+        w = runner.watch
         if dt > w.slice_ms and ctx.phase == RUNNING:
             w.hogs.append((ctx, dt))  # failed when the ticker next runs: it can't cancel itself here
 
@@ -83,8 +82,8 @@ class Step:
         if c is not None:
             try:
                 c.close()  # GeneratorExit at its await: its finally blocks run (they can't await)
-            except Exception as e:
-                log.warn(_W, "task %s: closing it raised %r", self.ctx.task_id, e)
+            except BaseException as e:  # noqa: B036  its finally blocks are task code; close() doesn't await
+                log.warn(_W, "task %s: closing it raised %s", self.ctx.task_id, type(e).__name__)
 
 
 class Watch:
@@ -94,8 +93,8 @@ class Watch:
     never yields can only be caught by the board's machine.WDT, and the marker names it after the reset.
     The same ticker forces kills whose grace period is over."""
 
-    def __init__(self, tasks, slice_ms):
-        self.tasks = tasks
+    def __init__(self, runner, slice_ms):
+        self.runner = runner
         self.slice_ms = slice_ms
         self.hogs = []       # (ctx, step ms) seen by Step since the last tick
         self.stopping = []   # ctx cancelled and inside a grace period
@@ -123,16 +122,13 @@ class Watch:
 
     def _force(self, c):
         """Grace period over: report now and drop it; Step closes its coroutine when it is next resumed."""
-        state, source, reason, message = c._outcome
-        t = c._atask
-        c._forced = True
-        self.tasks._finish(c, state, source, reason, message + " (forced after its grace period)")
-        cancel(t)
+        o = c._outcome
+        self.runner.force(c, o[:3] + (o[3] + " (forced after its grace period)",))
 
     async def _run(self):
-        tasks = self.tasks
+        runner = self.runner
         while True:
-            if not tasks._running and not self.stopping:
+            if not runner.running and not self.stopping:
                 self._busy.clear()
                 await self._busy.wait()
                 continue
@@ -148,7 +144,7 @@ class Watch:
                 self.hogs = []
                 for c, ms in hogs:
                     if c.phase == RUNNING:
-                        tasks.counters["hogs"] += 1
+                        runner.counters["hogs"] += 1
                         log.warn(_W, "task %s held the loop %d ms (slice %d ms; ticker woke %d ms late)",
                                  c.task_id, ms, period, lag)
                         self.stop(c, (schema.TASK_FAILED, schema.SOURCE_SLAVE, schema.REASON_CONTAINER_LIMITATION,

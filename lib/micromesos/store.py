@@ -1,4 +1,4 @@
-# Checkpoint files on the board filesystem, replaced atomically (write temp, rename).
+# Checkpoint files on the board filesystem, replaced atomically (write temp, rename), or appended to.
 # MIT licence. A missing or corrupt checkpoint is logged and reads as None: the agent starts fresh.
 import io
 import json
@@ -56,8 +56,18 @@ def makedirs(path):
             os.mkdir(cur)
 
 
+def _commit(tmp, path):
+    try:
+        os.rename(tmp, path)
+    except OSError:
+        # FAT cannot rename over an existing file; littlefs can. load() and reader() recover from a
+        # power cut between these two steps by reading the .tmp file.
+        os.remove(path)
+        os.rename(tmp, path)
+
+
 class Store:
-    """Named JSON checkpoints in one directory."""
+    """Named JSON checkpoints (and the updates journal: JSON lines) in one directory."""
 
     def __init__(self, directory):
         self.dir = directory
@@ -80,13 +90,66 @@ class Store:
                 w.flush()
             else:
                 f.write(data)
-        try:
-            os.rename(tmp, path)
-        except OSError:
-            # FAT cannot rename over an existing file; littlefs can. load() recovers from a
-            # power cut between these two steps by reading the .tmp file.
-            os.remove(path)
-            os.rename(tmp, path)
+        _commit(tmp, path)
+
+    def replace(self, name, pieces):
+        """Atomically replace the file with the bytes `pieces` (an iterable), streamed through a small
+        buffer. -> bytes written."""
+        path = self._path(name)
+        tmp = path + ".tmp"
+        n = 0
+        with open(tmp, "wb") as f:
+            w = _Buffered(f)
+            for p in pieces:
+                n += len(p)
+                w.write(p)
+            w.flush()
+        _commit(tmp, path)
+        return n
+
+    def append(self, name, data):
+        """Add `data` (bytes) at the end of the file: one open, one write. -> bytes written. A power cut
+        can leave a torn last line; whoever reads the file back must expect it."""
+        with open(self._path(name), "ab") as f:
+            f.write(data)
+        return len(data)
+
+    def reader(self, name):
+        """The file for reading (binary), from its .tmp if a replace was cut short; None if neither exists."""
+        path = self._path(name)
+        for p in (path, path + ".tmp"):
+            if _exists(p):
+                try:
+                    return open(p, "rb")
+                except OSError as e:
+                    log.error("store", "cannot read %s (%s); starting fresh", p, e)
+                    return None
+        return None
+
+    def records(self, name, limit):
+        """Each line of the file parsed as JSON, or None for a line that isn't (a torn last append,
+        corruption, a line longer than `limit` bytes). Nothing if there is no file."""
+        f = self.reader(name)
+        if f is None:
+            return
+        with f:
+            while True:
+                try:
+                    line = f.readline(limit)
+                except OSError as e:
+                    log.error("store", "%s unreadable (%s); keeping what was read", name, e)
+                    return
+                if not line:
+                    return
+                if len(line) == limit and line[-1] != 10:
+                    while line and line[-1] != 10:  # longer than any record: skip to its end
+                        line = f.readline(limit)
+                    yield None
+                    continue
+                try:
+                    yield json.loads(line)
+                except ValueError:
+                    yield None
 
     def load(self, name):
         path = self._path(name)

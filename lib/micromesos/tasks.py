@@ -1,18 +1,32 @@
-# The task runner: a module's `async def main(ctx)` run as a Mesos task; its end, kill and shutdown.
-# MIT licence. PROTOCOL.md §2.6 (launching: launch.py), §2.7 (updates, via micromesos.updates), §2.8, §3.12.
+# The task runner: its tables, the master's task messages routed to the code that handles them, and
+# what happens when a task ends. MIT licence. PROTOCOL.md §2.6 (launch.py), §2.7, §2.8 (kill.py), §3.12.
 import gc
 import io
 import sys
 
-import asyncio
+from micropython import const
 
-from . import codec, launch, log, names, resources, schema, taskstore
+from . import codec, log, names, resources, schema, taskstore
 from .ctx import DONE, LAUNCHING, RUNNING
-from .fetch import Loader
-from .launch import DEFAULT_GRACE_MS, grace_ms
-from .steps import Watch, cancel, marker
+from .steps import Watch, marker
 
+DEFAULT_GRACE_MS = const(3000)  # no KillPolicy: EXECUTOR_SIGNAL_ESCALATION_TIMEOUT (src/slave/constants.cpp)
+_MAX_GRACE_MS = const(600000)
+MAX_MESSAGE = const(400)  # characters of an exception kept in TaskStatus.message (updates bounds it too)
+_TRUNCATED = "...[truncated]"
 _W = "tasks"
+
+# Message id -> (module, function). The code is imported at boot, while the heap is in one piece; with
+# Tasks.DROP_CODE it leaves RAM after each message and is imported again by the next one.
+_HANDLERS = {names.RUN_TASK: ("launch", "run_task"), names.RUN_TASK_GROUP: ("launch", "run_task_group"),
+             names.KILL_TASK: ("kill", "kill"), names.SHUTDOWN_FRAMEWORK: ("kill", "shutdown_framework"),
+             names.SHUTDOWN_EXECUTOR: ("kill", "shutdown_executor")}
+
+
+def grace_ms(duration):
+    """DurationInfo dict -> ms, clamped to [0, 10 min]."""
+    ns = duration.get("nanoseconds", 0) if duration else 0
+    return max(0, min(ns // 1000000, _MAX_GRACE_MS))
 
 
 def presized(n):
@@ -26,11 +40,40 @@ def presized(n):
     return d
 
 
-class Tasks:
-    """The agent's task runner (agent.tasks). Everything the master can ask of tasks arrives through
-    handler(kind); live tasks and their leases are checkpointed in agent.store ("tasks")."""
+def describe(exc):
+    """'Type: text' of an exception a task raised, at most MAX_MESSAGE characters (marked when cut).
+    Its __str__ is the task's code: if that raises or the heap is short, the type name alone."""
+    name = type(exc).__name__
+    try:
+        a = exc.args
+        if len(a) == 1 and isinstance(a[0], str):
+            text = a[0]  # the common case: no copy of a long message, only the slice below
+        else:
+            text = str(exc)
+        if len(text) > MAX_MESSAGE:
+            text = text[:MAX_MESSAGE] + _TRUNCATED
+        return name + ": " + text if text else name
+    except BaseException:  # noqa: B036  a task's __str__ may raise anything; nothing here awaits
+        return name
 
-    MAX_TASKS = 32   # records held: running tasks plus those whose terminal update awaits its ack
+
+class _Tail(io.IOBase):
+    # sys.print_exception streams into the stderr ring: a deep traceback needs no heap of its own.
+    def __init__(self, ring):
+        self.ring = ring
+
+    def write(self, b):
+        self.ring.write(b)
+        return len(b)
+
+
+class Tasks:
+    """The agent's task runner (agent.tasks): live tasks, executors, leases. The agent hands it every
+    task message through handler(kind); launch.py admits tasks, steps.py runs them, kill.py stops them,
+    taskstore.py checkpoints them, and every task ends in finish() here."""
+
+    MAX_TASKS = 32    # records held: running tasks plus those whose terminal update awaits its ack
+    DROP_CODE = False  # True: launch/kill/fetch leave RAM after each message (docs/ARCHITECTURE.md: measured)
 
     def __init__(self, agent):
         cfg = agent.cfg
@@ -41,29 +84,34 @@ class Tasks:
         self.executors = {}  # (fid, eid) -> [raw ExecutorInfo, live tasks, shutdown grace ms]
         self.leases = self._new_leases()
         fs = agent.inv.fs.rstrip("/")
-        self.loader = Loader((fs + "/" if fs else "/") + cfg["tasks_dir"],
-                             cfg.get("fetch_max_bytes") or 65536)
-        self._next = 1        # checkpoint slot numbers (0 = none in the marker)
-        self._running = 0     # tasks in RUNNING or KILLING
+        self.tasks_dir = (fs + "/" if fs else "/") + cfg["tasks_dir"]
+        self.fetch_max = cfg.get("fetch_max_bytes") or 65536
+        self.frozen = tuple(n.strip() for n in (cfg.get("frozen_tasks") or "").split(",") if n.strip())
+        self.modules = {}     # task module -> [live tasks using it, sha256 pin or "frozen", modules it imported]
+        self.fetch_lock = None  # fetch.fetch_all: one transfer at a time
+        self.next_slot = 1    # checkpoint slot numbers (0 = none in the marker)
+        self.running = 0      # tasks in RUNNING or KILLING
         self.watch = Watch(self, cfg.get("task_slice_ms") or 200)
         self.counters = {"launched": 0, "finished": 0, "failed": 0, "killed": 0, "lost": 0, "hogs": 0}
         self.marker = marker(agent)
-        self._boot_marker = 0
+        self.boot_marker = 0
         if self.marker is not None:
-            self._boot_marker = self.marker.read()  # kept for recover(); cleared now so it can't go stale
+            self.boot_marker = self.marker.read()  # kept for recover(); cleared now so it can't go stale
             self.marker.write(0)
         agent.updates.on_terminal_acked = self._acked
         self.on_status = None    # fn(ctx, state) for each update queued: /state's statuses (endpoints.py)
         self.on_finished = None  # fn(ctx, state) at each task's end: endpoints keeps a bounded history
-        self._handlers = {names.RUN_TASK: self._run_task, names.RUN_TASK_GROUP: self._run_task_group,
-                          names.KILL_TASK: self._kill, names.SHUTDOWN_FRAMEWORK: self._shutdown_framework,
-                          names.SHUTDOWN_EXECUTOR: self._shutdown_executor,
-                          names.FRAMEWORK_TO_EXECUTOR: self._framework_message}
+        if not self.DROP_CODE:
+            from . import kill, launch  # noqa: F401  loaded now, while the heap is in one piece
 
     # --- the agent's interface -------------------------------------------------------------------
 
     def handler(self, kind):
-        return self._handlers.get(kind)
+        if kind == names.FRAMEWORK_TO_EXECUTOR:
+            return self._framework_message
+        if kind in _HANDLERS:
+            return lambda msg: self._call(kind, msg)
+        return None
 
     def known(self, fid, tid):
         return (fid, tid) in self.live
@@ -80,102 +128,198 @@ class Tasks:
         """ShutdownMessage or agent stop: every task stops now, silently (the agent forgets its id)."""
         for c in list(self.live.values()) + self.watch.stopping:
             c._silent = True
-            if c.phase != DONE:
-                t = c._atask
-                c._forced = True
-                self._finish(c, schema.TASK_KILLED, schema.SOURCE_SLAVE, None, "agent shutting down")
-                cancel(t)
+            self.force(c, (schema.TASK_KILLED, schema.SOURCE_SLAVE, None, "agent shutting down"))
         for k in list(self.live):
             del self.live[k]  # the table stays allocated (presized)
         self.executors = {}
         self.watch.stopping = []
         self.leases = self._new_leases()
-        self._save()
+        self.save()
 
     def _new_leases(self):
         leases = resources.Leases(self.agent.totals)
         leases.used = presized(self.MAX_TASKS + 4)  # owners: tasks, and their executors
         return leases
 
-    def _save(self):
+    def _call(self, kind, msg):
+        mod, fn = _HANDLERS[kind]
+        full = "micromesos." + mod
+        m = sys.modules.get(full)
+        try:
+            if m is None:
+                __import__(full)
+                m = sys.modules[full]
+        except MemoryError:  # no heap to load the code: a launch is refused, not left STAGING
+            gc.collect()
+            self._refuse_launch(kind, msg)
+            return
+        try:
+            getattr(m, fn)(self, msg)
+        finally:
+            if self.DROP_CODE:
+                drop_code()  # a fetch under way keeps its own reference to the code it runs
+
+    def _refuse_launch(self, kind, msg):
+        if kind == names.RUN_TASK:
+            m = codec.decode(schema.RunTaskMessage, msg.buf, msg.start, msg.end)
+            infos = [m["task"]]
+            eid = None
+        elif kind == names.RUN_TASK_GROUP:
+            m = codec.decode(schema.RunTaskGroupMessage, msg.buf, msg.start, msg.end)
+            infos = m["task_group"].get("tasks", [])
+            eid = codec.decode(schema.ExecutorInfo, m["executor"])["executor_id"]
+        else:
+            raise MemoryError  # a kill: the master retries it (the agent logs it)
+        fid = codec.decode(schema.FrameworkInfo, m["framework"])["id"]
+        for t in infos:
+            self.updates.update(fid, t["task_id"], schema.TASK_FAILED, schema.SOURCE_SLAVE,
+                                executor_id=eid or t["task_id"], reason=schema.REASON_CONTAINER_LIMITATION_MEMORY,
+                                message="the agent is out of memory for the launch code")
+
+    # --- services for launch, steps, kill and taskstore ----------------------------------------------
+
+    def save(self):
         taskstore.save(self)
 
-    def _run_task(self, msg):  # §2.6, in launch.py
-        launch.run_task(self, msg)
-
-    def _run_task_group(self, msg):
-        launch.run_task_group(self, msg)
-
-    # --- ending -------------------------------------------------------------------------------------
-
-    def _send(self, c, state, source, reason=None, message=None):
+    def send(self, c, state, source, reason=None, message=None):
+        """Queue a status update for task c (updates.py) and tell /state. -> queued?"""
         ok = self.updates.update(c.framework_id, c.task_id, state, source, executor_id=c.executor_id,
                                  reason=reason, message=message)
-        if ok and self.on_status is not None:
-            self.on_status(c, state)
+        h = self.on_status
+        if ok and h is not None:
+            h(c, state)
         return ok
 
-    def _ended(self, c, exc):
-        """main(ctx) returned (exc None), raised, or was cancelled: its terminal state (§2.6)."""
+    def caps(self, fid, cap):
+        raw = self.agent.frameworks.get(fid)
+        if raw is None:
+            return False
+        fw = codec.decode(schema.FrameworkInfo, raw)
+        return any(c.get("type") == cap for c in fw.get("capabilities", ()))
+
+    def started(self, c, module, atask):
+        """main(ctx) is running as asyncio task `atask`: TASK_STARTING and TASK_RUNNING, as
+        mesos-executor sends them once the command runs (§2.6); RUNNING leaves after STARTING's ack."""
+        c._atask = atask
+        c.phase = RUNNING
+        c._mod = module
+        e = self.modules.get(module)
+        if e is not None:
+            e[0] += 1
+        self.running += 1
+        self.counters["launched"] += 1
+        self.send(c, schema.TASK_STARTING, schema.SOURCE_EXECUTOR)
+        self.send(c, schema.TASK_RUNNING, schema.SOURCE_EXECUTOR)
+        self.watch.wake()
+
+    def force(self, c, outcome):
+        """End task c now with `outcome` (state, source, reason, message) and cancel its asyncio task;
+        steps.Step closes its coroutine if it is ever resumed."""
+        if c.phase == DONE:
+            return
+        t = c._atask
+        c._forced = True
+        self.finish(c, *outcome)
+        if t is not None:
+            try:
+                t.cancel()
+            except RuntimeError:
+                pass  # it is the running task itself (a kill from inside a step): Step closes it
+
+    # --- what happens when a task ends -------------------------------------------------------------
+
+    def ended(self, c, exc):
+        """main(ctx) returned (exc None), raised, or was cancelled (steps.Step): its terminal state.
+        Only a cancellation the runner asked for (a kill, the fairness watchdog: c._outcome) is a kill;
+        every BaseException the task raised itself (CancelledError, KeyboardInterrupt, GeneratorExit,
+        SystemExit) fails it."""
         if c.phase == DONE:
             return
         o = c._outcome
+        tb = None
         if o is not None:
-            state, source, reason, message = o
+            pass  # the runner decided it (a kill, the fairness watchdog) and cancelled it
         elif exc is None:
-            state, source, reason, message = schema.TASK_FINISHED, schema.SOURCE_EXECUTOR, None, "main() returned"
+            o = schema.TASK_FINISHED, schema.SOURCE_EXECUTOR, None, "main() returned"
         elif isinstance(exc, MemoryError):
             gc.collect()
-            state, source, reason = schema.TASK_FAILED, schema.SOURCE_SLAVE, schema.REASON_CONTAINER_LIMITATION_MEMORY
-            message = "MemoryError: the heap is exhausted (task heap growth %d bytes)" % c.heap
-        elif isinstance(exc, asyncio.CancelledError):
-            state, source, reason, message = schema.TASK_KILLED, schema.SOURCE_EXECUTOR, None, "cancelled"
+            o = (schema.TASK_FAILED, schema.SOURCE_SLAVE, schema.REASON_CONTAINER_LIMITATION_MEMORY,
+                 "MemoryError: the heap is exhausted")
+            try:
+                o = o[:3] + ("%s (task heap growth %d bytes)" % (o[3], c.heap),)
+            except MemoryError:
+                pass
         else:
-            state, source, reason = schema.TASK_FAILED, schema.SOURCE_EXECUTOR, None
-            message = "%s: %s" % (type(exc).__name__, exc)
-            tb = io.StringIO()
-            sys.print_exception(exc, tb)
-            c.stderr.write(tb.getvalue().encode())
-        self._finish(c, state, source, reason, message)
+            o = schema.TASK_FAILED, schema.SOURCE_EXECUTOR, None, describe(exc)
+            tb = exc
+        self.finish(c, *o)
+        if tb is not None:
+            try:  # optional, after the update is queued: the traceback in the task's stderr ring
+                sys.print_exception(tb, _Tail(c.stderr))
+            except BaseException:  # noqa: B036  the exception's own repr is task code; nothing awaits here
+                gc.collect()
 
-    def _finish(self, c, state, source, reason, message):
-        """The one terminal update of a task (updates refuses a second one anyway, §2.7)."""
+    def finish(self, c, state, source, reason, message):
+        """The one terminal update of a task (updates refuses a second one anyway, §2.7). It is queued
+        before anything optional (the note, the log line, the history) can run out of heap."""
         if c.phase == DONE:
             return
         if c.phase != LAUNCHING:
-            self._running -= 1
+            self.running -= 1
         c.phase = DONE
-        c._atask = None
-        c._deadline = None
-        c._inbox = None
-        c.data = None
+        for k in ("_atask", "_deadline", "_inbox", "data"):
+            if getattr(c, k) is not None:
+                setattr(c, k, None)  # only those it has: a class default stays shared, no slot is added
         self.leases.release(c)
-        note = "%s after %d steps; heap growth %d bytes; longest step %d ms" % (
-            schema.task_state_name(state), c.steps, c.heap, c.max_step_ms)
-        c.stderr.write(note.encode())
-        log.info(_W, "task %s: %s (%s)", c.task_id, note, message)
+        if not c._silent:
+            for msg in (message, message, None):  # then without it: the state matters more than the text
+                try:
+                    self.send(c, state, source, reason, msg)
+                    break
+                except MemoryError:  # e.g. the task just exhausted the heap: what it held is free now
+                    gc.collect()
         if state == schema.TASK_FINISHED:
             self.counters["finished"] += 1
         elif state == schema.TASK_KILLED:
             self.counters["killed"] += 1
         elif state == schema.TASK_FAILED:
             self.counters["failed"] += 1
-        if not c._silent:
-            try:
-                self._send(c, state, source, reason, message)
-            except MemoryError:  # e.g. the task just exhausted the heap: what it held is free now
-                gc.collect()
-                self._send(c, state, source, reason, message)
-        if self.on_finished is not None:
-            self.on_finished(c, state)
+        self._release_module(c)
         if c._eid is not None:
             e = self.executors.get((c.framework_id, c._eid))
             if e is not None:
                 e[1] -= 1
                 if e[1] <= 0:
-                    self._exited(c.framework_id, c._eid)
+                    self.exited(c.framework_id, c._eid)
+        try:
+            if self.on_finished is not None:
+                self.on_finished(c, state)
+            note = "%s after %d steps; heap growth %d bytes; longest step %d ms" % (
+                schema.task_state_name(state), c.steps, c.heap, c.max_step_ms)
+            c.stderr.write(note.encode())
+            log.info(_W, "task %s: %s (%s)", c.task_id, note, message)
+        except MemoryError:
+            gc.collect()
 
-    def _exited(self, fid, eid):
+    def _release_module(self, c):
+        """A task module no live task uses leaves sys.modules, with what its import loaded: the RAM
+        its globals hold is freed, and a task that wrecked its module's globals breaks no later launch."""
+        name = c._mod
+        c._mod = None
+        e = self.modules.get(name) if name is not None else None
+        if e is not None:
+            e[0] -= 1
+            self.unload(name)
+
+    def unload(self, name):
+        """Task module `name` and what its import loaded leave sys.modules if no live task uses it."""
+        e = self.modules.get(name)
+        if e is not None and e[0] <= 0:
+            del self.modules[name]
+            for m in e[2]:
+                sys.modules.pop(m, None)
+
+    def exited(self, fid, eid):
         """The virtual executor has no live task left: ExitedExecutorMessage{status 0} releases its
         resources in the master (§2.6). Not reliable: a re-registration without it does the same (§2.4)."""
         if self.executors.pop((fid, eid), None) is not None:
@@ -189,10 +333,7 @@ class Tasks:
         """updates.on_terminal_acked: the task may be forgotten, and its framework once it has nothing here."""
         if self.live.pop((fid, tid), None) is None:
             return
-        self._save()
-        self._forget_framework(fid)
-
-    def _forget_framework(self, fid):
+        self.save()
         for k in self.live:
             if k[0] == fid:
                 return
@@ -203,87 +344,7 @@ class Tasks:
         # lists frameworks that have tasks) and the next launch would write it back anyway.
         self.agent.frameworks.pop(fid, None)
 
-    def _caps(self, fid, cap):
-        raw = self.agent.frameworks.get(fid)
-        if raw is None:
-            return False
-        fw = codec.decode(schema.FrameworkInfo, raw)
-        return any(c.get("type") == cap for c in fw.get("capabilities", ()))
-
-    # --- kill and shutdown (§2.8) -------------------------------------------------------------------
-
-    def _kill(self, msg):
-        m = codec.decode(schema.KillTaskMessage, msg.buf, msg.start, msg.end)
-        fid = m["framework_id"]
-        tid = m["task_id"]
-        c = self.live.get((fid, tid))
-        if c is None:
-            if fid not in self.agent.frameworks:
-                log.warn(_W, "kill of %s for unknown framework %s ignored", tid, fid)
-                return
-            if self.updates.latest(fid, tid) is None:
-                self.counters["lost"] += 1
-                self.updates.update(fid, tid, schema.TASK_DROPPED if self._caps(fid, schema.FW_PARTITION_AWARE)
-                                    else schema.TASK_LOST, schema.SOURCE_SLAVE, executor_id=tid,
-                                    reason=schema.REASON_EXECUTOR_TERMINATED, message="no such task on this agent")
-            return
-        kp = m.get("kill_policy")
-        grace = grace_ms(kp["grace_period"]) if kp and "grace_period" in kp else self._grace_of(c)
-        if c.phase == RUNNING and self._caps(fid, schema.FW_TASK_KILLING_STATE):
-            self._send(c, schema.TASK_KILLING, schema.SOURCE_EXECUTOR)
-        self._terminate(c, (schema.TASK_KILLED, schema.SOURCE_EXECUTOR, None, "killed by the framework"), grace)
-
-    def _grace_of(self, c):
-        return c._grace_ms if c._grace_ms >= 0 else DEFAULT_GRACE_MS
-
-    def _terminate(self, c, outcome, grace):
-        """While its code is being fetched a task ends now (TASK_KILLED, REASON_TASK_KILLED_DURING_LAUNCH,
-        §2.8); running, it is cancelled and given `grace` ms (steps.Watch); done, nothing happens."""
-        if c.phase == LAUNCHING:
-            t = c._atask
-            self._finish(c, schema.TASK_KILLED, schema.SOURCE_SLAVE, schema.REASON_TASK_KILLED_DURING_LAUNCH,
-                         outcome[3] + " while its code was being fetched")
-            cancel(t)
-        elif c.phase != DONE:
-            self.watch.stop(c, outcome, grace)
-
-    def _shutdown_framework(self, msg):
-        fid = codec.decode(schema.ShutdownFrameworkMessage, msg.buf, msg.start, msg.end)["framework_id"]
-        keys = [k for k in self.live if k[0] == fid]
-        if not keys and fid not in self.agent.frameworks:
-            return  # sent to every agent, including those that never ran it (§2.8)
-        for k in keys:
-            c = self.live.pop(k)
-            c._silent = True  # the master already counts its tasks KILLED; pending updates are pointless
-            self._terminate(c, (schema.TASK_KILLED, schema.SOURCE_EXECUTOR, schema.REASON_FRAMEWORK_REMOVED,
-                                "framework removed"), self._grace_of(c))
-        for k in [k for k in self.executors if k[0] == fid]:
-            del self.executors[k]
-            self.leases.release(k)
-        self.updates.drop_framework(fid)
-        if self.agent.frameworks.pop(fid, None) is not None:
-            self.agent.checkpoint()
-        self._save()
-        log.info(_W, "framework %s shut down: %d task(s) stopped", fid, len(keys))
-
-    def _shutdown_executor(self, msg):
-        m = codec.decode(schema.ShutdownExecutorMessage, msg.buf, msg.start, msg.end)
-        fid = m.get("framework_id")
-        eid = m.get("executor_id")
-        e = self.executors.get((fid, eid))
-        outcome = (schema.TASK_KILLED, schema.SOURCE_EXECUTOR, None, "executor shut down")
-        if e is None:
-            c = self.live.get((fid, eid))  # a command task's executor id is its task id
-            if c is not None and c._eid is None:
-                self._terminate(c, outcome, self._grace_of(c))
-            return
-        n = 0
-        for c in list(self.live.values()):
-            if c.framework_id == fid and c._eid == eid and c.phase != DONE:
-                self._terminate(c, outcome, e[2])
-                n += 1
-        if not n:
-            self._exited(fid, eid)  # nothing left to wait for
+    # --- framework messages (§2.9) -------------------------------------------------------------------
 
     def _framework_message(self, msg):
         m = codec.decode(schema.FrameworkToExecutorMessage, msg.buf, msg.start, msg.end)
@@ -296,3 +357,12 @@ class Tasks:
                 n += 1
         if not n:
             log.debug(_W, "framework message for executor %s dropped: nothing running", eid)
+
+
+def drop_code():
+    """Launch, kill and fetch code out of sys.modules (and the package): the next message re-imports it."""
+    pkg = sys.modules.get("micromesos")
+    for name in ("launch", "kill", "fetch"):
+        sys.modules.pop("micromesos." + name, None)
+        if pkg is not None and name in pkg.__dict__:
+            delattr(pkg, name)

@@ -1,5 +1,6 @@
 # Status update manager: one stream per task, one update in flight, resent until acknowledged.
 # MIT licence. Mirrors the real agent's task_status_update_manager (PROTOCOL.md §2.7).
+import json
 import os
 import time
 
@@ -14,8 +15,28 @@ _TERMINAL = (schema.TASK_FINISHED, schema.TASK_FAILED, schema.TASK_KILLED, schem
 # Never sent by an agent (§3.9): the master owns these, and UNKNOWN can crash it (§2.11).
 _FORBIDDEN = (schema.TASK_UNREACHABLE, schema.TASK_GONE_BY_OPERATOR, schema.TASK_UNKNOWN,
               schema.TASK_ERROR)
-_CHECKPOINT = "updates"
+_JOURNAL = "updates"
 _MAX_PENDING = const(16)  # updates queued per task; a task that floods ctx.update() is refused
+# TaskStatus.message in bytes of UTF-8: a longer one is cut (on a character boundary) and marked where it
+# enters, in update(), so every update fits the outbox and the journal.
+MAX_MESSAGE = const(1024)
+_MARK = const(32)  # room kept for the marker: 3 bytes of U+2026 + " [truncated N bytes]", N < 10**10
+# The journal (PROTOCOL.md §2.7: an update is on flash before it is sent; an ack is on flash before the
+# next write) is one JSON list per line, appended once per burst. Records:
+#   [0, fid, tid, state, source, timestamp, uuid hex, executor_id, reason, message, data hex]  an update
+#   [1, uuid hex]                                                    the stream whose head it is advanced
+#   [2, fid, tid, latest]                         a stream with nothing pending (compaction writes these)
+# Replaying it rebuilds the streams exactly. It is rewritten with only the live records (temp + rename)
+# when it passes max(_JOURNAL_MIN, twice its size after the last rewrite): appends stay O(1) whatever the
+# number of tasks, rewrites are amortised to a constant per record.
+_UPDATE = const(0)
+_ACK = const(1)
+_STREAM = const(2)
+_JOURNAL_MIN = const(4096)
+_SEP = (",", ":")  # json.dumps separators: no spaces on flash
+# The longest record recovery reads: a 1 KB message of control characters (\uXXXX: 6 KB), 1 KB of data
+# (hex: 2 KB) and ids. Longer is garbage and is skipped.
+_MAX_LINE = const(10240)
 
 # Seconds between 1970 and the port's epoch (2000 on some embedded ports).
 _EPOCH = 946684800 if time.gmtime(0)[0] == 2000 else 0
@@ -65,7 +86,13 @@ class StatusUpdates:
         self.streams = {}  # (fid, tid) -> _Stream
         self.on_terminal_acked = None  # fn(fid, tid): the task may be forgotten
         self._wake = asyncio.Event()
-        self._dirty = False  # streams changed since the last checkpoint
+        # Journal records not yet on flash, oldest first: (stream, update) or an acked uuid. The list's
+        # slots are reused (self._jn of them in use) so the ack path allocates nothing once it has grown.
+        self._jq = []
+        self._jn = 0
+        self._rewrite = False  # the journal must be rewritten from the streams (dropped framework, error)
+        self._jbytes = 0  # journal size on flash
+        self._jmax = _JOURNAL_MIN  # rewrite it once it has grown past this
         self.sent = 0
         self.acked = 0
 
@@ -92,18 +119,16 @@ class StatusUpdates:
         if reason is not None:
             u["reason"] = reason
         if message is not None:
-            u["message"] = message
+            u["message"] = clip(message)
         if data is not None:
             u["data"] = data
         s.pending.append(u)
         s.latest = state
         s.terminal = is_terminal(state)
-        self._dirty = True  # written by run() before anything is sent: one write for a burst
-        self._wake.set()
+        self._journal((s, u))  # written by run() before anything is sent: one write for a burst
         if len(s.pending) == 1:
             s.due = time.ticks_ms()  # head: send now (if connected)
             s.backoff = self.retry_min
-            self._wake.set()
         return True
 
     def encode(self, s, u):
@@ -134,18 +159,23 @@ class StatusUpdates:
         if s is None or not s.pending or s.pending[0]["uuid"] != uuid:
             log.debug("updates", "ack for %s ignored (duplicate or unknown)", tid)
             return False
-        head = s.pending.pop(0)
         self.acked += 1
-        if not s.pending and is_terminal(head["state"]):
-            del self.streams[(fid, tid)]
+        self._journal(uuid)
+        if self._advance(s):
             if self.on_terminal_acked:
                 self.on_terminal_acked(fid, tid)
         elif s.pending:
             s.due = time.ticks_ms()  # the next one goes out now
             s.backoff = self.retry_min
-        self._dirty = True
-        self._wake.set()
         return True
+
+    def _advance(self, s):
+        """Drop the head of s; True if that ended the stream (its terminal update is acknowledged)."""
+        head = s.pending.pop(0)
+        if not s.pending and is_terminal(head["state"]):
+            del self.streams[(s.fid, s.tid)]
+            return True
+        return False
 
     # --- connection changes --------------------------------------------------------------------
 
@@ -161,11 +191,16 @@ class StatusUpdates:
     def drop_framework(self, fid):
         for key in [k for k in self.streams if k[0] == fid]:
             del self.streams[key]
-        self.checkpoint()
+        self._rewrite = True  # by run(), like every journal write (see flush())
+        self._wake.set()
 
     def clear(self):
+        """A new identity owns no updates: the journal goes now (rare: boot, ShutdownMessage)."""
         self.streams = {}
-        self.checkpoint()
+        self._drop_queue()
+        self._rewrite = False
+        self.store.delete(_JOURNAL)
+        self._jbytes = 0
 
     def unacked(self, fid, tid):
         """(state, uuid) of the oldest unacknowledged update, for Task.status_update_* (§3.12)."""
@@ -183,14 +218,43 @@ class StatusUpdates:
 
     # --- the retry loop: one long-lived task ------------------------------------------------------
 
+    # The only place the journal is written. Handlers (ack(), update(), the ping) never touch flash:
+    # they queue a record and set self._wake. The ping handler queues its pong in the master's outbox,
+    # which wakes that destination's sender task. asyncio's run queue is stable (FIFO among tasks due
+    # at the same tick), so sleep_ms(0) puts this task behind every task made runnable so far, e.g. a
+    # sender woken by a ping read in the same segment as an ack: that pong reaches the socket before
+    # the write starts. Only a ping arriving during a write waits for it, and that write is one small
+    # append per burst (a rewrite every few KB). It always precedes this task's sends: an update is on
+    # flash before it goes to the master, as the real agent checkpoints before forwarding (§2.7).
+
     def flush(self):
-        """Write the checkpoint if anything changed (before any update leaves the board)."""
-        if self._dirty:
-            self.checkpoint()
+        """Put the queued journal records on flash: one append for a burst, or a rewrite when the
+        journal has grown past its bound or was marked for one. A failed write is logged and the
+        journal rewritten at the next turn; updates are still sent (a lost reboot guarantee is better
+        than a board that never reports again)."""
+        if not (self._jn or self._rewrite):
+            return
+        try:
+            if self._rewrite or self._jbytes >= self._jmax:
+                self._rewrite = False
+                self._drop_queue()  # the rewrite holds everything the queue did
+                n = self.store.replace(_JOURNAL, self._live()) if self.streams else 0
+                if not n:
+                    self.store.delete(_JOURNAL)
+                self._jbytes = n
+                self._jmax = max(_JOURNAL_MIN, 2 * n)
+            else:
+                self._jbytes += self.store.append(_JOURNAL, self._queued())
+        except (OSError, MemoryError) as e:
+            log.error("updates", "journal write failed (%r); rewriting it", e)
+            self._drop_queue()
+            self._rewrite = True
 
     async def run(self):
         while True:
-            self.flush()
+            if self._jn or self._rewrite:
+                await asyncio.sleep_ms(0)  # pongs queued in this turn leave first (see above)
+                self.flush()
             t = time.ticks_ms()
             wait = self.retry_max
             if self.agent.connected():
@@ -205,43 +269,147 @@ class StatusUpdates:
             except asyncio.TimeoutError:
                 pass
 
-    # --- checkpoint ----------------------------------------------------------------------------
+    # --- journal -------------------------------------------------------------------------------
 
-    def checkpoint(self):
-        self._dirty = False
+    def _journal(self, rec):
+        q = self._jq
+        if self._jn < len(q):
+            q[self._jn] = rec
+        else:
+            q.append(rec)
+        self._jn += 1
+        self._wake.set()
+
+    def _drop_queue(self):
+        q = self._jq
+        for i in range(self._jn):
+            q[i] = None  # the slots stay; what they held may go
+        self._jn = 0
+
+    def _queued(self):
+        q = self._jq
         out = []
+        for i in range(self._jn):
+            r = q[i]
+            out.append(_ack_line(r) if isinstance(r, bytes) else _update_line(r[0], r[1]))
+        self._drop_queue()
+        return b"".join(out)
+
+    def _live(self):
         for s in self.streams.values():
-            out.append([s.fid, s.tid, s.latest, s.terminal, [_to_json(u) for u in s.pending]])
-        self.store.save(_CHECKPOINT, out)
+            if s.pending:
+                for u in s.pending:
+                    yield _update_line(s, u)
+            else:
+                yield json.dumps([_STREAM, s.fid, s.tid, s.latest], separators=_SEP).encode() + b"\n"
 
     def recover(self):
-        data = self.store.load(_CHECKPOINT)
-        if not data:
-            return 0
+        """Rebuild the streams from the journal, then rewrite it with only what is live. A torn last
+        record (power cut during an append) or any unreadable line is skipped and logged.
+        -> how many unacknowledged updates were recovered."""
+        bad = 0
+        for r in self.store.records(_JOURNAL, _MAX_LINE):
+            try:
+                self._replay(r)  # None (an unparsable line) fails too
+            except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+                bad += 1
+        if bad:
+            log.error("updates", "journal: %d unreadable record(s) skipped (a torn write or corruption)", bad)
         n = 0
-        try:
-            for fid, tid, latest, terminal, pending in data:
-                s = _Stream(fid, tid)
-                s.latest, s.terminal = latest, terminal
-                s.pending = [_from_json(u) for u in pending]
-                if s.pending:
-                    s.due = time.ticks_ms()
-                    s.backoff = self.retry_min
-                self.streams[(fid, tid)] = s
+        t = time.ticks_ms()
+        for s in self.streams.values():
+            if s.pending:
+                s.due = t
+                s.backoff = self.retry_min
                 n += len(s.pending)
-        except (ValueError, TypeError, KeyError) as e:
-            log.error("updates", "update checkpoint unreadable (%s); starting without it", e)
-            self.streams = {}
-            return 0
+        self._rewrite = True
+        self.flush()
         return n
 
+    def _replay(self, r):
+        k = r[0]
+        if k == _UPDATE:
+            u = _update(r)
+            s = self._stream(r[1], r[2])
+            s.pending.append(u)
+            s.latest = u["state"]
+            s.terminal = is_terminal(s.latest)
+        elif k == _ACK:
+            uuid = bytes.fromhex(r[1])
+            for s in self.streams.values():
+                if s.pending and s.pending[0]["uuid"] == uuid:
+                    self._advance(s)
+                    return
+        elif k == _STREAM:
+            if not isinstance(r[3], int):
+                raise TypeError("state")
+            s = self._stream(r[1], r[2])
+            s.latest = r[3]
+            s.terminal = is_terminal(s.latest)
+        elif isinstance(k, list):
+            for fid, tid, latest, terminal, pending in r:  # the whole-file checkpoint of earlier versions
+                s = self._stream(fid, tid)
+                s.latest, s.terminal = latest, terminal
+                s.pending = [_from_json(u) for u in pending]
+        else:
+            raise ValueError("record kind")
 
-def _to_json(u):
-    out = dict(u)
-    out["uuid"] = u["uuid"].hex()
-    if "data" in u:
-        out["data"] = u["data"].hex()
-    return out
+    def _stream(self, fid, tid):
+        if not (isinstance(fid, str) and isinstance(tid, str)):
+            raise TypeError("ids")
+        s = self.streams.get((fid, tid))
+        if s is None:
+            s = self.streams[(fid, tid)] = _Stream(fid, tid)
+        return s
+
+
+def clip(message):
+    """TaskStatus.message as it may be sent: at most MAX_MESSAGE bytes of UTF-8; a longer one is cut on a
+    character boundary and ends with "… [truncated N bytes]" (N: how many bytes were dropped)."""
+    if not isinstance(message, str):
+        message = str(message)
+    if len(message) <= MAX_MESSAGE // 4:
+        return message  # at most 4 bytes a character: fits without encoding it
+    b = message.encode()
+    if len(b) <= MAX_MESSAGE:
+        return message
+    cut = MAX_MESSAGE - _MARK
+    while cut and b[cut] & 0xC0 == 0x80:
+        cut -= 1  # a continuation byte: the character starts further back
+    try:
+        head = b[:cut].decode()
+    except UnicodeError:
+        head, cut = "", 0
+    return head + "\u2026 [truncated %d bytes]" % (len(b) - cut)
+
+
+def _update_line(s, u):
+    d = u.get("data")
+    return json.dumps([_UPDATE, s.fid, s.tid, u["state"], u["source"], u["timestamp"], u["uuid"].hex(),
+                       u.get("executor_id"), u.get("reason"), u.get("message"),
+                       None if d is None else d.hex()], separators=_SEP).encode() + b"\n"
+
+
+def _ack_line(uuid):
+    return b'[1,"' + uuid.hex().encode() + b'"]\n'
+
+
+def _update(r):
+    _, fid, tid, state, source, ts, uuid, eid, reason, message, data = r
+    if not (isinstance(state, int) and isinstance(source, int) and isinstance(ts, (int, float))):
+        raise TypeError("update fields")
+    u = {"task_id": tid, "state": state, "source": source, "timestamp": ts, "uuid": bytes.fromhex(uuid)}
+    if len(u["uuid"]) != 16:
+        raise ValueError("uuid")
+    if eid is not None:
+        u["executor_id"] = str(eid)
+    if reason is not None:
+        u["reason"] = int(reason)
+    if message is not None:
+        u["message"] = str(message)
+    if data is not None:
+        u["data"] = bytes.fromhex(data)
+    return u
 
 
 def _from_json(u):

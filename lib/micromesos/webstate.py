@@ -5,7 +5,7 @@ import time
 
 from . import MESOS_VERSION, __version__, codec, resources, schema
 from .ctx import DONE, LAUNCHING
-from .endpoints import json_body
+from .query import json_body
 from .updates import now
 
 BASIC = ("cpus", "gpus", "mem", "disk")  # always present in a resources object (model(Resources))

@@ -5,10 +5,10 @@ import struct
 
 from .errors import DecodeError
 
-VARINT = const(0)
-I64 = const(1)
-LEN = const(2)
-I32 = const(5)
+_VARINT = const(0)
+_I64 = const(1)
+_LEN = const(2)
+_I32 = const(5)
 
 _MASK64 = 0xFFFFFFFFFFFFFFFF  # a long int: built once at import, only used on 10-byte varints
 
@@ -131,10 +131,6 @@ def varint_size(v):
     return n
 
 
-def key_size(fn):
-    return varint_size(fn << 3)
-
-
 def put_varint(buf, pos, v):
     """Writes v at buf[pos]; returns the offset after it."""
     if v < 0:
@@ -145,10 +141,6 @@ def put_varint(buf, pos, v):
         pos += 1
     buf[pos] = v
     return pos + 1
-
-
-def put_key(buf, pos, fn, wt):
-    return put_varint(buf, pos, (fn << 3) | wt)
 
 
 def put_double(buf, pos, v):

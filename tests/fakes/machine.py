@@ -105,15 +105,35 @@ class TouchPad:
 
 
 class WDT:
+    """Records feeds and the longest gap between two of them (from arming on), on WDT.clock (ms), which
+    a test may replace with its simulated clock. starved(): a real one would have reset the board."""
     made = []
+    clock = None  # None: time.ticks_ms
 
     def __init__(self, id=0, timeout=5000):
         self.timeout = timeout
         self.feeds = 0
+        self.last = self._now()
+        self.max_gap = 0
         WDT.made.append(self)
 
+    @staticmethod
+    def _now():
+        if WDT.clock is not None:
+            return WDT.clock()
+        import time
+
+        return time.ticks_ms()
+
     def feed(self):
+        now = self._now()
+        self.max_gap = max(self.max_gap, now - self.last)
+        self.last = now
         self.feeds += 1
+
+    def starved(self, now=None):
+        gap = (self._now() if now is None else now) - self.last
+        return max(self.max_gap, gap) > self.timeout
 
 
 class Timer:
@@ -141,13 +161,19 @@ def reset():
     raise SystemExit("machine.reset() (fake)")
 
 
-def unique_id():
-    return b"\xde\xad\xbe\xef\x00\x01"
+# reset_cause() values as the esp32/rp2 ports number them. The fake has no reset_cause() of its own: the
+# unix board's marker is a file only while `machine` lacks it (steps.marker); esp32/rp2 tests add one.
+PWRON_RESET = 1
+HARD_RESET = 2
+WDT_RESET = 3
+DEEPSLEEP_RESET = 4
+SOFT_RESET = 5
 
 
-def freq(hz=None):
-    return 240000000 if hz is None else None
 
+def __getattr__(name):
+    # RTC, mem32 and NVRAM live in machine_nv.py, loaded on first use: tests that never touch them
+    # compile less source (some run near a board's heap size).
+    import machine_nv
 
-def idle():
-    pass
+    return getattr(machine_nv, name)

@@ -9,7 +9,8 @@ STAT_NO_AP_FOUND = 201
 STAT_GOT_IP = 1010
 
 networks = {}        # ssid -> password the fake access point accepts
-address = "127.0.0.2"  # what ipconfig("addr4") reports once associated (loopback: tests stay local)
+address = "127.0.0.2"  # what ipconfig("addr4") reports once associated (loopback: tests stay local);
+                       # a test changes it to play a DHCP lease moving to another address
 polls = 2            # isconnected() calls before an accepted connect completes
 
 
@@ -46,6 +47,10 @@ class WLAN:
 
     def disconnect(self):
         self._status = STAT_IDLE
+
+    def drop(self):
+        """The access point went away (or kicked us): association lost, as the driver reports it."""
+        self._status = STAT_NO_AP_FOUND
 
     def isconnected(self):
         if self._status == STAT_CONNECTING:

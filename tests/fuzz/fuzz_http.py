@@ -14,6 +14,8 @@ from micromesos.errors import ProtocolError
 # Heap tolerance after the run, as in fuzz_codec.py: the GC is conservative, so a stale word on
 # the C stack can keep one small block alive; a real leak grows with N instead.
 HEAP_TOLERANCE = 1024
+PROGRESS = 20000  # inputs between progress lines
+_HEX_PIECE = 48  # input bytes per piece of a reported input: the report needs no big block
 
 
 def capture_path():
@@ -202,7 +204,14 @@ def run(p, data, pieces):
 
 
 def finding(why, data):
-    print("FINDING", why, "input", hexlify(data).decode())
+    # Reported from whatever heap is left: the input (up to a few KB) goes out in small pieces.
+    gc.collect()
+    print("FINDING", why)
+    v = memoryview(data)
+    sys.stdout.write("input ")
+    for i in range(0, len(v), _HEX_PIECE):
+        sys.stdout.write(hexlify(v[i:i + _HEX_PIECE]).decode())
+    print()
     sys.exit(1)
 
 
@@ -249,6 +258,9 @@ def main():
         us = time.ticks_diff(time.ticks_us(), s)
         if us > max_us:
             max_us = us
+        if (k + 1) % PROGRESS == 0 and k + 1 < n:
+            print("fuzz_http: progress %d/%d inputs, requests=%d protocol_errors=%d %d s"
+                  % (k + 1, n, parsed, errors, time.ticks_diff(time.ticks_ms(), t0) // 1000))
     ms = time.ticks_diff(time.ticks_ms(), t0)
     data = a = b = c = None
     for q in (whole, pieces, small):

@@ -26,7 +26,9 @@ for _m in ("codec", "schema", "wire", "libprocess", "http", "upid", "updates", "
         pass
 
 gc.collect()
-code = gc.mem_alloc() - base  # bytecode, qstrs, module globals: in flash on a frozen build
+# Loaded from .mpy: bytecode, qstrs, module globals. Frozen: only what importing builds in RAM (module
+# dicts, classes, tables made at import); the bytecode stays in flash.
+code = gc.mem_alloc() - base
 
 
 async def main(cfg, hold_s):
@@ -40,12 +42,12 @@ async def main(cfg, hold_s):
     await asyncio.sleep_ms(300)  # the reboot-race re-registration and its reply (§2.2)
     gc.collect()
     data = gc.mem_alloc() - base - code
-    print("PROBE code=%d data=%d free=%d" % (code, data, gc.mem_free()))
+    print("PROBE base=%d code=%d data=%d used=%d free=%d" % (base, code, data, gc.mem_alloc(), gc.mem_free()))
     p0 = a.counters["pings"]
     await asyncio.sleep(hold_s)
     gc.collect()
     print("PROBE held_s=%d state=%s pings=%d data=%d free=%d disconnects=%d" % (
-        hold_s, A.STATE_NAMES[a.state], a.counters["pings"] - p0, gc.mem_alloc() - base - code,
+        hold_s, "RUNNING" if a.state == A.RUNNING else a.state, a.counters["pings"] - p0, gc.mem_alloc() - base - code,
         gc.mem_free(), a.counters["disconnects"]))
 
 

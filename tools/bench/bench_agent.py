@@ -34,13 +34,22 @@ def board_cfg(master_port, fs, **kw):
     return cfg
 
 
-async def probe(master_port, heapsize, hold_s, **kw):
+def probe_path(device="wheel"):
+    """MICROPYPATH of the probe: the agent's .mpy tree (the wheel, the loaded model) or nothing but .frozen
+    (the frozen model). Never lib/ sources or tests/fakes: a fake `machine` compiled from source would
+    count as the agent's data."""
+    if device == "wheel":
+        return ".frozen:" + CODE
+    return mpy.micropypath(device=device)
+
+
+async def probe(master_port, heapsize, hold_s, device="wheel", **kw):
     """Run agent_probe.py; -> (dict of the PROBE fields, wall ms from spawn to registered) or None."""
     fs = tempfile.mkdtemp(prefix="bench-board-")
     cfg = board_cfg(master_port, fs, **kw)
     t = time.monotonic()
-    p = mpy.popen_mpy(script=PROBE, args=[json.dumps(cfg), str(hold_s)], heapsize=heapsize,
-                      extra_path=(CODE, os.path.join(ROOT, "boards", "unix")), stdout=subprocess.PIPE,
+    p = mpy.popen_mpy(script=PROBE, args=[json.dumps(cfg), str(hold_s)], heapsize=heapsize, device=device,
+                      env={"MICROPYPATH": probe_path(device)}, stdout=subprocess.PIPE,
                       stderr=subprocess.STDOUT)
     fields, wall = {}, None
     loop = asyncio.get_running_loop()

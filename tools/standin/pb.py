@@ -11,7 +11,7 @@ class BodyError(Exception):
 
 def T(name):
     t = getattr(schema, name, None) if name.isidentifier() else None
-    if not isinstance(t, int) or not 0 < t < len(schema.TYPES) or schema.TYPES[t][0] != name:
+    if not isinstance(t, int) or not 0 < t < schema.NTYPES or schema.name(t) != name:
         raise KeyError("schema has no message type %r" % name)
     return t
 

@@ -1,0 +1,114 @@
+# The 32-bit device model (`make devmodel`, tools/devmodel.py): the agent booted exactly as firmware/main.py
+# does, in both flavours, at the RAM budget's heap sizes (mpy.GOAL_HEAPSIZE), against the stand-in master.
+# MIT licence. The two boots run side by side in threads (each holds 60 s of pings).
+import os
+import re
+import subprocess
+import sys
+import threading
+
+import pytest
+
+import mpy
+from devboot import Boot
+
+FLAVOURS = ("frozen", "loaded")
+HOLD_S = 60           # pings answered for this long with both tasks running
+
+
+def test_device_models_are_32_bit():
+    for d in FLAVOURS:
+        r = mpy.run_mpy(code="import sys\nprint(sys.maxsize == 2**31 - 1, sys.maxsize)", device=d).check()
+        assert r.out.split()[0] == "True", (d, r.out)
+
+
+def test_frozen_model_holds_agent_board_and_tasks_by_plain_name(tmp_path):
+    # Nothing on the path but .frozen (and an empty cwd): what the frozen binary cannot import, a
+    # firmware would lack.
+    code = ("import asyncio, board, micromesos.agent, hello, thermo, blink\n"
+            "print(board.NAME, hello.__file__, hasattr(hello, 'main'))\n"
+            "try:\n    import tasks\n    print('tasks package', tasks)\nexcept ImportError:\n    print('no tasks package')\n")
+    env = dict(os.environ, MICROPYPATH=".frozen")
+    p = subprocess.run([mpy.device_cmd("frozen"), "-c", code], capture_output=True, text=True, env=env, timeout=30,
+                       cwd=str(tmp_path))
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert p.stdout.split("\n")[:2] == ["unix hello.py True", "no tasks package"]
+    # The loaded model has no agent inside: it must come from the filesystem.
+    p = subprocess.run([mpy.device_cmd("loaded"), "-c", "import micromesos"], capture_output=True, text=True,
+                       env=env, timeout=30, cwd=str(tmp_path))
+    assert p.returncode != 0 and "ImportError" in p.stdout + p.stderr
+
+
+@pytest.fixture(scope="module")
+def goal_boots(request, tmp_path_factory):
+    """Every flavour this session selected, booted at its goal heap at once (threads)."""
+    chosen = [it.callspec.params["device"] for it in request.session.items
+              if it.originalname == "test_agent_fits_goal_heap" and hasattr(it, "callspec")]
+    tmp = str(tmp_path_factory.mktemp("devmodel"))
+    for d in chosen:
+        mpy.device_cmd(d)  # build first (one at a time), so the 60 s holds overlap
+    boots = {d: Boot(d, mpy.GOAL_HEAPSIZE[d], tmp, hold_s=HOLD_S) for d in chosen}
+    _in_threads(boots.values())
+    # A flavour that failed is booted once more with room to spare (no hold), to say what it needs.
+    again = {d: Boot(d, "%dk" % (_kb(mpy.GOAL_HEAPSIZE[d]) * 4), tmp, hold_s=0, measure=True)
+             for d, b in boots.items() if b.error}
+    _in_threads(again.values())
+    return {d: (b, again.get(d)) for d, b in boots.items()}
+
+
+def _kb(size):
+    return int(size[:-1]) if size[-1] in "kK" else int(size) // 1024
+
+
+def _in_threads(boots):
+    threads = [threading.Thread(target=b.run) for b in boots]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(HOLD_S + 240)
+
+
+@pytest.mark.parametrize("device", FLAVOURS)
+def test_agent_fits_goal_heap(goal_boots, device):
+    """Registration, 2 idle tasks RUNNING, /state 200 listing both, pings answered for 60 s, no MemoryError:
+    at 48k frozen / 96k loaded (issue 9's RAM budget, mpy.GOAL_HEAPSIZE)."""
+    b, roomy = goal_boots[device]
+    print(b.report())
+    if b.error:
+        msg = b.report()
+        if roomy is not None:
+            msg += "\nmeasured with room to spare: " + roomy.report()
+        pytest.fail(msg + "\n--- board output (tail) ---\n" + b.output[-2500:], pytrace=False)
+
+
+def test_sim_runs_the_frozen_model_at_a_boards_heap():
+    # `make sim DEVICE=frozen`: the hello task launches from the firmware (frozen), not from the board's files.
+    p = subprocess.run([sys.executable, os.path.join(mpy.ROOT, "tools", "sim.py"), "--device", "frozen",
+                        "--seconds", "12", "--ping-interval", "1"], cwd=mpy.ROOT, capture_output=True, text=True,
+                       timeout=120)
+    out = p.stdout + p.stderr
+    assert p.returncode == 0, out[-4000:]
+    assert "(MicroPython unix port, frozen, -X heapsize=%s)" % mpy.DEVICE_HEAPSIZE in out
+    assert re.search(r"x86\), MicroPython 1\.28\.0", out), out[-3000:]
+    assert re.search(r"<- StatusUpdateMessage .* task=hello-1 state=TASK_FINISHED", out), out[-3000:]
+    assert "MemoryError" not in out and "Traceback" not in out
+
+
+def test_virtual_board_runs_a_device_model(tmp_path):
+    # `make board DEVICE=frozen`: mpremote drives the 32-bit binary, the agent and tasks frozen in.
+    vb = subprocess.Popen([sys.executable, os.path.join(mpy.ROOT, "tools", "vboard.py"), "--fs", str(tmp_path),
+                           "--device", "frozen", "--no-main"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                          text=True)
+    try:
+        pty = vb.stdout.readline().strip()
+        assert pty.startswith("/dev/"), pty
+        p = subprocess.run([os.path.join(mpy.ROOT, ".venv", "bin", "mpremote"), "connect", pty, "resume", "exec",
+                            "import sys, gc, hello; gc.collect(); print(sys.maxsize, gc.mem_free() + gc.mem_alloc(), "
+                            "hello.__file__)"], capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stdout + p.stderr
+        maxsize, heap, where = p.stdout.split()
+        assert int(maxsize) == 2**31 - 1 and where == "hello.py"
+        assert abs(int(heap) - _kb(mpy.DEVICE_HEAPSIZE) * 1024) < 4096, heap  # a real board's heap
+    finally:
+        vb.terminate()
+        vb.wait(10)

@@ -1,0 +1,1 @@
+# Attack cases for tools/attack.py (`make attack`). MIT licence.

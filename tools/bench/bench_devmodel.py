@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+# Device-model figures for `make bench`: the agent on the 32-bit unix port (`make devmodel`) in both flavours,
+# loaded (stock firmware: .mpy files read into RAM) and frozen (`make firmware`). MIT licence.
+# Run alone: .venv/bin/python tools/bench/run.py --only devmodel
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+for p in (os.path.join(ROOT, "tests"), os.path.join(ROOT, "tools", "hostcompat"), os.path.join(ROOT, "tools"),
+          os.path.join(ROOT, "lib"), HERE):
+    if p not in sys.path:
+        sys.path.insert(0, p)
+
+import mpy  # noqa: E402
+from bench_agent import probe  # noqa: E402
+from devboot import STAGES, Boot  # noqa: E402
+from standin import StandinMaster  # noqa: E402
+
+DEVICES = ("loaded", "frozen")
+PROBE_HEAP = "384k"   # room for everything: the figures below do not depend on it
+STEP_KB = 4           # binary-search resolution of the smallest heap
+HOLD_S = 3            # pings answered for this long at the last stage of a smallest-heap trial
+RANGE_KB = {"frozen": (16, 256), "loaded": (32, 512)}  # the upper end must pass
+
+
+def kb(n):
+    return "%.1f KB" % (n / 1024)
+
+
+async def _probe(device):
+    async with StandinMaster(ping_interval=0.25) as m:
+        f, _ = await probe(m.port, PROBE_HEAP, 2, device=device)
+    return {k: int(v[0]) for k, v in f.items() if v[0].lstrip("-").isdigit()} if f else {}
+
+
+def smallest(device, tmp):
+    """{stage: smallest -X heapsize in KB that passes it}, searched stage after stage (each needs at least
+    what the one before it did), and the trials made."""
+    lo, hi = RANGE_KB[device]
+    out, tried = {}, []
+    for stage in STAGES:
+        s_lo, s_hi = lo - STEP_KB, hi
+        while s_hi - s_lo > STEP_KB:
+            mid = (s_lo + s_hi) // 2 // STEP_KB * STEP_KB
+            b = Boot(device, "%dk" % mid, tmp, hold_s=HOLD_S, upto=stage).run()
+            tried.append("%s %dk %s" % (stage, mid, "ok" if b.error is None else "fails"))
+            if b.error is None:
+                s_hi = mid
+            else:
+                s_lo = mid
+        out[stage] = s_hi
+        lo = s_hi
+    return out, tried
+
+
+def firmware_bytes(path):
+    """text + data of a binary (what a firmware image holds in flash), from binutils' size."""
+    line = subprocess.run(["size", path], capture_output=True, text=True, check=True).stdout.splitlines()[1]
+    text, data = line.split()[:2]
+    return int(text) + int(data)
+
+
+def measure(device, tmp, into):
+    into[device] = {"probe": asyncio.run(_probe(device)), "smallest": smallest(device, tmp)}
+
+
+def run():
+    bins = {d: mpy.device_cmd(d) for d in DEVICES}  # built first, one at a time
+    tmp = tempfile.mkdtemp(prefix="bench-devmodel-")
+    res = {}
+    threads = [threading.Thread(target=measure, args=(d, tmp, res)) for d in DEVICES]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    flash = firmware_bytes(bins["frozen"]) - firmware_bytes(bins["loaded"])
+    rows = []
+
+    def row(label, fn):
+        rows.append("| %s | %s |" % (label, " | ".join(fn(d) for d in DEVICES)))
+
+    def p(d, k):
+        return res[d]["probe"].get(k)
+
+    row("heap in use after registration (gc.mem_alloc() after gc.collect(), interpreter and probe included)",
+        lambda d: kb(p(d, "used")) if p(d, "used") is not None else "did not register")
+    row("data heap after registration (module RAM excluded; goal: <= 12 KB)",
+        lambda d: kb(p(d, "data")) if p(d, "data") is not None else "-")
+    row("code in RAM: heap held by the agent's modules once imported (loaded: bytecode and all; frozen: "
+        "module dicts, classes and tables built at import)", lambda d: kb(p(d, "code")) if p(d, "code") else "-")
+    rows.append("| code in flash: firmware size delta, `size` text+data of frozen minus loaded binary | "
+                "0 (the .mpy files sit in the filesystem: %s of them) | %s |"
+                % (kb(_tree_bytes()), kb(flash)))
+    goal = {"register": "", "tasks": "", "state": " (goal: %s)"}
+    for stage, label in (("register", "registers and stays registered %d s" % HOLD_S),
+                         ("tasks", "+ 2 idle tasks running"),
+                         ("state", "+ `/state` 200 listing both")):
+        row("smallest -X heapsize (%d KB steps): %s" % (STEP_KB, label),
+            lambda d, stage=stage: "%d KB%s" % (res[d]["smallest"][0][stage],
+                                               goal[stage] % mpy.GOAL_HEAPSIZE[d] if goal[stage] else ""))
+    # Flash writes per status update (issue 9 part 5) belong in this table: rows shaped like the ones above.
+    out = ["## 32-bit device model (issue 9)", "",
+           "MicroPython v1.28 unix port built as an x86-32 binary by `make devmodel` (tools/devmodel.py); "
+           "the agent boots as firmware/main.py does, against the stand-in master (tests/devboot.py), "
+           "heap figures from tools/bench/agent_probe.py. Board heaps: stock ESP32 firmware ~100 KB.", "",
+           "| measure | loaded (stock firmware + `make deploy`) | frozen (`make firmware`) |", "|---|---|---|"]
+    out += rows
+    out += ["", "Smallest-heap trials: " + "; ".join("%s: %s" % (d, ", ".join(res[d]["smallest"][1]))
+                                                    for d in DEVICES)]
+    return "\n".join(out) + "\n"
+
+
+def _tree_bytes():
+    code = mpy.device_code("loaded")[0]
+    n = 0
+    for base, _dirs, files in os.walk(code):
+        n += sum(os.path.getsize(os.path.join(base, f)) for f in files if f.endswith(".mpy"))
+    return n
+
+
+if __name__ == "__main__":
+    print(run())
