@@ -242,11 +242,13 @@ def test_schema_tables_are_consistent():
                 assert (schema.name(T), fname) in textformat.ENUMS, "no enum table for %s.%s" % (
                     schema.name(T), fname)
     # libprocess kinds map onto the right message types
-    assert len(schema.BY_KIND) == len(names.NAMES)
-    for kind in range(1, len(names.NAMES)):
-        if schema.BY_KIND[kind]:
-            assert "mesos.internal." + schema.name(schema.BY_KIND[kind]) == names.NAMES[kind].decode()
-    assert sum(1 for T in schema.BY_KIND if T) == len(names.NAMES) - 4  # all but the operation messages
+    from micromesos import enums
+    assert len(enums.BY_KIND) == names.COUNT
+    for kind in range(1, names.COUNT):
+        if enums.BY_KIND[kind]:
+            assert "mesos.internal." + enums.BY_KIND[kind] == names.name(kind).decode()
+            assert schema.__getattr__(enums.BY_KIND[kind])
+    assert sum(1 for T in enums.BY_KIND if T) == names.COUNT - 4  # all but the operation messages
     # codec mirrors the table layout with its own consts (MicroPython can't import a const)
     assert (codec._REQ, codec._REP, codec._RAW, codec._NTYPES) == (schema._REQ, schema._REP, schema._RAW,
                                                                    schema.NTYPES)
@@ -258,12 +260,13 @@ def test_schema_names_agree_with_ids():
     # Each type and enum value has its number twice: a const (public, or _private) in schema.py and its place
     # in the name strings name(), task_state_name() and __getattr__ read. Under CPython both are attributes.
     from micromesos import enums
-    words = schema._TYPE_NAMES.split(" ")
+    words = [enums.name(T) for T in range(len(enums.TYPES))]
     assert len(words) == schema.NTYPES and words[0] == "OPAQUE"
     consts = vars(schema)
     for T, n in enumerate(words):
         assert schema.name(T) == n and schema.__getattr__(n) == T
-        assert consts.get(n, consts.get("_" + n)) == T, n
+        if n in consts:
+            assert consts[n] == T, n
     groups = [("0 " + schema._STATES).split(" ")] + [g.split(" ") for g in enums._GROUPS]
     for first, *ns in groups:
         for i, n in enumerate(ns):
@@ -297,3 +300,34 @@ def test_lib_reads_only_real_schema_globals(mpy_run):
     assert "TASK_RUNNING" in used and "RunTaskMessage" in used
     missing = mpy_run(LIB_NAMES, args=sorted(used)).check().out.split()
     assert missing == [], "make these public in schema.py: %s" % missing
+
+
+QSTR_KEYS = r"""
+import gc
+from micromesos import codec, schema
+# A qstr is an immediate object (MicroPython's object representation A: ...010), a str object a pointer.
+print(len(schema.KEYS), sum(1 for k in schema.KEYS if id(k) & 7 != 2))
+d = codec.decode(schema.TaskStatus, codec.encode(schema.TaskStatus, {
+    "task_id": "t", "state": 1, "container_status": {"executor_pid": 7}, "unreachable_time": {"nanoseconds": 1}}))
+print(all(any(k is x for x in schema.KEYS) for k in d["container_status"]) and "unreachable_time" in d)
+"""
+
+
+@pytest.mark.parametrize("device", ["loaded", "frozen"])
+def test_field_names_are_interned_on_the_device_models(device):
+    # Decoded dicts' keys are schema.KEYS themselves (nothing allocated per key), and each is an interned
+    # string: a .mpy loads a literal tuple's strings, and any string argument over 10 characters, as a str
+    # object of its own (~32 B each, twice a qstr; 52 of the 142 names were such objects).
+    r = mpy.run_mpy(QSTR_KEYS, device=device).check()
+    assert r.lines() == ["%d 0" % len(schema.KEYS), "True"]
+
+
+def test_schema_tables_are_generated_from_enums():
+    # schema.py holds FIELDS/FIRST/KEYS as literals; enums.TYPES is their readable source.
+    import subprocess
+    import sys
+    from micromesos import enums
+    assert enums.tables() == (schema.FIELDS, schema.FIRST, schema.KEYS)
+    r = subprocess.run([sys.executable, os.path.join(mpy.ROOT, "tools", "genschema.py"), "--check"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr

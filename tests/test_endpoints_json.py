@@ -50,6 +50,14 @@ def body(out):
     out.key(b"empty_arr")
     out.arr()
     out.end()
+    out.key(b"many")  # several members from one constant; whole members as they are
+    out.arr()
+    out.obj()
+    out.fields(b"id name n", "t-1", 'a "b"', 3)
+    out.item(b'"queued":[]')
+    out.end()
+    out.item(b"{}")
+    out.end()
     out.end()
 
 cases = json.loads(sys.argv[1])
@@ -98,6 +106,7 @@ def expected():
                 "sensors": "{temp0, hall0}"},
         "deep": [[[[[[[[[["bottom"]]]]]]]]]],
         "empty_obj": {}, "empty_arr": [],
+        "many": [{"id": "t-1", "name": 'a "b"', "n": 3, "queued": []}, {}],
     }
 
 
@@ -225,9 +234,19 @@ def test_writer_allocates_one_memoryview_per_chunk_and_nothing_per_item(mpy_run)
 
 
 QUERY = r"""
-import json
-from micromesos import query
+import json, sys
+from micromesos import jsonw
 out = {}
+cbs = []
+for cb in ("angular.callbacks._0", "jQuery360_1700000000", "$x", "alert(1)", "a;b", "x" * 65, ""):
+    r = jsonw.json_body("jsonp=" + cb, None)
+    cbs.append([r[0], r[1]])
+out["plain_loads_query"] = "micromesos.query" in sys.modules  # /state's path: no percent-decoding code
+for cb in ("angular%2Ecallbacks._0", "%24x", "a%20b", "a+b", "a%zz"):
+    r = jsonw.json_body("x=1&jsonp=" + cb + "&jsonp=second", None)
+    cbs.append([r[0], r[1]])
+out["callbacks"] = cbs
+from micromesos import query
 out["unquote"] = [query.unquote(s) for s in ("plain", "%2Fframeworks%2Fa%20b+c", "caf%C3%A9", "%7e")]
 bad = []
 for s in ("%", "%2", "%zz", "%C3"):
@@ -240,11 +259,6 @@ out["bad"] = bad
 q = "path=%2Fx%2Fy&offset=-1&length=&jsonp=angular.callbacks._0&path=second"
 out["arg"] = [query.arg(q, "path"), query.arg(q, "offset"), query.arg(q, "length"),
               query.arg(q, "missing")]
-cbs = []
-for cb in ("angular.callbacks._0", "jQuery360_1700000000", "$x", "alert(1)", "a;b", "x" * 65, "", "a%20b"):
-    r = query.json_body("jsonp=" + cb, None)
-    cbs.append([r[0], r[1]])
-out["callbacks"] = cbs
 print(json.dumps(out))
 """
 
@@ -256,7 +270,11 @@ def test_query_values_and_jsonp_callbacks(mpy_run):
     assert out["bad"] == ["refused"] * 4  # truncated escapes and bad UTF-8 are errors, not guesses
     assert out["arg"] == ["/x/y", "-1", "", None]  # the first of repeated keys
     # Callbacks are JavaScript name paths only: anything else is a 400, never echoed into a script.
-    assert out["callbacks"] == [[200, "text/javascript"]] * 3 + [[400, "text/plain"]] * 5
+    ok, no = [200, "text/javascript"], [400, "text/plain"]
+    assert out["callbacks"][:7] == [ok] * 3 + [no] * 4
+    assert not out["plain_loads_query"]
+    # Percent-escaped (decoded first, the first jsonp= counts): a name path after decoding or a 400.
+    assert out["callbacks"][7:] == [ok, ok, no, no, no]
 
 
 RING = r"""
@@ -453,7 +471,7 @@ def test_views_are_dropped_after_the_response(mpy_run):
     out = json.loads(mpy_run(DROP, heapsize="256k").check().out.strip().splitlines()[-1])
     assert out["after_first"] == []
     assert out["plain"] == [200, True, []]
-    assert out["pending"] == [2, ["webstate"]]
+    assert out["pending"] == [2, ["webstate", "jsonw"]]  # json_body lives with the writer
     assert out["one_left"] == [1, ["webstate", "jsonw"]]
     assert out["both_done"] == [0, [], "1.12.0"]
     assert out["broken"] == [False, 0, []]  # a response failing half-way still lets go of its view

@@ -16,7 +16,7 @@ def view(p):
     def s(a, c):
         return bytes(b[a:c]).decode() if a >= 0 else None
     return {"method": p.method, "target": s(p.target0, p.target1), "path": s(p.target0, p.path1),
-            "from": s(p.from0, p.from1), "ua": s(p.ua0, p.ua1), "host": s(p.host0, p.host1),
+            "from": s(p.from0, p.from1), "ua": s(p.ua0, p.ua1), "sender": s(p.snd0, p.snd1), "dropped": p.dropped,
             "body": bytes(b[p.body0:p.body1]).hex(), "keep": p.keep_alive, "version": p.version,
             "chunked": p.chunked, "clen": p.clen}
 
@@ -81,7 +81,6 @@ def test_chunked_single_chunk_is_the_captured_ping(mpy_run):
     assert req["path"] == "/slave(1)/mesos.internal.PingSlaveMessage"
     assert req["from"] == "slave-observer(1)@127.0.0.1:5050"
     assert req["ua"] == "libprocess/slave-observer(1)@127.0.0.1:5050"
-    assert req["host"] == "127.0.0.1:5051"
     assert req["body"] == "0801" and req["chunked"] and req["keep"] and req["version"] == 11
 
 
@@ -114,7 +113,6 @@ def test_header_names_case_insensitive_values_trimmed(mpy_run):
     req = one(mpy_run, ODD_CASE)[0]
     assert req["from"] == "master@1.2.3.4:5050"
     assert req["ua"] == "libprocess/master@1.2.3.4:5050"
-    assert req["host"] == "9.9.9.9:1"
     assert req["chunked"] and req["body"] == b"bytes".hex()
 
 
@@ -233,3 +231,57 @@ def test_parser_imports_under_cpython():
     assert p.parse() and bytes(p.buf[p.body0:p.body1]) == b"\x08\x01"
     p.done()
     assert p.parse() and p.body0 == p.body1 and p.end == len(PONG)
+
+
+# -- discard mode: a libprocess message whose body does not fit ------------------------------------------------
+
+BIG = bytes(range(256)) * 4  # 1 KB: more than the 256-byte buffers below hold
+SMALL_LIMITS = {"buf_size": 256, "max_body": 256}
+
+
+def chunked(head, data, size):
+    return head + b"Transfer-Encoding: chunked\r\n\r\n" + b"".join(
+        b"%x\r\n" % len(data[i:i + size]) + data[i:i + size] + b"\r\n" for i in range(0, len(data), size)) \
+        + b"0\r\nX-Trailer: 1\r\n\r\n"
+
+
+MSG_HEAD = b"POST /slave(1)/mesos.internal.RunTaskMessage HTTP/1.1\r\nLibprocess-From: master@10.0.0.1:5050\r\n"
+UA_HEAD = b"POST /slave(1)/mesos.internal.RunTaskMessage HTTP/1.1\r\nUser-Agent: libprocess/master@10.0.0.1:5050\r\n"
+PLAIN_HEAD = b"POST /slave(1)/mesos.internal.RunTaskMessage HTTP/1.1\r\nUser-Agent: curl/8\r\n"
+DISCARDED = [
+    (MSG_HEAD + b"Content-Length: 1024\r\n\r\n" + BIG, 1024),
+    (MSG_HEAD + b"Content-Length: 257\r\n\r\n" + BIG[:257], 257),  # over max_body by one byte
+    (chunked(MSG_HEAD, BIG, 1024), 1024),  # one chunk, as libprocess sends
+    (chunked(MSG_HEAD, BIG, 100), 1024),  # the first chunk fits: dropped mid-body, kept chunks too
+    (chunked(UA_HEAD, BIG, 300), 1024),  # a sender in User-Agent only is a message too (§1.4)
+]
+
+
+@pytest.mark.parametrize("step", [0, 1, 7])
+def test_oversize_message_body_is_dropped_and_parsing_goes_on(mpy_run, step):
+    # Each case is followed by a small message on the same connection: it must come out whole.
+    res = parse_all(mpy_run, [(raw + CLEN, step, SMALL_LIMITS) for raw, _ in DISCARDED])
+    for (raw, size), out in zip(DISCARDED, res):
+        assert len(out) == 3 and out[-1] == {"left": 0}, (raw[:80], out)
+        big, small = out[0], out[1]
+        assert big["dropped"] == size and big["body"] == "", big
+        assert big["path"] == "/slave(1)/mesos.internal.RunTaskMessage" and big["sender"] == "master@10.0.0.1:5050"
+        assert small["dropped"] == 0 and small["body"] == b"hello world".hex(), small
+
+
+def test_what_discard_mode_does_not_take(mpy_run):
+    res = parse_all(mpy_run, [
+        (PLAIN_HEAD + b"Content-Length: 1024\r\n\r\n" + BIG, 0, SMALL_LIMITS),  # not a message: 400, closed
+        (chunked(PLAIN_HEAD, BIG, 100), 1, SMALL_LIMITS),
+        (b"GET / HTTP/1.1\r\nLibprocess-From: master@10.0.0.1:5050\r\nContent-Length: 300\r\n\r\n", 0,
+         SMALL_LIMITS),  # a GET is never a message
+        (MSG_HEAD + b"Content-Length: 1024\r\n\r\n" + BIG, 0, dict(SMALL_LIMITS, max_discard=1000)),
+        (chunked(MSG_HEAD, BIG, 300), 1, dict(SMALL_LIMITS, max_discard=1000)),
+        (MSG_HEAD + b"Content-Length: 99999999\r\n\r\n", 0, {}),  # over max_discard (16 MB) at once
+        (MSG_HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + b"f" * 30 + b"\r\n", 0, {}),  # no big ints
+        (MSG_HEAD + b"X-Pad: " + b"p" * 120 + b"\r\nContent-Length: 300\r\n\r\n", 0, SMALL_LIMITS),  # no room
+        (chunked(MSG_HEAD, BIG, 300).replace(BIG[300:600] + b"\r\n", BIG[300:600] + b"XY"), 0, SMALL_LIMITS),
+    ])
+    got = [out[0].get("error", out[0]) for out in res]
+    assert got == ["HTTP: body too large", "HTTP: request larger than buffer"] + ["HTTP: body too large"] * 5 + [
+        "HTTP: request larger than buffer", "HTTP: chunk not followed by CRLF"], got

@@ -26,7 +26,7 @@ ping, pong = [bytes.fromhex(h) for h in json.loads(sys.stdin.read())]
 # 15 pongs are queued before the stand-in sender empties the outbox (outbox()): room for them.
 libprocess.Libprocess.outbox_size = 4096
 lp = libprocess.Libprocess("slave(1)", "127.0.0.1", 5051)
-PONG = names.NAMES[names.PONG_SLAVE]
+PONG = names.PONG
 OBSERVER = b"slave-observer("
 
 class Writer:  # stands in for the inbound stream: counts what the listener answers

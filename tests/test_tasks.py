@@ -166,8 +166,9 @@ def res(name, v):
 '''
 
 
-def scenario(tmp_path, body, files=None, heapsize="512k", timeout=60):
-    """Run DRIVER + body in the unix port; -> list of (tag, value) it reported, and the whole output."""
+def scenario(tmp_path, body, files=None, heapsize="512k", timeout=60, extra_path=()):
+    """Run DRIVER + body in the unix port; -> list of (tag, value) it reported, and the whole output.
+    extra_path: searched before lib/ (a compiled .mpy tree runs the agent as a board does)."""
     fs = tmp_path / "fs"
     (fs / "tasks").mkdir(parents=True, exist_ok=True)
     for name, text in (files or {}).items():
@@ -177,7 +178,8 @@ def scenario(tmp_path, body, files=None, heapsize="512k", timeout=60):
     gpath.write_text(json.dumps(GOLDEN))
     spath = tmp_path / "scenario.py"
     spath.write_text(DRIVER + "\n" + body)
-    r = mpy.run_mpy(script=str(spath), args=[str(gpath), str(fs)], heapsize=heapsize, timeout=timeout)
+    r = mpy.run_mpy(script=str(spath), args=[str(gpath), str(fs)], heapsize=heapsize, timeout=timeout,
+                    extra_path=extra_path)
     r.check()
     got = [json.loads(line[2:]) for line in r.out.splitlines() if line.startswith("R ")]
     return got, r.out

@@ -232,7 +232,7 @@ def test_ip_literal_fetch_never_resolves_and_pinned_cache_is_hashed_with_yields(
     pin = hashlib.sha256(body).hexdigest()
     got, out = scenario(tmp_path, r'''
 import socket, time, hashlib
-from micromesos import fetch as F
+from micromesos import download as F
 calls = []
 async def resolving_open(host, port, *args):
     calls.append(host)
@@ -250,7 +250,7 @@ class SlowSha:
     def digest(self): return self.h.digest()
 class SlowHashlib:
     sha256 = SlowSha
-F.hashlib = SlowHashlib  # what fetch hashes with
+F.hashlib = SlowHashlib  # what download hashes with
 RUN = [0, 0]
 async def ticker():
     while True:
@@ -286,5 +286,5 @@ asyncio.run(main())
 @pytest.mark.parametrize("host,ok", [("10.0.0.1", True), ("255.255.255.255", True), ("example.org", False),
                                      ("1.2.3", False), ("1.2.3.256", False), ("01.2.3.4444", False)])
 def test_ipv4_literal_detection(mpy_run, host, ok):
-    r = mpy_run("from micromesos import fetch\nprint(fetch.ipv4(%r))" % host)
+    r = mpy_run("from micromesos import download\nprint(download.ipv4(%r))" % host)
     assert r.out.strip() == str(ok)

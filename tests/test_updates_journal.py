@@ -283,6 +283,103 @@ print(u.recover(), u.latest("F", "s"), u.unacked("F", "t")[1].hex(), u.streams[(
     assert r.lines()[-1] == "1 1 %s b'hi'" % uid
 
 
+def test_a_burst_is_one_append_even_when_no_free_block_holds_it(mpy_run, tmp_path):
+    # 40 tasks starting together queue ~10 KB of records for one append. With the heap fragmented so that
+    # no free block is much over 1 KB, joining them failed (MemoryError: "journal write failed", then a
+    # whole rewrite); the store streams them through its small buffer instead: one open, no rewrite.
+    r = run(mpy_run, tmp_path, r'''
+import gc
+async def main():
+    a, u = boot()
+    asyncio.create_task(u.run())
+    await turns()
+    for i in range(40):
+        u.update("F", "task-%02d" % i, schema.TASK_STARTING, schema.SOURCE_EXECUTOR, executor_id="task-%02d" % i,
+                 message="starting " + "x" * 150)
+    want = desc(u)
+    gc.collect()
+    ballast = [None] * 1000
+    try:
+        for i in range(len(ballast)):
+            ballast[i] = bytearray(1000)
+    except MemoryError:
+        pass
+    for i in range(0, len(ballast), 2):  # half the heap free again, in holes of ~1 KB
+        ballast[i] = None
+    gc.collect()
+    s0 = snap()
+    await turns()
+    s1 = snap()
+    ballast = None
+    gc.collect()
+    size = len(journal())
+    a2, u2 = boot()
+    print(u2.recover(), desc(u2) == want, s1[0] - s0[0], s1[2] - s0[2], size > 9000)
+asyncio.run(main())
+''')
+    assert "journal write failed" not in r.out, r.out[-2000:]
+    assert r.lines()[-1] == "40 True 1 0 True"  # recovered all; one open, no rename or remove; ~10 KB
+
+
+def test_journal_code_is_loaded_only_to_replay_and_rewrite(mpy_run, tmp_path):
+    # micromesos.journal (replay, rewrite) is imported for those and dropped after; appends never load it.
+    # When its import fails (no heap), the queued records are appended instead and the rewrite is tried
+    # again at the next write.
+    r = run(mpy_run, tmp_path, r'''
+import builtins, gc
+import micromesos
+IMPORTS = []
+FAIL = [False]
+_imp = builtins.__import__
+def imp(name, *args):
+    if name == "micromesos.journal":
+        IMPORTS.append(FAIL[0])
+        if FAIL[0]:
+            raise MemoryError("test: no heap")
+    return _imp(name, *args)
+builtins.__import__ = imp
+
+def loaded():
+    return "micromesos.journal" in sys.modules or "journal" in micromesos.__dict__
+
+async def main():
+    a, u = boot()
+    print("boot", u.recover(), len(IMPORTS), loaded())
+    asyncio.create_task(u.run())
+    for i in range(6):                      # appends only: nothing imported
+        u.update("F", "t", schema.TASK_RUNNING, schema.SOURCE_EXECUTOR, data=b"x" * 200)
+        await turns()
+        ack_sent(a, u)
+        await turns()
+    print("appends", len(IMPORTS), loaded(), C["meta"])
+    FAIL[0] = True                          # past the bound, and the rewrite's code can't be loaded
+    for i in range(12):
+        u.update("F", "t", schema.TASK_RUNNING, schema.SOURCE_EXECUTOR, data=b"x" * 200)
+        await turns()
+        ack_sent(a, u)
+        await turns()
+    big = len(journal())
+    want = desc(u)
+    print("failing", len(IMPORTS) > 0, loaded(), C["meta"], big > 4096, u.pending_count())
+    a2, u2 = boot()
+    FAIL[0] = False
+    print("replay", u2.recover(), desc(u2) == want)
+    FAIL[0] = False                         # the next write rewrites it
+    n = len(IMPORTS)
+    u.update("F", "t", schema.TASK_RUNNING, schema.SOURCE_EXECUTOR)
+    await turns()
+    print("rewrite", len(IMPORTS) - n, loaded(), C["meta"] > 0, len(journal()) < big)
+asyncio.run(main())
+''')
+    lines = [x for x in r.lines() if not x[:1].isdigit()]  # not the log lines
+    assert lines[-5] == "boot 0 1 False"          # one import for replay + rewrite, dropped after
+    assert lines[-4] == "appends 1 False 0"
+    assert lines[-3] == "failing True False 0 True 0"  # appended past the bound, nothing lost or renamed
+    assert lines[-2] == "replay 0 True"
+    assert lines[-1] == "rewrite 1 False True True"
+    assert "no heap to load the journal's rewrite" in r.out and "journal write failed" not in r.out
+
+
 def test_handlers_never_write_and_a_pong_queued_in_the_same_turn_leaves_first(mpy_run, tmp_path):
     # update(), ack() and drop_framework() only queue; the update loop writes, after any task that was
     # made runnable in the same turn (the libprocess sender of a pong is woken by an Event like this one).

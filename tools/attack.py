@@ -2,7 +2,7 @@
 # `make attack`: replays connection attacks, spoofed master/observer messages and task faults against a live
 # virtual board (the unix port running the agent) and the stand-in master, all on 127.0.0.x, each case on a
 # fresh board, bounded in connections and seconds. Prints one row per case; exits 1 if any case failed.
-# MIT licence. Cases: tools/attacks/{conn,spoof,faults}.py; task modules: tools/attack_tasks/.
+# MIT licence. Cases: tools/attacks/{conn,spoof,faults}.py; task modules: tests/tasks/.
 import argparse
 import asyncio
 import os

@@ -1,13 +1,15 @@
 # The agent state machine (PROTOCOL.md §2.1): register, pong, re-register, recover, dispatch.
 # MIT licence. One long-lived asyncio task per concern: listener (libprocess), registrar, ping
 # watchdog, status-update retries; they talk through Events, never by polling shared flags.
+import gc
 import random
+import sys
 import time
 
 import asyncio
 from micropython import const
 
-from . import MESOS_VERSION, codec, log, names, resources, schema, upid
+from . import codec, log, names, resources, schema, upid
 from .errors import MesosError
 from .libprocess import Libprocess
 from .store import Store
@@ -15,19 +17,41 @@ from .updates import StatusUpdates
 
 # States, as the real agent's (src/slave/slave.hpp).
 _RECOVERING = const(0)
-_DISCONNECTED = const(1)
+DISCONNECTED = const(1)
 RUNNING = const(2)
-_TERMINATING = const(3)
+TERMINATING = const(3)
 
-_CAPABILITIES = ({"type": schema.MULTI_ROLE}, {"type": schema.HIERARCHICAL_ROLE},
-                 {"type": schema.RESERVATION_REFINEMENT})  # and nothing else (§3.5)
-_PONG = names.NAMES[names.PONG_SLAVE]
+_PONG = names.PONG
 _OBSERVER = b"slave-observer("
-_CHECKPOINT = "agent"
+_CHECKPOINT = "agent"  # registrar.py reads it back
+_COLD = "micromesos.registrar"
 _DEFAULT_PING_TIMEOUT_MS = const(75000)  # DEFAULT_MASTER_PING_TIMEOUT (§2.2)
 _SEND_RETRY_MS = const(100)  # a registration message the transport refused: first retry after this ...
 _SEND_RETRY_MAX_MS = const(5000)  # ... doubling up to this
 _W = "agent"
+
+
+def _cold_handler(kind):
+    # The master's messages handled by registrar.py (rare: registration replies, shutdown, updates).
+    if kind == names.SLAVE_REGISTERED:
+        return "registered"
+    if kind == names.SLAVE_REREGISTERED:
+        return "reregistered"
+    if kind == names.SHUTDOWN:
+        return "shutdown"
+    if kind == names.UPDATE_FRAMEWORK:
+        return "update_framework"
+    if kind == names.CHECKPOINT_RESOURCES:
+        return "checkpoint_resources"
+    return None
+
+
+def drop_cold():
+    """registrar.py out of sys.modules and the package: its code leaves RAM until the next cold() call."""
+    sys.modules.pop(_COLD, None)
+    pkg = sys.modules.get("micromesos")
+    if pkg is not None and "registrar" in pkg.__dict__:
+        delattr(pkg, "registrar")
 
 
 class Agent:
@@ -65,15 +89,26 @@ class Agent:
         self._registered = asyncio.Event()
         self.totals = resources.measure(inventory, cfg)
         self.attributes = resources.attributes(inventory, cfg)
-        # Dispatch table built once: message id -> handler (STYLE.md 4).
-        self._dispatch = {
-            names.SLAVE_REGISTERED: self._registered_msg,
-            names.SLAVE_REREGISTERED: self._reregistered_msg,
-            names.SHUTDOWN: self._shutdown_msg,
-            names.UPDATE_FRAMEWORK: self._update_framework,
-            names.CHECKPOINT_RESOURCES: self._checkpoint_resources,
-            names.STATUS_UPDATE_ACK: self._ack,
-        }
+
+    # --- the rarely-run half (registrar.py) ----------------------------------------------------
+
+    def cold(self, fn, *args):
+        """registrar.<fn>(self, *args): its module is imported for the call and dropped after, so that
+        registration, recovery and the master's rare messages hold no RAM while the agent idles.
+        MemoryError when the heap can't take the code now: every caller's retry covers it."""
+        m = sys.modules.get(_COLD)
+        try:
+            if m is None:
+                try:
+                    __import__(_COLD)
+                except MemoryError:
+                    drop_cold()  # whatever the failed import left
+                    gc.collect()
+                    __import__(_COLD)
+                m = sys.modules[_COLD]
+            return getattr(m, fn)(self, *args)
+        finally:
+            drop_cold()
 
     # --- identity -----------------------------------------------------------------------------
 
@@ -84,19 +119,10 @@ class Agent:
     def connected(self):
         return self.state == RUNNING
 
-    def slave_info(self, with_id):
-        # hostname = the advertised IP, as the real agent with --no-hostname_lookup (§3.5).
-        ip, _, port = self.lp.upid.partition("@")[2].rpartition(":")
-        info = {"hostname": ip, "port": int(port),
-                "resources": [resources.to_resource(n, v) for n, v in self.totals],
-                "attributes": [resources.to_attribute(n, v) for n, v in self.attributes],
-                "checkpoint": True}
-        if with_id:
-            info["id"] = self.slave_id
-        return info
-
     def send_to_master(self, kind, body):
-        return self.lp.send(self.master, names.NAMES[kind], body)
+        """Queue message `kind` for the current master; body: bytes, or a list of bytes-like pieces sent
+        back to back when the transport says SENDS_PIECES. False if the transport refused it."""
+        return self.lp.send(self.master, names.name(kind), body)
 
     # --- checkpoint ---------------------------------------------------------------------------
 
@@ -110,54 +136,21 @@ class Agent:
             "checkpointed_resources": [r.hex() for r in self.checkpointed]})
 
     def recover(self):
-        data = self.store.load(_CHECKPOINT)
-        if data is None:
-            self._start_fresh()
-            return False
-        try:
-            if data.get("upid") != self.lp.upid:
-                # §1.6: the pid can't change for an agent id; after an address change the master
-                # would answer ShutdownMessage, so start as a new agent right away.
-                log.warn(_W, "address changed (%s -> %s): registering as a new agent",
-                         data.get("upid"), self.lp.upid)
-                self._start_fresh()
-                return False
-            self.slave_id = data["slave_id"]
-            self.frameworks = {k: bytes.fromhex(v) for k, v in data["frameworks"].items()}
-            self.checkpointed = [bytes.fromhex(r) for r in data["checkpointed_resources"]]
-        except (KeyError, ValueError, TypeError, AttributeError) as e:
-            log.error(_W, "agent checkpoint unreadable (%s); registering as a new agent", e)
-            self._start_fresh()
-            return False
-        n = self.updates.recover()
-        if self.tasks is not None:
-            self.tasks.recover()  # after the streams: it reports what did not survive the reboot
-        log.info(_W, "recovered agent %s (%d unacknowledged status updates)", self.slave_id, n)
-        return True
-
-    def _start_fresh(self):
-        # A new agent owns no tasks and no updates: whatever an old identity left on flash goes,
-        # so it can't be reported under the new id after the next reboot.
-        if self.tasks is not None:
-            self.tasks.stop_all()
-        self.updates.clear()
-        self.slave_id = None
-        self.frameworks = {}
-        self.checkpointed = []
-        self.store.delete(_CHECKPOINT)
+        """Identity, update streams and tasks from flash (registrar.recover). -> an identity recovered?"""
+        return self.cold("recover")
 
     # --- state changes ------------------------------------------------------------------------
 
-    def _become_disconnected(self, why):
+    def become_disconnected(self, why):
         if self.state == RUNNING:
             self.counters["disconnects"] += 1
         log.info(_W, "disconnected: %s", why)
-        self.state = _DISCONNECTED
+        self.state = DISCONNECTED
         self.link = None
         self._registered.clear()
         self._unregistered.set()
 
-    def _become_running(self, msg, connection):
+    def become_running(self, msg, connection):
         self.state = RUNNING
         self.link = msg.conn
         if not msg.sender_is(self.master):  # the master may advertise another address (§1.6)
@@ -177,26 +170,16 @@ class Agent:
     # --- registration (§2.2-2.4) ---------------------------------------------------------------
 
     def _send_registration(self):
-        # RegisterSlaveMessage, or ReregisterSlaveMessage once we have an id, queued for the master.
-        # False if the transport refused it (outbox full, no route) or the heap had no room to build
-        # it (it grows with the live tasks): the caller retries.
+        # False if the transport refused the message (outbox full, no route) or the heap had no room for
+        # its code or to build it (it grows with the live tasks): the caller retries.
         try:
-            if self.slave_id is None:
-                return self.send_to_master(names.REGISTER_SLAVE, codec.encode(schema.RegisterSlaveMessage, {
-                    "slave": self.slave_info(False), "version": MESOS_VERSION,
-                    "checkpointed_resources": [], "agent_capabilities": list(_CAPABILITIES)}))
-            return self.send_to_master(names.REREGISTER_SLAVE, self._reregistration())
+            return self.cold("send_registration")
         except MemoryError:
             return False
 
     def _reregistration(self):
-        tasks, executors, fids = ([], [], set()) if self.tasks is None else self.tasks.reregistration()
-        return codec.encode(schema.ReregisterSlaveMessage, {
-            "slave": self.slave_info(True), "version": MESOS_VERSION,
-            "checkpointed_resources": list(self.checkpointed), "tasks": tasks,
-            "executor_infos": executors,
-            "frameworks": [self.frameworks[f] for f in sorted(fids) if f in self.frameworks],
-            "agent_capabilities": list(_CAPABILITIES)})
+        """The ReregisterSlaveMessage body the agent would send now, whole (for tests and tools)."""
+        return b"".join(self.cold("reregistration"))
 
     async def _registrar(self):
         """Randomised backoff of Slave::doReliableRegistration: [0, b], then [0, min(b*2^k, 60 s)]."""
@@ -208,7 +191,7 @@ class Agent:
             await asyncio.sleep(random.random() * b)
             k = 1
             refused = 0  # ms to wait after a message that could not be queued
-            while self.state == _DISCONNECTED:
+            while self.state == DISCONNECTED:
                 self.fresh_registration = self.slave_id is None
                 what = names.short(names.REGISTER_SLAVE if self.fresh_registration else names.REREGISTER_SLAVE)
                 if not refused:
@@ -230,56 +213,6 @@ class Agent:
                 except asyncio.TimeoutError:
                     pass
 
-    def _registered_msg(self, msg):
-        m = codec.decode(schema.SlaveRegisteredMessage, msg.buf, msg.start, msg.end)
-        sid = m["slave_id"]
-        if self.state == RUNNING:
-            if sid != self.slave_id:
-                log.error(_W, "master re-assigned id %s while running as %s: starting over",
-                          sid, self.slave_id)
-                self._forget("master changed the agent id")
-            return
-        if self.slave_id is not None and not self.fresh_registration:
-            log.warn(_W, "SlaveRegisteredMessage while re-registering ignored")
-            return
-        self.slave_id = sid
-        self.checkpoint()
-        self.counters["registrations"] += 1
-        self._become_running(msg, m.get("connection"))
-        log.info(_W, "registered with %s as agent %s", self.master, sid)
-        # Reboot race (§2.2): a master that has not yet noticed our reboot hands back the OLD id
-        # and still believes the old tasks run. One re-registration with what we really run
-        # makes it answer with reconciliations for the rest, which we report lost.
-        if not self._send_registration():
-            self._become_disconnected("could not queue the re-registration that follows a registration")
-
-    def _reregistered_msg(self, msg):
-        m = codec.decode(schema.SlaveReregisteredMessage, msg.buf, msg.start, msg.end)
-        if m["slave_id"] != self.slave_id:
-            log.error(_W, "re-registered as %s but we are %s: ignored", m["slave_id"], self.slave_id)
-            return
-        if self.state != RUNNING:
-            self.counters["reregistrations"] += 1
-            self._become_running(msg, m.get("connection"))
-            log.info(_W, "re-registered with %s as agent %s", self.master, self.slave_id)
-        for rec in m.get("reconciliations", ()):
-            self._reconcile(rec)
-
-    def _reconcile(self, rec):
-        fid = rec["framework_id"]
-        aware = False
-        if "framework" in rec:
-            fw = codec.decode(schema.FrameworkInfo, rec["framework"])
-            aware = any(c.get("type") == schema.FW_PARTITION_AWARE for c in fw.get("capabilities", ()))
-        for st in rec.get("statuses", ()):
-            tid = st["task_id"]
-            if (self.tasks and self.tasks.known(fid, tid)) or self.updates.latest(fid, tid) is not None:
-                continue
-            log.info(_W, "reconciliation: task %s unknown here", tid)
-            self.updates.update(fid, tid, schema.TASK_DROPPED if aware else schema.TASK_LOST,
-                                schema.SOURCE_SLAVE, reason=schema.REASON_RECONCILIATION,
-                                message="Reconciliation: task unknown to the agent")
-
     # --- pings (§2.5): the hot path, allocation-free -------------------------------------------
 
     def _ping(self, msg):
@@ -291,14 +224,14 @@ class Agent:
         self.last_ping = time.ticks_ms()
         self.counters["pings"] += 1
         if not connected and self.state == RUNNING:
-            self._become_disconnected("master reports our link down (ping connected=false)")
+            self.become_disconnected("master reports our link down (ping connected=false)")
 
     async def _watchdog(self):
         while True:
             if self.state == RUNNING:
                 idle = time.ticks_diff(time.ticks_ms(), self.last_ping)
                 if idle >= self.ping_timeout_ms:
-                    self._become_disconnected("no ping for %d ms" % idle)
+                    self.become_disconnected("no ping for %d ms" % idle)
                     continue
                 await asyncio.sleep_ms(self.ping_timeout_ms - idle)
             else:
@@ -308,32 +241,9 @@ class Agent:
         # Only the connection our (re-)registration reply came over is the master's link: its
         # temporary connections (§1.5) and web UI clients come and go without meaning anything.
         if self.state == RUNNING and self.link is not None and self.link.peer == (ip, port):
-            self._become_disconnected("master's link closed")
+            self.become_disconnected("master's link closed")
 
-    # --- the rest of the master's messages ------------------------------------------------------
-
-    def _shutdown_msg(self, msg):
-        m = codec.decode(schema.ShutdownMessage, msg.buf, msg.start, msg.end)
-        self._forget("ShutdownMessage: %s" % m.get("message", ""))
-
-    def _forget(self, why):
-        log.warn(_W, "%s: stopping all tasks and registering as a new agent", why)
-        self.state = _TERMINATING
-        self._start_fresh()
-        self._become_disconnected(why)
-
-    def _update_framework(self, msg):
-        m = codec.decode(schema.UpdateFrameworkMessage, msg.buf, msg.start, msg.end)
-        fid = m["framework_id"]
-        if "framework_info" in m and fid in self.frameworks:
-            self.frameworks[fid] = m["framework_info"]
-            self.checkpoint()
-        self.updates.resume(fid)
-
-    def _checkpoint_resources(self, msg):
-        m = codec.decode(schema.CheckpointResourcesMessage, msg.buf, msg.start, msg.end)
-        self.checkpointed = m.get("resources", [])
-        self.checkpoint()
+    # --- acknowledgements (§2.7) ---------------------------------------------------------------
 
     def _ack(self, msg):
         m = codec.decode(schema.StatusUpdateAcknowledgementMessage, msg.buf, msg.start, msg.end)
@@ -364,7 +274,7 @@ class Agent:
             return False
         if msg.sender_is(self.master):
             return True
-        if self.state != _DISCONNECTED or msg.kind not in (names.SLAVE_REGISTERED, names.SLAVE_REREGISTERED):
+        if self.state != DISCONNECTED or msg.kind not in (names.SLAVE_REGISTERED, names.SLAVE_REREGISTERED):
             return False
         if msg.sender_is(self._configured):
             return True
@@ -384,9 +294,14 @@ class Agent:
             if not self._from_master(msg):
                 self._drop(msg, "not from the current master %s" % self.master)
                 return
-            h = self._dispatch.get(kind)
-            if h is None and self.tasks is not None:
-                h = self.tasks.handler(kind)
+            if kind == names.STATUS_UPDATE_ACK:
+                self._ack(msg)
+                return
+            fn = _cold_handler(kind)
+            if fn is not None:
+                self.cold(fn, msg)
+                return
+            h = self.tasks.handler(kind) if self.tasks is not None else None
             if h is None:
                 self._drop(msg, "not handled by this agent")
                 return
@@ -408,10 +323,8 @@ class Agent:
 
     async def start(self):
         await self.lp.start()
-        self.recover()
-        log.info(_W, "agent %s at %s, master %s, resources %s", self.slave_id or "(new)", self.lp.upid,
-                 self.master, ";".join(resources.fmt(n, v) for n, v in self.totals))
-        self.state = _DISCONNECTED
+        self.cold("boot")  # recovery, and a log line with what the agent advertises
+        self.state = DISCONNECTED
         self._unregistered.set()
         asyncio.create_task(self._registrar())
         asyncio.create_task(self._watchdog())

@@ -47,15 +47,16 @@ def decode(T, buf, start=0, end=-1, raw=True):
     Absent optional fields are absent keys; repeated fields are lists (packed or not); IDs are str.
     With raw=True, RAW sub-messages (FrameworkInfo, Resource, ExecutorInfo, ...) come back as their exact
     wire bytes; decode them further with decode(T, those_bytes). Bad bytes of any kind raise DecodeError
-    and nothing else (ValueError only for a T that is not a message type: a bug in the caller).
+    and nothing else (ValueError only for a T that is not a message type: a bug in the caller). Errors
+    name a message type by its number, "#52.update" (its name is schema.name(52): names take RAM).
     """
     if not 0 < T < _NTYPES:
         raise ValueError("no message type %r" % (T,))
     if end is None or end < 0:
         end = len(buf)
     if end - start > MAX_MESSAGE:
-        raise DecodeError("%s of %d bytes is over MAX_MESSAGE (%d)"
-                          % (schema.name(T), end - start, MAX_MESSAGE))
+        raise DecodeError("#%d of %d bytes is over MAX_MESSAGE (%d)"
+                          % (T, end - start, MAX_MESSAGE))
     r = Reader()
     r.reset(buf, start, end)
     try:
@@ -63,11 +64,11 @@ def decode(T, buf, start=0, end=-1, raw=True):
     except DecodeError:
         raise
     except MemoryError:
-        raise DecodeError("out of memory decoding %s" % schema.name(T))
+        raise DecodeError("out of memory decoding #%d" % T)
     except (IndexError, ValueError, TypeError, KeyError, RuntimeError, OverflowError) as e:
         # Never seen on any input (tests/fuzz/fuzz_codec.py hunts for this "internal" marker); should a bug
         # slip through, the caller still gets the one error type it handles.
-        raise DecodeError("%s: internal %s: %s" % (schema.name(T), type(e).__name__, e))
+        raise DecodeError("#%d: internal %s: %s" % (T, type(e).__name__, e))
 
 
 def _decode(r, mv, T, raw, depth, out):
@@ -100,7 +101,7 @@ def _decode(r, mv, T, raw, depth, out):
             if kind == _STRING:
                 v = _str(mv[r.pos:end])
                 if v is None:
-                    raise DecodeError("invalid UTF-8 in %s.%s at %d" % (schema.name(T), name, r.pos))
+                    raise DecodeError("invalid UTF-8 in #%d.%s at %d" % (T, name, r.pos))
             elif kind == _BYTES:
                 v = bytes(mv[r.pos:end])
             elif kind == _ID:  # SlaveID & co, {1: string value}: the str itself (§3.1)
@@ -119,12 +120,12 @@ def _decode(r, mv, T, raw, depth, out):
                     e = r.lendelim()
                     v = _str(mv[r.pos:e])
                     if v is None:
-                        raise DecodeError("invalid UTF-8 in %s.%s at %d" % (schema.name(T), name, r.pos))
+                        raise DecodeError("invalid UTF-8 in #%d.%s at %d" % (T, name, r.pos))
                     r.pos = e
                 r.end = outer
                 if v is None:
-                    raise DecodeError("missing required value in %s.%s before %d"
-                                      % (schema.name(T), name, end))
+                    raise DecodeError("missing required value in #%d.%s before %d"
+                                      % (T, name, end))
             else:
                 sub = F[i + 2]
                 prev = None if f & _REP else out.get(name)
@@ -134,8 +135,8 @@ def _decode(r, mv, T, raw, depth, out):
                         v = prev + v
                 else:
                     if depth >= MAX_DEPTH:
-                        raise DecodeError("%s.%s nests deeper than MAX_DEPTH (%d) at %d"
-                                          % (schema.name(T), name, MAX_DEPTH, r.at))
+                        raise DecodeError("#%d.%s nests deeper than MAX_DEPTH (%d) at %d"
+                                          % (T, name, MAX_DEPTH, r.at))
                     outer = r.end
                     r.end = end
                     v = _decode(r, mv, sub, raw, depth + 1, prev if isinstance(prev, dict) else None)
@@ -166,12 +167,12 @@ def _decode(r, mv, T, raw, depth, out):
             out[name] = v
     for i in range(a, b, 4):
         if F[i + 1] & _REQ and _KEYS[F[i + 3]] not in out:
-            raise DecodeError("missing required %s.%s before %d" % (schema.name(T), _KEYS[F[i + 3]], r.pos))
+            raise DecodeError("missing required #%d.%s before %d" % (T, _KEYS[F[i + 3]], r.pos))
     return out
 
 
 def _wrong(r, T, name):
-    raise DecodeError("wrong wire type %d for %s.%s at %d" % (r.wt, schema.name(T), name, r.at))
+    raise DecodeError("wrong wire type %d for #%d.%s at %d" % (r.wt, T, name, r.at))
 
 
 def _scalar(r, kind):
@@ -256,9 +257,9 @@ def ping_connected(buf, start=0, end=-1):
         elif r.wt == 0:
             c = r.varint()
         else:
-            raise DecodeError("wrong wire type %d for PingSlaveMessage.connected at %d" % (r.wt, r.at))
+            raise DecodeError("wrong wire type %d for #61.connected at %d" % (r.wt, r.at))
     if c < 0:
-        raise DecodeError("missing required PingSlaveMessage.connected")
+        raise DecodeError("missing required #61.connected")
     return c != 0
 
 
@@ -285,51 +286,52 @@ def encode(T, obj):
 def _plan(T, obj, plan, depth):
     # One call per message, every field handled inline (a call per field would heap-allocate its frame).
     if not isinstance(obj, dict):
-        raise TypeError("%s must be a dict or bytes, not %s" % (schema.name(T), type(obj).__name__))
+        raise TypeError("#%d must be a dict or bytes, not %s" % (T, type(obj).__name__))
     if depth > MAX_DEPTH:
-        raise ValueError("%s nests deeper than MAX_DEPTH (%d)" % (schema.name(T), MAX_DEPTH))
+        raise ValueError("#%d nests deeper than MAX_DEPTH (%d)" % (T, MAX_DEPTH))
     F = _FIELDS
     n = 0
     seen = 0
     a = 4 * (_FIRST[2 * T] | _FIRST[2 * T + 1] << 8)
-    for i in range(a, 4 * (_FIRST[2 * T + 2] | _FIRST[2 * T + 3] << 8), 4):
+    end = 4 * (_FIRST[2 * T + 2] | _FIRST[2 * T + 3] << 8)
+    for i in range(a, end, 4):
         f = F[i + 1]
         name = _KEYS[F[i + 3]]
         v = obj.get(name, _ABSENT)
         if v is _ABSENT:
             if f & _REQ:
-                raise ValueError("missing required %s.%s" % (schema.name(T), name))
+                raise ValueError("missing required #%d.%s" % (T, name))
             continue
         seen += 1
         kind = f & _KIND
         rep = f & _REP
         if rep and not isinstance(v, (list, tuple)):
-            raise TypeError("%s.%s is repeated: list or tuple" % (schema.name(T), name))
+            raise TypeError("#%d.%s is repeated: list or tuple" % (T, name))
         for j in range(len(v) if rep else 1):
             x = v[j] if rep else v
             n += 1 if F[i] < 16 else 2  # the key; field numbers stay below 256
             # bool is an int subclass in CPython but not in MicroPython: test it first so both agree.
             if kind == _BOOL:
                 if not isinstance(x, (bool, int)):
-                    raise TypeError("%s.%s: bool expected" % (schema.name(T), name))
+                    raise TypeError("#%d.%s: bool expected" % (T, name))
                 n += 1
             elif kind <= _DOUBLE:
                 if isinstance(x, bool) or not isinstance(x, (int, float) if kind == _DOUBLE else int):
-                    raise TypeError("%s.%s: %s expected"
-                                    % (schema.name(T), name, "number" if kind == _DOUBLE else "int"))
+                    raise TypeError("#%d.%s: %s expected"
+                                    % (T, name, "number" if kind == _DOUBLE else "int"))
                 if kind == _DOUBLE:
                     n += 8
                 else:
                     t = 0 if kind == _ENUM else kind
                     if x > _HIGH[t] or x < _LOW[t]:
-                        raise ValueError("%s.%s: %d out of range" % (schema.name(T), name, x))
+                        raise ValueError("#%d.%s: %d out of range" % (T, name, x))
                     n += varint_size(x)
             elif kind != _STRING and isinstance(x, _BYTESLIKE):  # bytes, or an already-encoded message
                 m = len(x)
                 n += varint_size(m) + m
             elif kind == _STRING or kind == _ID:
                 if not isinstance(x, str):
-                    raise TypeError("%s.%s: str expected" % (schema.name(T), name))
+                    raise TypeError("#%d.%s: str expected" % (T, name))
                 b = x.encode()
                 plan.append(b)
                 m = len(b)
@@ -337,19 +339,19 @@ def _plan(T, obj, plan, depth):
                     m += 1 + varint_size(m)  # the ID message around the string: key 0x0a, length, bytes
                 n += varint_size(m) + m
             elif kind == _BYTES:
-                raise TypeError("%s.%s: bytes expected" % (schema.name(T), name))
+                raise TypeError("#%d.%s: bytes expected" % (T, name))
             else:
                 sub = F[i + 2]
                 if sub == 0:
-                    raise TypeError("%s.%s is kept opaque: bytes expected" % (schema.name(T), name))
+                    raise TypeError("#%d.%s is kept opaque: bytes expected" % (T, name))
                 slot = len(plan)
                 plan.append(0)
                 m = _plan(sub, x, plan, depth + 1)
                 plan[slot] = m
                 n += varint_size(m) + m
     if seen != len(obj):
-        known = [f[0] for f in schema.fields(T)]
-        raise ValueError("%s has no field %s" % (schema.name(T), [x for x in obj if x not in known]))
+        known = [_KEYS[F[i + 3]] for i in range(a, end, 4)]
+        raise ValueError("#%d has no field %s" % (T, [x for x in obj if x not in known]))
     return n
 
 

@@ -24,7 +24,7 @@ _SCHEMA = {
     "frozen_tasks": ("hello,thermo,blink", "str"),  # task modules looked for among frozen ones (fetch.find)
     "task_slice_ms": (200, "int"),     # a task step longer than this fails the task (tasks.py fairness)
     "fetch_max_bytes": (65536, "int"),  # largest CommandInfo.URI file fetched into tasks_dir
-    "recv_buffer": (4096, "int"),      # bytes per inbound connection: the largest message taken (libprocess)
+    "recv_buffer": (2048, "int"),      # bytes per inbound connection: the largest message taken (libprocess)
     "outbox_size": (1024, "int"),      # bytes of small messages queued per destination (larger ones stream)
     "max_connections": (3, "int"),     # inbound connections served at once (each holds a recv_buffer)
     "heap_reserve": (24576, "int"),    # bytes of heap kept for the agent itself (not offered as mem)

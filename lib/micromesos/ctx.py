@@ -93,6 +93,10 @@ class Ctx:
 
     # Defaults live on the class: an instance's attribute table only grows for what differs, which
     # keeps an idle task's record small (bench_tasks: heap per idle task).
+    _runner = None        # the agent's one runner (Tasks sets it): no reference in each record
+    _eid = None           # a non-command executor's id; None for a command task
+    _n = 0                # checkpoint slot: what the watchdog marker names
+    phase = LAUNCHING
     arguments = ()
     env = {}              # replaced, never mutated, by the runner
     data = None
@@ -113,15 +117,15 @@ class Ctx:
     _err = None
 
     def __init__(self, runner, fid, tid, name, eid, raw_res, res):
-        self._runner = runner
+        if runner is not self._runner:
+            self._runner = runner
         self.framework_id = fid
         self.task_id = tid
-        self.name = name
-        self._eid = eid                         # non-command executor id, or None (command task)
-        self._raw = raw_res                     # TaskInfo.resources exactly as received (§3.12)
-        self._res = res                         # [(name, value)] decoded: the grant
-        self.phase = LAUNCHING
-        self._n = 0                             # checkpoint slot: what the watchdog marker names
+        self.name = tid if name == tid else name
+        if eid is not None:
+            self._eid = eid
+        self._raw = tuple(raw_res)              # TaskInfo.resources exactly as received (§3.12)
+        self._res = tuple(res)                  # ((name, value), ...) decoded: the grant
 
     @property
     def executor_id(self):

@@ -28,6 +28,41 @@ def nodelay_option(mod=socket, platform=sys.platform):
     return None
 
 
+class Stream:
+    """asyncio's StreamWriter as far as the transport uses it (write, drain, readinto; the same code as
+    extmod/asyncio/stream.py), without importing asyncio.stream: ~0.9 KB of RAM on a board."""
+
+    def __init__(self, s):
+        self.s = s
+        self.out_buf = b""
+
+    def readinto(self, buf):  # awaitable: waits until s is readable
+        yield asyncio.core._io_queue.queue_read(self.s)  # type: ignore[attr-defined]
+        return self.s.readinto(buf)
+
+    def write(self, buf):
+        # Written at once if the socket takes it all; the rest is kept (a copy) until drain().
+        if not self.out_buf:
+            n = self.s.write(buf)
+            if n == len(buf):
+                return
+            if n is not None:
+                buf = buf[n:]
+        self.out_buf += buf
+
+    def drain(self):  # awaitable; always yields, so a loop of write + drain can't hold the loop
+        if not self.out_buf:
+            return (yield from asyncio.sleep_ms(0))  # type: ignore[misc]
+        mv = memoryview(self.out_buf)
+        off = 0
+        while off < len(mv):
+            yield asyncio.core._io_queue.queue_write(self.s)  # type: ignore[attr-defined]
+            n = self.s.write(mv[off:])
+            if n is not None:
+                off += n
+        self.out_buf = b""
+
+
 class _Conn:
     # One inbound connection: its task, parser (None while it waits for one), whether it carried
     # messages for us (link) or plain HTTP requests (http), a streamed response waiting to go (stream)
@@ -49,7 +84,9 @@ class Gate:
 
     max_conns = 3  # served at once, each with a parser: the master's link, a temporary one, an HTTP client
     max_waiting = 4  # accepted connections waiting for a parser; any beyond are closed at once
-    recv_size = 4096  # a parser's buffer: the largest request (head and framed body) a connection takes
+    # A parser's buffer: the largest request (head and framed body) a connection takes. The largest a
+    # real master sent in the captured sessions is 563 B (a RunTaskMessage); `recv_buffer` sets it.
+    recv_size = 2048
     accept_wait_ms = 4000  # a connection finding every parser busy waits this long for one, then gets 503
     stale_ms = 3000  # a connection silent this long mid-request (or before its first) may be dropped
     head_grace_ms = 500  # a request head not complete after this may be dropped for a waiting connection
@@ -71,7 +108,7 @@ class Gate:
         self._freed = asyncio.Event()  # a parser came back, or a connection went idle
         self.refused = 0  # connections answered 503 or closed at once
         self.evicted = 0  # connections dropped to make room for a new one, or past a deadline
-        self._scratch = bytearray(64)  # a refused connection's input is read into it and dropped
+        self._scratch = bytearray(64)  # bytes read only to be dropped: a refused connection's, the 202s
 
     async def _serve(self, c, r, w):  # the listener's: one connection's requests until it closes
         raise NotImplementedError
@@ -161,7 +198,7 @@ class Gate:
                         pass
                     s.close()
                     return
-        w = asyncio.StreamWriter(s)
+        w = Stream(s)
         self._conns.append(c)
         try:
             c.task = asyncio.create_task(self._conn_main(c, w))

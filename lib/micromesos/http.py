@@ -18,12 +18,16 @@ _CSIZE = const(3)  # chunk-size line
 _CDATA = const(4)  # chunk data and its CRLF
 _TRAILER = const(5)  # trailer lines after the last chunk
 _DONE = const(6)
+_SKIP = const(7)  # discard mode: body bytes read and dropped (a message larger than the buffer)
+_CEND = const(8)  # discard mode: the CRLF after a dropped chunk's data
 
 _LF = const(10)
 _CR = const(13)
 _SP = const(32)
 _HT = const(9)
 _NOBODY = const(-1)  # clen when no Content-Length header was seen
+_BIG = const(1 << 26)  # Content-Length values stop growing here (a small int on 32-bit ports)
+_ROOM = const(32)  # discard mode needs this much of the buffer past the head: reads, chunk-size lines
 
 # The responses the listener sends most: constants, so answering a message allocates nothing.
 # No Date header: the device may have no clock yet (RFC 7231 §7.1.1.2 allows leaving it out).
@@ -111,15 +115,19 @@ class HTTPParser:
     feed(data)); parse() returns True once a whole request is in, with these fields (offsets
     into buf, -1 when absent): method (GET/POST/HEAD/OTHER), target0/target1 (request-target),
     path1 (end of the path, before any '?'), version (10 or 11), from0/from1 (Libprocess-From
-    value, trimmed), ua0/ua1 (User-Agent), host0/host1 (Host), clen, chunked, keep_alive,
-    body0/body1 (the body, de-chunked in place), end (where the raw request ended).
+    value, trimmed), ua0/ua1 (User-Agent), snd0/snd1 (the sender UPID when the request is a
+    libprocess message, §1.4; -1 otherwise), clen, chunked, keep_alive,
+    body0/body1 (the body, de-chunked in place), end (where the raw request ended), dropped.
     Call done() after handling it: pipelined bytes move to the front and parsing goes on.
-    Malformed or oversize input raises ProtocolError; the connection is then unusable."""
+    Malformed or oversize input raises ProtocolError; the connection is then unusable. Except in discard mode: a message (snd0 >= 0) whose head
+    fits but whose body does not is read and dropped as it arrives, and parse() returns it with an
+    empty body and `dropped` = its body's size; the connection goes on."""
 
     max_line = 1024  # request line, one header line or one chunk-size line, CRLF included
     max_headers = 32  # header plus trailer lines per request
     max_body = 3584  # de-chunked body bytes
     buf_size = 4096  # a whole request (head and framed body) must fit in this
+    max_discard = 1 << 24  # body bytes of one message dropped in discard mode; beyond: ProtocolError
 
     def __init__(self, buf=None):
         self.buf = buf if buf is not None else bytearray(self.buf_size)
@@ -137,14 +145,15 @@ class HTTPParser:
         self.version = 11
         self.from0 = self.from1 = -1
         self.ua0 = self.ua1 = -1
-        self.host0 = self.host1 = -1
+        self.snd0 = self.snd1 = -1
         self.clen = _NOBODY
         self.chunked = False
         self.keep_alive = True
         self._conn = 0  # 1: "close" seen, 2: "keep-alive" seen (bit flags)
         self.body0 = self.body1 = 0
         self.end = 0
-        self._left = 0  # bytes of the current chunk not yet read
+        self._left = 0  # bytes of the current chunk not yet read (discard mode: not yet dropped)
+        self.dropped = 0  # discard mode: body bytes dropped so far (0: not discarding)
 
     # -- filling the buffer -------------------------------------------------------------
 
@@ -199,6 +208,30 @@ class HTTPParser:
             st = self.state
             if st == _DONE:
                 return True
+            if st == _SKIP:
+                # Discard mode: everything from body0 on is transient. Lines already parsed (chunk
+                # sizes) and up to _left body bytes go; what follows them moves down to body0. Bounded
+                # by what one read put in the buffer.
+                a = self.body0
+                r = self.line
+                k = self.fill - r
+                if k > self._left:
+                    k = self._left
+                self._left -= k
+                r += k
+                rest = self.fill - r
+                if rest > 0 and r > a:
+                    move(self.mv, a, r, rest)
+                self.fill = a + rest
+                self.line = self.scan = self.body1 = a
+                if self._left:
+                    return False  # fill == body0: the buffer's room past the head takes the next read
+                if self.chunked:
+                    self.state = _CEND
+                else:
+                    self.end = a
+                    self.state = _DONE
+                continue
             if st == _LENGTH:
                 if self.fill - self.body0 < self.clen:
                     return self._need_more()
@@ -248,6 +281,10 @@ class HTTPParser:
                     self._end_of_head()
             elif st == _CSIZE:
                 self._chunk_size(buf, a, b)
+            elif st == _CEND:
+                if b != a:
+                    raise ProtocolError("HTTP: chunk not followed by CRLF")
+                self.state = _CSIZE
             else:  # _TRAILER: lines are counted and skipped
                 if b > a:
                     self.nhdr += 1
@@ -256,6 +293,18 @@ class HTTPParser:
                 else:
                     self.end = self.line
                     self.state = _DONE
+
+    def _oversize(self, why, dropped, left):
+        # A body that does not fit: a libprocess message is dropped as it arrives (discard mode), anything
+        # else ends the connection.
+        if self.snd0 < 0 or dropped > self.max_discard:
+            raise ProtocolError(why if self.snd0 < 0 else "HTTP: body too large")
+        if len(self.buf) - self.body0 < _ROOM:
+            raise ProtocolError("HTTP: request larger than buffer")  # no room left to read into
+        self.dropped = dropped
+        self._left = left
+        self.body1 = self.body0  # bytes of the body kept so far (chunks before this one) go too
+        self.state = _SKIP
 
     def _need_more(self):
         if self.fill >= len(self.buf):
@@ -324,10 +373,6 @@ class HTTPParser:
                 self.ua1 = v1
             elif _lower_eq(buf, a, colon, b"connection"):
                 self._connection(buf, v0, v1)
-        elif n == 4:
-            if _lower_eq(buf, a, colon, b"host"):
-                self.host0 = v0
-                self.host1 = v1
         elif n == 14:
             if _lower_eq(buf, a, colon, b"content-length"):
                 self._content_length(buf, v0, v1)
@@ -346,9 +391,9 @@ class HTTPParser:
             if c < 0 or c > 9:
                 raise ProtocolError("HTTP: bad Content-Length")
             val = val * 10 + c
-        if val > self.max_body:
-            raise ProtocolError("HTTP: body too large")
-        self.clen = val
+            if val > _BIG:
+                val = _BIG  # no big ints: anything this size is over every limit anyway
+        self.clen = val  # checked against the limits once the head is in (_end_of_head)
 
     def _connection(self, buf, a, b):
         # Comma-separated tokens; only "close" and "keep-alive" matter (§1.5).
@@ -373,6 +418,16 @@ class HTTPParser:
             self.keep_alive = False
         elif self.version == 10:
             self.keep_alive = bool(self._conn & 2)
+        if self.method == POST:
+            # A libprocess message: Libprocess-From, else "libprocess/<upid>" in User-Agent (§1.4).
+            if self.from0 >= 0:
+                self.snd0 = self.from0
+                self.snd1 = self.from1
+            elif self.ua0 >= 0:
+                s = self.buf.find(b"libprocess/", self.ua0, self.ua1)
+                if s >= 0:
+                    self.snd0 = s + 11
+                    self.snd1 = self.ua1
         pos = self.line
         self.body0 = self.body1 = pos
         if self.chunked:
@@ -380,9 +435,13 @@ class HTTPParser:
                 raise ProtocolError("HTTP: Content-Length with chunked")
             self.state = _CSIZE
         elif self.clen > 0:
-            if pos + self.clen > len(self.buf):
-                raise ProtocolError("HTTP: request larger than buffer")
-            self.state = _LENGTH
+            n = self.clen
+            if n > self.max_body:
+                self._oversize("HTTP: body too large", n, n)
+            elif pos + n > len(self.buf):
+                self._oversize("HTTP: request larger than buffer", n, n)
+            else:
+                self.state = _LENGTH
         else:
             # No Content-Length and no chunking: an empty body (Pong, an empty
             # CheckpointResourcesMessage; §1.3).
@@ -392,13 +451,15 @@ class HTTPParser:
     def _chunk_size(self, buf, a, b):
         val = 0
         i = a
+        # Digits stop counting past the limit (no big ints); what the size means is decided below.
+        lim = self.max_discard if self.snd0 >= 0 else self.max_body
         while i < b:
             c = _hexval(buf[i])
             if c < 0:
                 break
             val = val * 16 + c
-            if self.body1 - self.body0 + val > self.max_body:
-                raise ProtocolError("HTTP: body too large")
+            if val > lim:
+                val = lim + 1
             i += 1
         if i == a:
             raise ProtocolError("HTTP: bad chunk size")
@@ -408,8 +469,12 @@ class HTTPParser:
             raise ProtocolError("HTTP: bad chunk size")
         if val == 0:
             self.state = _TRAILER
+        elif self.dropped:
+            self._oversize("HTTP: body too large", self.dropped + val, val)
+        elif self.body1 - self.body0 + val > self.max_body:
+            self._oversize("HTTP: body too large", self.body1 - self.body0 + val, val)
         elif self.line + val + 2 > len(self.buf):
-            raise ProtocolError("HTTP: request larger than buffer")
+            self._oversize("HTTP: request larger than buffer", self.body1 - self.body0 + val, val)
         else:
             self._left = val
             self.state = _CDATA

@@ -48,9 +48,3 @@ class Inventory:
         self.fs = fs
         self.marker = marker
 
-    def handle(self, kind, name):
-        """The driver or handle for one granted instance; KeyError if the board has none."""
-        group = self.sensors.get(kind)
-        if group is None:
-            group = self.actuators[kind]
-        return group[name]

@@ -1,5 +1,5 @@
-# Streamed HTTP response bodies: a JSON writer into one preallocated buffer, sent as a chunk whenever it fills.
-# MIT licence. PROTOCOL.md §5: a body is written out in pieces, never built whole in the heap.
+# Streamed HTTP response bodies: a JSON writer into one preallocated buffer, sent as a chunk whenever it fills;
+# JSON(P) bodies of the views. MIT licence. PROTOCOL.md §5: a body is written out in pieces, never built whole.
 import asyncio
 from micropython import const
 
@@ -12,16 +12,17 @@ _NEW = const(0x80)  # stack flag: nothing written yet at this level (no comma be
 _HEX = b"0123456789abcdef"
 _W = "http"
 
-# What follows a backslash for the escapes JSON has short forms for (RFC 8259 §7).
-_SHORT = {8: 98, 9: 116, 10: 110, 12: 102, 13: 114, 34: 34, 92: 92}
+_JSON = "application/json"
+_JSONP = "text/javascript"  # §5: with ?jsonp=<cb> the body is cb(<json>)
+_MAX_CALLBACK = const(64)
 
 
 def _escape(buf, p, c):
-    # The escape of byte c at buf[p]: \n, \" ... or \u00XX. -> its length.
+    # The escape of byte c at buf[p]: the short forms JSON has (\b \t \n \f \r \" \\, RFC 8259 §7) or
+    # \u00XX. -> its length. The short forms of bytes 8..13 as a literal (no table built at import).
     buf[p] = 92
-    s = _SHORT.get(c)
-    if s is not None:
-        buf[p + 1] = s
+    if c == 34 or c == 92 or (8 <= c <= 13 and c != 11):
+        buf[p + 1] = c if c > 13 else b"btn_fr"[c - 8]
         return 2
     buf[p + 1] = 117
     buf[p + 2] = 48
@@ -277,6 +278,30 @@ class Writer:
         self.key(k)
         self.val(v)
 
+    def item(self, b):
+        """A whole member or element written as it is, e.g. item(b'"queued_tasks":[]') (a constant)."""
+        self._pre()
+        self.raw(b)
+
+    def fields(self, names, *vals):
+        """Key/value pairs, the keys one bytes constant separated by spaces: fields(b"id name", i, n). On a
+        board that loads its .mpy files, every bytes constant is an object in the heap while the module is
+        in: one per object shape instead of one per key."""
+        a = 0
+        n = len(names)
+        for v in vals:
+            b = a
+            while b < n and names[b] != 32:
+                b += 1
+            self._pre()
+            self.byte(34)
+            self._esc(names, a, b, False)
+            self.byte(34)
+            self.byte(58)
+            self._key = True
+            self.val(v)
+            a = b + 1
+
     def _int(self, v):
         if v < 0:
             self.byte(45)
@@ -363,3 +388,45 @@ async def respond(out, w, status, ctype, produce, keep_alive, head_only, chunked
         if hasattr(g, "close"):
             g.close()  # a producer left half-way runs its finally blocks now (MicroPython has no other trigger)
 
+
+def _callback(query):
+    # The jsonp= value: a JavaScript name path (angular.callbacks._0, jQuery36_17). Anything else is refused,
+    # so a crafted link can't make the agent serve script of someone else's choosing. Percent-escapes are
+    # rare here: the query module (percent-decoding) is imported only for them.
+    cb = None
+    for part in query.split("&"):
+        k, _, v = part.partition("=")
+        if k == "jsonp":
+            cb = v
+            break
+    if cb is None:
+        return None
+    if "%" in cb or "+" in cb:
+        from .query import unquote
+
+        cb = unquote(cb)
+    if not 0 < len(cb) <= _MAX_CALLBACK:
+        raise ValueError("bad jsonp callback")
+    for ch in cb:
+        if not (ch.isalpha() or ch.isdigit() or ch in "_$."):
+            raise ValueError("bad jsonp callback")
+    return cb
+
+
+def json_body(query, produce):
+    """(status, content type, body) for a JSON endpoint: produce(out) writes the value, wrapped in the
+    JSONP callback when the query names one."""
+    try:
+        cb = _callback(query)
+    except ValueError:
+        return 400, "text/plain", b"Invalid 'jsonp' callback.\n"
+    if cb is None:
+        return 200, _JSON, produce
+
+    def wrapped(out):
+        out.raw(cb.encode())
+        out.byte(40)
+        for x in produce(out):
+            yield x
+        out.byte(41)
+    return 200, _JSONP, wrapped

@@ -61,6 +61,10 @@ def _launch(runner, fw_raw, ex_raw, infos, launch_executor):
     if agent.frameworks.get(fid) != fw_raw:
         agent.frameworks[fid] = fw_raw
         agent.checkpoint()
+    for k in agent.frameworks:
+        if k == fid:
+            fid = k  # the framework's one id string, not a copy in each task's record
+            break
     ex = eid = None
     if ex_raw is not None:
         ex = codec.decode(schema.ExecutorInfo, ex_raw)
@@ -218,14 +222,23 @@ def _lease(runner, fid, eid, want, ctxs):
 
 
 async def _fetch_then_start(runner, c, cmd):
+    try:
+        await _fetch(runner, c, cmd)
+    finally:
+        runner.drop()  # the runner kept its code loaded while a task's code was being fetched
+
+
+async def _fetch(runner, c, cmd):
     uris = cmd.get("uris", ())
     name = cmd.get("value")
     try:
-        await fetch.fetch_all(runner, uris)
+        from . import download  # only now: a task without URIs to fetch launches without it
+
+        await download.fetch_all(runner, uris)
         mod = fetch.find(runner, name, uris, True) if c.phase == LAUNCHING else None
     except asyncio.CancelledError:
         return  # killed during launch: kill.terminate reported it
-    except Exception as e:  # FetchError, OSError, ...: the task fails, it isn't left STAGING
+    except Exception as e:  # FetchError, OSError, MemoryError, ...: the task fails, it isn't left STAGING
         if c.phase == LAUNCHING:
             runner.finish(c, schema.TASK_FAILED, schema.SOURCE_SLAVE, schema.REASON_CONTAINER_LAUNCH_FAILED,
                           str(e) if isinstance(e, FetchError) else describe(e))

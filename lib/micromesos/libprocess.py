@@ -11,11 +11,13 @@ from micropython import const
 
 from micromesos import http, log, upid
 from micromesos.errors import ConfigError, ProtocolError
+from micromesos.gate import Stream
 from micromesos.listener import Listener, Message, _Conn  # noqa: F401 (the listener's half, re-exported)
 
 _W = "libprocess"
 _SLASH = const(47)
 _CONNECT_POLL_MS = const(10)
+_DRAIN_READS = const(16)  # reads of the peer's 202s per write at most (64 B each: 1 KB, ~20 answers)
 
 # Fixed parts of an outbound message, in the order MessageEncoder writes them (§1.3).
 _POST = b"POST /"
@@ -61,10 +63,8 @@ class _Dest:
         self.big = []  # [outbox offset, head, body]: after ob[:offset] went, head + body + end mark go
         self.cur = None  # (head, body) of the big message being sent: sent again whole after a reconnect
         self.ev = asyncio.Event()
-        self.stream = self.rx = None
-        self.rxbuf = bytearray(64)
-        self.dead = False
-        self.task = asyncio.create_task(self._run())
+        self.stream = None
+        self.task = asyncio.create_task(self._run())  # the only task: connects, writes, reads the 202s
 
     def idle(self):
         return self.n == 0 and not self.big and self.cur is None
@@ -90,7 +90,13 @@ class _Dest:
             name = name.encode()
         if isinstance(body, str):
             body = body.encode()
-        nb = len(body)
+        pieces = isinstance(body, list)  # bytes-like pieces sent back to back (SENDS_PIECES)
+        if pieces:
+            nb = 0
+            for p in body:
+                nb += len(p)
+        else:
+            nb = len(body)
         k = http.hexlen(nb)
         pos = self.n
         head = 7 + id1 - id0 + len(name) + len(self.lp._mid) + len(self.hostport)
@@ -99,7 +105,11 @@ class _Dest:
         if pos + head + (nb + len(_LAST_CHUNK) if nb else 0) <= len(ob):
             pos = self._head(ob, pos, src, id0, id1, name, nb, k)
             if nb:
-                pos = _put(ob, pos, body)
+                if pieces:
+                    for p in body:
+                        pos = _put(ob, pos, p)
+                else:
+                    pos = _put(ob, pos, body)
                 pos = _put(ob, pos, _LAST_CHUNK)
             self.n = pos
         else:
@@ -107,7 +117,7 @@ class _Dest:
                 return False
             h = bytearray(head)
             self._head(h, 0, src, id0, id1, name, nb, k)
-            if not isinstance(body, bytes):
+            if not pieces and not isinstance(body, bytes):
                 body = bytes(body)  # the caller may reuse its buffer
             self.big.append([pos, h, body])
         self.ev.set()
@@ -133,11 +143,12 @@ class _Dest:
             await st.drain()
             return
         await st.drain()
-        mv = memoryview(body)
         step = len(self.ob)  # what the stream may have to keep a copy of at once
-        for i in range(0, len(body), step):
-            st.write(mv[i : i + step])
-            await st.drain()
+        for part in body if isinstance(body, list) else (body,):
+            mv = memoryview(part)
+            for i in range(0, len(part), step):
+                st.write(mv[i : i + step])
+                await st.drain()
         st.write(_LAST_CHUNK)
         self.cur = None
         await st.drain()
@@ -152,7 +163,7 @@ class _Dest:
             try:
                 await self._connect()
                 delay = lp.backoff_min_ms
-                while not self.dead:
+                while self._open():
                     if self.cur is not None:
                         await self._send_big()
                         continue
@@ -213,26 +224,24 @@ class _Dest:
         finally:
             if not ok:
                 s.close()
-        self.stream = st = asyncio.StreamWriter(s)
-        self.dead = False
-        self.rx = asyncio.create_task(self._read(st))
+        self.stream = Stream(s)
 
-    async def _read(self, st):
-        # The peer answers each message with an empty 202 nobody needs (§1.4): read and drop
-        # it. EOF or an error means the connection is gone.
-        try:
-            while await st.readinto(self.rxbuf) != 0:
-                pass
-        except OSError:
-            pass
-        if st is self.stream:
-            self.dead = True
-            self.ev.set()
+    def _open(self):
+        # Before each write: the peer answers every message with an empty 202 nobody needs (§1.4),
+        # read here and dropped (no reader task per destination); EOF means it closed the connection,
+        # so the batch waits for a new one. A reset raises OSError. Bounded: a peer that keeps
+        # sending can't hold the loop (what is left is read next time).
+        s = self.stream.s
+        buf = self.lp._scratch
+        for _ in range(_DRAIN_READS):
+            n = s.readinto(buf)
+            if n is None:  # nothing more waiting
+                break
+            if n == 0:
+                return False
+        return True
 
     def _drop(self):
-        if self.rx is not None:
-            self.rx.cancel()
-            self.rx = None
         if self.stream is not None:
             self.stream.s.close()
             self.stream = None
@@ -249,6 +258,7 @@ class Libprocess(Listener):
 
     outbox_size = 1024  # bytes of small messages queued per destination (copied: the pong path)
     max_streamed = 4  # messages queued by reference per destination (those not fitting the outbox)
+    SENDS_PIECES = True  # send() takes a body as a list of bytes-like pieces: no contiguous copy of the whole
     max_dests = 2  # outbound destinations (master@ and slave-observer(N)@ share one address)
     backoff_min_ms = 100
     backoff_max_ms = 10000
@@ -306,7 +316,8 @@ class Libprocess(Listener):
     def send(self, to, name, body=b""):
         """Queue POST /<id>/<name> for the UPID `to` (str or bytes) on its destination's
         ordered connection. A body of any size goes (one that does not fit the outbox is streamed
-        from the object given, which must not change afterwards). False only when the queue is at
+        from the object given, which must not change afterwards); it may be a list of bytes-like
+        pieces, sent back to back, so a large message needs no contiguous block. False only when the queue is at
         its limit: the outbox full and max_streamed messages already queued by reference, or no
         destination slot (max_dests, all with messages queued). ProtocolError for a bad UPID."""
         u = to.encode() if isinstance(to, str) else to

@@ -1,6 +1,5 @@
 # The libprocess listener: messages handed to the agent, GET routes, streamed responses (connections: gate).
 # MIT licence. PROTOCOL.md §1.4-§1.5 (messages), §5 (HTTP endpoints); the Libprocess transport inherits it.
-import asyncio
 import time
 
 from micropython import const
@@ -10,7 +9,6 @@ from micromesos.gate import Gate, _Conn, nodelay_option  # noqa: F401 (re-export
 
 _W = "libprocess"
 _SLASH = const(47)
-_UA_SKIP = const(11)  # len(b"libprocess/")
 
 
 class Message:
@@ -62,7 +60,7 @@ class Listener(Gate):
 
     max_http = 2  # of max_conns, plain HTTP clients; at most max_conns - 1, so one is left for the master
     send_timeout_ms = 5000  # an HTTP client not taking a streamed chunk within this is dropped
-    out_size = 1024  # the streamed-response buffer (jsonw.Writer): one response at a time, made per response
+    out_size = 512  # the streamed-response buffer (jsonw.Writer): one response at a time, made per response
 
     def __init__(self, id):
         Gate.__init__(self)
@@ -70,7 +68,8 @@ class Listener(Gate):
         self.handler = None
         self._routes = {}
         self._msg = Message()
-        self._out_lock = asyncio.Lock()
+        self._streaming = False  # a streamed response is being written (one at a time)
+        self.oversize = 0  # messages dropped because their body exceeded the buffer (answered 202)
 
     def route(self, path, fn):
         """GET path -> fn(http.Request) -> (status, content_type, body). The body is bytes or str, an
@@ -119,20 +118,9 @@ class Listener(Gate):
         if buf[p.target0] != _SLASH:
             self._write(c, w, http.BAD_REQUEST)  # as libprocess does (§1.4)
             return False
-        if p.method == http.POST:
-            # A message is a POST with Libprocess-From or "libprocess/" in User-Agent (§1.4).
-            s0 = s1 = -1
-            if p.from0 >= 0:
-                s0 = p.from0
-                s1 = p.from1
-            elif p.ua0 >= 0:
-                s0 = buf.find(b"libprocess/", p.ua0, p.ua1)
-                if s0 >= 0:
-                    s0 += _UA_SKIP
-                    s1 = p.ua1
-            if s0 >= 0:
-                self._message(c, p, w, s0, s1)
-                return p.keep_alive
+        if p.snd0 >= 0:  # a message: a POST with Libprocess-From or "libprocess/" in User-Agent (§1.4)
+            self._message(c, p, w, p.snd0, p.snd1)
+            return p.keep_alive
         return self._http(c, p, w) and p.keep_alive
 
     def _message(self, c, p, w, s0, s1):
@@ -148,6 +136,16 @@ class Listener(Gate):
             return
         c.link = True
         self._write(c, w, http.ACCEPTED)
+        if p.dropped:
+            # Its body was larger than the buffer and went as it came (discard mode, http.py): the
+            # connection and its later messages stay; what was lost is said once.
+            self.oversize += 1
+            try:
+                log.warn(_W, "dropped %s from %s: its %d-byte body exceeds recv_buffer (%d B)",
+                         log.text(buf, n0, t1), log.text(buf, s0, s1), p.dropped, len(buf))
+            except MemoryError:  # the line is lost, not the connection
+                pass
+            return
         msg = self._msg
         msg.buf = buf
         msg.start = p.body0
@@ -169,24 +167,28 @@ class Listener(Gate):
         status, ctype, produce, keep, head, chunked_ok = c.stream
         c.stream = None
         c.busy = True
+        mine = False
         try:
-            await self._out_lock.acquire()  # one writer at a time: streamed responses take turns
+            # One writer at a time: streamed responses take turns (each wakes the next through _freed).
+            while self._streaming:
+                self._freed.clear()
+                await self._freed.wait()
+            self._streaming = mine = True
             try:
-                try:
-                    # Like the views, the writer's code is loaded by the first request that needs it;
-                    # its buffer lives for one response (the data heap between requests stays small).
-                    from micromesos import jsonw
+                # Like the views, the writer's code is loaded by the first request that needs it;
+                # its buffer lives for one response (the data heap between requests stays small).
+                from micromesos import jsonw
 
-                    out = jsonw.Writer(self.out_size)
-                except MemoryError:
-                    log.error(_W, "no heap for the response writer")
-                    self._write(c, w, http.SERVER_ERROR)
-                    return True
-                return await jsonw.respond(out, w, status, ctype, produce, keep, head, chunked_ok,
-                                           self.send_timeout_ms)
-            finally:
-                self._out_lock.release()
+                out = jsonw.Writer(self.out_size)
+            except MemoryError:
+                log.error(_W, "no heap for the response writer")
+                self._write(c, w, http.SERVER_ERROR)
+                return True
+            return await jsonw.respond(out, w, status, ctype, produce, keep, head, chunked_ok,
+                                       self.send_timeout_ms)
         finally:
+            if mine:
+                self._streaming = False
             c.busy = False
             c.last = time.ticks_ms()
             self._freed.set()

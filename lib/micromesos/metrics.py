@@ -5,9 +5,16 @@ import time
 
 from . import schema
 from .ctx import DONE, KILLING
-from .query import json_body
+from .jsonw import json_body
 from .updates import now
-from .webstate import BASIC, frameworks, live_executors, scalar, state_of, total
+from .webstate import BASIC, frameworks, live_executors, state_of, total
+
+
+def scalar(pairs, name):
+    for n, v in pairs:
+        if n == name and isinstance(v, float):
+            return v
+    return 0.0
 
 
 def metrics(ep, req):

@@ -1,10 +1,5 @@
-# The views' request helpers: query-string values and JSON(P) response bodies (PROTOCOL.md §5).
+# The views' query-string values (PROTOCOL.md §5): /files arguments, a percent-escaped JSONP callback.
 # MIT licence. Imported with the views and dropped with them after the response (endpoints.py).
-from micropython import const
-
-_JSON = "application/json"
-_JSONP = "text/javascript"  # §5: with ?jsonp=<cb> the body is cb(<json>)
-_MAX_CALLBACK = const(64)
 
 
 def _hexval(c):
@@ -49,38 +44,6 @@ def arg(query, name):
     return None
 
 
-def _callback(query):
-    # A JSONP callback is a JavaScript name path (angular.callbacks._0, jQuery36_17): anything else is
-    # refused, so a crafted link can't make the agent serve script of someone else's choosing.
-    cb = arg(query, "jsonp")
-    if cb is None:
-        return None
-    if not 0 < len(cb) <= _MAX_CALLBACK:
-        raise ValueError("bad jsonp callback")
-    for ch in cb:
-        if not (ch.isalpha() or ch.isdigit() or ch in "_$."):
-            raise ValueError("bad jsonp callback")
-    return cb
-
-
 def bad(msg):
     return 400, "text/plain", msg
 
-
-def json_body(query, produce):
-    """(status, content type, body) for a JSON endpoint: produce(out) writes the value, wrapped in the
-    JSONP callback when the query names one."""
-    try:
-        cb = _callback(query)
-    except ValueError:
-        return bad(b"Invalid 'jsonp' callback.\n")
-    if cb is None:
-        return 200, _JSON, produce
-
-    def wrapped(out):
-        out.raw(cb.encode())
-        out.byte(40)
-        for x in produce(out):
-            yield x
-        out.byte(41)
-    return 200, _JSONP, wrapped

@@ -9,6 +9,16 @@ from . import schema
 _MB = 1048576
 
 
+def __getattr__(name):
+    # SlaveInfo's Resource and Attribute dicts are built for registration only: in registrar.py, which the
+    # agent drops after each use. The names still work here (tools and tests); each imports registrar.py.
+    if name in ("to_resource", "to_attribute"):
+        from . import registrar
+
+        return getattr(registrar, name)
+    raise AttributeError(name)
+
+
 # --- parsing the Mesos "--resources" / "--attributes" syntax -----------------------------------
 
 def _ranges(s):
@@ -107,7 +117,7 @@ def collapse(numbers):
     return out
 
 
-# --- measuring the board ------------------------------------------------------------------------
+# --- measuring the board --------------------------------------------------------------------------
 
 def _mb(nbytes):
     return round(max(nbytes, 0) / _MB, 3)
@@ -156,22 +166,6 @@ def attributes(inv, cfg):
 
 
 # --- to and from the wire -----------------------------------------------------------------------
-
-def to_resource(name, v):
-    """A Resource dict for the codec; unreserved, no role, no allocation_info (§3.4)."""
-    if isinstance(v, float):
-        return {"name": name, "type": schema.SCALAR, "scalar": {"value": v}}
-    if isinstance(v, tuple):
-        return {"name": name, "type": schema.SET, "set": {"item": list(v)}}
-    return {"name": name, "type": schema.RANGES,
-            "ranges": {"range": [{"begin": b, "end": e} for b, e in v]}}
-
-
-def to_attribute(name, v):
-    if isinstance(v, str):
-        return {"name": name, "type": schema.TEXT, "text": {"value": v}}
-    return to_resource(name, v)  # same keys; the codec's Attribute table puts `set` at field 6
-
 
 def from_resource(r):
     """(name, value) from a decoded Resource dict (raw=False)."""

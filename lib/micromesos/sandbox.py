@@ -1,6 +1,7 @@
 # /files/browse, /files/read, /files/download: each task's stdout/stderr ring buffer served as its sandbox.
 # MIT licence. PROTOCOL.md §5; semantics of src/files/files.cpp (offset -1 = the length, 400/404 as there).
-from .query import arg, bad, json_body
+from .jsonw import json_body
+from .query import arg, bad
 
 # The virtual tree (the executor's `directory` in /state is where the web UI starts browsing):
 #   /frameworks/<fid>/executors/<eid>/{stdout,stderr}                 a command task (eid = its task id)

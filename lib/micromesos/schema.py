@@ -1,124 +1,46 @@
-# The Mesos message tables the codec walks (PROTOCOL.md §3), enum constants, libprocess kind -> message type.
+# The Mesos message tables the codec walks (PROTOCOL.md §3), the enum constants lib/ uses.
 # MIT licence. Numbers and types: apache/mesos include/mesos/mesos.proto, src/messages/messages.proto.
 from micropython import const
 
 # A message type is a small int named as in the proto; nested types join with an underscore
-# (schema.SlaveInfo, schema.Value_Scalar for Value.Scalar, schema.SlaveInfo_Capability).
+# (schema.SlaveInfo, schema.Value_Scalar for Value.Scalar, schema.SlaveInfo_Capability). The readable
+# source of every type, field and enum is micromesos.enums (tools and tests only); tools/genschema.py
+# writes the tables below from it, and tests/test_codec_vectors.py checks they agree.
 #
 # RAM (32-bit device model; tools/bench/modram.py): every public module-level name is a globals-dict slot,
-# and on a board that loads .mpy files every identifier is also an interned string. So only the names
-# lib/ reads as schema.X are globals (tests/test_codec_vectors.py checks that lib/ uses no other); every
-# other type and enum value is found by its proto name through __getattr__ (micromesos.enums; tools and
-# tests only: it imports, scans and allocates). The tables are three flat objects built once at import
-# (the tuple-per-type tables they replace held 3.6 KB more on the loaded 32-bit build, 15.2 -> 11.6 KB):
+# and on a board that loads .mpy files every identifier is also an interned string. So only the names lib/
+# reads as schema.X are globals (tests/test_codec_vectors.py checks that lib/ uses no other); every other
+# type and enum value, name(T) and fields(T) are found through __getattr__ (micromesos.enums; tools and
+# tests only: it imports, scans and allocates). The tables are literals, not built at import: frozen, FIELDS
+# and FIRST stay in flash; loaded, each is one bytes object:
 #     FIELDS  bytes, 4 per field, each type's fields in field-number order (protoc's order):
-#             number | flags: kind (K_*) bits 0-3, _REQ, _REP, _RAW | sub-message type | index into KEYS
+#             number | flags: kind bits 0-3, _REQ, _REP, _RAW | sub-message type | index into KEYS
 #     FIRST   bytes, 2 per type (little-endian): the index of its first field; one more entry ends the last
-#     KEYS    the field names: the module's interned strings, so decoded dicts' keys cost nothing per decode
-# RAW marks sub-messages the agent echoes back unchanged (§1.8): decode(raw=True) returns their exact wire
-# bytes. Sub-message type 0 (OPAQUE) is a message the micro agent never looks inside (DiskInfo, Secret,
-# CheckInfo, DomainInfo, ...): always kept as bytes. Types the agent never reads (MasterInfo, operation
-# messages) are left out. K_ID is a message whose only field is `1: string value` (SlaveID, FrameworkID,
-# TaskID, ExecutorID, OfferID, ResourceProviderID, OperationID): the codec represents it as the plain str.
-
-_K_INT32 = const(0)
-_K_INT64 = const(1)
-_K_UINT32 = const(2)
-_K_UINT64 = const(3)
-_K_BOOL = const(4)
-_K_ENUM = const(5)  # int32 on the wire
-_K_DOUBLE = const(6)
-_K_STRING = const(7)
-_K_BYTES = const(8)
-_K_MSG = const(9)
-_K_ID = const(10)
-_REQ = const(0x10)  # flags: label required / repeated (optional: neither), RAW
+#     KEYS    the field names as interned strings (qstrs), the keys of every decoded dict: no str per key
+#             per decode. A literal tuple of strings would load as one str object each (~32 B, twice a
+#             qstr), and names over 10 characters are not interned as plain arguments either; keyword
+#             argument names always are, hence _keys(name=index, ...).
+# Kinds (K_*, enums._KINDS): 0 int32, 1 int64, 2 uint32, 3 uint64, 4 bool, 5 enum, 6 double, 7 string,
+# 8 bytes, 9 message (sub-message type 0: opaque, always bytes), 10 ID ({1: string value} as its str).
+_REQ = const(0x10)  # flags: label required / repeated (optional: neither), RAW (codec mirrors these)
 _REP = const(0x20)
 _RAW = const(0x40)
 
-# In the table sources below a field is written as one int, number | kind << 8 | label | raw | sub << 15.
-_I32 = const(_K_INT32 << 8)
-_I64 = const(_K_INT64 << 8)
-_U32 = const(_K_UINT32 << 8)
-_U64 = const(_K_UINT64 << 8)
-_BOOL = const(_K_BOOL << 8)
-_ENUM = const(_K_ENUM << 8)
-_DBL = const(_K_DOUBLE << 8)
-_STR = const(_K_STRING << 8)
-_BYT = const(_K_BYTES << 8)
-_MSG = const(_K_MSG << 8)
-_ID = const(_K_ID << 8)
-_RQ = const(_REQ << 8)
-_RP = const(_REP << 8)
-_RW = const(_RAW << 8)
-_S = const(15)
-
-# --- message type ids: no underscore where lib/ reads it as schema.X ---------------------------------
-_OPAQUE = const(0)
+# --- message type ids lib/ reads (each type's index in enums.TYPES) -----------------------------------
 Value_Scalar = const(1)
-_Value_Range = const(2)
-_Value_Ranges = const(3)
-_Value_Set = const(4)
-_Value_Text = const(5)
-_Value = const(6)
-_Attribute = const(7)
-_Label = const(8)
-_Labels = const(9)
-_Resource_AllocationInfo = const(10)
-_Resource_ReservationInfo = const(11)
-_Resource_RevocableInfo = const(12)
-_Resource_SharedInfo = const(13)
 Resource = const(14)
-_DurationInfo = const(15)
-_TimeInfo = const(16)
 KillPolicy = const(17)
-_UUID = const(18)
 SlaveInfo_Capability = const(19)
 SlaveInfo = const(20)
-_FrameworkInfo_Capability = const(21)
-_FrameworkInfo_OfferFiltersEntry = const(22)
 FrameworkInfo = const(23)
-_CommandInfo_URI = const(24)
-_Environment_Variable = const(25)
-_Environment = const(26)
-_CommandInfo = const(27)
-_NetworkInfo_IPAddress = const(28)
-_NetworkInfo_PortMapping = const(29)
-_NetworkInfo = const(30)
-_ContainerInfo = const(31)
-_HealthCheck_HTTPCheckInfo = const(32)
-_HealthCheck_TCPCheckInfo = const(33)
-_HealthCheck = const(34)
-_Port = const(35)
-_Ports = const(36)
-_DiscoveryInfo = const(37)
 ExecutorInfo = const(38)
-_TaskInfo_LimitsEntry = const(39)
-_TaskInfo = const(40)
-_TaskGroupInfo = const(41)
-_ContainerID = const(42)
-_ContainerStatus = const(43)
-_CheckStatusInfo_Command = const(44)
-_CheckStatusInfo_Http = const(45)
-_CheckStatusInfo_Tcp = const(46)
-_CheckStatusInfo = const(47)
-_TaskResourceLimitation = const(48)
-_TaskStatus = const(49)
-_Task = const(50)
-_StatusUpdate = const(51)
+Task = const(50)
 StatusUpdateMessage = const(52)
 StatusUpdateAcknowledgementMessage = const(53)
 RegisterSlaveMessage = const(54)
-_Archive_Framework = const(55)
 ReregisterSlaveMessage = const(56)
-_MasterSlaveConnection = const(57)
 SlaveRegisteredMessage = const(58)
-_ReconcileTasksMessage = const(59)
 SlaveReregisteredMessage = const(60)
-_PingSlaveMessage = const(61)
-_PongSlaveMessage = const(62)
-_UnregisterSlaveMessage = const(63)
-_ResourceVersionUUID = const(64)
 RunTaskMessage = const(65)
 RunTaskGroupMessage = const(66)
 KillTaskMessage = const(67)
@@ -130,11 +52,6 @@ ExitedExecutorMessage = const(72)
 ExecutorToFrameworkMessage = const(73)
 FrameworkToExecutorMessage = const(74)
 ShutdownMessage = const(75)
-_DrainConfig = const(76)
-_DrainSlaveMessage = const(77)
-_UpdateSlaveMessage_Operations = const(78)
-_UpdateSlaveMessage_ResourceProviders = const(79)
-_UpdateSlaveMessage = const(80)
 NTYPES = const(81)
 
 # --- enums lib/ reads (numbers from mesos.proto; §3.2, §3.5, §3.7, §3.9; the rest: micromesos.enums) ----
@@ -182,301 +99,170 @@ FW_PARTITION_AWARE = const(5)
 EXECUTOR_DEFAULT = const(1)
 EXECUTOR_CUSTOM = const(2)
 
-# --- names, for name(), task_state_name() and __getattr__ -------------------------------------------
-# Type names in type-id order, task states in number order. Plain strings: one object each (in flash when
-# frozen), no interned string or globals slot per name. Every other enum's names are in micromesos.enums.
-_TYPE_NAMES = ("OPAQUE Value_Scalar Value_Range Value_Ranges Value_Set Value_Text Value Attribute Label "
-               "Labels Resource_AllocationInfo Resource_ReservationInfo Resource_RevocableInfo "
-               "Resource_SharedInfo Resource DurationInfo TimeInfo KillPolicy UUID SlaveInfo_Capability "
-               "SlaveInfo FrameworkInfo_Capability FrameworkInfo_OfferFiltersEntry FrameworkInfo "
-               "CommandInfo_URI Environment_Variable Environment CommandInfo NetworkInfo_IPAddress "
-               "NetworkInfo_PortMapping NetworkInfo ContainerInfo HealthCheck_HTTPCheckInfo "
-               "HealthCheck_TCPCheckInfo HealthCheck Port Ports DiscoveryInfo ExecutorInfo "
-               "TaskInfo_LimitsEntry TaskInfo TaskGroupInfo ContainerID ContainerStatus "
-               "CheckStatusInfo_Command CheckStatusInfo_Http CheckStatusInfo_Tcp CheckStatusInfo "
-               "TaskResourceLimitation TaskStatus Task StatusUpdate StatusUpdateMessage "
-               "StatusUpdateAcknowledgementMessage RegisterSlaveMessage Archive_Framework "
-               "ReregisterSlaveMessage MasterSlaveConnection SlaveRegisteredMessage ReconcileTasksMessage "
-               "SlaveReregisteredMessage PingSlaveMessage PongSlaveMessage UnregisterSlaveMessage "
-               "ResourceVersionUUID RunTaskMessage RunTaskGroupMessage KillTaskMessage "
-               "ShutdownFrameworkMessage ShutdownExecutorMessage UpdateFrameworkMessage "
-               "CheckpointResourcesMessage ExitedExecutorMessage ExecutorToFrameworkMessage "
-               "FrameworkToExecutorMessage ShutdownMessage DrainConfig DrainSlaveMessage "
-               "UpdateSlaveMessage_Operations UpdateSlaveMessage_ResourceProviders UpdateSlaveMessage")
+# --- task state names, for task_state_name() (/state prints states by name, §5) --------------------------
+# One plain string: one object (in flash when frozen), no interned string or globals slot per name.
 _STATES = ("TASK_STARTING TASK_RUNNING TASK_FINISHED TASK_FAILED TASK_KILLED TASK_LOST TASK_STAGING TASK_ERROR "
            "TASK_KILLING TASK_DROPPED TASK_UNREACHABLE TASK_GONE TASK_GONE_BY_OPERATOR TASK_UNKNOWN")
 
 
 def __getattr__(n):
     """Any message type or enum value by its proto name (schema.Value_Range, schema.REASON_GC_ERROR,
-    schema.K_MSG), found in micromesos.enums: for tools and tests (it imports, scans and allocates).
-    lib/ reads only the globals above."""
+    schema.K_MSG), and name(T) / fields(T), found in micromesos.enums: for tools and tests (it imports, scans
+    and allocates). lib/ reads only the globals here."""
     if n.startswith("__"):
         raise AttributeError(n)
     from . import enums
-    return enums.value(n)
-
-
-def name(T):
-    """The name of message type T, e.g. 'Value_Scalar' for Value.Scalar (for logs and errors; allocates)."""
-    return _word(_TYPE_NAMES, T)
+    return enums.attr(n)
 
 
 def task_state_name(state):
-    """'TASK_RUNNING' for 1; None for a number this table doesn't know. /state prints states by name (§5)."""
-    return _word(_STATES, state) if 0 <= state <= TASK_UNKNOWN else None
-
-
-def _word(s, k):
+    """'TASK_RUNNING' for 1; None for a number this table doesn't know."""
+    if not 0 <= state <= TASK_UNKNOWN:
+        return None
+    s = _STATES
     i = 0
-    for _ in range(k):
+    for _ in range(state):
         i = s.index(" ", i) + 1
     e = s.find(" ", i)
     return s[i:] if e < 0 else s[i:e]
 
 
-def fields(T):
-    """[(name, number, kind, label, raw, sub)] of message type T; label 0 optional, 1 required, 2 repeated
-    (for tools and tests; allocates)."""
-    out = []
-    for i in range(FIRST[2 * T] | FIRST[2 * T + 1] << 8, FIRST[2 * T + 2] | FIRST[2 * T + 3] << 8):
-        f = FIELDS[4 * i + 1]
-        out.append((KEYS[FIELDS[4 * i + 3]], FIELDS[4 * i], f & 15, 1 if f & _REQ else 2 if f & _REP else 0,
-                    bool(f & _RAW), FIELDS[4 * i + 2]))
-    return out
+def _keys(**k):
+    t = [""] * len(k)
+    for n in k:
+        t[k[n]] = n
+    return tuple(t)
 
 
-# --- descriptors, indexed by type id --------------------------------------------------------------
-_fields = bytearray()
-_first = bytearray()
-_keys = {}
-
-
-def _t(T, *d):
-    n = len(_fields) >> 2
-    if T != len(_first) >> 1 or n > 0xFFFF:
-        raise ImportError("schema: type %d out of order" % T)  # caught by the tests
-    _first.append(n & 0xFF)
-    _first.append(n >> 8)
-    for i in range(0, len(d), 2):
-        p = d[i]
-        k = _keys.get(d[i + 1])
-        if k is None:
-            k = _keys[d[i + 1]] = len(_keys)
-        _fields.append(p & 0xFF)
-        _fields.append((p >> 8) & 0x7F)
-        _fields.append(p >> _S)
-        _fields.append(k)
-
-
-# The field names are passed as arguments, not held in constant tuples: in a .mpy, strings inside constant
-# tuples load as separate str objects, while arguments are the module's interned strings.
-_t(_OPAQUE)
-_t(Value_Scalar, 1 | _DBL | _RQ, "value")
-_t(_Value_Range, 1 | _U64 | _RQ, "begin", 2 | _U64 | _RQ, "end")
-_t(_Value_Ranges, 1 | _MSG | _RP | _Value_Range << _S, "range")
-_t(_Value_Set, 1 | _STR | _RP, "item")
-_t(_Value_Text, 1 | _STR | _RQ, "value")
-_t(_Value, 1 | _ENUM | _RQ, "type", 2 | _MSG | Value_Scalar << _S, "scalar",
-   3 | _MSG | _Value_Ranges << _S, "ranges", 4 | _MSG | _Value_Set << _S, "set",
-   5 | _MSG | _Value_Text << _S, "text")
-# Attribute: set is 6 and text 5, the other way round from Resource (§3.3).
-_t(_Attribute, 1 | _STR | _RQ, "name", 2 | _ENUM | _RQ, "type",
-   3 | _MSG | Value_Scalar << _S, "scalar", 4 | _MSG | _Value_Ranges << _S, "ranges",
-   5 | _MSG | _Value_Text << _S, "text", 6 | _MSG | _Value_Set << _S, "set")
-_t(_Label, 1 | _STR | _RQ, "key", 2 | _STR, "value")
-_t(_Labels, 1 | _MSG | _RP | _Label << _S, "labels")
-_t(_Resource_AllocationInfo, 1 | _STR, "role")
-_t(_Resource_ReservationInfo, 1 | _STR, "principal", 2 | _MSG | _Labels << _S, "labels",
-   3 | _STR, "role", 4 | _ENUM, "type")
-_t(_Resource_RevocableInfo)
-_t(_Resource_SharedInfo)
-# Resource.disk (DiskInfo: volumes, CSI sources) is opaque: the micro agent offers no volumes.
-_t(Resource, 1 | _STR | _RQ, "name", 2 | _ENUM | _RQ, "type",
-   3 | _MSG | Value_Scalar << _S, "scalar", 4 | _MSG | _Value_Ranges << _S, "ranges",
-   5 | _MSG | _Value_Set << _S, "set", 6 | _STR, "role", 7 | _MSG, "disk",
-   8 | _MSG | _Resource_ReservationInfo << _S, "reservation",
-   9 | _MSG | _Resource_RevocableInfo << _S, "revocable",
-   10 | _MSG | _Resource_SharedInfo << _S, "shared",
-   11 | _MSG | _Resource_AllocationInfo << _S, "allocation_info", 12 | _ID, "provider_id",
-   13 | _MSG | _RP | _Resource_ReservationInfo << _S, "reservations")
-_t(_DurationInfo, 1 | _I64 | _RQ, "nanoseconds")
-_t(_TimeInfo, 1 | _I64 | _RQ, "nanoseconds")
-_t(KillPolicy, 1 | _MSG | _DurationInfo << _S, "grace_period")
-_t(_UUID, 1 | _BYT | _RQ, "value")
-_t(SlaveInfo_Capability, 1 | _ENUM, "type")
-# SlaveInfo.domain is opaque: the micro agent leaves it out (§3.5).
-_t(SlaveInfo, 1 | _STR | _RQ, "hostname", 3 | _MSG | _RP | _RW | Resource << _S, "resources",
-   5 | _MSG | _RP | _Attribute << _S, "attributes", 6 | _ID, "id", 7 | _BOOL, "checkpoint",
-   8 | _I32, "port", 10 | _MSG, "domain")
-_t(_FrameworkInfo_Capability, 1 | _ENUM, "type")
-# map<string, OfferFilters> is a repeated entry message {1: key, 2: value} (§1.8); the value is opaque.
-_t(_FrameworkInfo_OfferFiltersEntry, 1 | _STR, "key", 2 | _MSG, "value")
-_t(FrameworkInfo, 1 | _STR | _RQ, "user", 2 | _STR | _RQ, "name", 3 | _ID, "id",
-   4 | _DBL, "failover_timeout", 5 | _BOOL, "checkpoint", 6 | _STR, "role", 7 | _STR, "hostname",
-   8 | _STR, "principal", 9 | _STR, "webui_url",
-   10 | _MSG | _RP | _FrameworkInfo_Capability << _S, "capabilities",
-   11 | _MSG | _Labels << _S, "labels", 12 | _STR | _RP, "roles",
-   13 | _MSG | _RP | _FrameworkInfo_OfferFiltersEntry << _S, "offer_filters")
-_t(_CommandInfo_URI, 1 | _STR | _RQ, "value", 2 | _BOOL, "executable", 3 | _BOOL, "extract",
-   4 | _BOOL, "cache", 5 | _STR, "output_file")
-_t(_Environment_Variable, 1 | _STR | _RQ, "name", 2 | _STR, "value", 3 | _ENUM, "type",
-   4 | _MSG, "secret")
-_t(_Environment, 1 | _MSG | _RP | _Environment_Variable << _S, "variables")
-_t(_CommandInfo, 1 | _MSG | _RP | _CommandInfo_URI << _S, "uris",
-   2 | _MSG | _Environment << _S, "environment", 3 | _STR, "value", 5 | _STR, "user",
-   6 | _BOOL, "shell", 7 | _STR | _RP, "arguments")
-_t(_NetworkInfo_IPAddress, 1 | _ENUM, "protocol", 2 | _STR, "ip_address")
-_t(_NetworkInfo_PortMapping, 1 | _U32 | _RQ, "host_port", 2 | _U32 | _RQ, "container_port",
-   3 | _STR, "protocol")
-_t(_NetworkInfo, 3 | _STR | _RP, "groups", 4 | _MSG | _Labels << _S, "labels",
-   5 | _MSG | _RP | _NetworkInfo_IPAddress << _S, "ip_addresses", 6 | _STR, "name",
-   7 | _MSG | _RP | _NetworkInfo_PortMapping << _S, "port_mappings")
-# Docker/Mesos images, volumes, Linux and rlimit settings are opaque: the micro agent runs no containers.
-_t(_ContainerInfo, 1 | _ENUM | _RQ, "type", 2 | _MSG | _RP, "volumes", 3 | _MSG, "docker",
-   4 | _STR, "hostname", 5 | _MSG, "mesos", 7 | _MSG | _RP | _NetworkInfo << _S, "network_infos",
-   8 | _MSG, "linux_info", 9 | _MSG, "rlimit_info", 10 | _MSG, "tty_info")
-_t(_HealthCheck_HTTPCheckInfo, 1 | _U32 | _RQ, "port", 2 | _STR, "path", 3 | _STR, "scheme",
-   4 | _U32 | _RP, "statuses", 5 | _ENUM, "protocol")
-_t(_HealthCheck_TCPCheckInfo, 1 | _U32 | _RQ, "port", 2 | _ENUM, "protocol")
-_t(_HealthCheck, 1 | _MSG | _HealthCheck_HTTPCheckInfo << _S, "http", 2 | _DBL, "delay_seconds",
-   3 | _DBL, "interval_seconds", 4 | _DBL, "timeout_seconds", 5 | _U32, "consecutive_failures",
-   6 | _DBL, "grace_period_seconds", 7 | _MSG | _CommandInfo << _S, "command", 8 | _ENUM, "type",
-   9 | _MSG | _HealthCheck_TCPCheckInfo << _S, "tcp")
-_t(_Port, 1 | _U32 | _RQ, "number", 2 | _STR, "name", 3 | _STR, "protocol", 4 | _ENUM, "visibility",
-   5 | _MSG | _Labels << _S, "labels")
-_t(_Ports, 1 | _MSG | _RP | _Port << _S, "ports")
-_t(_DiscoveryInfo, 1 | _ENUM | _RQ, "visibility", 2 | _STR, "name", 3 | _STR, "environment",
-   4 | _STR, "location", 5 | _STR, "version", 6 | _MSG | _Ports << _S, "ports",
-   7 | _MSG | _Labels << _S, "labels")
-_t(ExecutorInfo, 1 | _ID | _RQ, "executor_id", 4 | _BYT, "data",
-   5 | _MSG | _RP | _RW | Resource << _S, "resources", 7 | _MSG | _CommandInfo << _S, "command",
-   8 | _ID, "framework_id", 9 | _STR, "name", 10 | _STR, "source",
-   11 | _MSG | _ContainerInfo << _S, "container", 12 | _MSG | _DiscoveryInfo << _S, "discovery",
-   13 | _MSG | _DurationInfo << _S, "shutdown_grace_period", 14 | _MSG | _Labels << _S, "labels",
-   15 | _ENUM, "type")
-_t(_TaskInfo_LimitsEntry, 1 | _STR, "key", 2 | _MSG | Value_Scalar << _S, "value")
-# The TaskInfo parts a re-registration Task copies (§3.12) are RAW; TaskInfo.check is opaque.
-_t(_TaskInfo, 1 | _STR | _RQ, "name", 2 | _ID | _RQ, "task_id", 3 | _ID | _RQ, "slave_id",
-   4 | _MSG | _RP | _RW | Resource << _S, "resources", 5 | _MSG | _RW | ExecutorInfo << _S, "executor",
-   6 | _BYT, "data", 7 | _MSG | _CommandInfo << _S, "command",
-   8 | _MSG | _RW | _HealthCheck << _S, "health_check",
-   9 | _MSG | _RW | _ContainerInfo << _S, "container",
-   10 | _MSG | _RW | _Labels << _S, "labels", 11 | _MSG | _RW | _DiscoveryInfo << _S, "discovery",
-   12 | _MSG | _RW | KillPolicy << _S, "kill_policy", 13 | _MSG, "check",
-   14 | _MSG | _DurationInfo << _S, "max_completion_time",
-   15 | _MSG | _RP | _RW | _TaskInfo_LimitsEntry << _S, "limits")
-_t(_TaskGroupInfo, 1 | _MSG | _RP | _TaskInfo << _S, "tasks")
-_t(_ContainerID, 1 | _STR | _RQ, "value", 2 | _MSG | _ContainerID << _S, "parent")
-_t(_ContainerStatus, 1 | _MSG | _RP | _NetworkInfo << _S, "network_infos", 2 | _MSG, "cgroup_info",
-   3 | _U32, "executor_pid", 4 | _MSG | _ContainerID << _S, "container_id")
-_t(_CheckStatusInfo_Command, 1 | _I32, "exit_code")
-_t(_CheckStatusInfo_Http, 1 | _U32, "status_code")
-_t(_CheckStatusInfo_Tcp, 1 | _BOOL, "succeeded")
-_t(_CheckStatusInfo, 1 | _ENUM, "type", 2 | _MSG | _CheckStatusInfo_Command << _S, "command",
-   3 | _MSG | _CheckStatusInfo_Http << _S, "http", 4 | _MSG | _CheckStatusInfo_Tcp << _S, "tcp")
-_t(_TaskResourceLimitation, 1 | _MSG | _RP | _RW | Resource << _S, "resources")
-_t(_TaskStatus, 1 | _ID | _RQ, "task_id", 2 | _ENUM | _RQ, "state", 3 | _BYT, "data",
-   4 | _STR, "message", 5 | _ID, "slave_id", 6 | _DBL, "timestamp", 7 | _ID, "executor_id",
-   8 | _BOOL, "healthy", 9 | _ENUM, "source", 10 | _ENUM, "reason", 11 | _BYT, "uuid",
-   12 | _MSG | _Labels << _S, "labels", 13 | _MSG | _ContainerStatus << _S, "container_status",
-   14 | _MSG | _TimeInfo << _S, "unreachable_time", 15 | _MSG | _CheckStatusInfo << _S, "check_status",
-   16 | _MSG | _TaskResourceLimitation << _S, "limitation")
-# Task numbers differ from TaskInfo (slave_id 5, resources 7): copy the parts, not the bytes (§3.12).
-_t(_Task, 1 | _STR | _RQ, "name", 2 | _ID | _RQ, "task_id", 3 | _ID | _RQ, "framework_id",
-   4 | _ID, "executor_id", 5 | _ID | _RQ, "slave_id", 6 | _ENUM | _RQ, "state",
-   7 | _MSG | _RP | _RW | Resource << _S, "resources", 8 | _MSG | _RP | _TaskStatus << _S, "statuses",
-   9 | _ENUM, "status_update_state", 10 | _BYT, "status_update_uuid",
-   11 | _MSG | _RW | _Labels << _S, "labels", 12 | _MSG | _RW | _DiscoveryInfo << _S, "discovery",
-   13 | _MSG | _RW | _ContainerInfo << _S, "container", 14 | _STR, "user",
-   15 | _MSG | _RW | _HealthCheck << _S, "health_check",
-   16 | _MSG | _RW | KillPolicy << _S, "kill_policy",
-   17 | _MSG | _RP | _RW | _TaskInfo_LimitsEntry << _S, "limits")
-_t(_StatusUpdate, 1 | _ID | _RQ, "framework_id", 2 | _ID, "executor_id", 3 | _ID, "slave_id",
-   4 | _MSG | _RQ | _TaskStatus << _S, "status", 5 | _DBL | _RQ, "timestamp", 6 | _BYT, "uuid",
-   7 | _ENUM, "latest_state")
-_t(StatusUpdateMessage, 1 | _MSG | _RQ | _StatusUpdate << _S, "update", 2 | _STR, "pid")
-_t(StatusUpdateAcknowledgementMessage, 1 | _ID | _RQ, "slave_id",
-   2 | _ID | _RQ, "framework_id", 3 | _ID | _RQ, "task_id", 4 | _BYT | _RQ, "uuid")
-_t(RegisterSlaveMessage, 1 | _MSG | _RQ | SlaveInfo << _S, "slave", 2 | _STR, "version",
-   3 | _MSG | _RP | _RW | Resource << _S, "checkpointed_resources",
-   4 | _MSG | _RP | SlaveInfo_Capability << _S, "agent_capabilities",
-   5 | _MSG | _UUID << _S, "resource_version_uuid")
-_t(_Archive_Framework, 1 | _MSG | _RQ | _RW | FrameworkInfo << _S, "framework_info",
-   2 | _STR, "pid", 3 | _MSG | _RP | _Task << _S, "tasks")
-_t(ReregisterSlaveMessage, 2 | _MSG | _RQ | SlaveInfo << _S, "slave",
-   3 | _MSG | _RP | _Task << _S, "tasks",
-   4 | _MSG | _RP | _RW | ExecutorInfo << _S, "executor_infos",
-   5 | _MSG | _RP | _Archive_Framework << _S, "completed_frameworks", 6 | _STR, "version",
-   7 | _MSG | _RP | _RW | Resource << _S, "checkpointed_resources",
-   8 | _MSG | _RP | _RW | FrameworkInfo << _S, "frameworks",
-   9 | _MSG | _RP | SlaveInfo_Capability << _S, "agent_capabilities",
-   10 | _MSG | _UUID << _S, "resource_version_uuid")
-_t(_MasterSlaveConnection, 1 | _DBL, "total_ping_timeout_seconds")
-_t(SlaveRegisteredMessage, 1 | _ID | _RQ, "slave_id",
-   2 | _MSG | _MasterSlaveConnection << _S, "connection")
-_t(_ReconcileTasksMessage, 1 | _ID | _RQ, "framework_id",
-   2 | _MSG | _RP | _TaskStatus << _S, "statuses",
-   3 | _MSG | _RW | FrameworkInfo << _S, "framework")
-_t(SlaveReregisteredMessage, 1 | _ID | _RQ, "slave_id",
-   2 | _MSG | _RP | _ReconcileTasksMessage << _S, "reconciliations",
-   3 | _MSG | _MasterSlaveConnection << _S, "connection")
-_t(_PingSlaveMessage, 1 | _BOOL | _RQ, "connected")
-_t(_PongSlaveMessage)
-_t(_UnregisterSlaveMessage, 1 | _ID | _RQ, "slave_id")
-_t(_ResourceVersionUUID, 1 | _ID, "resource_provider_id", 2 | _MSG | _RQ | _UUID << _S, "uuid")
-_t(RunTaskMessage, 1 | _ID, "framework_id", 2 | _MSG | _RQ | _RW | FrameworkInfo << _S, "framework",
-   3 | _STR, "pid", 4 | _MSG | _RQ | _TaskInfo << _S, "task",
-   5 | _MSG | _RP | _ResourceVersionUUID << _S, "resource_version_uuids", 6 | _BOOL, "launch_executor")
-_t(RunTaskGroupMessage, 1 | _MSG | _RQ | _RW | FrameworkInfo << _S, "framework",
-   2 | _MSG | _RQ | _RW | ExecutorInfo << _S, "executor",
-   3 | _MSG | _RQ | _TaskGroupInfo << _S, "task_group",
-   4 | _MSG | _RP | _ResourceVersionUUID << _S, "resource_version_uuids",
-   5 | _BOOL, "launch_executor")
-_t(KillTaskMessage, 1 | _ID | _RQ, "framework_id", 2 | _ID | _RQ, "task_id",
-   3 | _MSG | KillPolicy << _S, "kill_policy")
-_t(ShutdownFrameworkMessage, 1 | _ID | _RQ, "framework_id")
-_t(ShutdownExecutorMessage, 1 | _ID, "executor_id", 2 | _ID, "framework_id")
-_t(UpdateFrameworkMessage, 1 | _ID | _RQ, "framework_id", 2 | _STR, "pid",
-   3 | _MSG | _RW | FrameworkInfo << _S, "framework_info")
-_t(CheckpointResourcesMessage, 1 | _MSG | _RP | _RW | Resource << _S, "resources")
-_t(ExitedExecutorMessage, 1 | _ID | _RQ, "slave_id", 2 | _ID | _RQ, "framework_id",
-   3 | _ID | _RQ, "executor_id", 4 | _I32 | _RQ, "status")
-_t(ExecutorToFrameworkMessage, 1 | _ID | _RQ, "slave_id", 2 | _ID | _RQ, "framework_id",
-   3 | _ID | _RQ, "executor_id", 4 | _BYT | _RQ, "data")
-_t(FrameworkToExecutorMessage, 1 | _ID | _RQ, "slave_id", 2 | _ID | _RQ, "framework_id",
-   3 | _ID | _RQ, "executor_id", 4 | _BYT | _RQ, "data")
-_t(ShutdownMessage, 1 | _STR, "message")
-_t(_DrainConfig, 1 | _MSG | _DurationInfo << _S, "max_grace_period", 2 | _BOOL, "mark_gone")
-_t(_DrainSlaveMessage, 1 | _MSG | _RQ | _DrainConfig << _S, "config")
-# UpdateSlaveMessage is only sent by agents with resource providers (§2.9); Operation and
-# ResourceProvider entries are opaque.
-_t(_UpdateSlaveMessage_Operations, 1 | _MSG | _RP, "operations")
-_t(_UpdateSlaveMessage_ResourceProviders, 1 | _MSG | _RP, "providers")
-_t(_UpdateSlaveMessage, 1 | _ID | _RQ, "slave_id",
-   2 | _MSG | _RP | _RW | Resource << _S, "oversubscribed_resources",
-   5 | _BOOL, "update_oversubscribed_resources",
-   6 | _MSG | _UpdateSlaveMessage_Operations << _S, "operations",
-   7 | _MSG | _UUID << _S, "resource_version_uuid",
-   8 | _MSG | _UpdateSlaveMessage_ResourceProviders << _S, "resource_providers")
-
-_first.append((len(_fields) >> 2) & 0xFF)
-_first.append(len(_fields) >> 10)
-if len(_keys) > 0xFF or len(_first) != 2 * NTYPES + 2:
-    raise ImportError("schema: table layout")
-_names = [""] * len(_keys)
-for _k in _keys:
-    _names[_keys[_k]] = _k
-KEYS = tuple(_names)
-FIELDS = bytes(_fields)
-FIRST = bytes(_first)
-del _t, _keys, _k, _names, _fields, _first
-
-# libprocess message kind (names.py ids) -> message type, for tools and tests. The operation messages (the
-# last three) have no table: they only reach agents claiming RESOURCE_PROVIDER / AGENT_OPERATION_FEEDBACK (§2.8).
-BY_KIND = bytes((0, RegisterSlaveMessage, ReregisterSlaveMessage, SlaveRegisteredMessage, SlaveReregisteredMessage,
-                 _PingSlaveMessage, _PongSlaveMessage, RunTaskMessage, RunTaskGroupMessage, KillTaskMessage,
-                 StatusUpdateMessage, StatusUpdateAcknowledgementMessage, ShutdownFrameworkMessage,
-                 ShutdownExecutorMessage, UpdateFrameworkMessage, CheckpointResourcesMessage,
-                 FrameworkToExecutorMessage, ExecutorToFrameworkMessage, ShutdownMessage, _DrainSlaveMessage,
-                 ExitedExecutorMessage, _UnregisterSlaveMessage, _UpdateSlaveMessage, _OPAQUE, _OPAQUE, _OPAQUE))
+# --- generated by tools/genschema.py from enums.TYPES; do not edit by hand ---
+FIELDS = (
+    b"\x01\x16\x00\x00"  # Value_Scalar
+    b"\x01\x13\x00\x01\x02\x13\x00\x02"  # Value_Range
+    b"\x01\x29\x02\x03"  # Value_Ranges
+    b"\x01\x27\x00\x04"  # Value_Set
+    b"\x01\x17\x00\x00"  # Value_Text
+    b"\x01\x15\x00\x05\x02\x09\x01\x06\x03\x09\x03\x07\x04\x09\x04\x08\x05\x09\x05\x09"  # Value
+    b"\x01\x17\x00\x0a\x02\x15\x00\x05\x03\x09\x01\x06\x04\x09\x03\x07\x05\x09\x05\x09\x06\x09\x04\x08"  # Attribute
+    b"\x01\x17\x00\x0b\x02\x07\x00\x00"  # Label
+    b"\x01\x29\x08\x0c"  # Labels
+    b"\x01\x07\x00\x0d"  # Resource_AllocationInfo
+    b"\x01\x07\x00\x0e\x02\x09\x09\x0c\x03\x07\x00\x0d\x04\x05\x00\x05"  # Resource_ReservationInfo
+    b"\x01\x17\x00\x0a\x02\x15\x00\x05\x03\x09\x01\x06\x04\x09\x03\x07\x05\x09\x04\x08\x06\x07\x00\x0d"  # Resource
+    b"\x07\x09\x00\x0f\x08\x09\x0b\x10\x09\x09\x0c\x11\x0a\x09\x0d\x12\x0b\x09\x0a\x13\x0c\x0a\x00\x14"
+    b"\x0d\x29\x0b\x15"
+    b"\x01\x11\x00\x16"  # DurationInfo
+    b"\x01\x11\x00\x16"  # TimeInfo
+    b"\x01\x09\x0f\x17"  # KillPolicy
+    b"\x01\x18\x00\x00"  # UUID
+    b"\x01\x05\x00\x05"  # SlaveInfo_Capability
+    b"\x01\x17\x00\x18\x03\x69\x0e\x19\x05\x29\x07\x1a\x06\x0a\x00\x1b\x07\x04\x00\x1c\x08\x00\x00\x1d"  # SlaveInfo
+    b"\x0a\x09\x00\x1e"
+    b"\x01\x05\x00\x05"  # FrameworkInfo_Capability
+    b"\x01\x07\x00\x0b\x02\x09\x00\x00"  # FrameworkInfo_OfferFiltersEntry
+    b"\x01\x17\x00\x1f\x02\x17\x00\x0a\x03\x0a\x00\x1b\x04\x06\x00\x20\x05\x04\x00\x1c\x06\x07\x00\x0d"  # FrameworkInfo
+    b"\x07\x07\x00\x18\x08\x07\x00\x0e\x09\x07\x00\x21\x0a\x29\x15\x22\x0b\x09\x09\x0c\x0c\x27\x00\x23"
+    b"\x0d\x29\x16\x24"
+    b"\x01\x17\x00\x00\x02\x04\x00\x25\x03\x04\x00\x26\x04\x04\x00\x27\x05\x07\x00\x28"  # CommandInfo_URI
+    b"\x01\x17\x00\x0a\x02\x07\x00\x00\x03\x05\x00\x05\x04\x09\x00\x29"  # Environment_Variable
+    b"\x01\x29\x19\x2a"  # Environment
+    b"\x01\x29\x18\x2b\x02\x09\x1a\x2c\x03\x07\x00\x00\x05\x07\x00\x1f\x06\x04\x00\x2d\x07\x27\x00\x2e"  # CommandInfo
+    b"\x01\x05\x00\x2f\x02\x07\x00\x30"  # NetworkInfo_IPAddress
+    b"\x01\x12\x00\x31\x02\x12\x00\x32\x03\x07\x00\x2f"  # NetworkInfo_PortMapping
+    b"\x03\x27\x00\x33\x04\x09\x09\x0c\x05\x29\x1c\x34\x06\x07\x00\x0a\x07\x29\x1d\x35"  # NetworkInfo
+    b"\x01\x15\x00\x05\x02\x29\x00\x36\x03\x09\x00\x37\x04\x07\x00\x18\x05\x09\x00\x38\x07\x29\x1e\x39"  # ContainerInfo
+    b"\x08\x09\x00\x3a\x09\x09\x00\x3b\x0a\x09\x00\x3c"
+    b"\x01\x12\x00\x1d\x02\x07\x00\x3d\x03\x07\x00\x3e\x04\x22\x00\x3f\x05\x05\x00\x2f"  # HealthCheck_HTTPCheckInfo
+    b"\x01\x12\x00\x1d\x02\x05\x00\x2f"  # HealthCheck_TCPCheckInfo
+    b"\x01\x09\x20\x40\x02\x06\x00\x41\x03\x06\x00\x42\x04\x06\x00\x43\x05\x02\x00\x44\x06\x06\x00\x45"  # HealthCheck
+    b"\x07\x09\x1b\x46\x08\x05\x00\x05\x09\x09\x21\x47"
+    b"\x01\x12\x00\x48\x02\x07\x00\x0a\x03\x07\x00\x2f\x04\x05\x00\x49\x05\x09\x09\x0c"  # Port
+    b"\x01\x29\x23\x4a"  # Ports
+    b"\x01\x15\x00\x49\x02\x07\x00\x0a\x03\x07\x00\x2c\x04\x07\x00\x4b\x05\x07\x00\x4c\x06\x09\x24\x4a"  # DiscoveryInfo
+    b"\x07\x09\x09\x0c"
+    b"\x01\x1a\x00\x4d\x04\x08\x00\x4e\x05\x69\x0e\x19\x07\x09\x1b\x46\x08\x0a\x00\x4f\x09\x07\x00\x0a"  # ExecutorInfo
+    b"\x0a\x07\x00\x50\x0b\x09\x1f\x51\x0c\x09\x25\x52\x0d\x09\x0f\x53\x0e\x09\x09\x0c\x0f\x05\x00\x05"
+    b"\x01\x07\x00\x0b\x02\x09\x01\x00"  # TaskInfo_LimitsEntry
+    b"\x01\x17\x00\x0a\x02\x1a\x00\x54\x03\x1a\x00\x55\x04\x69\x0e\x19\x05\x49\x26\x56\x06\x08\x00\x4e"  # TaskInfo
+    b"\x07\x09\x1b\x46\x08\x49\x22\x57\x09\x49\x1f\x51\x0a\x49\x09\x0c\x0b\x49\x25\x52\x0c\x49\x11\x58"
+    b"\x0d\x09\x00\x59\x0e\x09\x0f\x5a\x0f\x69\x27\x5b"
+    b"\x01\x29\x28\x5c"  # TaskGroupInfo
+    b"\x01\x17\x00\x00\x02\x09\x2a\x5d"  # ContainerID
+    b"\x01\x29\x1e\x39\x02\x09\x00\x5e\x03\x02\x00\x5f\x04\x09\x2a\x60"  # ContainerStatus
+    b"\x01\x00\x00\x61"  # CheckStatusInfo_Command
+    b"\x01\x02\x00\x62"  # CheckStatusInfo_Http
+    b"\x01\x04\x00\x63"  # CheckStatusInfo_Tcp
+    b"\x01\x05\x00\x05\x02\x09\x2c\x46\x03\x09\x2d\x40\x04\x09\x2e\x47"  # CheckStatusInfo
+    b"\x01\x69\x0e\x19"  # TaskResourceLimitation
+    b"\x01\x1a\x00\x54\x02\x15\x00\x64\x03\x08\x00\x4e\x04\x07\x00\x65\x05\x0a\x00\x55\x06\x06\x00\x66"  # TaskStatus
+    b"\x07\x0a\x00\x4d\x08\x04\x00\x67\x09\x05\x00\x50\x0a\x05\x00\x68\x0b\x08\x00\x69\x0c\x09\x09\x0c"
+    b"\x0d\x09\x2b\x6a\x0e\x09\x10\x6b\x0f\x09\x2f\x6c\x10\x09\x30\x6d"
+    b"\x01\x17\x00\x0a\x02\x1a\x00\x54\x03\x1a\x00\x4f\x04\x0a\x00\x4d\x05\x1a\x00\x55\x06\x15\x00\x64"  # Task
+    b"\x07\x69\x0e\x19\x08\x29\x31\x3f\x09\x05\x00\x6e\x0a\x08\x00\x6f\x0b\x49\x09\x0c\x0c\x49\x25\x52"
+    b"\x0d\x49\x1f\x51\x0e\x07\x00\x1f\x0f\x49\x22\x57\x10\x49\x11\x58\x11\x69\x27\x5b"
+    b"\x01\x1a\x00\x4f\x02\x0a\x00\x4d\x03\x0a\x00\x55\x04\x19\x31\x70\x05\x16\x00\x66\x06\x08\x00\x69"  # StatusUpdate
+    b"\x07\x05\x00\x71"
+    b"\x01\x19\x33\x72\x02\x07\x00\x73"  # StatusUpdateMessage
+    b"\x01\x1a\x00\x55\x02\x1a\x00\x4f\x03\x1a\x00\x54\x04\x18\x00\x69"  # StatusUpdateAcknowledgementMessage
+    b"\x01\x19\x14\x74\x02\x07\x00\x4c\x03\x69\x0e\x75\x04\x29\x13\x76\x05\x09\x12\x77"  # RegisterSlaveMessage
+    b"\x01\x59\x17\x78\x02\x07\x00\x73\x03\x29\x32\x5c"  # Archive_Framework
+    b"\x02\x19\x14\x74\x03\x29\x32\x5c\x04\x69\x26\x79\x05\x29\x37\x7a\x06\x07\x00\x4c\x07\x69\x0e\x75"  # ReregisterSlaveMessage
+    b"\x08\x69\x17\x7b\x09\x29\x13\x76\x0a\x09\x12\x77"
+    b"\x01\x06\x00\x7c"  # MasterSlaveConnection
+    b"\x01\x1a\x00\x55\x02\x09\x39\x7d"  # SlaveRegisteredMessage
+    b"\x01\x1a\x00\x4f\x02\x29\x31\x3f\x03\x49\x17\x7e"  # ReconcileTasksMessage
+    b"\x01\x1a\x00\x55\x02\x29\x3b\x7f\x03\x09\x39\x7d"  # SlaveReregisteredMessage
+    b"\x01\x14\x00\x80"  # PingSlaveMessage
+    b"\x01\x1a\x00\x55"  # UnregisterSlaveMessage
+    b"\x01\x0a\x00\x81\x02\x19\x12\x69"  # ResourceVersionUUID
+    b"\x01\x0a\x00\x4f\x02\x59\x17\x7e\x03\x07\x00\x73\x04\x19\x28\x82\x05\x29\x40\x83\x06\x04\x00\x84"  # RunTaskMessage
+    b"\x01\x59\x17\x7e\x02\x59\x26\x56\x03\x19\x29\x85\x04\x29\x40\x83\x05\x04\x00\x84"  # RunTaskGroupMessage
+    b"\x01\x1a\x00\x4f\x02\x1a\x00\x54\x03\x09\x11\x58"  # KillTaskMessage
+    b"\x01\x1a\x00\x4f"  # ShutdownFrameworkMessage
+    b"\x01\x0a\x00\x4d\x02\x0a\x00\x4f"  # ShutdownExecutorMessage
+    b"\x01\x1a\x00\x4f\x02\x07\x00\x73\x03\x49\x17\x78"  # UpdateFrameworkMessage
+    b"\x01\x69\x0e\x19"  # CheckpointResourcesMessage
+    b"\x01\x1a\x00\x55\x02\x1a\x00\x4f\x03\x1a\x00\x4d\x04\x10\x00\x70"  # ExitedExecutorMessage
+    b"\x01\x1a\x00\x55\x02\x1a\x00\x4f\x03\x1a\x00\x4d\x04\x18\x00\x4e"  # ExecutorToFrameworkMessage
+    b"\x01\x1a\x00\x55\x02\x1a\x00\x4f\x03\x1a\x00\x4d\x04\x18\x00\x4e"  # FrameworkToExecutorMessage
+    b"\x01\x07\x00\x65"  # ShutdownMessage
+    b"\x01\x09\x0f\x86\x02\x04\x00\x87"  # DrainConfig
+    b"\x01\x19\x4c\x88"  # DrainSlaveMessage
+    b"\x01\x29\x00\x89"  # UpdateSlaveMessage_Operations
+    b"\x01\x29\x00\x8a"  # UpdateSlaveMessage_ResourceProviders
+    b"\x01\x1a\x00\x55\x02\x69\x0e\x8b\x05\x04\x00\x8c\x06\x09\x4e\x89\x07\x09\x12\x77\x08\x09\x4f\x8d"  # UpdateSlaveMessage
+)
+FIRST = (
+    b"\x00\x00\x00\x00\x01\x00\x03\x00\x04\x00\x05\x00\x06\x00\x0b\x00\x11\x00\x13\x00\x14\x00\x15\x00"
+    b"\x19\x00\x19\x00\x19\x00\x26\x00\x27\x00\x28\x00\x29\x00\x2a\x00\x2b\x00\x32\x00\x33\x00\x35\x00"
+    b"\x42\x00\x47\x00\x4b\x00\x4c\x00\x52\x00\x54\x00\x57\x00\x5c\x00\x65\x00\x6a\x00\x6c\x00\x75\x00"
+    b"\x7a\x00\x7b\x00\x82\x00\x8e\x00\x90\x00\x9f\x00\xa0\x00\xa2\x00\xa6\x00\xa7\x00\xa8\x00\xa9\x00"
+    b"\xad\x00\xae\x00\xbe\x00\xcf\x00\xd6\x00\xd8\x00\xdc\x00\xe1\x00\xe4\x00\xed\x00\xee\x00\xf0\x00"
+    b"\xf3\x00\xf6\x00\xf7\x00\xf7\x00\xf8\x00\xfa\x00\x00\x01\x05\x01\x08\x01\x09\x01\x0b\x01\x0e\x01"
+    b"\x0f\x01\x13\x01\x17\x01\x1b\x01\x1c\x01\x1e\x01\x1f\x01\x20\x01\x21\x01\x27\x01"
+)
+KEYS = _keys(value=0, begin=1, end=2, range=3, item=4, type=5, scalar=6, ranges=7, set=8, text=9, name=10,
+              key=11, labels=12, role=13, principal=14, disk=15, reservation=16, revocable=17, shared=18,
+              allocation_info=19, provider_id=20, reservations=21, nanoseconds=22, grace_period=23, hostname=24,
+              resources=25, attributes=26, id=27, checkpoint=28, port=29, domain=30, user=31,
+              failover_timeout=32, webui_url=33, capabilities=34, roles=35, offer_filters=36, executable=37,
+              extract=38, cache=39, output_file=40, secret=41, variables=42, uris=43, environment=44, shell=45,
+              arguments=46, protocol=47, ip_address=48, host_port=49, container_port=50, groups=51,
+              ip_addresses=52, port_mappings=53, volumes=54, docker=55, mesos=56, network_infos=57,
+              linux_info=58, rlimit_info=59, tty_info=60, path=61, scheme=62, statuses=63, http=64,
+              delay_seconds=65, interval_seconds=66, timeout_seconds=67, consecutive_failures=68,
+              grace_period_seconds=69, command=70, tcp=71, number=72, visibility=73, ports=74, location=75,
+              version=76, executor_id=77, data=78, framework_id=79, source=80, container=81, discovery=82,
+              shutdown_grace_period=83, task_id=84, slave_id=85, executor=86, health_check=87, kill_policy=88,
+              check=89, max_completion_time=90, limits=91, tasks=92, parent=93, cgroup_info=94, executor_pid=95,
+              container_id=96, exit_code=97, status_code=98, succeeded=99, state=100, message=101,
+              timestamp=102, healthy=103, reason=104, uuid=105, container_status=106, unreachable_time=107,
+              check_status=108, limitation=109, status_update_state=110, status_update_uuid=111, status=112,
+              latest_state=113, update=114, pid=115, slave=116, checkpointed_resources=117,
+              agent_capabilities=118, resource_version_uuid=119, framework_info=120, executor_infos=121,
+              completed_frameworks=122, frameworks=123, total_ping_timeout_seconds=124, connection=125,
+              framework=126, reconciliations=127, connected=128, resource_provider_id=129, task=130,
+              resource_version_uuids=131, launch_executor=132, task_group=133, max_grace_period=134,
+              mark_gone=135, config=136, operations=137, providers=138, oversubscribed_resources=139,
+              update_oversubscribed_resources=140, resource_providers=141)
+# --- end of generated tables ---
+del _keys

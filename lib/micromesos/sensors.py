@@ -78,12 +78,3 @@ class Touch:
     def read(self):
         return self.pad.read()
 
-
-class DigitalIn:
-    """0 or 1 from a pin the board configured as an input."""
-
-    def __init__(self, pin):
-        self.pin = pin
-
-    def read(self):
-        return self.pin.value()

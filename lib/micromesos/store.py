@@ -107,12 +107,26 @@ class Store:
         _commit(tmp, path)
         return n
 
-    def append(self, name, data):
-        """Add `data` (bytes) at the end of the file: one open, one write. -> bytes written. A power cut
-        can leave a torn last line; whoever reads the file back must expect it."""
+    def append(self, name, pieces):
+        """Add the bytes in the list `pieces` at the end of the file: one open, one write when they can be
+        joined, else streamed through a small buffer (no block the size of the whole is needed on a
+        fragmented heap). -> bytes written. A power cut can leave a torn last line; whoever reads the file
+        back must expect it."""
+        try:
+            data = b"".join(pieces)
+        except MemoryError:
+            data = None
         with open(self._path(name), "ab") as f:
-            f.write(data)
-        return len(data)
+            if data is not None:
+                f.write(data)
+                return len(data)
+            n = 0
+            w = _Buffered(f)
+            for p in pieces:
+                n += len(p)
+                w.write(p)
+            w.flush()
+        return n
 
     def reader(self, name):
         """The file for reading (binary), from its .tmp if a replace was cut short; None if neither exists."""
@@ -125,31 +139,6 @@ class Store:
                     log.error("store", "cannot read %s (%s); starting fresh", p, e)
                     return None
         return None
-
-    def records(self, name, limit):
-        """Each line of the file parsed as JSON, or None for a line that isn't (a torn last append,
-        corruption, a line longer than `limit` bytes). Nothing if there is no file."""
-        f = self.reader(name)
-        if f is None:
-            return
-        with f:
-            while True:
-                try:
-                    line = f.readline(limit)
-                except OSError as e:
-                    log.error("store", "%s unreadable (%s); keeping what was read", name, e)
-                    return
-                if not line:
-                    return
-                if len(line) == limit and line[-1] != 10:
-                    while line and line[-1] != 10:  # longer than any record: skip to its end
-                        line = f.readline(limit)
-                    yield None
-                    continue
-                try:
-                    yield json.loads(line)
-                except ValueError:
-                    yield None
 
     def load(self, name):
         path = self._path(name)

@@ -2,12 +2,13 @@
 # what happens when a task ends. MIT licence. PROTOCOL.md §2.6 (launch.py), §2.7, §2.8 (kill.py), §3.12.
 import gc
 import io
+import os
 import sys
 
 from micropython import const
 
-from . import codec, log, names, resources, schema, taskstore
-from .ctx import DONE, LAUNCHING, RUNNING
+from . import codec, log, names, resources, schema
+from .ctx import DONE, LAUNCHING, RUNNING, Ctx
 from .steps import Watch, marker
 
 DEFAULT_GRACE_MS = const(3000)  # no KillPolicy: EXECUTOR_SIGNAL_ESCALATION_TIMEOUT (src/slave/constants.cpp)
@@ -15,9 +16,11 @@ _MAX_GRACE_MS = const(600000)
 MAX_MESSAGE = const(400)  # characters of an exception kept in TaskStatus.message (updates bounds it too)
 _TRUNCATED = "...[truncated]"
 _W = "tasks"
+_CHECKPOINT = "tasks"
+_STOPPED = schema.TASK_KILLED, schema.SOURCE_SLAVE, None, "killed at once: the agent could not load its kill code"
 
-# Message id -> (module, function). The code is imported at boot, while the heap is in one piece; with
-# Tasks.DROP_CODE it leaves RAM after each message and is imported again by the next one.
+# Message id -> (module, function). With Tasks.DROP_CODE the code is imported for each message and leaves
+# RAM after it; otherwise it is imported at boot, while the heap is in one piece.
 _HANDLERS = {names.RUN_TASK: ("launch", "run_task"), names.RUN_TASK_GROUP: ("launch", "run_task_group"),
              names.KILL_TASK: ("kill", "kill"), names.SHUTDOWN_FRAMEWORK: ("kill", "shutdown_framework"),
              names.SHUTDOWN_EXECUTOR: ("kill", "shutdown_executor")}
@@ -70,10 +73,13 @@ class _Tail(io.IOBase):
 class Tasks:
     """The agent's task runner (agent.tasks): live tasks, executors, leases. The agent hands it every
     task message through handler(kind); launch.py admits tasks, steps.py runs them, kill.py stops them,
-    taskstore.py checkpoints them, and every task ends in finish() here."""
+    taskstore.py recovers them after a reboot, and every task ends in finish() here."""
 
     MAX_TASKS = 32    # records held: running tasks plus those whose terminal update awaits its ack
-    DROP_CODE = False  # True: launch/kill/fetch leave RAM after each message (docs/ARCHITECTURE.md: measured)
+    # launch, kill, fetch, download and taskstore leave RAM after each use. None: unless this package
+    # was compiled from .py files (frozen or .mpy code loads again at about its own size, compiling
+    # needs several times that: docs/ARCHITECTURE.md); True/False: always/never.
+    DROP_CODE = None
 
     def __init__(self, agent):
         cfg = agent.cfg
@@ -88,7 +94,7 @@ class Tasks:
         self.fetch_max = cfg.get("fetch_max_bytes") or 65536
         self.frozen = tuple(n.strip() for n in (cfg.get("frozen_tasks") or "").split(",") if n.strip())
         self.modules = {}     # task module -> [live tasks using it, sha256 pin or "frozen", modules it imported]
-        self.fetch_lock = None  # fetch.fetch_all: one transfer at a time
+        self.fetch_lock = None  # download.fetch_all: one transfer at a time
         self.next_slot = 1    # checkpoint slot numbers (0 = none in the marker)
         self.running = 0      # tasks in RUNNING or KILLING
         self.watch = Watch(self, cfg.get("task_slice_ms") or 200)
@@ -101,8 +107,11 @@ class Tasks:
         agent.updates.on_terminal_acked = self._acked
         self.on_status = None    # fn(ctx, state) for each update queued: /state's statuses (endpoints.py)
         self.on_finished = None  # fn(ctx, state) at each task's end: endpoints keeps a bounded history
-        if not self.DROP_CODE:
-            from . import kill, launch  # noqa: F401  loaded now, while the heap is in one piece
+        Ctx._runner = self  # one runner per agent: not a reference in every task's record
+        d = self.DROP_CODE
+        self.drop_code = not _from_source() if d is None else d
+        if not self.drop_code:
+            from . import kill, launch, taskstore  # noqa: F401  loaded now, while the heap is in one piece
 
     # --- the agent's interface -------------------------------------------------------------------
 
@@ -117,12 +126,19 @@ class Tasks:
         return (fid, tid) in self.live
 
     def reregistration(self):
-        """(Task dicts, raw ExecutorInfos, framework ids) for ReregisterSlaveMessage (§2.4, §3.12)."""
-        return taskstore.reregistration(self)
+        """(Task dicts, raw ExecutorInfos, framework ids) for ReregisterSlaveMessage (§2.4, §3.12).
+        MemoryError if the heap can't take its code now: the agent retries the registration later."""
+        try:
+            return load("taskstore").reregistration(self)
+        finally:
+            self.drop()
 
     def recover(self):
         """Called by agent.recover(): report what did not survive the reboot (taskstore.recover)."""
-        return taskstore.recover(self)
+        try:
+            return load("taskstore").recover(self)
+        finally:
+            self.drop()
 
     def stop_all(self):
         """ShutdownMessage or agent stop: every task stops now, silently (the agent forgets its id)."""
@@ -141,45 +157,80 @@ class Tasks:
         leases.used = presized(self.MAX_TASKS + 4)  # owners: tasks, and their executors
         return leases
 
+    def drop(self):
+        """With drop_code: launch, kill, fetch, download and taskstore leave RAM until they are next needed,
+        once no task's code is being fetched (launch drops them when the last fetch ends)."""
+        if self.drop_code:
+            for c in self.live.values():
+                if c.phase == LAUNCHING:
+                    return
+            drop_code()
+
     def _call(self, kind, msg):
         mod, fn = _HANDLERS[kind]
-        full = "micromesos." + mod
-        m = sys.modules.get(full)
         try:
-            if m is None:
-                __import__(full)
-                m = sys.modules[full]
-        except MemoryError:  # no heap to load the code: a launch is refused, not left STAGING
-            gc.collect()
-            self._refuse_launch(kind, msg)
-            return
-        try:
+            try:
+                m = load(mod)
+            except Exception as e:  # noqa: BLE001  MemoryError, or a missing or damaged file (ImportError, ...)
+                log.error(_W, "cannot load the %s code: %s", mod, describe(e))
+                if mod == "launch":
+                    self._refuse_launch(kind, msg, e)
+                else:
+                    self._stop_now(kind, msg)
+                return
             getattr(m, fn)(self, msg)
         finally:
-            if self.DROP_CODE:
-                drop_code()  # a fetch under way keeps its own reference to the code it runs
+            self.drop()
 
-    def _refuse_launch(self, kind, msg):
-        if kind == names.RUN_TASK:
-            m = codec.decode(schema.RunTaskMessage, msg.buf, msg.start, msg.end)
-            infos = [m["task"]]
-            eid = None
-        elif kind == names.RUN_TASK_GROUP:
-            m = codec.decode(schema.RunTaskGroupMessage, msg.buf, msg.start, msg.end)
-            infos = m["task_group"].get("tasks", [])
-            eid = codec.decode(schema.ExecutorInfo, m["executor"])["executor_id"]
-        else:
-            raise MemoryError  # a kill: the master retries it (the agent logs it)
+    def _refuse_launch(self, kind, msg, e):
+        """No launch code: each task of the message is TASK_FAILED, none left STAGING (except those
+        launch would ignore too: another agent id's, or a live task's, whose stream it would corrupt)."""
+        one = kind == names.RUN_TASK
+        m = codec.decode(schema.RunTaskMessage if one else schema.RunTaskGroupMessage, msg.buf, msg.start, msg.end)
+        infos = [m["task"]] if one else m["task_group"].get("tasks", ())
+        eid = None if one else codec.decode(schema.ExecutorInfo, m["executor"])["executor_id"]
         fid = codec.decode(schema.FrameworkInfo, m["framework"])["id"]
+        oom = isinstance(e, MemoryError)
+        reason = schema.REASON_CONTAINER_LIMITATION_MEMORY if oom else schema.REASON_CONTAINER_LAUNCH_FAILED
+        why = "the agent is out of memory for its launch code" if oom else \
+            "the agent could not load its launch code: " + describe(e)
         for t in infos:
-            self.updates.update(fid, t["task_id"], schema.TASK_FAILED, schema.SOURCE_SLAVE,
-                                executor_id=eid or t["task_id"], reason=schema.REASON_CONTAINER_LIMITATION_MEMORY,
-                                message="the agent is out of memory for the launch code")
+            tid = t["task_id"]
+            if t["slave_id"] == self.agent.slave_id and (fid, tid) not in self.live:
+                self.updates.update(fid, tid, schema.TASK_FAILED, schema.SOURCE_SLAVE, executor_id=eid or tid,
+                                    reason=reason, message=why)
+
+    def _stop_now(self, kind, msg):
+        """No kill code: the tasks the message names end now, without a grace period (a kill is never lost
+        to a short heap). A shut down framework's tasks end silently and are forgotten (kill.py)."""
+        gone = kind == names.SHUTDOWN_FRAMEWORK
+        m = codec.decode(schema.KillTaskMessage if kind == names.KILL_TASK else schema.ShutdownFrameworkMessage
+                         if gone else schema.ShutdownExecutorMessage, msg.buf, msg.start, msg.end)
+        fid = m.get("framework_id")
+        tid = m.get("task_id")
+        eid = m.get("executor_id")
+        for k, c in list(self.live.items()):
+            if k[0] == fid and (gone or k[1] == tid or (eid is not None and c.executor_id == eid)):
+                if gone:
+                    c._silent = True
+                    del self.live[k]
+                self.force(c, _STOPPED)
+        if gone:
+            self.updates.drop_framework(fid)
+            self.agent.frameworks.pop(fid, None)
+        try:
+            self.save()
+        except MemoryError:  # the next save writes it; a reboot before it resends the queued terminal updates
+            gc.collect()
 
     # --- services for launch, steps, kill and taskstore ----------------------------------------------
 
     def save(self):
-        taskstore.save(self)
+        """Checkpoint every task record (running, or terminal and unacknowledged): slot, ids, raw resources."""
+        self.store.save(_CHECKPOINT, {
+            "slave_id": self.agent.slave_id, "next": self.next_slot,
+            "tasks": [[c._n, fid, tid, c.name, c._eid, [r.hex() for r in c._raw]]
+                      for (fid, tid), c in self.live.items()]})
 
     def send(self, c, state, source, reason=None, message=None):
         """Queue a status update for task c (updates.py) and tell /state. -> queued?"""
@@ -359,10 +410,38 @@ class Tasks:
             log.debug(_W, "framework message for executor %s dropped: nothing running", eid)
 
 
+def load(name):
+    """Module micromesos.<name>, imported now if it is not in RAM (again after gc.collect() if the heap
+    was short). Raises what the import raised if it can't be loaded."""
+    full = "micromesos." + name
+    m = sys.modules.get(full)
+    if m is None:
+        try:
+            __import__(full)
+        except MemoryError:
+            drop_code()  # whatever the failed import left loaded
+            gc.collect()
+            __import__(full)
+        m = sys.modules[full]
+    return m
+
+
 def drop_code():
-    """Launch, kill and fetch code out of sys.modules (and the package): the next message re-imports it."""
+    """The runner's occasional code out of sys.modules and the package: the next use imports it again."""
     pkg = sys.modules.get("micromesos")
-    for name in ("launch", "kill", "fetch"):
+    for name in ("launch", "kill", "fetch", "download", "taskstore"):
         sys.modules.pop("micromesos." + name, None)
         if pkg is not None and name in pkg.__dict__:
             delattr(pkg, name)
+
+
+def _from_source():
+    # Was this package compiled from .py files when imported? A frozen module's __file__ names no file.
+    f = globals().get("__file__", "")
+    if not f.endswith(".py"):
+        return False
+    try:
+        os.stat(f)
+        return True
+    except OSError:
+        return False

@@ -1,20 +1,13 @@
-# What the task runner keeps across a reboot: its checkpoint, the recovery report, the re-registration list.
-# MIT licence. PROTOCOL.md §2.4 (what a re-registration carries), §2.10 (reboot with state), §2.11, §3.12.
+# What the task runner keeps across a reboot: the recovery report from its checkpoint (Tasks.save writes it)
+# and the re-registration task list. MIT licence. PROTOCOL.md §2.4, §2.10 (reboot with state), §2.11, §3.12.
+# Functions of the runner (tasks.Tasks), imported when needed (Tasks.DROP_CODE).
 from . import log, schema
 from .ctx import DONE, Ctx
 from .steps import watchdog_reset
 from .updates import is_terminal
 
 _W = "tasks"
-_CHECKPOINT = "tasks"
-
-
-def save(runner):
-    """Every task record (running, or terminal and unacknowledged) with its slot and raw resources."""
-    runner.store.save(_CHECKPOINT, {
-        "slave_id": runner.agent.slave_id, "next": runner.next_slot,
-        "tasks": [[c._n, fid, tid, c.name, c._eid, [r.hex() for r in c._raw]]
-                 for (fid, tid), c in runner.live.items()]})
+_CHECKPOINT = "tasks"  # as Tasks.save names it
 
 
 def recover(runner):
@@ -25,7 +18,7 @@ def recover(runner):
     data = runner.store.load(_CHECKPOINT)
     hog = runner.boot_marker if runner.boot_marker and watchdog_reset() else 0
     if not data or data.get("slave_id") != runner.agent.slave_id:
-        save(runner)  # another agent's (or no) checkpoint: start clean
+        runner.save()  # another agent's (or no) checkpoint: start clean
         return 0
     updates = runner.updates
     n = 0
@@ -51,7 +44,7 @@ def recover(runner):
         log.error(_W, "task checkpoint unreadable (%s); ignoring it", e)
         for k in list(runner.live):
             del runner.live[k]
-    save(runner)
+    runner.save()
     log.info(_W, "recovered %d task record(s); %d did not survive the restart", len(runner.live), n)
     return n
 

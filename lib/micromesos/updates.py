@@ -1,7 +1,9 @@
 # Status update manager: one stream per task, one update in flight, resent until acknowledged.
 # MIT licence. Mirrors the real agent's task_status_update_manager (PROTOCOL.md §2.7).
+import gc
 import json
 import os
+import sys
 import time
 
 import asyncio
@@ -15,28 +17,21 @@ _TERMINAL = (schema.TASK_FINISHED, schema.TASK_FAILED, schema.TASK_KILLED, schem
 # Never sent by an agent (§3.9): the master owns these, and UNKNOWN can crash it (§2.11).
 _FORBIDDEN = (schema.TASK_UNREACHABLE, schema.TASK_GONE_BY_OPERATOR, schema.TASK_UNKNOWN,
               schema.TASK_ERROR)
-_JOURNAL = "updates"
+JOURNAL = "updates"  # the store file (micromesos.journal reads and rewrites it too)
+_REFUSED_MS = const(200)  # an update the outbox refused (a burst of them) is offered again after this
 _MAX_PENDING = const(16)  # updates queued per task; a task that floods ctx.update() is refused
 # TaskStatus.message in bytes of UTF-8: a longer one is cut (on a character boundary) and marked where it
 # enters, in update(), so every update fits the outbox and the journal.
 MAX_MESSAGE = const(1024)
 _MARK = const(32)  # room kept for the marker: 3 bytes of U+2026 + " [truncated N bytes]", N < 10**10
 # The journal (PROTOCOL.md §2.7: an update is on flash before it is sent; an ack is on flash before the
-# next write) is one JSON list per line, appended once per burst. Records:
-#   [0, fid, tid, state, source, timestamp, uuid hex, executor_id, reason, message, data hex]  an update
-#   [1, uuid hex]                                                    the stream whose head it is advanced
-#   [2, fid, tid, latest]                         a stream with nothing pending (compaction writes these)
-# Replaying it rebuilds the streams exactly. It is rewritten with only the live records (temp + rename)
-# when it passes max(_JOURNAL_MIN, twice its size after the last rewrite): appends stay O(1) whatever the
-# number of tasks, rewrites are amortised to a constant per record.
+# next write) is one JSON list per line (the records: micromesos.journal), appended once per burst: an
+# update record [0, ...] per update, an ack record [1, uuid hex] per acknowledgement. Replaying it at boot
+# and rewriting it with only the live records once it passes max(_JOURNAL_MIN, twice its size after the
+# last rewrite) are micromesos.journal's, imported for that and dropped after (_load_journal).
 _UPDATE = const(0)
-_ACK = const(1)
-_STREAM = const(2)
 _JOURNAL_MIN = const(4096)
 _SEP = (",", ":")  # json.dumps separators: no spaces on flash
-# The longest record recovery reads: a 1 KB message of control characters (\uXXXX: 6 KB), 1 KB of data
-# (hex: 2 KB) and ids. Longer is garbage and is skipped.
-_MAX_LINE = const(10240)
 
 # Seconds between 1970 and the port's epoch (2000 on some embedded ports).
 _EPOCH = 946684800 if time.gmtime(0)[0] == 2000 else 0
@@ -64,7 +59,7 @@ def is_terminal(state):
     return state in _TERMINAL
 
 
-class _Stream:
+class Stream:
     def __init__(self, fid, tid):
         self.fid = fid
         self.tid = tid
@@ -83,7 +78,7 @@ class StatusUpdates:
         self.store = store
         self.retry_min = int(retry_min * 1000)
         self.retry_max = int(retry_max * 1000)
-        self.streams = {}  # (fid, tid) -> _Stream
+        self.streams = {}  # (fid, tid) -> Stream
         self.on_terminal_acked = None  # fn(fid, tid): the task may be forgotten
         self._wake = asyncio.Event()
         # Journal records not yet on flash, oldest first: (stream, update) or an acked uuid. The list's
@@ -106,7 +101,7 @@ class StatusUpdates:
         key = (fid, tid)
         s = self.streams.get(key)
         if s is None:
-            s = self.streams[key] = _Stream(fid, tid)
+            s = self.streams[key] = Stream(fid, tid)
         if s.terminal:
             log.warn("updates", "task %s: update after its terminal update refused", tid)
             return False
@@ -144,12 +139,15 @@ class StatusUpdates:
         return codec.encode(schema.StatusUpdateMessage, {"update": up, "pid": self.agent.upid})
 
     def _send_head(self, s, now_ms):
-        if not s.pending or not self.agent.connected():
-            return
-        if self.agent.send_to_master(STATUS_UPDATE, self.encode(s, s.pending[0])):
-            self.sent += 1
+        """Send the head of s; False if the transport refused it (outbox full): tried again soon, as it
+        never left, so its backoff does not grow."""
+        if not self.agent.send_to_master(STATUS_UPDATE, self.encode(s, s.pending[0])):
+            s.due = time.ticks_add(now_ms, _REFUSED_MS)
+            return False
+        self.sent += 1
         s.due = time.ticks_add(now_ms, s.backoff)
         s.backoff = min(s.backoff * 2, self.retry_max)
+        return True
 
     # --- acknowledgements ------------------------------------------------------------------------
 
@@ -199,7 +197,7 @@ class StatusUpdates:
         self.streams = {}
         self._drop_queue()
         self._rewrite = False
-        self.store.delete(_JOURNAL)
+        self.store.delete(JOURNAL)
         self._jbytes = 0
 
     def unacked(self, fid, tid):
@@ -229,26 +227,37 @@ class StatusUpdates:
 
     def flush(self):
         """Put the queued journal records on flash: one append for a burst, or a rewrite when the
-        journal has grown past its bound or was marked for one. A failed write is logged and the
-        journal rewritten at the next turn; updates are still sent (a lost reboot guarantee is better
-        than a board that never reports again)."""
+        journal has grown past its bound or was marked for one. A rewrite whose code can't be loaded
+        now (no heap) is an append instead, and tried again at the next flush. A failed write is logged
+        and the journal rewritten at the next turn; updates are still sent (a lost reboot guarantee is
+        better than a board that never reports again)."""
         if not (self._jn or self._rewrite):
             return
         try:
-            if self._rewrite or self._jbytes >= self._jmax:
-                self._rewrite = False
-                self._drop_queue()  # the rewrite holds everything the queue did
-                n = self.store.replace(_JOURNAL, self._live()) if self.streams else 0
-                if not n:
-                    self.store.delete(_JOURNAL)
-                self._jbytes = n
-                self._jmax = max(_JOURNAL_MIN, 2 * n)
-            else:
-                self._jbytes += self.store.append(_JOURNAL, self._queued())
+            if (self._rewrite or self._jbytes >= self._jmax) and self._compact():
+                return
+            if self._jn:
+                self._jbytes += self.store.append(JOURNAL, self._queued())
         except (OSError, MemoryError) as e:
             log.error("updates", "journal write failed (%r); rewriting it", e)
             self._drop_queue()
             self._rewrite = True
+
+    def _compact(self):
+        # The journal rewritten with only the live records; False if its code can't be loaded now.
+        j = _load_journal(False)
+        if j is None:
+            return False
+        try:
+            self._rewrite = False
+            self._drop_queue()  # the rewrite holds everything the queue did
+            n = j.rewrite(self)
+        finally:
+            j = None
+            _drop_journal()
+        self._jbytes = n
+        self._jmax = max(_JOURNAL_MIN, 2 * n)
+        return True
 
     async def run(self):
         while True:
@@ -258,10 +267,14 @@ class StatusUpdates:
             t = time.ticks_ms()
             wait = self.retry_max
             if self.agent.connected():
+                full = False  # the outbox refused one: the rest wait for the next round unencoded
                 for s in list(self.streams.values()):
                     if s.pending and s.due is not None:
                         if time.ticks_diff(s.due, t) <= 0:
-                            self._send_head(s, t)
+                            if full:
+                                s.due = time.ticks_add(t, _REFUSED_MS)
+                            else:
+                                full = not self._send_head(s, t)
                         wait = min(wait, max(time.ticks_diff(s.due, t), 0))
             self._wake.clear()
             try:
@@ -287,80 +300,53 @@ class StatusUpdates:
         self._jn = 0
 
     def _queued(self):
+        # The queued records as lines, not joined: a burst (tasks starting together) can be many KB, and
+        # the store streams what it can't join in one block (no MemoryError on a fragmented heap).
         q = self._jq
         out = []
         for i in range(self._jn):
             r = q[i]
-            out.append(_ack_line(r) if isinstance(r, bytes) else _update_line(r[0], r[1]))
+            out.append(_ack_line(r) if isinstance(r, bytes) else update_line(r[0], r[1]))
         self._drop_queue()
-        return b"".join(out)
-
-    def _live(self):
-        for s in self.streams.values():
-            if s.pending:
-                for u in s.pending:
-                    yield _update_line(s, u)
-            else:
-                yield json.dumps([_STREAM, s.fid, s.tid, s.latest], separators=_SEP).encode() + b"\n"
+        return out
 
     def recover(self):
-        """Rebuild the streams from the journal, then rewrite it with only what is live. A torn last
-        record (power cut during an append) or any unreadable line is skipped and logged.
+        """Rebuild the streams from the journal (micromesos.journal, loaded for it: at boot, where a
+        MemoryError is the boot's), then rewrite it with only what is live.
         -> how many unacknowledged updates were recovered."""
-        bad = 0
-        for r in self.store.records(_JOURNAL, _MAX_LINE):
-            try:
-                self._replay(r)  # None (an unparsable line) fails too
-            except (ValueError, TypeError, KeyError, IndexError, AttributeError):
-                bad += 1
-        if bad:
-            log.error("updates", "journal: %d unreadable record(s) skipped (a torn write or corruption)", bad)
-        n = 0
-        t = time.ticks_ms()
-        for s in self.streams.values():
-            if s.pending:
-                s.due = t
-                s.backoff = self.retry_min
-                n += len(s.pending)
-        self._rewrite = True
-        self.flush()
+        j = _load_journal(True)
+        try:
+            n = j.recover(self)
+            self._rewrite = True
+            self.flush()  # its rewrite finds the module still loaded
+        finally:
+            j = None
+            _drop_journal()
         return n
 
-    def _replay(self, r):
-        k = r[0]
-        if k == _UPDATE:
-            u = _update(r)
-            s = self._stream(r[1], r[2])
-            s.pending.append(u)
-            s.latest = u["state"]
-            s.terminal = is_terminal(s.latest)
-        elif k == _ACK:
-            uuid = bytes.fromhex(r[1])
-            for s in self.streams.values():
-                if s.pending and s.pending[0]["uuid"] == uuid:
-                    self._advance(s)
-                    return
-        elif k == _STREAM:
-            if not isinstance(r[3], int):
-                raise TypeError("state")
-            s = self._stream(r[1], r[2])
-            s.latest = r[3]
-            s.terminal = is_terminal(s.latest)
-        elif isinstance(k, list):
-            for fid, tid, latest, terminal, pending in r:  # the whole-file checkpoint of earlier versions
-                s = self._stream(fid, tid)
-                s.latest, s.terminal = latest, terminal
-                s.pending = [_from_json(u) for u in pending]
-        else:
-            raise ValueError("record kind")
 
-    def _stream(self, fid, tid):
-        if not (isinstance(fid, str) and isinstance(tid, str)):
-            raise TypeError("ids")
-        s = self.streams.get((fid, tid))
-        if s is None:
-            s = self.streams[(fid, tid)] = _Stream(fid, tid)
-        return s
+def _load_journal(must):
+    """micromesos.journal for one call (then _drop_journal()). With the heap short: a collection and a second
+    try; then MemoryError if `must`, else None (logged: the caller goes on without it, tries later)."""
+    for attempt in range(2):
+        try:
+            from . import journal
+            return journal
+        except MemoryError:
+            _drop_journal()  # whatever the failed import left
+            gc.collect()
+            if attempt and must:
+                raise
+    log.error("updates", "no heap to load the journal's rewrite: appended instead, rewritten later")
+    return None
+
+
+def _drop_journal():
+    # Out of sys.modules and the package: freed at the next collection once the caller's reference is gone.
+    sys.modules.pop("micromesos.journal", None)
+    pkg = sys.modules.get("micromesos")
+    if pkg is not None and "journal" in pkg.__dict__:
+        delattr(pkg, "journal")
 
 
 def clip(message):
@@ -383,7 +369,7 @@ def clip(message):
     return head + "\u2026 [truncated %d bytes]" % (len(b) - cut)
 
 
-def _update_line(s, u):
+def update_line(s, u):
     d = u.get("data")
     return json.dumps([_UPDATE, s.fid, s.tid, u["state"], u["source"], u["timestamp"], u["uuid"].hex(),
                        u.get("executor_id"), u.get("reason"), u.get("message"),
@@ -392,30 +378,3 @@ def _update_line(s, u):
 
 def _ack_line(uuid):
     return b'[1,"' + uuid.hex().encode() + b'"]\n'
-
-
-def _update(r):
-    _, fid, tid, state, source, ts, uuid, eid, reason, message, data = r
-    if not (isinstance(state, int) and isinstance(source, int) and isinstance(ts, (int, float))):
-        raise TypeError("update fields")
-    u = {"task_id": tid, "state": state, "source": source, "timestamp": ts, "uuid": bytes.fromhex(uuid)}
-    if len(u["uuid"]) != 16:
-        raise ValueError("uuid")
-    if eid is not None:
-        u["executor_id"] = str(eid)
-    if reason is not None:
-        u["reason"] = int(reason)
-    if message is not None:
-        u["message"] = str(message)
-    if data is not None:
-        u["data"] = bytes.fromhex(data)
-    return u
-
-
-def _from_json(u):
-    u["uuid"] = bytes.fromhex(u["uuid"])
-    if "data" in u:
-        u["data"] = bytes.fromhex(u["data"])
-    return u
-
-

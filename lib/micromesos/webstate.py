@@ -5,7 +5,7 @@ import time
 
 from . import MESOS_VERSION, __version__, codec, resources, schema
 from .ctx import DONE, LAUNCHING
-from .query import json_body
+from .jsonw import json_body
 from .updates import now
 
 BASIC = ("cpus", "gpus", "mem", "disk")  # always present in a resources object (model(Resources))
@@ -89,13 +89,6 @@ def _merge_ranges(rs):
     return out
 
 
-def scalar(pairs, name):
-    for n, v in pairs:
-        if n == name and isinstance(v, float):
-            return v
-    return 0.0
-
-
 def flags_object(out, cfg):
     """The config as the agent's flags: every value a string, as the real agent shows its flags."""
     out.obj()
@@ -163,9 +156,8 @@ def version(ep, req):
     def produce(out):
         v = sys.implementation.version
         out.obj()
-        out.field(b"version", MESOS_VERSION)
-        out.field(b"micromesos_version", __version__)
-        out.field(b"micropython_version", "%d.%d.%d" % (v[0], v[1], v[2]))
+        out.fields(b"version micromesos_version micropython_version", MESOS_VERSION, __version__,
+                   "%d.%d.%d" % (v[0], v[1], v[2]))
         out.end()
         yield
     return json_body(req.query, produce)
@@ -189,12 +181,9 @@ def _state(ep, out):
     a = ep.agent
     t = a.tasks
     out.obj()
-    out.field(b"version", MESOS_VERSION)
-    out.field(b"micromesos_version", __version__)
-    out.field(b"start_time", now() - time.ticks_diff(time.ticks_ms(), a.started_ms) / 1000)
-    out.field(b"id", a.slave_id or "")
-    out.field(b"pid", a.upid)
-    out.field(b"hostname", a.upid.partition("@")[2].rpartition(":")[0])  # SlaveInfo.hostname (§3.5)
+    out.fields(b"version micromesos_version start_time id pid hostname", MESOS_VERSION, __version__,
+               now() - time.ticks_diff(time.ticks_ms(), a.started_ms) / 1000, a.slave_id or "", a.upid,
+               a.upid.partition("@")[2].rpartition(":")[0])  # hostname: SlaveInfo.hostname (§3.5)
     out.key(b"capabilities")
     out.arr()
     for c in _CAPS:
@@ -204,14 +193,10 @@ def _state(ep, out):
     res_object(out, a.totals)
     out.key(b"unreserved_resources")  # nothing is reserved on the agent (resources.parse refuses roles)
     res_object(out, a.totals)
-    out.key(b"reserved_resources")
-    out.obj()
-    out.end()
+    out.item(b'"reserved_resources":{}')
     out.key(b"unreserved_resources_allocated")
     res_object(out, total(t.leases.used.values()) if t is not None else ())
-    out.key(b"reserved_resources_allocated")
-    out.obj()
-    out.end()
+    out.item(b'"reserved_resources_allocated":{}')
     out.key(b"attributes")
     out.obj()
     for n, v in a.attributes:
@@ -247,12 +232,8 @@ def _framework(ep, out, fid, active):
                 raw = r[8]
     fw = codec.decode(schema.FrameworkInfo, raw) if raw is not None else {}
     out.obj()
-    out.field(b"id", fid)
-    out.field(b"name", fw.get("name", ""))
-    out.field(b"user", fw.get("user", ""))
-    out.field(b"failover_timeout", fw.get("failover_timeout", 0.0))
-    out.field(b"checkpoint", fw.get("checkpoint", False))
-    out.field(b"hostname", fw.get("hostname", ""))
+    out.fields(b"id name user failover_timeout checkpoint hostname", fid, fw.get("name", ""), fw.get("user", ""),
+               fw.get("failover_timeout", 0.0), fw.get("checkpoint", False), fw.get("hostname", ""))
     if "principal" in fw:
         out.field(b"principal", fw["principal"])
     roles = fw.get("roles")
@@ -290,25 +271,20 @@ def _executor(ep, out, fid, eid, ctxs, role, history):
     t = ep.agent.tasks
     e = t.executors.get((fid, eid)) if t is not None else None
     info = codec.decode(schema.ExecutorInfo, e[0]) if e is not None else None
-    out.obj()
-    out.field(b"id", eid)
     if info is not None:
-        out.field(b"name", info.get("name", ""))
-        out.field(b"source", info.get("source", ""))
+        name, src = info.get("name", ""), info.get("source", "")
     elif any(c._eid is None for c in ctxs) or any(r[1] == eid == r[2] for r in history):
-        out.field(b"name", "Command Executor (Task: " + eid + ")")  # a command task's, named after it (§2.6)
-        out.field(b"source", eid)
+        name, src = "Command Executor (Task: " + eid + ")", eid  # a command task's, named after it (§2.6)
     else:  # an executor that is gone: its ExecutorInfo went with it
-        out.field(b"name", "")
-        out.field(b"source", "")
-    out.field(b"container", "")
-    out.field(b"directory", "/frameworks/" + fid + "/executors/" + eid)  # its sandbox (sandbox.py)
+        name, src = "", ""
+    out.obj()
+    out.fields(b"id name source container directory role", eid, name, src, "",
+               "/frameworks/" + fid + "/executors/" + eid, role)  # directory: its sandbox (sandbox.py)
     grants = [c._res for c in ctxs]
     if e is not None:
         grants.append(t.leases.used.get((fid, eid), ()))
     out.key(b"resources")  # Executor::allocatedResources: its own and its tasks'
     res_object(out, total(grants))
-    out.field(b"role", role)
     if info is not None and "type" in info:
         out.field(b"type", _EXEC_TYPES.get(info["type"], "UNKNOWN"))
     info = None
@@ -318,9 +294,7 @@ def _executor(ep, out, fid, eid, ctxs, role, history):
         _task(ep, out, fid, eid if c._eid is not None else "", c.task_id, c.name, state_of(ep, c),
               c._res, ep.statuses.get((fid, c.task_id), ()), role)
     out.end()
-    out.key(b"queued_tasks")
-    out.arr()
-    out.end()
+    out.item(b'"queued_tasks":[]')
     out.key(b"completed_tasks")
     out.arr()
     for r in history:
@@ -333,21 +307,15 @@ def _executor(ep, out, fid, eid, ctxs, role, history):
 def _task(ep, out, fid, eid, tid, name, st, grant, statuses, role):
     # model(Task) in src/common/http.cpp: a command task has no executor_id, written "".
     out.obj()
-    out.field(b"id", tid)
-    out.field(b"name", name)
-    out.field(b"framework_id", fid)
-    out.field(b"executor_id", eid)
-    out.field(b"slave_id", ep.agent.slave_id or "")
-    out.field(b"state", schema.task_state_name(st))
+    out.fields(b"id name framework_id executor_id slave_id state role", tid, name, fid, eid,
+               ep.agent.slave_id or "", schema.task_state_name(st), role)
     out.key(b"resources")
     res_object(out, grant)
-    out.field(b"role", role)
     out.key(b"statuses")
     out.arr()
     for s, ts in statuses:
         out.obj()
-        out.field(b"state", schema.task_state_name(s))
-        out.field(b"timestamp", ts)
+        out.fields(b"state timestamp", schema.task_state_name(s), ts)
         out.end()
     out.end()
     out.end()

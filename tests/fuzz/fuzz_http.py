@@ -160,9 +160,18 @@ def check(p):
     if not (0 <= p.target0 <= p.path1 <= p.target1 < p.end <= p.fill and p.target0 < p.target1 and
             p.target1 <= p.body0 <= p.body1 <= p.end and p.body1 - p.body0 <= p.max_body):
         return "offsets out of order"
+    if p.dropped:  # discard mode: only a message, its body gone, its size over the limit
+        if p.snd0 < 0 or p.body0 != p.body1 or p.body0 > p.end:
+            return "dropped body but not an empty message"
+        if p.dropped <= p.max_body and p.dropped <= len(p.buf) - p.body0:
+            return "dropped a body that fits"
+        if not p.chunked and (p.dropped != p.clen or p.end != p.body1):
+            return "dropped Content-Length body has the wrong size"
     if p.chunked:
         if p.buf[p.end - 2] != 13 or p.buf[p.end - 1] != 10:
             return "chunked request does not end in CRLF"
+    elif p.dropped:
+        pass
     elif p.clen >= 0:
         if p.body1 - p.body0 != p.clen or p.end != p.body1:
             return "Content-Length body has the wrong size"
@@ -192,7 +201,7 @@ def run(p, data, pieces):
                 if why:
                     return seen, why
                 seen.append((p.method, p.target0, p.target1, p.path1, p.from0, p.from1, p.end,
-                             p.keep_alive, bytes(p.buf[p.body0:p.body1])))
+                             p.keep_alive, bytes(p.buf[p.body0:p.body1]), p.dropped))
                 if len(seen) > len(data):
                     return seen, "parse loops without consuming input"
                 p.done()

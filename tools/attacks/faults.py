@@ -1,4 +1,4 @@
-# Task faults: what a careless or hostile task author can do (tools/attack_tasks/), and launches a master
+# Task faults: what a careless or hostile task author can do (tests/tasks/), and launches a master
 # would never send (non-finite resources). Each case ends by launching tasks/hello.py, which must finish.
 # MIT licence.
 import asyncio
@@ -17,8 +17,8 @@ async def _hello_still_runs(rig, out):
     out.check(st == "FINISHED", "a later hello task finishes (got %s)" % st)
 
 
-async def _fails_cleanly(rig, out, module, timeout=20):
-    rig.add_task(module)
+async def _fails_cleanly(rig, out, module, timeout=20, text=None):
+    rig.add_task(module, text)
     tid = await rig.launch(module)
     st = await rig.terminal(tid, timeout=timeout)
     out.check(st == "FAILED", "the task ends TASK_FAILED (got %s)" % st)
@@ -69,7 +69,8 @@ async def busy_loop(rig, out, wdt_s=8.0):
 
 
 async def huge_failure_message(rig, out):
-    tid = await _fails_cleanly(rig, out, "shout", timeout=40)
+    tid = await _fails_cleanly(rig, out, "shout", timeout=40,
+                               text='async def main(ctx):\n    raise RuntimeError("x" * 3900)\n')
     msg = rig.message_of(tid, "FAILED")
     if msg is not None:
         out.note("TASK_FAILED message of %d bytes reached the master" % len(msg))
@@ -79,8 +80,8 @@ async def memory_hog(rig, out):
     """A module global fills the heap until MemoryError and holds it; the framework kills the task."""
     await _hello_still_runs(rig, out)  # first-use allocations (a task's first launch) before measuring
     h0 = await rig.heap()
-    rig.add_task("hog")
-    tid = await rig.launch("hog")
+    rig.add_task("memhold")
+    tid = await rig.launch("memhold")
     await asyncio.sleep(3)
     await rig.m.kill(tid, framework_id=rig.fid)
     st = await rig.terminal(tid, timeout=20)
@@ -96,10 +97,10 @@ async def memory_hog(rig, out):
 
 async def globals_cleared(rig, out):
     """A task that clears its module's globals, launched twice: the second launch must work as the first."""
-    rig.add_task("wipe")
+    rig.add_task("clearglobals")
     got = []
     for _ in range(2):
-        tid = await rig.launch("wipe")
+        tid = await rig.launch("clearglobals")
         got.append(await rig.terminal(tid, timeout=20))
     out.check(got == ["FINISHED", "FINISHED"], "both launches finish (got %s)" % got)
     await _hello_still_runs(rig, out)

@@ -15,7 +15,7 @@ from standin import RECV, SEND
 from vboard_proc import Board
 
 ROOT = mpy.ROOT
-TASKS = os.path.join(ROOT, "tools", "attack_tasks")
+TASKS = os.path.join(ROOT, "tests", "tasks")  # the fault tasks the unit tests use too
 PING_INTERVAL = 0.5  # the stand-in master's (a real one: 15 s); max_missed 5: unreachable after 2.5 s
 STATES = {0: "STARTING", 1: "RUNNING", 2: "FINISHED", 3: "FAILED", 4: "KILLED", 5: "LOST", 6: "STAGING",
           7: "ERROR", 8: "KILLING", 9: "DROPPED", 10: "UNREACHABLE", 11: "GONE", 12: "GONE_BY_OPERATOR",
@@ -157,7 +157,7 @@ class Rig:
     # --- tasks -------------------------------------------------------------------------------------------
 
     def add_task(self, name, text=None):
-        """Put a task module on the board's flash (tasks/): tools/attack_tasks/<name>.py or `text`."""
+        """Put a task module on the board's flash (tasks/): tests/tasks/<name>.py or `text`."""
         if text is None:
             with open(os.path.join(TASKS, name + ".py")) as f:
                 text = f.read()

@@ -103,7 +103,14 @@ def run():
         row("smallest -X heapsize (%d KB steps): %s" % (STEP_KB, label),
             lambda d, stage=stage: "%d KB%s" % (res[d]["smallest"][0][stage],
                                                goal[stage] % mpy.GOAL_HEAPSIZE[d] if goal[stage] else ""))
-    # Flash writes per status update (issue 9 part 5) belong in this table: rows shaped like the ones above.
+    # Flash writes per status update (issue 9 part 5): the journal measured inside each device model.
+    import bench_flash
+
+    fl = {d: bench_flash.per_update(d) for d in DEVICES}
+    row("flash per status update, one task (tools/bench/bench_flash.py): write operations / bytes / renames",
+        lambda d: "%.2f / %.0f B / %.2f" % (fl[d][0][0] + fl[d][0][1], fl[d][0][2], fl[d][0][3]))
+    row("flash per acknowledgement: write operations / bytes / renames",
+        lambda d: "%.2f / %.0f B / %.2f" % (fl[d][1][0] + fl[d][1][1], fl[d][1][2], fl[d][1][3]))
     out = ["## 32-bit device model (issue 9)", "",
            "MicroPython v1.28 unix port built as an x86-32 binary by `make devmodel` (tools/devmodel.py); "
            "the agent boots as firmware/main.py does, against the stand-in master (tests/devboot.py), "

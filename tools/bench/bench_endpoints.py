@@ -256,10 +256,11 @@ def run():
     out = ["## HTTP endpoints (issue: /state, /metrics/snapshot, /health, /files)", "",
            "The virtual board (unix port, -X heapsize=%s, agent from .mpy, %d bytes of heap) runs %d tasks; "
            "heap figures are measured inside it around each streamed response (tools/bench/bench_endpoints.py). "
-           "Bodies go out through one preallocated 1 KB buffer, chunked once they outgrow it."
+           "Bodies go out through one 512 B buffer made per response (listener.out_size), chunked once they "
+           "outgrow it. The peak on the 32-bit device model: tools/bench/statepeak.py."
            % (HEAP, r["heap"], ntasks),
            "", "| measure | value |", "|---|---|",
-           "| the views' bytecode (webstate, metrics, sandbox, query), imported by a request and dropped once its "
+           "| the views' bytecode (webstate, metrics, sandbox, jsonw, query), imported by a request and dropped once its "
            "response is sent: the most one response holds; in flash on a frozen build | %.1f KB |"
            % (r["views"] / 1024)]
     for path, label in (("/slave(1)/state", "/state with %d running tasks" % ntasks),

@@ -129,14 +129,14 @@ asyncio.run(main())
 '''
 
 
-def _measure(tmp, tag, libdir, tasks):
+def _measure(tmp, tag, libdir, tasks, device=None):
     fs = os.path.join(tmp, "fs-%s-%d" % (tag, tasks))
     os.makedirs(fs)
     script = os.path.join(tmp, "flash.py")
     with open(script, "w") as f:
         f.write(SCRIPT)
     r = mpy.run_mpy(script=script, args=[fs, str(tasks), str(CYCLES)], heapsize="1m", timeout=300,
-                    extra_path=(libdir,) if libdir else ()).check()
+                    extra_path=(libdir,) if libdir else (), device=device).check()
     vals = {}
     for line in r.out.splitlines():
         p = line.split()
@@ -157,6 +157,13 @@ def _before_lib(tmp):
     except (OSError, subprocess.SubprocessError):
         return None
     return os.path.join(dest, "lib")
+
+
+def per_update(device):
+    """(per update, per ack) [opens, writes, bytes, renames+removes] for one task on a device model."""
+    with tempfile.TemporaryDirectory() as tmp:
+        v, _ = _measure(tmp, device, None, 1, device=device)
+    return v["UPDATE"], v["ACK"]
 
 
 def figures():

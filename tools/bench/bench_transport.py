@@ -38,7 +38,7 @@ class W:
     def write(self, d):
         self.n += 1
 w = W(); conn = libprocess._Conn(w); p = lp._pool[0]
-PONG = names.NAMES[names.PONG_SLAVE]
+PONG = names.PONG
 def handler(msg):
     if msg.sender_id_startswith(b"slave-observer("):
         lp.reply(msg, PONG)
@@ -70,7 +70,7 @@ _BOARD = r"""
 import asyncio, gc, sys
 from micromesos import libprocess, names
 lp = libprocess.Libprocess("slave(1)", "127.0.0.1", int(sys.argv[1]))
-PONG = names.NAMES[names.PONG_SLAVE]
+PONG = names.PONG
 lp.handler = lambda msg: msg.kind == names.PING_SLAVE and lp.reply(msg, PONG)
 def heap(req):
     gc.collect()

@@ -1,5 +1,7 @@
 # The stand-in master's window onto the project codec (lib/micromesos/codec.py, schema.py) under CPython.
 # MIT licence. Message types by their proto names; everything decoded (raw=False); JSON-friendly views for events.
+import re
+
 from micromesos import codec, errors, schema
 
 from .lphttp import MAX_BODY
@@ -35,9 +37,15 @@ def decode(name, body):
     try:
         return codec.decode(T(name), body, 0, len(body), raw=False)
     except errors.DecodeError as e:
-        raise BodyError("undecodable %s body: %s" % (name, e))
+        raise BodyError("undecodable %s body: %s" % (name, named(str(e))))
     finally:
         codec.MAX_MESSAGE = saved
+
+
+def named(text):
+    """The codec's error text with its message type numbers as names: "#20.hostname" -> "SlaveInfo.hostname"."""
+    return re.sub(r"#(\d+)", lambda m: schema.name(int(m.group(1))) if int(m.group(1)) < schema.NTYPES
+                  else m.group(0), text)
 
 
 def encode(name, obj):

@@ -1,0 +1,230 @@
+# The agent's rarely-run half: SlaveInfo (PROTOCOL.md §3.5), the (re-)registration messages (§2.2-2.4),
+# recovery from the checkpoint and the master's rare messages (registration replies, shutdown, updates).
+# MIT licence. agent.py imports this module for one call and drops it (Agent.cold), so none of it sits
+# in RAM while the agent is registered and idle. Every function here takes the Agent first.
+from micropython import const
+
+from . import MESOS_VERSION, codec, log, names, schema
+from .resources import fmt
+from .wire import put_varint, varint_size
+
+_CHECKPOINT = "agent"
+_W = "agent"
+
+# ReregisterSlaveMessage is sent as pieces (none longer than one Task) in field-number order, byte for
+# byte what codec.encode writes for the whole message: 32 tasks make ~6 KB, more than the largest free
+# block of a busy heap. Keys of its length-delimited fields (§3.11): (number << 3) | 2.
+_K_TASKS = const(0x1A)           # 3
+_K_EXECUTOR_INFOS = const(0x22)  # 4
+_K_VERSION = const(0x32)         # 6
+_K_CHECKPOINTED = const(0x3A)    # 7
+_K_FRAMEWORKS = const(0x42)      # 8
+# agent_capabilities (9): MULTI_ROLE, HIERARCHICAL_ROLE, RESERVATION_REFINEMENT and nothing else (§3.5).
+_RR_CAPABILITIES = b"\x4a\x02\x08\x01\x4a\x02\x08\x02\x4a\x02\x08\x03"
+
+
+# --- SlaveInfo and the registration messages ------------------------------------------------------
+
+def to_resource(name, v):
+    """A Resource dict for the codec; unreserved, no role, no allocation_info (§3.4)."""
+    if isinstance(v, float):
+        return {"name": name, "type": schema.SCALAR, "scalar": {"value": v}}
+    if isinstance(v, tuple):
+        return {"name": name, "type": schema.SET, "set": {"item": list(v)}}
+    return {"name": name, "type": schema.RANGES,
+            "ranges": {"range": [{"begin": b, "end": e} for b, e in v]}}
+
+
+def to_attribute(name, v):
+    if isinstance(v, str):
+        return {"name": name, "type": schema.TEXT, "text": {"value": v}}
+    return to_resource(name, v)  # same keys; the codec's Attribute table puts `set` at field 6
+
+
+def slave_info(a, with_id):
+    # hostname = the advertised IP, as the real agent with --no-hostname_lookup (§3.5).
+    ip, _, port = a.upid.partition("@")[2].rpartition(":")
+    info = {"hostname": ip, "port": int(port),
+            "resources": [to_resource(n, v) for n, v in a.totals],
+            "attributes": [to_attribute(n, v) for n, v in a.attributes],
+            "checkpoint": True}
+    if with_id:
+        info["id"] = a.slave_id
+    return info
+
+
+def send_registration(a):
+    """RegisterSlaveMessage, or ReregisterSlaveMessage once a has an id, queued for the master. False if
+    the transport refused it; MemoryError if the heap had no room to build it (the caller retries)."""
+    if a.slave_id is None:
+        return a.send_to_master(names.REGISTER_SLAVE, codec.encode(schema.RegisterSlaveMessage, {
+            "slave": slave_info(a, False), "version": MESOS_VERSION, "checkpointed_resources": [],
+            "agent_capabilities": [{"type": schema.MULTI_ROLE}, {"type": schema.HIERARCHICAL_ROLE},
+                                   {"type": schema.RESERVATION_REFINEMENT}]}))
+    pieces = reregistration(a)
+    if not getattr(a.lp, "SENDS_PIECES", False):
+        pieces = b"".join(pieces)  # a transport that takes one body only: the whole message in one block
+    return a.send_to_master(names.REREGISTER_SLAVE, pieces)
+
+
+def _field(out, key, body):
+    h = bytearray(1 + varint_size(len(body)))
+    h[0] = key
+    put_varint(h, 1, len(body))
+    out.append(h)
+    out.append(body)
+
+
+def reregistration(a):
+    """ReregisterSlaveMessage as a list of bytes-like pieces; joined, they are codec.encode() of the whole
+    message (§2.4): the live tasks with their executors and frameworks (tasks.reregistration)."""
+    tasks, executors, fids = ([], [], ()) if a.tasks is None else a.tasks.reregistration()
+    out = [codec.encode(schema.ReregisterSlaveMessage, {"slave": slave_info(a, True)})]
+    while tasks:
+        _field(out, _K_TASKS, codec.encode(schema.Task, tasks.pop(0)))  # each dict goes once encoded
+    for e in executors:
+        _field(out, _K_EXECUTOR_INFOS, e)
+    _field(out, _K_VERSION, MESOS_VERSION.encode())
+    for r in a.checkpointed:
+        _field(out, _K_CHECKPOINTED, r)
+    for f in sorted(fids):
+        if f in a.frameworks:
+            _field(out, _K_FRAMEWORKS, a.frameworks[f])
+    out.append(_RR_CAPABILITIES)
+    return out
+
+
+# --- the master's answers and rare messages (dispatched by Agent._on_message) ----------------------
+
+def registered(a, msg):
+    m = codec.decode(schema.SlaveRegisteredMessage, msg.buf, msg.start, msg.end)
+    sid = m["slave_id"]
+    if a.connected():
+        if sid != a.slave_id:
+            log.error(_W, "master re-assigned id %s while running as %s: starting over", sid, a.slave_id)
+            forget(a, "master changed the agent id")
+        return
+    if a.slave_id is not None and not a.fresh_registration:
+        log.warn(_W, "SlaveRegisteredMessage while re-registering ignored")
+        return
+    a.slave_id = sid
+    a.checkpoint()
+    a.counters["registrations"] += 1
+    a.become_running(msg, m.get("connection"))
+    log.info(_W, "registered with %s as agent %s", a.master, sid)
+    # Reboot race (§2.2): a master that has not yet noticed our reboot hands back the OLD id and still
+    # believes the old tasks run. One re-registration with what we really run makes it answer with
+    # reconciliations for the rest, which we report lost.
+    try:
+        ok = send_registration(a)
+    except MemoryError:
+        ok = False
+    if not ok:
+        a.become_disconnected("could not queue the re-registration that follows a registration")
+
+
+def reregistered(a, msg):
+    m = codec.decode(schema.SlaveReregisteredMessage, msg.buf, msg.start, msg.end)
+    if m["slave_id"] != a.slave_id:
+        log.error(_W, "re-registered as %s but we are %s: ignored", m["slave_id"], a.slave_id)
+        return
+    if not a.connected():
+        a.counters["reregistrations"] += 1
+        a.become_running(msg, m.get("connection"))
+        log.info(_W, "re-registered with %s as agent %s", a.master, a.slave_id)
+    for rec in m.get("reconciliations", ()):
+        _reconcile(a, rec)
+
+
+def _reconcile(a, rec):
+    fid = rec["framework_id"]
+    aware = False
+    if "framework" in rec:
+        fw = codec.decode(schema.FrameworkInfo, rec["framework"])
+        aware = any(c.get("type") == schema.FW_PARTITION_AWARE for c in fw.get("capabilities", ()))
+    for st in rec.get("statuses", ()):
+        tid = st["task_id"]
+        if (a.tasks and a.tasks.known(fid, tid)) or a.updates.latest(fid, tid) is not None:
+            continue
+        log.info(_W, "reconciliation: task %s unknown here", tid)
+        a.updates.update(fid, tid, schema.TASK_DROPPED if aware else schema.TASK_LOST,
+                         schema.SOURCE_SLAVE, reason=schema.REASON_RECONCILIATION,
+                         message="Reconciliation: task unknown to the agent")
+
+
+def shutdown(a, msg):
+    m = codec.decode(schema.ShutdownMessage, msg.buf, msg.start, msg.end)
+    forget(a, "ShutdownMessage: %s" % m.get("message", ""))
+
+
+def forget(a, why):
+    from .agent import TERMINATING  # loaded: it called us
+
+    log.warn(_W, "%s: stopping all tasks and registering as a new agent", why)
+    a.state = TERMINATING
+    start_fresh(a)
+    a.become_disconnected(why)
+
+
+def update_framework(a, msg):
+    m = codec.decode(schema.UpdateFrameworkMessage, msg.buf, msg.start, msg.end)
+    fid = m["framework_id"]
+    if "framework_info" in m and fid in a.frameworks:
+        a.frameworks[fid] = m["framework_info"]
+        a.checkpoint()
+    a.updates.resume(fid)
+
+
+def checkpoint_resources(a, msg):
+    m = codec.decode(schema.CheckpointResourcesMessage, msg.buf, msg.start, msg.end)
+    a.checkpointed = m.get("resources", [])
+    a.checkpoint()
+
+
+# --- boot: recovery from the checkpoint -----------------------------------------------------------
+
+def boot(a):
+    """Recover, then log what the agent advertises (Agent.start)."""
+    recover(a)
+    log.info(_W, "agent %s at %s, master %s, resources %s", a.slave_id or "(new)", a.upid, a.master,
+             ";".join(fmt(n, v) for n, v in a.totals))
+
+
+def recover(a):
+    """The identity, frameworks and checkpointed resources from flash, then the update streams and the
+    tasks. -> True if an identity was recovered; False: a new agent (nothing of an old one kept)."""
+    data = a.store.load(_CHECKPOINT)
+    if data is None:
+        start_fresh(a)
+        return False
+    try:
+        if data.get("upid") != a.upid:
+            # §1.6: the pid can't change for an agent id; after an address change the master would
+            # answer ShutdownMessage, so start as a new agent right away.
+            log.warn(_W, "address changed (%s -> %s): registering as a new agent", data.get("upid"), a.upid)
+            start_fresh(a)
+            return False
+        a.slave_id = data["slave_id"]
+        a.frameworks = {k: bytes.fromhex(v) for k, v in data["frameworks"].items()}
+        a.checkpointed = [bytes.fromhex(r) for r in data["checkpointed_resources"]]
+    except (KeyError, ValueError, TypeError, AttributeError) as e:
+        log.error(_W, "agent checkpoint unreadable (%s); registering as a new agent", e)
+        start_fresh(a)
+        return False
+    n = a.updates.recover()
+    if a.tasks is not None:
+        a.tasks.recover()  # after the streams: it reports what did not survive the reboot
+    log.info(_W, "recovered agent %s (%d unacknowledged status updates)", a.slave_id, n)
+    return True
+
+
+def start_fresh(a):
+    # A new agent owns no tasks and no updates: whatever an old identity left on flash goes, so it can't
+    # be reported under the new id after the next reboot.
+    if a.tasks is not None:
+        a.tasks.stop_all()
+    a.updates.clear()
+    a.slave_id = None
+    a.frameworks = {}
+    a.checkpointed = []
+    a.store.delete(_CHECKPOINT)
