@@ -75,7 +75,12 @@ async def _run(cfg, inv, nic, creds):
         asyncio.create_task(_feed(wdt))
         if nic is not None:
             sup.feed = wdt.feed
-    await agent.main(cfg, inv)
+    hook = None
+    if nic is not None:
+        def hook(a):
+            sup.on_reconnect = a.reconnect  # re-register at once after Wi-Fi comes back
+
+    await agent.main(cfg, inv, hook)
 
 
 def _load_config(path, wifi):

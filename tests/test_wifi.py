@@ -106,10 +106,12 @@ def test_lost_association_is_noticed_and_reconnected_then_an_address_change_repo
 network.networks["lab"] = "pw"
 nic = network.WLAN(network.WLAN.IF_STA)
 changes = []
+reconnects = []
 async def main():
     asyncio.create_task(ticker())
     s = S(nic, "lab", "pw")
     s.on_address = lambda old, new: changes.append([old, new])
+    s.on_reconnect = lambda why: reconnects.append(why)
     asyncio.create_task(s.run())
     out("up", await s.up())
     del network.networks["lab"]          # the access point goes away...
@@ -120,6 +122,7 @@ async def main():
     await until(lambda: nic.isconnected())
     await until(lambda: "reconnected" in "".join(seen))
     out("after", [s.ip, s.losses, changes])
+    out("reconnects", reconnects)
     network.address = "127.0.0.3"        # DHCP hands out another address
     await until(lambda: changes)
     out("changed", [s.ip, changes])
@@ -134,6 +137,7 @@ asyncio.run(main())
 ''')
     assert got["up"] == ["127.0.0.2"]
     assert got["after"] == [["127.0.0.2", 1, []]], out  # same lease: nothing to report
+    assert got["reconnects"] == [["Wi-Fi re-associated"]], out  # the agent is told to re-register
     assert got["changed"] == [["127.0.0.3", [["127.0.0.2", "127.0.0.3"]]]], out
     assert "association lost (status 201)" in out
     assert got["blocked"] == [[]]

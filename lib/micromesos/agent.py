@@ -150,6 +150,12 @@ class Agent:
         self._registered.clear()
         self._unregistered.set()
 
+    def reconnect(self, why):
+        """The network under the master's link was lost and is back (firmware's Wi-Fi supervisor):
+        re-register now instead of waiting out the ping timeout. Harmless if the link survived."""
+        if self.state == RUNNING:
+            self.become_disconnected(why)
+
     def become_running(self, msg, connection):
         self.state = RUNNING
         self.link = msg.conn
@@ -331,12 +337,15 @@ class Agent:
         asyncio.create_task(self.updates.run())
 
 
-async def main(cfg, inventory):
+async def main(cfg, inventory, started=None):
+    """Run the agent until cancelled; started(agent), if given, is called once it exists."""
     log.set_level(cfg["log_level"])
     from .tasks import Tasks
 
     agent = Agent(cfg, inventory)
     agent.tasks = Tasks(agent)
+    if started is not None:
+        started(agent)
     from . import endpoints
 
     endpoints.install(agent)  # /state, /metrics/snapshot, /files ... for the web UI (§5)

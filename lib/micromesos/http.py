@@ -119,9 +119,10 @@ class HTTPParser:
     libprocess message, §1.4; -1 otherwise), clen, chunked, keep_alive,
     body0/body1 (the body, de-chunked in place), end (where the raw request ended), dropped.
     Call done() after handling it: pipelined bytes move to the front and parsing goes on.
-    Malformed or oversize input raises ProtocolError; the connection is then unusable. Except in discard mode: a message (snd0 >= 0) whose head
-    fits but whose body does not is read and dropped as it arrives, and parse() returns it with an
-    empty body and `dropped` = its body's size; the connection goes on."""
+    Malformed or oversize input raises ProtocolError; the connection is then unusable. Except in
+    discard mode: a message (snd0 >= 0) whose head fits but whose body does not is read and dropped
+    as it arrives, and parse() returns it with an empty body and `dropped` = its body's size; the
+    connection goes on."""
 
     max_line = 1024  # request line, one header line or one chunk-size line, CRLF included
     max_headers = 32  # header plus trailer lines per request

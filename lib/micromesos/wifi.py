@@ -37,6 +37,7 @@ class Supervisor:
         self.ntp_host = ntp_host
         self.feed = None        # the watchdog's feed(): called before NTP's blocking DNS + UDP wait
         self.on_address = None  # callable(old, new) when the address changes; None: log it only
+        self.on_reconnect = None  # callable(why) once re-associated after a loss (the agent re-registers)
         self.ip = None          # the address the agent advertises
         self.losses = 0
         self.clock_set = False
@@ -62,6 +63,10 @@ class Supervisor:
                 await self._associate()
                 if lost:
                     log.info(_W, "reconnected after %d ms", time.ticks_diff(time.ticks_ms(), t0))
+                    if self.on_reconnect is not None:
+                        # The master's link most likely died with the association: re-register now
+                        # rather than after the ping timeout (75 s by default).
+                        self.on_reconnect("Wi-Fi re-associated")
             self._address()
             self._ntp()
             await asyncio.sleep_ms(self.POLL_MS)

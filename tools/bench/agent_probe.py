@@ -6,14 +6,13 @@
 # interpreter's own (base) and that code. The agent imports rarely-run modules when needed and drops them
 # after, so what was imported at the start says nothing about what is resident later.
 import gc
-import os
 import sys
 import time
 
 t0 = time.ticks_ms()
+_base_mods = list(sys.modules)
 gc.collect()
 base = gc.mem_alloc()  # the interpreter's own objects, before any of ours
-_base_mods = list(sys.modules)
 
 import asyncio  # noqa: E402
 import json  # noqa: E402
@@ -43,34 +42,36 @@ _CODE = ("import gc,sys\n"
          "print(gc.mem_alloc()-m0)\n")
 
 
-def resident():
-    """(heap in use less base, the modules imported since the start and still in sys.modules)."""
+def resident(held=0):
+    """(heap in use less base, the modules imported since the start and still in sys.modules); `held`:
+    bytes the probe keeps from an earlier call (its list), not counted."""
     gc.collect()
-    return gc.mem_alloc() - base, [k for k in sys.modules if k not in _base_mods]
+    used = gc.mem_alloc() - base - held
+    m0 = gc.mem_alloc()
+    mods = [k for k in sys.modules if k not in _base_mods]
+    gc.collect()
+    return used, mods, gc.mem_alloc() - m0
 
 
-def code_ram(mods, scratch):
+def code_ram(mods, out):
     """RAM of importing exactly `mods` in a fresh interpreter; None if that could not be run."""
-    with open(scratch + ".py", "w") as f:
-        f.write(_CODE)
-    out = scratch + ".out"
+    import os  # only now: not part of what is measured
+
     try:
         os.remove(out)
     except OSError:
         pass
-    # The program goes as a file's text through `-c`: a script path would put its directory on sys.path.
-    rc = os.system("%s -X heapsize=512k -c \"$(cat %s.py)\" %s > %s 2>&1" % (sys.executable, scratch,
-                                                                             " ".join(mods), out))
+    rc = os.system('%s -X heapsize=512k -c "%s" %s > %s 2>&1' % (sys.executable, _CODE, " ".join(mods), out))
     try:
         with open(out) as f:
-            text = f.read()
+            text = f.read().strip()
     except OSError:
         text = ""
-    lines = text.split("\n")
-    if rc != 0 or not lines or not lines[-2:][0].strip().isdigit():
+    last = text.rsplit("\n", 1)[-1]
+    if rc != 0 or not last.isdigit():
         print("PROBE_ERROR fresh interpreter rc=%d: %s" % (rc, text[-400:]))
         return None
-    return int(lines[-2:][0])
+    return int(last)
 
 
 async def main(cfg, hold_s):
@@ -86,7 +87,7 @@ async def main(cfg, hold_s):
     print("PROBE base=%d used=%d free=%d" % (base, gc.mem_alloc(), gc.mem_free()))
     p0 = a.counters["pings"]
     await asyncio.sleep(hold_s)
-    held = resident()
+    held = resident(at_reg[2])
     print("PROBE held_s=%d state=%s pings=%d free=%d disconnects=%d" % (
         hold_s, "RUNNING" if a.state == A.RUNNING else a.state, a.counters["pings"] - p0, gc.mem_free(),
         a.counters["disconnects"]))
@@ -108,7 +109,7 @@ cfg = _check_config(json.loads(sys.argv[1]))
 log.set_level(cfg["log_level"])
 stages = asyncio.run(main(cfg, int(sys.argv[2])))
 # After the agent's loop: starting an interpreter blocks this one for a while (no pings are due any more).
-for used, mods in stages:  # registration, then after HOLD_S: data=, code= in that order
-    code = code_ram(mods, cfg["fs"].rstrip("/") + "/probe_code")
+for used, mods, _ in stages:  # registration, then after HOLD_S: data=, code= in that order
+    code = code_ram(mods, cfg["fs"].rstrip("/") + "/probe_code.out")
     if code is not None:
         print("PROBE code=%d data=%d resident=%s" % (code, used - code, ",".join(mods)))

@@ -89,10 +89,11 @@ def run():
 
     row("heap in use after registration (gc.mem_alloc() after gc.collect(), interpreter and probe included)",
         lambda d: kb(p(d, "used")) if p(d, "used") is not None else "did not register")
-    row("data heap after registration (module RAM excluded; goal: <= 12 KB)",
+    row("data heap after registration: heap in use less the interpreter's own and less code in RAM (goal: <= 12 KB)",
         lambda d: kb(p(d, "data")) if p(d, "data") is not None else "-")
-    row("code in RAM: heap held by the agent's modules once imported (loaded: bytecode and all; frozen: "
-        "module dicts, classes and tables built at import)", lambda d: kb(p(d, "code")) if p(d, "code") else "-")
+    row("code in RAM: heap held by exactly the modules in sys.modules after registration, imported in a fresh "
+        "interpreter (loaded: bytecode and all; frozen: module dicts, classes and tables built at import)",
+        lambda d: kb(p(d, "code")) if p(d, "code") else "-")
     rows.append("| code in flash: firmware size delta, `size` text+data of frozen minus loaded binary | "
                 "0 (the .mpy files sit in the filesystem: %s of them) | %s |"
                 % (kb(_tree_bytes()), kb(flash)))
