@@ -33,6 +33,9 @@ DEVICE_HEAPSIZE = os.environ.get("MICROMESOS_DEVICE_HEAPSIZE", "100k")
 # The RAM budget of issue 9: the heap each device model must boot the agent in (register, 2 idle
 # tasks, /state). tests/test_devmodel.py holds the agent to it; change it here only.
 GOAL_HEAPSIZE = {"frozen": "48k", "loaded": "96k"}
+# What the agent is held to today (measured by `tools/bench/run.py --only devmodel`): a regression past it
+# fails the suite. Lower it as RAM work lands; a flavour whose budget equals its goal has met issue 9.
+BUDGET_HEAPSIZE = {"frozen": "72k", "loaded": "148k"}
 _DEVICE_MPY = os.path.join(ROOT, "build", "device-mpy")
 _built = {}
 
