@@ -349,7 +349,9 @@ def step_cost(tmp):
         f.write(STEP_COST)
     res = {}
     for heap in ("256k", "1m"):
-        r = mpy.run_mpy(script=script, args=[fs], heapsize=heap, timeout=120).check()
+        # From .mpy, as a board loads it: compiling the runner from source needs more than the 256k heap.
+        r = mpy.run_mpy(script=script, args=[fs], heapsize=heap, timeout=120,
+                        extra_path=(mpy.compile_tree(os.path.join(mpy.ROOT, "build", "bench-mpy")),)).check()
         p = next(line for line in r.out.splitlines() if line.startswith("STEP")).split()
         res[int(p[4])] = (float(p[1]), float(p[2]))
     return res
