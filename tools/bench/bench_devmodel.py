@@ -118,6 +118,12 @@ def run():
            "heap figures from tools/bench/agent_probe.py. Board heaps: stock ESP32 firmware ~100 KB.", "",
            "| measure | loaded (stock firmware + `make deploy`) | frozen (`make firmware`) |", "|---|---|---|"]
     out += rows
+    # Before the RAM work: quoted from issue 9 (commit 66928c8, the same boot on a 32-bit v1.28 build); that
+    # tree has no `make devmodel`, so this bench cannot remeasure it.
+    out += ["", "Before the RAM work (issue 9's own measurement of commit 66928c8, quoted): heap in use after "
+            "registration 146 KB loaded (129 KB of it code) / 65 KB frozen (~30 KB module RAM, ~33 KB data); "
+            "smallest -X heapsize register / +2 idle tasks / +`/state`: loaded 160 / 160 / 168 KB, "
+            "frozen 72 / 80 / 80 KB."]
     out += ["", "Smallest-heap trials: " + "; ".join("%s: %s" % (d, ", ".join(res[d]["smallest"][1]))
                                                     for d in DEVICES)]
     return "\n".join(out) + "\n"
