@@ -6,6 +6,8 @@ import json
 import pytest
 from test_tasks_agent import STATES, Cluster, _st, task_file
 
+from bench.bench_flash import COUNTING_FS
+
 # Before each scenario: counting shims around store's open/os, an agent stub that records what is sent,
 # helpers to run the update loop for a few turns and to describe the streams.
 PRE = r'''
@@ -17,37 +19,7 @@ from micromesos import updates as U
 from micromesos.updates import StatusUpdates
 
 FS = sys.argv[1]
-C = {"open": 0, "write": 0, "bytes": 0, "meta": 0}
-ORDER = []
-_open = open
-
-class Counted(io.IOBase):
-    def __init__(s, f): s.f = f
-    def write(s, b):
-        C["write"] += 1
-        ORDER.append("write")
-        n = s.f.write(b)
-        C["bytes"] += n
-        return n
-    def close(s): s.f.close()
-    def __enter__(s): return s
-    def __exit__(s, *a): s.f.close()
-
-def counting_open(path, mode="r"):
-    if "w" in mode or "a" in mode:
-        C["open"] += 1
-        return Counted(_open(path, mode))
-    return _open(path, mode)
-
-class OS:
-    def rename(s, a, b): C["meta"] += 1; os.rename(a, b)
-    def remove(s, p): C["meta"] += 1; os.remove(p)
-    def stat(s, p): return os.stat(p)
-    def mkdir(s, p): os.mkdir(p)
-
-storemod.open = counting_open
-storemod.os = OS()
-
+''' + COUNTING_FS + r'''
 class Agent:
     slave_id = "S1"
     upid = "slave(1)@127.0.0.1:5051"

@@ -26,21 +26,18 @@ PER_DAY = 86400 // PERIOD_S
 # Runs in the unix port: argv = fs, tasks, cycles. One ctx.update()-like TASK_RUNNING update per task per
 # cycle, sent, then acknowledged; the counters are read after the update is on its way (its flush done) and
 # after the ack's flush.
-SCRIPT = r'''
-import sys, io, os
-import asyncio
-from micromesos import codec, schema, store as storemod
-from micromesos.store import Store
-from micromesos.updates import StatusUpdates
-
-FS, TASKS, CYCLES = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+# Counting shims around store's open() and os (write opens, write calls, bytes, renames/removes; ORDER
+# records writes in sequence). MicroPython code, shared with tests/test_updates_journal.py.
+COUNTING_FS = r'''
 C = {"open": 0, "write": 0, "bytes": 0, "meta": 0}
+ORDER = []
 _open = open
 
 class Counted(io.IOBase):
     def __init__(s, f): s.f = f
     def write(s, b):
         C["write"] += 1
+        ORDER.append("write")
         n = s.f.write(b)
         C["bytes"] += n
         return n
@@ -62,7 +59,17 @@ class OS:
 
 storemod.open = counting_open
 storemod.os = OS()
+'''
 
+SCRIPT = r'''
+import sys, io, os
+import asyncio
+from micromesos import codec, schema, store as storemod
+from micromesos.store import Store
+from micromesos.updates import StatusUpdates
+
+FS, TASKS, CYCLES = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+''' + COUNTING_FS + r'''
 class Agent:
     slave_id = "a3c1f0d2-7e55-4d8e-b1c9-0f6a2d4e8b10-S3"
     upid = "slave(1)@127.0.0.1:5051"
