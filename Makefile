@@ -12,6 +12,8 @@ ESPTOOL ?= $(VENV)/bin/esptool
 PYTEST_ARGS ?=
 SIM_SECONDS ?= 0
 MASTER ?=
+# A `mesos-agent --credential` JSON file: `make sim` authenticates with it (SASL CRAM-MD5, README).
+CREDENTIAL ?=
 FUZZ_N ?= 1000000
 # The interpreter `make sim` and `make board` run: wheel (64-bit unix port from .venv), or the 32-bit
 # device model (`make devmodel`): loaded (stock firmware + .mpy files) or frozen (`make firmware`).
@@ -25,11 +27,14 @@ MPY_ARCH_rp2 = armv6m
 MPY_ARCH_unix = host
 MPY_ARCH = $(MPY_ARCH_$(BOARD))
 
-.PHONY: venv test sim bench fuzz attack mpy clean help devmodel
+.PHONY: venv test sim launch bench fuzz attack mpy clean help devmodel
 
 help:
 	@echo "make sim        virtual board (unix port) + stand-in master; MASTER=ip:port for a real master"
+	@echo "                CREDENTIAL=credential.json: authenticate (SASL CRAM-MD5; the stand-in runs --authenticate_agents)"
 	@echo "                DEVICE=wheel|loaded|frozen [HEAPSIZE=100k]: the 64-bit wheel or a 32-bit device model"
+	@echo "                TASK=tasks/x.py|module RESOURCES='cpus:0.1;mem:0.01': launch that instead of hello"
+	@echo "make launch     TASK=path/to/mytask.py RESOURCES='...' [ARGS='...']: your task on the running sim's board"
 	@echo "make devmodel   build the 32-bit device model into build/devmodel/{loaded,frozen}/micropython"
 	@echo "make test       run the test suite (code under test runs in the MicroPython unix port)"
 	@echo "make bench      measure codec, agent and task figures; writes docs/BENCHMARKS.md"
@@ -63,7 +68,21 @@ devmodel:
 DEVICE_DEP = $(if $(filter wheel,$(DEVICE)),,devmodel)
 sim: venv $(DEVICE_DEP)
 	$(VENV)/bin/python tools/sim.py --seconds $(SIM_SECONDS) $(if $(MASTER),--master $(MASTER)) \
-		--device $(DEVICE) $(if $(HEAPSIZE),--heapsize $(HEAPSIZE))
+		--device $(DEVICE) $(if $(HEAPSIZE),--heapsize $(HEAPSIZE)) \
+		$(if $(TASK),--task '$(TASK)') $(if $(RESOURCES),--resources '$(RESOURCES)') \
+		$(if $(CREDENTIAL),--credential '$(CREDENTIAL)')
+
+# Your own task on the board of a running `make sim` (README "Write your first task"); exit status 0 only
+# for TASK_FINISHED. ARGS: ctx.arguments, TASK_ENV: ctx.env (K=V ...), both space-separated; LAUNCH_TIMEOUT:
+# seconds until the task is killed, 0 for never.
+RESOURCES ?=
+ARGS ?=
+TASK_ENV ?=
+LAUNCH_TIMEOUT ?= 0
+launch: venv
+	$(if $(TASK),,$(error TASK=path/to/mytask.py is required, e.g. make launch TASK=tasks/thermo.py RESOURCES='cpus:0.1;mem:0.01;temperature:{temp0}'))
+	$(VENV)/bin/python tools/launch.py --task '$(TASK)' $(if $(RESOURCES),--resources '$(RESOURCES)') \
+		$(if $(ARGS),--args='$(ARGS)') $(foreach kv,$(TASK_ENV),--env '$(kv)') --timeout $(LAUNCH_TIMEOUT)
 
 bench: venv
 	$(VENV)/bin/python tools/bench/run.py --write docs/BENCHMARKS.md

@@ -48,10 +48,22 @@ FIRMWARE_EXT_rp2 = uf2
 FIRMWARE ?= build/$(BOARD)/firmware.$(FIRMWARE_EXT_$(BOARD))
 RP2_DRIVE ?= $(firstword $(wildcard /media/*/RPI-RP2 /run/media/*/RPI-RP2 /media/RPI-RP2))
 
-# After a deploy a real board is hard-reset so boot.py and main.py start the agent; the virtual
-# board has no machine.reset() (Ctrl-D in `make repl` soft-reboots it into main.py).
-DEPLOY_RESET_esp32 = + reset
-DEPLOY_RESET_rp2 = + reset
+# deploy and task-upload end with mpremote's `reset` (machine.reset(), a hard reset; the virtual board
+# has one too), so boot.py and main.py bring the agent back: mpremote's Ctrl-C stopped it, and the agent
+# recovers its identity from flash and re-registers. They copy with `resume` (no soft reset first): on
+# a real board the watchdog the agent armed survives a soft reset, but the timer main.py set up to feed
+# it after Ctrl-C does not, so a soft reset would let the watchdog reset the board mid-copy.
+
+# --- one check for every target that uses BOARD ------------------------------------------------
+# An unknown BOARD stops here, before anything runs (a dry run too), with the same line for each.
+BOARDS = esp32 rp2 unix
+comma = ,
+BOARD_GOALS = deploy deploy-check task-upload repl flash flash-% firmware sim board mpy mpy-board
+ifneq ($(filter $(BOARD_GOALS),$(MAKECMDGOALS)),)
+ifeq ($(and $(filter 1,$(words $(BOARD))),$(filter $(BOARDS),$(BOARD))),)
+$(error unknown BOARD=$(BOARD): the boards are $(subst $(eval) ,$(comma) ,$(BOARDS)) (boards/<name>/))
+endif
+endif
 
 # --- helpers -----------------------------------------------------------------------------------
 # `make -n` prints the commands without the checks, so a dry run works with no board attached.
@@ -60,7 +72,6 @@ DRYRUN = $(findstring n,$(firstword -$(MAKEFLAGS)))
 need = $(if $(DRYRUN),,$(if $(strip $(1)),,$(error $(2))))
 no_port_unix = no virtual board at PORT=$(PORT): start one with `make board` (it prints its pty) and pass PORT=<that pty>
 no_port = $(if $(no_port_$(BOARD)),$(no_port_$(BOARD)),no board at PORT=$(PORT): plug it in and pass PORT=/dev/ttyUSB0 or /dev/ttyACM0 (see ls /dev/tty{USB$(comma)ACM}*))
-comma = ,
 is_ident = $(shell printf '%s' '$(1)' | grep -Eq '^[A-Za-z_][A-Za-z0-9_]*$$' && echo y)
 
 # Device-side one-liner: make each directory unless it exists (os.makedirs is not on boards).
@@ -83,7 +94,6 @@ TASK_MPY = build/$(BOARD)/tasks/$(TASK_NAME).mpy
 # --- cross-compiling: the Makefile's `mpy` covers lib/; boards/ and firmware/ are added here ---
 mpy: mpy-board
 mpy-board: venv
-	@test -n "$(MPY_ARCH)" || { echo "unknown BOARD=$(BOARD) (esp32, rp2, unix)"; exit 2; }
 	@mkdir -p build/$(BOARD)/firmware
 	$(MPY_CROSS) -march=$(MPY_ARCH) -O3 -s board.py -o $(BOARD_MPY) boards/$(BOARD)/board.py
 	@set -e; for f in boot main; do \
@@ -115,7 +125,7 @@ flash-unix:
 # --- putting the agent on a running board ----------------------------------------------------
 # Checks first (prerequisites run left to right), so nothing is compiled for a missing board.
 deploy: deploy-check mpy
-	$(strip $(MPREMOTE) connect $(PORT) resume exec "$(call mkdirs_py,$(LIB_DIRS) $(TASKS_DIR))" $(DEPLOY_COPY) $(DEPLOY_RESET_$(BOARD)))
+	$(strip $(MPREMOTE) connect $(PORT) resume exec "$(call mkdirs_py,$(LIB_DIRS) $(TASKS_DIR))" $(DEPLOY_COPY) + reset)
 
 deploy-check:
 	$(call need,$(wildcard $(PORT)),$(no_port))
@@ -128,14 +138,15 @@ task-upload: venv
 	$(call need,$(wildcard $(PORT)),$(no_port))
 	@mkdir -p build/$(BOARD)/tasks
 	$(MPY_CROSS) -march=$(MPY_ARCH) -O3 -s $(TASK_NAME).py -o $(TASK_MPY) $(TASK)
-	$(MPREMOTE) connect $(PORT) resume exec "$(call mkdirs_py,$(TASKS_DIR));'$(TASK_NAME).py' in os.listdir('$(TASKS_DIR)') and os.remove('$(TASKS_DIR)/$(TASK_NAME).py')" + cp $(TASK_MPY) :$(TASKS_DIR)/$(TASK_NAME).mpy
+	$(MPREMOTE) connect $(PORT) resume exec "$(call mkdirs_py,$(TASKS_DIR));'$(TASK_NAME).py' in os.listdir('$(TASKS_DIR)') and os.remove('$(TASKS_DIR)/$(TASK_NAME).py')" + cp $(TASK_MPY) :$(TASKS_DIR)/$(TASK_NAME).mpy + reset
 
 repl:
 	$(call need,$(wildcard $(PORT)),$(no_port))
 	$(MPREMOTE) connect $(PORT) repl
 
 # The virtual board: the unix port behind a pty (first output line: its path; also $(VBOARD_PTY)).
-# DEVICE=loaded|frozen runs the 32-bit device model with a real board's heap (HEAPSIZE, default 100k).
+# DEVICE=loaded|frozen runs the 32-bit device model. Its heap (HEAPSIZE overrides): the one the tests
+# hold the agent to on that interpreter, never below a real board's (tools/vboard.py default_heapsize).
 board: venv $(DEVICE_DEP)
 	$(VENV)/bin/python tools/vboard.py --fs $(VBOARD_FS) --link $(VBOARD_PTY) --device $(DEVICE) \
 		$(if $(HEAPSIZE),--heapsize $(HEAPSIZE))
@@ -144,8 +155,10 @@ board: venv $(DEVICE_DEP)
 firmware:
 	$(call need,$(PORT_DIR_$(BOARD)),BOARD=$(BOARD) has no firmware build (esp32, rp2); the unix port comes from .venv)
 	$(call need,$(MICROPY_DIR),set MICROPY_DIR to a micropython checkout: make firmware BOARD=$(BOARD) MICROPY_DIR=~/src/micropython)
+	$(call need,$(and $(wildcard $(MICROPY_DIR)/mpy-cross/Makefile),$(wildcard $(MICROPY_DIR)/ports/$(PORT_DIR_$(BOARD))/Makefile)),MICROPY_DIR=$(MICROPY_DIR) is not a micropython checkout (no mpy-cross/ and ports/$(PORT_DIR_$(BOARD))/ in it): git clone https://github.com/micropython/micropython and pass its path)
 	$(call need,$(MICROPY_BOARD),unknown CHIP=$(CHIP) for BOARD=$(BOARD))
 	$(if $(filter esp32,$(BOARD)),$(call need,$(shell command -v idf.py),ESP-IDF not found: run `. $$IDF_PATH/export.sh` first (idf.py must be on PATH)))
+	$(if $(filter rp2,$(BOARD)),$(call need,$(shell command -v arm-none-eabi-gcc),arm-none-eabi-gcc not found: the rp2 port needs the Arm GNU toolchain and cmake (apt-get install gcc-arm-none-eabi cmake)))
 	$(SUBMAKE) -C $(MICROPY_DIR)/mpy-cross
 	$(SUBMAKE) -C $(MICROPY_DIR)/ports/$(PORT_DIR_$(BOARD)) BOARD=$(MICROPY_BOARD) submodules
 	$(SUBMAKE) -C $(MICROPY_DIR)/ports/$(PORT_DIR_$(BOARD)) BOARD=$(MICROPY_BOARD) FROZEN_MANIFEST=$(abspath boards/$(BOARD)/manifest.py)

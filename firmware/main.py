@@ -1,6 +1,8 @@
 # Boot sequence: config, board, Wi-Fi and clock (a supervisor task keeps them), then the agent with a
 # watchdog fed from asyncio.
-# MIT licence. Device: /main.py after boot.py. Host: `micropython firmware/main.py [config.json]`.
+# MIT licence. Device: /main.py after boot.py. Host (the unix port, from the repository root; boards/unix
+# is the virtual board, and the config's "master" must be listening, e.g. tools/standin_master.py):
+#   MICROPYPATH=.frozen:lib:boards/unix .venv/bin/micropython firmware/main.py boards/unix/config.json
 import gc
 import sys
 import time
@@ -90,7 +92,7 @@ def _load_config(path, wifi):
     from micromesos import config
 
     try:
-        cfg = config.load(path)
+        cfg = config.load(path, wifi=wifi)
         creds = None
         if wifi:
             slash = path.rfind("/")
@@ -119,6 +121,18 @@ def boot(config_path="config.json"):
     v = sys.implementation.version
     log.info("main", "micromesos %s on %s (%s), MicroPython %d.%d.%d", __version__, inv.board,
              inv.arch, v[0], v[1], v[2])
+    rc = _agent(cfg, inv, nic, creds)
+    if rc == 130:
+        # Ctrl-C (or mpremote) stopped the agent; an armed watchdog cannot be stopped on ESP32/RP2040,
+        # so keep feeding it from a timer and the REPL stays usable until the next hard reset.
+        _clear_marker(inv)
+        _release()
+        _stopped(_state["wdt"])
+    return rc
+
+
+def _agent(cfg, inv, nic, creds):
+    """Run the agent: 0 if it returned, 130 if Ctrl-C stopped it, 1 if it failed."""
     import asyncio
 
     gc.collect()
@@ -126,16 +140,23 @@ def boot(config_path="config.json"):
     try:
         asyncio.run(_run(cfg, inv, nic, creds))
     except KeyboardInterrupt:
-        # Ctrl-C (or mpremote) stops the agent; an armed watchdog cannot be stopped on ESP32/RP2040,
-        # so keep feeding it from a timer and the REPL stays usable until the next hard reset.
-        _clear_marker(inv)
-        _stopped(_state["wdt"])
         return 130
     except Exception as e:  # anything the agent could not recover from: report, then start over
         print("micromesos: agent failed: %r" % (e,))
         sys.print_exception(e)
         return 1
     return 0
+
+
+def _release():
+    # The stopped agent's heap back to the REPL, where mpremote copies files next (make task-upload):
+    # its tasks, buffers and sockets go with asyncio's state (cur_task, the queues), its code with the
+    # modules. asyncio is frozen into the firmware: only its module state is freed.
+    for name in list(sys.modules):
+        if name == "micromesos" or name.startswith("micromesos.") or name.startswith("asyncio"):
+            del sys.modules[name]
+    _state["inv"] = None
+    gc.collect()
 
 
 def _stopped(wdt):

@@ -74,7 +74,7 @@ def test_registers_and_answers_pings_to_the_observer(tmp_path):
             info = reg.body["slave"]
             assert info["hostname"] == "127.0.0.1" and info["port"] == b.port and info["checkpoint"] is True
             assert "id" not in info
-            assert [c["type"] for c in reg.body["agent_capabilities"]] == [1, 2, 3]
+            assert [c["type"] for c in reg.body["agent_capabilities"]] == [1, 2, 3, 7]
             names = [r["name"] for r in info["resources"]]
             assert names[:2] == ["cpus", "mem"] and "temperature" in names and "gpio" in names
             await m.wait_for("SlaveRegisteredMessage", kind="send")

@@ -26,7 +26,7 @@ async def main():
         "slave": registrar.slave_info(a, True), "version": "1.12.0", "checkpointed_resources": a.checkpointed,
         "tasks": t, "executor_infos": e, "frameworks": [a.frameworks[x] for x in sorted(f)],
         "agent_capabilities": [{"type": schema.MULTI_ROLE}, {"type": schema.HIERARCHICAL_ROLE},
-                               {"type": schema.RESERVATION_REFINEMENT}]})
+                               {"type": schema.RESERVATION_REFINEMENT}, {"type": 7}]})  # 7: AGENT_DRAINING
     joined = b"".join(pieces)
     out("same", joined == whole)
     out("sizes", [len(whole), max(len(p) for p in pieces)])
@@ -39,7 +39,7 @@ asyncio.run(main())
     whole, largest = by_tag(got, "sizes")[0]
     assert whole > 4096 and largest < 400, out  # ~5 KB in pieces no longer than one Task
     live, tasks, execs, fws, cres, caps = by_tag(got, "counts")[0]
-    assert tasks == live >= MAX_TASKS - 1 and [execs, fws, cres, caps] == [1, 1, 1, 3], out
+    assert tasks == live >= MAX_TASKS - 1 and [execs, fws, cres, caps] == [1, 1, 1, 4], out
 
 
 def test_registrar_leaves_ram_after_each_use_and_a_failed_import_is_retried(tmp_path):

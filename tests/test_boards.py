@@ -718,3 +718,32 @@ def test_main_reboots_into_a_new_agent_when_the_dhcp_address_changes(tmp_path, s
         out2 = _finish(proc)
     assert second["id"] != first["id"], out2
     assert "address changed (slave(1)@127.0.0.2:%d -> slave(1)@127.0.0.3:%d)" % (aport, aport) in out2
+
+
+def test_the_host_command_in_main_py_runs_the_agent(tmp_path, standin_master):
+    """firmware/main.py's header gives the command that runs it on the host (issue 12: the one it gave
+    failed with ImportError: no module named 'board'). Run exactly that, with only the config swapped
+    for one pointing at this test's master."""
+    import shlex
+
+    with open(os.path.join(FIRMWARE, "main.py")) as f:
+        lines = [ln[1:].strip() for ln in f if ln.startswith("#   MICROPYPATH=")]
+    assert len(lines) == 1, "main.py's header lost its host command"
+    argv = shlex.split(lines[0])
+    assert argv[:3] == ["MICROPYPATH=.frozen:lib:boards/unix", ".venv/bin/micropython", "firmware/main.py"]
+    assert argv[3] == "boards/unix/config.json" and os.path.exists(os.path.join(mpy.ROOT, argv[3]))
+    mport, url = standin_master
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({"master": "127.0.0.1:%d" % mport, "ip": "127.0.0.1", "port": _free_port(),
+                               "advertise_ip": "127.0.0.1", "fs": str(tmp_path / "fs")}))
+    env = {k: v for k, v in os.environ.items() if k != "MICROPYPATH"}
+    env[argv[0].split("=", 1)[0]] = argv[0].split("=", 1)[1]
+    p = subprocess.Popen(argv[1:3] + [str(cfg)], cwd=mpy.ROOT, env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)
+    try:
+        agents = _wait_agents(url, timeout=60)
+        assert agents[0]["total"]["temperature"] == "{temp0,temp1}"
+    finally:
+        p.send_signal(2)  # Ctrl-C: the agent stops, main.py exits 130
+        out = p.communicate(timeout=30)[0]
+    assert p.returncode == 130 and "micromesos: stopped" in out and "Traceback" not in out, out

@@ -302,6 +302,27 @@ def test_lib_reads_only_real_schema_globals(mpy_run):
     assert missing == [], "make these public in schema.py: %s" % missing
 
 
+def test_local_copies_of_schema_and_names_constants_agree():
+    # A module may fold a protocol number in as its own const (no globals slot, no qstr, no attribute
+    # lookup on a board): `_X = const(N)  # schema.Y` (or names.Y). N must be what schema/names say.
+    import re
+    from micromesos import names
+    mods = {"schema": schema, "names": names}
+    seen = []
+    for top in ("lib", "boards", "firmware", "tasks"):
+        for base, _dirs, files in os.walk(os.path.join(mpy.ROOT, top)):
+            for f in files:
+                if not f.endswith(".py"):
+                    continue
+                with open(os.path.join(base, f)) as fh:
+                    for line in fh:
+                        m = re.match(r"\s*_\w+ = const\(([-\w]+)\)\s*#\s*(schema|names)\.(\w+)", line)
+                        if m:
+                            seen.append((f, m.group(3)))
+                            assert int(m.group(1), 0) == getattr(mods[m.group(2)], m.group(3)), (f, line)
+    assert ("codec.py", "NTYPES") in seen
+
+
 QSTR_KEYS = r"""
 import gc
 from micromesos import codec, schema
@@ -313,11 +334,12 @@ print(all(any(k is x for x in schema.KEYS) for k in d["container_status"]) and "
 """
 
 
-@pytest.mark.parametrize("device", ["loaded", "frozen"])
+@pytest.mark.parametrize("device", ["loaded", "frozen", "wheel"])
 def test_field_names_are_interned_on_the_device_models(device):
     # Decoded dicts' keys are schema.KEYS themselves (nothing allocated per key), and each is an interned
     # string: a .mpy loads a literal tuple's strings, and any string argument over 10 characters, as a str
-    # object of its own (~32 B each, twice a qstr; 52 of the 142 names were such objects).
+    # object of its own (~32 B each, twice a qstr; 52 of the 142 names were such objects) unless that name
+    # is a qstr by then (schema._qstrs). The wheel compiles schema.py from source: the same rule, at parse.
     r = mpy.run_mpy(QSTR_KEYS, device=device).check()
     assert r.lines() == ["%d 0" % len(schema.KEYS), "True"]
 

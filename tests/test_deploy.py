@@ -4,7 +4,6 @@ import glob
 import hashlib
 import json
 import os
-import select
 import subprocess
 import sys
 import time
@@ -14,40 +13,20 @@ import mpy
 import pytest
 
 from test_boards import _free_port, _wait_agents, standin_master  # noqa: F401 (fixture)
+from vboard_proc import MPREMOTE, PtyBoard, PtyTranscript
 
 ROOT = mpy.ROOT
 TASK_STATES = {0: "TASK_STARTING", 1: "TASK_RUNNING", 2: "TASK_FINISHED", 3: "TASK_FAILED"}
-MPREMOTE = os.path.join(ROOT, ".venv", "bin", "mpremote")
 
 
-class VBoard:
-    def __init__(self, fs, main=False):
-        self.fs = str(fs)
-        argv = [sys.executable, os.path.join(ROOT, "tools", "vboard.py"), "--fs", self.fs]
-        if not main:
-            argv.append("--no-main")
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.pty = self.proc.stdout.readline().strip()
-        if not self.pty.startswith("/dev/"):
-            raise AssertionError("vboard printed %r; stderr: %s" % (self.pty, self.proc.stderr.read()))
+class VBoard(PtyBoard):
+    """`make board` (main.py off at power-on); remote() resumes the session, as `make deploy` does."""
 
     def remote(self, *args, timeout=60, check=True):
-        """mpremote connect <pty> resume ARGS..., as a user would type it."""
-        p = subprocess.run([MPREMOTE, "connect", self.pty, "resume"] + list(args), cwd=ROOT,
-                           capture_output=True, text=True, timeout=timeout)
-        if check and p.returncode != 0:
-            raise AssertionError("mpremote %s failed (%d):\n%s\n%s" % (args, p.returncode, p.stdout, p.stderr))
-        return p
+        return PtyBoard.remote(self, "resume", *args, timeout=timeout, check=check)
 
     def exec(self, code):
         return self.remote("exec", code).stdout
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
 
 
 @pytest.fixture
@@ -85,28 +64,6 @@ def test_vboard_speaks_the_raw_repl_and_keeps_state(vboard):
     assert p.stdout.strip() == "False", p.stdout + p.stderr
 
 
-class PtyTranscript:
-    """Everything the board printed, read on demand; expect() looks only past the previous match, so
-    a prompt printed earlier (the banner's, or one still in a buffer) can never satisfy a later wait."""
-
-    def __init__(self, fd):
-        self.fd = fd
-        self.buf = b""
-        self.pos = 0
-
-    def expect(self, token, timeout=60):
-        deadline = time.time() + timeout
-        while True:
-            i = self.buf.find(token, self.pos)
-            if i >= 0:
-                seen, self.pos = self.buf[self.pos:i + len(token)], i + len(token)
-                return seen
-            left = deadline - time.time()
-            assert left > 0, "no %r after %r" % (token, self.buf[self.pos:])
-            if select.select([self.fd], [], [], min(left, 0.5))[0]:
-                self.buf += os.read(self.fd, 4096)
-
-
 def test_vboard_friendly_repl_and_ctrl_c_interrupts_running_code(vboard):
     fd = os.open(vboard.pty, os.O_RDWR | os.O_NOCTTY)
     try:
@@ -128,20 +85,33 @@ def test_vboard_friendly_repl_and_ctrl_c_interrupts_running_code(vboard):
         os.close(fd)
 
 
-def test_make_deploy_puts_the_agent_on_the_board(vboard):
-    p = make("deploy", "BOARD=unix", "PORT=" + vboard.pty)
-    # progress: one line per file copied
+def _config(tmp_path, master_port=1, **kw):
+    """A board config on free loopback ports; master port 1 by default: nobody answers, the agent retries."""
+    cfg = {"master": "127.0.0.1:%d" % master_port, "ip": "127.0.0.1", "port": _free_port(),
+           "advertise_ip": "127.0.0.1", "seed": 9, "fs": "."}
+    cfg.update(kw)
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(cfg))
+    return str(path)
+
+
+def test_make_deploy_puts_the_agent_on_the_board(vboard, tmp_path):
+    cfg = _config(tmp_path, fs="agent")
+    p = make("deploy", "BOARD=unix", "PORT=" + vboard.pty, "CONFIG=" + cfg)
+    # progress: one line per file copied, then the reset that starts the agent
     assert "cp build/unix/micromesos/agent.mpy :lib/micromesos/agent.mpy" in p.stdout
     assert "cp firmware/main.py :main.py" in p.stdout
+    assert [ln for ln in p.stdout.splitlines() if ln.startswith(".venv/bin/mpremote")][0].endswith(" + reset")
     listing = json.loads(vboard.exec(
         "import os, json; print(json.dumps([sorted(os.listdir()), sorted(os.listdir('lib/micromesos'))]))"))
-    assert listing[0] == ["board.mpy", "boot.py", "config.json", "lib", "main.py", "tasks"]
+    # ("agent", the config's "fs", appears once main.py started the agent; the exec above stopped it.)
+    assert sorted(set(listing[0]) - {"agent"}) == ["board.mpy", "boot.py", "config.json", "lib", "main.py", "tasks"]
     assert listing[1] == sorted(m + ".mpy" for m in lib_modules())
     # Byte for byte what the build produced (sha256 computed on the board).
     for remote, local in (("main.py", "firmware/main.py"), ("boot.py", "firmware/boot.py"),
                           ("board.mpy", "build/unix/board.mpy"),
                           ("lib/micromesos/agent.mpy", "build/unix/micromesos/agent.mpy"),
-                          ("config.json", "boards/unix/vboard.json")):
+                          ("config.json", cfg)):
         with open(os.path.join(ROOT, local), "rb") as f:
             want = hashlib.sha256(f.read()).hexdigest()
         got = vboard.remote("sha256sum", ":" + remote).stdout.split()[-1]
@@ -153,19 +123,20 @@ def test_make_deploy_puts_the_agent_on_the_board(vboard):
         "c = config.load('config.json')\n"
         "inv = board.inventory(c)\n"
         "print(board.__file__, micromesos.agent.__file__, inv.board, inv.fs, sorted(inv.sensors))")
-    assert out.strip().split(None, 4) == ["board.mpy", "%s/lib/micromesos/agent.mpy" % vboard.fs, "unix", ".",
+    assert out.strip().split(None, 4) == ["board.mpy", "%s/lib/micromesos/agent.mpy" % vboard.fs, "unix", "agent",
                                   "['humidity', 'light', 'temperature']"]
-    # A second deploy over the first works (directories exist already).
-    make("deploy", "BOARD=unix", "PORT=" + vboard.pty)
+    # A second deploy over the first works (directories exist already), with the agent running again.
+    make("deploy", "BOARD=unix", "PORT=" + vboard.pty, "CONFIG=" + cfg)
 
 
 def test_make_task_upload_compiles_and_copies_into_tasks(vboard, tmp_path):
+    # (Upload while the agent runs, and the agent back afterwards: tests/test_vboard_reset.py.)
     task = tmp_path / "hello_task.py"
     task.write_text("# a small task module\nNAME = 'hello'\n\ndef answer(x):\n    return x * 2\n")
     # A stale source copy on the board would shadow the new .mpy (MicroPython imports .py first).
     vboard.exec("import os\nos.mkdir('tasks')\nf = open('tasks/hello_task.py', 'w')\nf.write('NAME = 1')\nf.close()")
     p = make("task-upload", "BOARD=unix", "PORT=" + vboard.pty, "TASK=" + str(task))
-    assert "cp build/unix/tasks/hello_task.mpy :tasks/hello_task.mpy" in p.stdout
+    assert "cp build/unix/tasks/hello_task.mpy :tasks/hello_task.mpy + reset" in p.stdout
     assert vboard.exec("import os; print(sorted(os.listdir('tasks')))").strip() == "['hello_task.mpy']"
     out = vboard.exec("import sys\nsys.path.insert(0, 'tasks')\nimport hello_task\n"
                       "print(hello_task.NAME, hello_task.answer(21), hello_task.__file__)")
@@ -188,47 +159,28 @@ def test_mip_installs_the_library_from_package_json(vboard):
         assert int(n) == len(json.load(f)["urls"])
 
 
-def test_deployed_agent_boots_on_the_board_and_mpremote_interrupts_it(vboard, tmp_path, standin_master):
+def test_deployed_agent_boots_after_the_deploy_and_mpremote_interrupts_it(vboard, tmp_path, standin_master):
     mport, url = standin_master
-    aport = _free_port()
-    cfg = tmp_path / "config.json"
-    cfg.write_text(json.dumps({"master": "127.0.0.1:%d" % mport, "ip": "127.0.0.1", "port": aport,
-                               "advertise_ip": "127.0.0.1", "seed": 9, "fs": "."}))
-    make("deploy", "BOARD=unix", "PORT=" + vboard.pty, "CONFIG=" + str(cfg))
+    cfg = _config(tmp_path, mport)
+    aport = json.loads(open(cfg).read())["port"]
     task = tmp_path / "greeter.py"  # a task the firmware does not ship: only `make task-upload` puts it there
     task.write_text("async def main(ctx):\n    ctx.update(b'greetings from ' + ctx.task_id.encode())\n")
     make("task-upload", "BOARD=unix", "PORT=" + vboard.pty, "TASK=" + str(task))
-    # Ctrl-D at the friendly prompt: a soft reboot, which runs boot.py and then main.py.
-    fd = os.open(vboard.pty, os.O_RDWR | os.O_NOCTTY)
-    out = b""
-    try:
-        os.write(fd, b"\r\x02\x04")
-        t0 = time.time()
-        agents = None
-        while time.time() - t0 < 30 and agents is None:
-            if select.select([fd], [], [], 0.2)[0]:
-                out += os.read(fd, 4096)
-            try:
-                agents = _wait_agents(url, timeout=0.1)
-            except AssertionError:
-                pass
-    finally:
-        os.close(fd)
-    assert agents, out.decode(errors="replace")
+    # The deploy ends with mpremote's `reset`: boot.py, then main.py starts the agent by itself.
+    make("deploy", "BOARD=unix", "PORT=" + vboard.pty, "CONFIG=" + cfg)
+    agents = _wait_agents(url, timeout=60)
     assert agents[0]["pid"] == "slave(1)@127.0.0.1:%d" % aport
     assert agents[0]["total"]["temperature"] == "{temp0,temp1}"
-    assert b"MPY: soft reboot" in out and b"micromesos 0.1.0 on unix" in out
     # The framework launches the uploaded module by name; the agent finds tasks/greeter.mpy on its flash.
     base = url.rsplit("/", 1)[0]
-    post = lambda path, body: json.loads(urllib.request.urlopen(urllib.request.Request(  # noqa: E731
-        base + path, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}),
-        timeout=10).read())
-    post("/launch", {"command": "greeter", "task_id": "greeter-1", "resources": "cpus:0.1;mem:0.01"})
+    req = urllib.request.Request(base + "/launch", data=json.dumps(
+        {"command": "greeter", "task_id": "greeter-1", "resources": "cpus:0.1;mem:0.01"}).encode(),
+        headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(req, timeout=10).read()
     states, data = [], None
     t0 = time.time()
-    while time.time() - t0 < 20 and "TASK_FINISHED" not in states:
-        evs = json.loads(urllib.request.urlopen(base + "/events?since=0", timeout=5).read())
-        evs = evs["events"] if isinstance(evs, dict) else evs
+    while time.time() - t0 < 30 and "TASK_FINISHED" not in states:
+        evs = json.loads(urllib.request.urlopen(base + "/events?since=0", timeout=5).read())["events"]
         states, data = [], None
         for e in evs:
             if e.get("name") == "StatusUpdateMessage" and e.get("kind") == "recv":

@@ -193,7 +193,7 @@ except ProtocolError as e:
 
 def test_pct_equal_and_responses(mpy_run):
     r = mpy_run(r"""
-from micromesos import http
+from micromesos import http, jsonw
 b = b"/slave%281%29/slave(1)/slave%2/slave(2)/%zz"
 print(http.pct_equal(b, 1, 13, b"slave(1)"), http.pct_equal(b, 14, 22, b"slave(1)"),
       http.pct_equal(b, 23, 30, b"slave(1)"), http.pct_equal(b, 31, 39, b"slave(1)"),
@@ -204,13 +204,13 @@ class Out:
     def write(self, d):
         self.b += bytes(d)
 o = Out()
-http.write_response(o, 200, "application/json", ["{", b'"a"', ":1}"])
+jsonw.write_response(o, 200, "application/json", ["{", b'"a"', ":1}"])
 print(repr(o.b))
 o = Out()
-http.write_response(o, 404, None, b"", keep_alive=False)
+jsonw.write_response(o, 404, None, b"", keep_alive=False)
 print(repr(o.b))
 o = Out()
-http.write_response(o, 200, "text/plain", "abc", head_only=True)
+jsonw.write_response(o, 200, "text/plain", "abc", head_only=True)
 print(repr(o.b))
 print(repr(http.ACCEPTED))
 """).check()
@@ -285,3 +285,41 @@ def test_what_discard_mode_does_not_take(mpy_run):
     got = [out[0].get("error", out[0]) for out in res]
     assert got == ["HTTP: body too large", "HTTP: request larger than buffer"] + ["HTTP: body too large"] * 5 + [
         "HTTP: request larger than buffer", "HTTP: chunk not followed by CRLF"], got
+
+
+# -- a small buffer that grows: gate lends new connections start_size bytes, cap = recv_size -------------------
+
+GROW_CASES = [PING + PONG, CLEN + PING, MULTI, ODD_CASE, PING * 6,  # pipelined: more than 64 bytes at once
+              b"GET /state?jsonp=cb HTTP/1.1\r\nHost: x\r\nCookie: " + b"c" * 900 + b"\r\n\r\n" + PONG,
+              PLAIN_HEAD + b"Content-Length: 1024\r\n\r\n" + BIG] + [raw + CLEN for raw, _ in DISCARDED]
+
+
+@pytest.mark.parametrize("step", [0, 1, 7])
+@pytest.mark.parametrize("cap", [256, 2048])
+def test_a_small_buffer_grows_and_parses_as_a_full_one(mpy_run, step, cap):
+    # Every case parses to the same requests, drops and errors from a 64-byte start as from a cap-sized buffer.
+    full, small = [], []
+    for raw in GROW_CASES:  # one case a run: the reports of them all would not fit the runner's heap
+        full += parse_all(mpy_run, [(raw, step, {"buf_size": cap, "max_body": cap})])
+        small += parse_all(mpy_run, [(raw, step, {"buf_size": 64, "cap": cap, "max_body": cap})])
+    for out in full + small:
+        if "error" in out[-2]:
+            out.pop()  # bytes left after an error: how much was fed before it, the 64-byte buffer took less
+    assert small == full
+    assert sum(1 for out in full if "error" not in out[-1]) >= (9 if cap == 2048 else 6)  # most parse
+
+
+def test_the_buffer_grows_only_when_a_request_needs_it(mpy_run):
+    r = mpy_run("""
+from micromesos import http
+p = http.HTTPParser(bytearray(512))
+p.cap = 2048
+p.feed(b"GET /state HTTP/1.1\\r\\nHost: 127.0.0.1:5051\\r\\n\\r\\n")
+print(p.parse(), len(p.buf))
+p.done()
+p.feed(b"POST /slave(1)/x HTTP/1.1\\r\\nLibprocess-From: m@1.2.3.4:5\\r\\nContent-Length: 1000\\r\\n\\r\\n")
+print(p.parse(), len(p.buf))
+p.feed(b"y" * 1000)
+print(p.parse(), len(p.buf), p.body1 - p.body0, bytes(p.buf[p.body0:p.body0 + 3]))
+""").check()
+    assert r.out.split("\n")[:3] == ["True 512", "False 2048", "True 2048 1000 b'yyy'"]

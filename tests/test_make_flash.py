@@ -50,7 +50,7 @@ def test_dry_run_flash_esp32_prints_the_exact_commands():
         "build/esp32/firmware.bin",
         "sleep 3  # first boot formats the filesystem",
         "make --no-print-directory deploy BOARD=esp32 PORT=/dev/ttyUSB0",
-        "test -n \"xtensawin\" || { echo \"unknown BOARD=esp32 (esp32, rp2, unix)\"; exit 2; }",
+        "mkdir -p build/esp32/firmware",
     ]
     # The deploy that follows: every lib/ file, the board module and firmware compiled for xtensawin,
     # then one mpremote session copying them and hard-resetting the board.
@@ -150,7 +150,10 @@ def test_dry_run_firmware_uses_the_ports_own_make_with_our_manifest():
 
 def test_firmware_without_toolchain_fails_with_one_clear_line(tmp_path):
     assert "MICROPY_DIR" in _one_line(make("firmware", "BOARD=esp32", ok=False))
-    # ESP-IDF is not installed here: the build stops before running anything.
+    # ESP-IDF is not installed here: the build stops before running anything (in a checkout's shape).
+    for d in ("mpy-cross", "ports/esp32"):
+        os.makedirs(tmp_path / d)
+        (tmp_path / d / "Makefile").write_text("all:\n\tfalse\n")
     env_path = "/usr/bin:/bin"
     p = subprocess.run(["make", "--no-print-directory", "firmware", "BOARD=esp32",
                         "MICROPY_DIR=" + str(tmp_path)], cwd=ROOT, capture_output=True, text=True,

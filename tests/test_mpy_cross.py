@@ -79,7 +79,8 @@ def test_unix_build_loads_back_in_the_unix_port():
     code = ("import sys\nsys.path[:] = ['.frozen', %r]\nimport board, micromesos\nfor m in %r:\n"
             "    __import__(m)\n    assert sys.modules[m].__file__.endswith('.mpy'), m\n"
             "print('loaded', len(%r) + 2)\n" % (build, mods, mods))
-    r = mpy.run_mpy(code=code, heapsize="256k").check()
+    # Every module at once (a board never holds them all): the heap is sized for that, not a RAM figure.
+    r = mpy.run_mpy(code=code, heapsize="512k").check()
     assert r.out.strip() == "loaded %d" % (len(mods) + 2)
 
 
@@ -184,8 +185,9 @@ def test_tasks_are_frozen_only_when_the_directory_exists(tmp_path):
 def test_package_json_lists_every_lib_file_and_the_version():
     with open(os.path.join(ROOT, "lib", "package.json")) as f:
         pj = json.load(f)
-    files = [f[len("lib/"):] for f in sources()]
-    assert [u[0] for u in pj["urls"]] == files  # a file added to lib/ needs `make package-json`
+    # The agent's package (mip installs it on a board); lib/mgateway is the gateway's, run from the host.
+    files = [f[len("lib/"):] for f in sources() if f.startswith(os.path.join("lib", "micromesos", ""))]
+    assert [u[0] for u in pj["urls"]] == files  # a file added to lib/micromesos needs `make package-json`
     assert all(dest == src for dest, src in pj["urls"])  # relative to package.json: any host works
     assert pj["version"] == _version()
     p = subprocess.run([shutil.which("python3") or "python3", "tools/deploy.py", "package-json",

@@ -148,3 +148,96 @@ class CountingProxy:
             finally:
                 w.close()
         await asyncio.gather(pipe(r1, w2, True), pipe(r2, w1, False))
+
+
+# ---------------------------------------------------------------------------------------------
+# The virtual board behind a pty (tools/vboard.py, what `make board` runs), driven as a user does:
+# the real mpremote, the make targets, raw bytes on the pty.
+
+MPREMOTE = os.path.join(mpy.ROOT, ".venv", "bin", "mpremote")
+
+
+class PtyBoard:
+    """`make board` as a process: .pty, remote(*mpremote args), exec(code), open_pty(), stop()."""
+
+    def __init__(self, fs, main=False, device=None, heapsize=None):
+        import sys
+
+        self.fs = str(fs)
+        argv = [sys.executable, os.path.join(mpy.ROOT, "tools", "vboard.py"), "--fs", self.fs]
+        if not main:
+            argv.append("--no-main")
+        if device:
+            argv += ["--device", device]
+        if heapsize:
+            argv += ["--heapsize", heapsize]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.pty = self.proc.stdout.readline().strip()
+        if not self.pty.startswith("/dev/"):
+            raise AssertionError("vboard printed %r; stderr: %s" % (self.pty, self.proc.stderr.read()))
+        self.banner = self.proc.stderr.readline()  # "vboard: pid ..., -X heapsize=...; ..."
+
+    def remote(self, *args, timeout=60, check=True):
+        """mpremote connect <pty> ARGS..., as a user would type it (add "resume" to keep the session)."""
+        p = subprocess.run([MPREMOTE, "connect", self.pty] + list(args), cwd=mpy.ROOT, capture_output=True,
+                           text=True, timeout=timeout)
+        if check and p.returncode != 0:
+            raise AssertionError("mpremote %s failed (%d):\n%s\n%s" % (args, p.returncode, p.stdout, p.stderr))
+        return p
+
+    def exec(self, code):
+        return self.remote("resume", "exec", code).stdout
+
+    def open_pty(self):
+        return PtyTranscript(os.open(self.pty, os.O_RDWR | os.O_NOCTTY))
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class PtyTranscript:
+    """Everything the board printed, read on demand; expect() looks only past the previous match, so
+    a prompt printed earlier (the banner's, or one still in a buffer) can never satisfy a later wait."""
+
+    def __init__(self, fd):
+        self.fd = fd
+        self.buf = b""
+        self.pos = 0
+
+    def write(self, data):
+        os.write(self.fd, data)
+
+    def expect(self, token, timeout=60):
+        import select
+
+        deadline = time.time() + timeout
+        while True:
+            i = self.buf.find(token, self.pos)
+            if i >= 0:
+                seen, self.pos = self.buf[self.pos:i + len(token)], i + len(token)
+                return seen
+            left = deadline - time.time()
+            assert left > 0, "no %r after %r" % (token, self.buf[self.pos:])
+            if select.select([self.fd], [], [], min(left, 0.5))[0]:
+                self.buf += os.read(self.fd, 4096)
+
+    def drain(self, seconds=0.0):
+        """Read whatever arrives for `seconds` more; returns everything not yet matched."""
+        import select
+
+        end = time.time() + seconds
+        while True:
+            left = end - time.time()
+            if not select.select([self.fd], [], [], max(left, 0))[0]:
+                if left <= 0:
+                    return self.buf[self.pos:]
+                continue
+            self.buf += os.read(self.fd, 4096)
+
+    def close(self):
+        os.close(self.fd)

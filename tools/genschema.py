@@ -15,16 +15,16 @@ def _bytes(b):
     return 'b"' + "".join("\\x%02x" % c for c in b) + '"'
 
 
-def _wrap(head, items, indent, width=112):
+def _fill(items, indent, width=112):
+    """items, comma-separated, on as few lines of `indent` as fit; each line ends in a comma."""
     lines = []
-    line = head
-    for i, it in enumerate(items):
-        piece = it + (", " if i < len(items) - 1 else ")")
-        if len(line) + len(piece.rstrip()) > width:
+    line = indent
+    for it in items:
+        if line != indent and len(line) + len(it) + 1 > width:
             lines.append(line.rstrip())
             line = indent
-        line += piece
-    lines.append(line)
+        line += it + ", "
+    lines.append(line.rstrip())
     return "\n".join(lines) + "\n"
 
 
@@ -50,8 +50,12 @@ def block():
     out.append(")\n")
     for k in keys:
         if not k.isidentifier() or keyword.iskeyword(k):
-            raise ValueError("field name %r can't be a keyword argument" % k)
-    out.append(_wrap("KEYS = _keys(", ["%s=%d" % (k, i) for i, k in enumerate(keys)], "              "))
+            raise ValueError("field name %r can't be an attribute name" % k)
+    # _qstrs first: compiled from source, a string over 10 characters is a qstr only if that name is one by then
+    out.append("\n\ndef _qstrs(o):  # never called: its attribute names are KEYS (below)\n")
+    out.append("    return (\n%s    )\n" % _fill(["o." + k for k in keys], "        "))
+    out.append("\n\ndel _qstrs\n")
+    out.append("KEYS = (\n%s)\n" % _fill(['"%s"' % k for k in keys], "    "))
     out.append(END)
     return "".join(out)
 

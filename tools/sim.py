@@ -11,15 +11,28 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+import launch  # noqa: E402
 import mpy  # noqa: E402
 
 PY = sys.executable
+SESSION = launch.SESSION  # where `make launch` finds this sim: master, control port, the board's tasks/
+# Shown once, where the master's side shows it (PROTOCOL.md §2.2, "Reboot race").
+REREGISTER_NOTE = ("sim: that ReregisterSlaveMessage right after registering is deliberate: a board that rebooted "
+                   "and registered again before the master noticed would get its old agent id back with tasks the "
+                   "master still believes are running, so the agent always re-registers once with an empty task "
+                   "list and the master reports those tasks lost (PROTOCOL.md §2.2, reboot race)")
+FROZEN_EXAMPLES = ("hello", "thermo", "blink")  # frozen into the `frozen` device model (boards/unix/manifest.py)
 
 
+def write_session(info):
+    tmp = SESSION + ".part"
+    with open(tmp, "w") as f:
+        json.dump(info, f)
+    os.replace(tmp, SESSION)
 
 
 def route_ip(master):
@@ -33,34 +46,49 @@ def route_ip(master):
         s.close()
 
 
-def pump(proc, prefix, sink, seen):
+def pump(proc, prefix, sink, seen, note=None):
     for line in iter(proc.stdout.readline, ""):
         line = line.rstrip("\n")
         seen.append(line)
         sink("%s %s" % (prefix, line))
+        if note is not None:
+            note(line)
 
 
-class Control:
-    """The stand-in master's JSON control API (POST/GET /control/... on the master's port)."""
+Control = launch.Control  # the stand-in master's JSON control API
 
-    def __init__(self, port):
-        self.base = "http://127.0.0.1:%d/control/" % port
 
-    def call(self, path, body=None, timeout=30):
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.base + path, data=data, method="POST" if data else "GET",
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return json.loads(r.read() or b"null")
+class Explainer:
+    """Prints REREGISTER_NOTE once, after the first line showing the agent's re-registration."""
 
-    def up(self, deadline):
-        while time.time() < deadline:
-            try:
-                self.call("agents", timeout=2)
-                return True
-            except OSError:
-                time.sleep(0.1)
-        return False
+    def __init__(self, out, marker):
+        self.out = out
+        self.marker = marker
+        self.done = False
+
+    def __call__(self, line):
+        if not self.done and self.marker in line:
+            self.done = True
+            self.out(REREGISTER_NOTE)
+
+
+def start_task(ctl, master, task, resources, board_tasks, out):
+    """The task `make sim` launches once registered: a module name on the board, or a .py file put there
+    first (as `make launch` does). Its updates and messages are shown by a thread as `launch |` lines."""
+    show = lambda s: out("launch | " + s[len("launch: "):] if s.startswith("launch: ") else "launch | " + s)  # noqa: E731
+    try:
+        if task.endswith(".py"):
+            name, _ = launch.put_module(task, board_tasks)
+        else:
+            name = task
+        if ctl is None:
+            state = launch.real_launch(master, name, resources, name + "-1", show)
+        else:
+            fid, since = launch.standin_launch(ctl, name, resources, name + "-1", out=show)
+            state = launch.stream(ctl, fid, name + "-1", since, show)
+        show("task %s ended %s" % (name + "-1", state))
+    except (launch.LaunchError, OSError) as e:
+        out("sim: task launch failed: %s" % e)
 
 
 def main():
@@ -72,22 +100,37 @@ def main():
     ap.add_argument("--agent-port", type=int, default=0, help="board listener port (default: a free port)")
     ap.add_argument("--ping-interval", type=float, default=5.0,
                     help="stand-in master's ping interval, seconds (a real master: 15)")
-    ap.add_argument("--task", default="hello", help="task module to launch once registered ('' for none)")
+    ap.add_argument("--task", default="hello", help="task to launch once registered: a module on the board, or a "
+                    ".py file to put there first ('' for none)")
+    ap.add_argument("--resources", default=launch.DEFAULT_RESOURCES, help="what --task asks the master for "
+                    "(default %s)" % launch.DEFAULT_RESOURCES)
     ap.add_argument("--device", default=mpy.DEVICE, choices=mpy.DEVICES,
                     help="wheel: the 64-bit unix port; loaded/frozen: the 32-bit device model (make devmodel)")
     ap.add_argument("--heapsize", default=None, help="MicroPython heap (default: %s on the wheel, %s on the "
                     "device models)" % (mpy.BOARD_HEAPSIZE, mpy.DEVICE_HEAPSIZE))
+    ap.add_argument("--credential", help="the board authenticates (SASL CRAM-MD5) with this `mesos-agent "
+                    "--credential` file {\"principal\": ..., \"secret\": ...}; the stand-in master then runs "
+                    "with --authenticate_agents and that one credential")
     a = ap.parse_args()
     a.heapsize = a.heapsize or mpy.board_heapsize(a.device)
 
     out = lambda s: print(s, flush=True)  # noqa: E731
     work = os.path.join(ROOT, "build", "sim")
     shutil.rmtree(work, ignore_errors=True)  # a fresh board every run: new identity, empty flash
-    os.makedirs(os.path.join(work, "board", "tasks"))
-    for t in ("hello.py", "thermo.py"):  # what `make task-upload` would have put on a board
-        src = os.path.join(ROOT, "tasks", t)
-        if os.path.exists(src):
-            shutil.copy(src, os.path.join(work, "board", "tasks", t))
+    board_tasks = os.path.join(work, "board", "tasks")
+    os.makedirs(board_tasks)
+    for t in sorted(os.listdir(os.path.join(ROOT, "tasks"))):  # every example, as `make task-upload` puts it
+        if t.endswith(".py"):
+            launch.put_module(os.path.join(ROOT, "tasks", t), board_tasks)
+    auth_args = []
+    if a.credential:  # copied onto the board's flash, kept apart from config.json like wifi.json
+        shutil.copy(a.credential, os.path.join(work, "board", "credential.json"))
+        with open(a.credential) as f:
+            cred = json.load(f)
+        creds = os.path.join(work, "master-credentials.json")
+        with open(creds, "w") as f:
+            json.dump({"credentials": [cred]}, f)
+        auth_args = ["--authenticate_agents", "--credentials", creds]
     agent_port = a.agent_port or mpy.free_port()
     procs = []
     seen_master, seen_board = [], []
@@ -102,10 +145,11 @@ def main():
         master = "127.0.0.1:%d" % mport
         adv = a.advertise_ip or "127.0.0.1"
         m = subprocess.Popen([PY, os.path.join(ROOT, "tools", "standin_master.py"), "--port", str(mport),
-                              "--ping-interval", str(a.ping_interval)],
+                              "--ping-interval", str(a.ping_interval)] + auth_args,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
         procs.append(m)
-        threading.Thread(target=pump, args=(m, "master |", out, seen_master), daemon=True).start()
+        threading.Thread(target=pump, args=(m, "master |", out, seen_master,
+                                            Explainer(out, "<- ReregisterSlaveMessage")), daemon=True).start()
         ctl = Control(mport)
         if not ctl.up(time.time() + 15):
             out("sim: the stand-in master did not start")
@@ -114,6 +158,8 @@ def main():
             % (master, a.ping_interval))
     cfg = {"master": master, "ip": "0.0.0.0" if a.master else "127.0.0.1", "port": agent_port,
            "advertise_ip": adv, "fs": os.path.join(work, "board"), "seed": 1, "log_level": "info"}
+    if a.credential:
+        cfg["credential"] = "credential.json"
     cfg_path = os.path.join(work, "config.json")
     with open(cfg_path, "w") as f:
         json.dump(cfg, f)
@@ -123,10 +169,16 @@ def main():
                       extra_path=code, stdout=subprocess.PIPE, device=a.device,
                       stderr=subprocess.STDOUT, text=True)
     procs.append(b)
-    threading.Thread(target=pump, args=(b, "board  |", out, seen_board), daemon=True).start()
+    threading.Thread(target=pump, args=(b, "board  |", out, seen_board,
+                                        Explainer(out, "registered with") if a.master else None), daemon=True).start()
     out("sim: virtual board (MicroPython unix port, %s, -X heapsize=%s) at slave(1)@%s:%d"
         % (a.device, a.heapsize, adv, agent_port))
 
+    session = {"pid": os.getpid(), "master": master, "standin": ctl is not None,
+               "control_port": int(master.rpartition(":")[2]) if ctl is not None else None,
+               "tasks_dir": board_tasks, "device": a.device, "agent_id": None,
+               "frozen_tasks": list(FROZEN_EXAMPLES) if a.device == "frozen" else []}
+    write_session(session)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -137,22 +189,24 @@ def main():
             if b.poll() is not None:
                 out("sim: the board exited with status %d" % b.returncode)
                 break
-            if ctl and not launched and any("registered with" in s for s in seen_board):
+            reg = [s for s in seen_board if "registered with" in s]
+            if not launched and reg:
                 launched = True
-                agents = ctl.call("agents")
-                for ag in agents if isinstance(agents, list) else agents.get("agents", []):
-                    out("sim: the master now offers agent %s: %s" % (ag.get("id"), ag.get("total")))
-                if a.task:
-                    try:
-                        fw = ctl.call("framework", {"name": "sim-framework", "capabilities":
-                                                    ["PARTITION_AWARE", "TASK_KILLING_STATE"]})
-                        r = ctl.call("launch", {"framework_id": fw.get("framework_id"), "task_id": a.task + "-1",
-                                                "command": a.task, "resources": "cpus:0.1;mem:0.01"})
-                        out("sim: launched task %s: %s" % (a.task + "-1", r))
-                    except OSError as e:
-                        out("sim: task launch failed: %s" % e)
+                session["agent_id"] = reg[-1].rpartition(" as agent ")[2] or None
+                write_session(session)
+                if ctl:
+                    agents = ctl.call("agents")
+                    for ag in agents if isinstance(agents, list) else agents.get("agents", []):
+                        out("sim: the master now offers agent %s: %s" % (ag.get("id"), ag.get("total")))
+                if a.task and (ctl or a.task.endswith(".py")):
+                    threading.Thread(target=start_task, args=(ctl, master, a.task, a.resources, board_tasks, out),
+                                     daemon=True).start()
             time.sleep(0.2)
     finally:
+        try:
+            os.remove(SESSION)
+        except OSError:
+            pass
         for p in reversed(procs):
             if p.poll() is None:
                 p.send_signal(signal.SIGINT if p is b else signal.SIGTERM)

@@ -46,8 +46,14 @@ def parse_args(argv=None):
     ap.add_argument("--master-id", help="fixed master UUID (default: a fresh one per start)")
     ap.add_argument("--ack", default="auto", choices=("auto", "manual", "never"),
                     help="default status-update ack policy of frameworks")
+    ap.add_argument("--authenticate_agents", "--authenticate-agents", action="store_true",
+                    help="only agents that completed SASL CRAM-MD5 may register (needs --credentials)")
+    ap.add_argument("--credentials", help='JSON file {"credentials": [{"principal": "...", "secret": "..."}]}')
     ap.add_argument("--quiet", action="store_true", help="do not print events")
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    if args.authenticate_agents and not args.credentials:
+        ap.error("--authenticate_agents needs --credentials")
+    return args
 
 
 async def run(args):
@@ -61,7 +67,8 @@ async def run(args):
     m = StandinMaster(host=args.host, port=args.port, ping_interval=args.ping_interval, max_missed=args.max_missed,
                       ping_timeout=args.ping_timeout, registry=args.registry, events=args.events,
                       master_id=args.master_id, reregister_timeout=args.reregister_timeout,
-                      on_event=None if args.quiet else show, default_ack=args.ack, advertise_ip=args.advertise_ip)
+                      on_event=None if args.quiet else show, default_ack=args.ack, advertise_ip=args.advertise_ip,
+                      authenticate_agents=args.authenticate_agents, credentials=args.credentials)
     await m.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

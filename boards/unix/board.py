@@ -85,17 +85,21 @@ class SimPin:
 
 
 class SimPins:
-    """inventory.pin: SimPins(ns)(n) -> the one SimPin for n; ValueError for pins the board lacks."""
+    """inventory.pin: SimPins(ns)(n) -> the one SimPin for n; ValueError for pins the board lacks.
+    A pin's object is made on its first use: an idle board holds none."""
 
     def __init__(self, ns):
-        self._pins = {}
-        for n in ns:
-            self._pins[n] = SimPin(n)
+        self._ns = ns
+        self._pins = None
 
     def __call__(self, n, *args, **kw):
+        if n not in self._ns:
+            raise ValueError("no pin %r on this board" % (n,))
+        if self._pins is None:
+            self._pins = {}
         p = self._pins.get(n)
         if p is None:
-            raise ValueError("no pin %r on this board" % (n,))
+            p = self._pins[n] = SimPin(n)
         if args or kw:
             p.init(*args, **kw)
         return p

@@ -9,7 +9,7 @@ import time
 import asyncio
 from micropython import const
 
-from . import codec, log, names, resources, schema, upid
+from . import codec, log, names, schema, upid
 from .errors import MesosError
 from .libprocess import Libprocess
 from .store import Store
@@ -25,6 +25,9 @@ _PONG = names.PONG
 _OBSERVER = b"slave-observer("
 _CHECKPOINT = "agent"  # registrar.py reads it back
 _COLD = "micromesos.registrar"
+_AUTHN = "micromesos.authn"  # SASL CRAM-MD5 (issue 13): imported only with a credential, dropped after
+_DRAIN = "micromesos.drain"  # DrainSlaveMessage, launches while draining: imported per message, dropped after
+_DRAIN_SLAVE = const(19)  # names' DrainSlaveMessage id (private there; tests/test_drain.py checks it)
 _DEFAULT_PING_TIMEOUT_MS = const(75000)  # DEFAULT_MASTER_PING_TIMEOUT (§2.2)
 _SEND_RETRY_MS = const(100)  # a registration message the transport refused: first retry after this ...
 _SEND_RETRY_MAX_MS = const(5000)  # ... doubling up to this
@@ -46,12 +49,13 @@ def _cold_handler(kind):
     return None
 
 
-def drop_cold():
-    """registrar.py out of sys.modules and the package: its code leaves RAM until the next cold() call."""
-    sys.modules.pop(_COLD, None)
+def drop_cold(name=_COLD):
+    """registrar.py (or `name`) out of sys.modules and the package: its code leaves RAM until needed again."""
+    sys.modules.pop(name, None)
     pkg = sys.modules.get("micromesos")
-    if pkg is not None and "registrar" in pkg.__dict__:
-        delattr(pkg, "registrar")
+    short = name[11:]  # after "micromesos."
+    if pkg is not None and short in pkg.__dict__:
+        delattr(pkg, short)
 
 
 class Agent:
@@ -77,6 +81,9 @@ class Agent:
         self.frameworks = {}        # framework id -> raw FrameworkInfo bytes, echoed verbatim
         self.checkpointed = []      # raw Resource bytes from CheckpointResourcesMessage
         self.fresh_registration = False
+        self.drain_config = None    # DrainConfig dict while draining (drain.py): launches are refused
+        self.authenticated = False  # the master took our SASL exchange (only with a credential)
+        self.authentications = 0    # attempts so far: N of crammd5-authenticatee(N)
         self.started_ms = time.ticks_ms()
         self.counters = {"registrations": 0, "reregistrations": 0, "pings": 0, "dropped": 0,
                          "disconnects": 0, "invalid": 0}
@@ -87,8 +94,10 @@ class Agent:
         self.tasks = None  # the task runner (micromesos.tasks), attached by main()
         self._unregistered = asyncio.Event()  # set while the agent needs (re-)registration
         self._registered = asyncio.Event()
-        self.totals = resources.measure(inventory, cfg)
-        self.attributes = resources.attributes(inventory, cfg)
+        from . import boardres  # boot only: not resident (the runner drops it: tasks.drop_code)
+
+        self.totals = boardres.measure(inventory, cfg)
+        self.attributes = boardres.attributes(inventory, cfg)
 
     # --- the rarely-run half (registrar.py) ----------------------------------------------------
 
@@ -109,6 +118,8 @@ class Agent:
             return getattr(m, fn)(self, *args)
         finally:
             drop_cold()
+            if self.tasks is not None:
+                self.tasks.drop()  # resources.py, which registrar.py imports (tasks.drop_code)
 
     # --- identity -----------------------------------------------------------------------------
 
@@ -146,6 +157,7 @@ class Agent:
             self.counters["disconnects"] += 1
         log.info(_W, "disconnected: %s", why)
         self.state = DISCONNECTED
+        self.authenticated = False  # re-authenticate before re-registering, as Slave::detected does
         self.link = None
         self._registered.clear()
         self._unregistered.set()
@@ -187,6 +199,42 @@ class Agent:
         """The ReregisterSlaveMessage body the agent would send now, whole (for tests and tools)."""
         return b"".join(self.cold("reregistration"))
 
+    def _drain(self, kind, msg):
+        """drain.handle(self, kind, msg), its module imported for the call and dropped after."""
+        try:
+            __import__(_DRAIN)
+            sys.modules[_DRAIN].handle(self, kind, msg)
+        finally:
+            drop_cold(_DRAIN)
+            if self.tasks is not None:
+                self.tasks.drop()  # the kill and launch code it used
+
+    # --- authentication (issue 13; authn.py) -------------------------------------------------------
+
+    def credential_path(self):
+        """The credential file (config key credential), under the board's fs root unless absolute."""
+        p = self.cfg["credential"]
+        if p.startswith("/"):
+            return p
+        fs = self.inv.fs.rstrip("/")
+        return (fs + "/" if fs else "") + p
+
+    def wants_authentication(self):
+        return self.state == DISCONNECTED and not self.authenticated and bool(self.cfg["credential"])
+
+    async def _authenticate(self):
+        """authn.run, its module imported for it and dropped after. -> authenticated?"""
+        try:
+            __import__(_AUTHN)
+            self.authenticated = await sys.modules[_AUTHN].run(self)
+        except MemoryError:
+            log.error(_W, "no heap for the authentication code: retrying")
+            await asyncio.sleep(1)
+        finally:
+            drop_cold(_AUTHN)
+            gc.collect()  # its ~8 KB (loaded) back in one piece before the registration is built
+        return self.authenticated
+
     async def _registrar(self):
         """Randomised backoff of Slave::doReliableRegistration: [0, b], then [0, min(b*2^k, 60 s)]."""
         b = self.cfg["registration_backoff_factor"]
@@ -198,6 +246,11 @@ class Agent:
             k = 1
             refused = 0  # ms to wait after a message that could not be queued
             while self.state == DISCONNECTED:
+                if self.wants_authentication():
+                    if not await self._authenticate():
+                        break
+                    k = 1  # doReliableRegistration(factor * 2) after authenticating: at once, then back off
+                    refused = 0
                 self.fresh_registration = self.slave_id is None
                 what = names.short(names.REGISTER_SLAVE if self.fresh_registration else names.REREGISTER_SLAVE)
                 if not refused:
@@ -248,6 +301,8 @@ class Agent:
         # temporary connections (§1.5) and web UI clients come and go without meaning anything.
         if self.state == RUNNING and self.link is not None and self.link.peer == (ip, port):
             self.become_disconnected("master's link closed")
+        elif self.authenticated and self.state == DISCONNECTED and ip == self._ip1:
+            self.authenticated = False  # a master restarted while we registered forgets who we are
 
     # --- acknowledgements (§2.7) ---------------------------------------------------------------
 
@@ -303,6 +358,10 @@ class Agent:
             if kind == names.STATUS_UPDATE_ACK:
                 self._ack(msg)
                 return
+            if kind == _DRAIN_SLAVE or (self.drain_config is not None and
+                                        (kind == names.RUN_TASK or kind == names.RUN_TASK_GROUP)):
+                self._drain(kind, msg)
+                return
             fn = _cold_handler(kind)
             if fn is not None:
                 self.cold(fn, msg)
@@ -330,6 +389,9 @@ class Agent:
     async def start(self):
         await self.lp.start()
         self.cold("boot")  # recovery, and a log line with what the agent advertises
+        d = self.store.load("drain")  # drain.py's checkpoint
+        if d is not None:
+            self._drain(0, d)  # a drain under way before the reboot (drain.recover)
         self.state = DISCONNECTED
         self._unregistered.set()
         asyncio.create_task(self._registrar())

@@ -35,8 +35,9 @@ _MSG = const(9)
 _ID = const(10)
 _ABSENT = object()
 _BYTESLIKE = (bytes, bytearray, memoryview)
-_HIGH = (0x7FFFFFFF, 0x7FFFFFFFFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF)  # INT32, INT64, UINT32, UINT64
-_LOW = (-0x80000000, -0x8000000000000000, 0, 0)
+# Range checks and sign fixes shift instead of comparing with 2**31, 2**63 ...: on a 32-bit board every int
+# from 2**30 up is a heap object, and each such literal would be one more held by this module (~300 B).
+_BITS = b"\x1f\x3f\x20\x40"  # INT32, INT64, UINT32, UINT64: x >> bits is 0 (or -1 if signed) in range
 
 
 # --- decode --------------------------------------------------------------------------------------
@@ -181,16 +182,18 @@ def _scalar(r, kind):
     v = r.varint()
     if kind == _BOOL:
         return v != 0
-    if v > 0x7FFFFFFF:  # rare: only large or negative numbers take these branches
-        if kind == _INT32 or kind == _ENUM:
-            v &= 0xFFFFFFFF  # int32 keeps the low 32 bits of the 64-bit varint, as protobuf does
-            if v > 0x7FFFFFFF:
-                v -= 0x100000000
-        elif kind == _INT64:
-            if v > 0x7FFFFFFFFFFFFFFF:
-                v -= 0x10000000000000000
-        elif kind == _UINT32:
-            v &= 0xFFFFFFFF
+    # Rare: only large or negative numbers (v is the unsigned 64-bit varint) take these branches. No long-int
+    # constants (each one a heap object on a 32-bit board, where 0x3FFFFFFF is the largest small int): shifts,
+    # each guarded, as shifting a small int by the word size makes a long int even of 0.
+    if v > 0x3FFFFFFF:
+        if kind == _INT64:
+            if v >> 63:
+                v -= v >> 63 << 64
+        elif kind != _UINT64:  # 32-bit kinds keep the low 32 bits of the varint, as protobuf does
+            if v >> 32:
+                v -= v >> 32 << 32
+            if kind != _UINT32 and v >> 31:  # ... as a signed int32
+                v -= v >> 31 << 32
     return v
 
 
@@ -257,33 +260,34 @@ def ping_connected(buf, start=0, end=-1):
         elif r.wt == 0:
             c = r.varint()
         else:
-            raise DecodeError("wrong wire type %d for #61.connected at %d" % (r.wt, r.at))
+            _wrong(r, 61, "connected")
     if c < 0:
-        raise DecodeError("missing required #61.connected")
+        raise DecodeError("missing required #%d.%s" % (61, "connected"))  # encode's text: one str object
     return c != 0
 
 
 # --- encode --------------------------------------------------------------------------------------
-# Two passes over the dict: _plan() sizes every sub-message and UTF-8-encodes every string, appending
-# both to one list in write order; _write() then fills a single preallocated bytearray from it.
+# Two passes over the dict and nothing kept between them: _size() checks everything and sizes the whole
+# message; _write() fills one bytearray of that size, each sub-message after a 1-byte length it then
+# corrects in place (a body of 128 bytes or more moves up by the extra length bytes: one memmove). A list of
+# sub-message sizes (or of encoded strings) is one more block that must find room on a fragmented heap, and
+# it grows by doubling: the loaded board's registration failed there first when its heap was short.
 
 def size(T, obj):
     """Bytes that encode(T, obj) produces."""
-    return _plan(T, obj, [], 0)
+    return _size(T, obj, 0)
 
 
 def encode(T, obj):
     """Serialize dict obj as message T: fields in field-number order, required fields always (zero values
     too, §0.6), optional fields iff their key is present. A sub-message may be a dict or bytes-like (written
     verbatim: how raw bytes are echoed). ValueError/TypeError for bad input."""
-    plan = []
-    n = _plan(T, obj, plan, 0)
-    buf = bytearray(n)
-    _write(T, obj, iter(plan), buf, 0)
+    buf = bytearray(_size(T, obj, 0))
+    _write(T, obj, memoryview(buf), 0)
     return bytes(buf)
 
 
-def _plan(T, obj, plan, depth):
+def _size(T, obj, depth):
     # One call per message, every field handled inline (a call per field would heap-allocate its frame).
     if not isinstance(obj, dict):
         raise TypeError("#%d must be a dict or bytes, not %s" % (T, type(obj).__name__))
@@ -313,7 +317,7 @@ def _plan(T, obj, plan, depth):
             # bool is an int subclass in CPython but not in MicroPython: test it first so both agree.
             if kind == _BOOL:
                 if not isinstance(x, (bool, int)):
-                    raise TypeError("#%d.%s: bool expected" % (T, name))
+                    raise TypeError("#%d.%s: %s expected" % (T, name, "bool"))
                 n += 1
             elif kind <= _DOUBLE:
                 if isinstance(x, bool) or not isinstance(x, (int, float) if kind == _DOUBLE else int):
@@ -322,8 +326,10 @@ def _plan(T, obj, plan, depth):
                 if kind == _DOUBLE:
                     n += 8
                 else:
-                    t = 0 if kind == _ENUM else kind
-                    if x > _HIGH[t] or x < _LOW[t]:
+                    t = _INT32 if kind == _ENUM else kind
+                    # in range: x >> bits is 0, or -1 for a signed kind; y = x >> bits is one of those two
+                    # iff (y + 1) >> 1 is 0 (x < 0 only for a signed kind); x is an int here, mypy cannot narrow it
+                    if (t >= _UINT32 and x < 0) or (x >> _BITS[t]) + 1 >> 1:  # type: ignore[operator]
                         raise ValueError("#%d.%s: %d out of range" % (T, name, x))
                     n += varint_size(x)
             elif kind != _STRING and isinstance(x, _BYTESLIKE):  # bytes, or an already-encoded message
@@ -331,23 +337,18 @@ def _plan(T, obj, plan, depth):
                 n += varint_size(m) + m
             elif kind == _STRING or kind == _ID:
                 if not isinstance(x, str):
-                    raise TypeError("#%d.%s: str expected" % (T, name))
-                b = x.encode()
-                plan.append(b)
-                m = len(b)
+                    raise TypeError("#%d.%s: %s expected" % (T, name, "str"))
+                m = len(x.encode())  # encoded again by _write: nothing is kept between the passes
                 if kind == _ID:
                     m += 1 + varint_size(m)  # the ID message around the string: key 0x0a, length, bytes
                 n += varint_size(m) + m
             elif kind == _BYTES:
-                raise TypeError("#%d.%s: bytes expected" % (T, name))
+                raise TypeError("#%d.%s: %s expected" % (T, name, "bytes"))
             else:
                 sub = F[i + 2]
                 if sub == 0:
                     raise TypeError("#%d.%s is kept opaque: bytes expected" % (T, name))
-                slot = len(plan)
-                plan.append(0)
-                m = _plan(sub, x, plan, depth + 1)
-                plan[slot] = m
+                m = _size(sub, x, depth + 1)
                 n += varint_size(m) + m
     if seen != len(obj):
         known = [_KEYS[F[i + 3]] for i in range(a, end, 4)]
@@ -355,7 +356,8 @@ def _plan(T, obj, plan, depth):
     return n
 
 
-def _write(T, obj, it, buf, pos):
+def _write(T, obj, buf, pos):
+    # buf: a memoryview of the output (its slices move bytes in place, allocating no copy)
     F = _FIELDS
     a = 4 * (_FIRST[2 * T] | _FIRST[2 * T + 1] << 8)
     for i in range(a, 4 * (_FIRST[2 * T + 2] | _FIRST[2 * T + 3] << 8), 4):
@@ -380,10 +382,16 @@ def _write(T, obj, it, buf, pos):
                     pos = put_varint(buf, pos, len(x))
                     pos = put_bytes(buf, pos, x)
                 elif kind == _MSG:
-                    pos = put_varint(buf, pos, next(it))
-                    pos = _write(F[i + 2], x, it, buf, pos)
+                    e = _write(F[i + 2], x, buf, pos + 1)  # the body, after 1 byte for its length
+                    m = e - pos - 1
+                    if m > 0x7F:  # the length takes more bytes: move the body up (memmove, in place)
+                        k = varint_size(m) - 1
+                        buf[pos + 1 + k:e + k] = buf[pos + 1:e]
+                        e += k
+                    put_varint(buf, pos, m)
+                    pos = e
                 else:
-                    b = next(it)
+                    b = x.encode()
                     m = len(b)
                     if kind == _ID:
                         pos = put_varint(buf, pos, 1 + varint_size(m) + m)

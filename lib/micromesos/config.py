@@ -1,14 +1,14 @@
-# The device's JSON config: defaults, types and ranges checked once at boot.
-# MIT licence. A bad value raises ConfigError naming the key; Wi-Fi credentials live in wifi.json, not here.
+# The device's JSON config: strict JSON syntax, defaults, types and ranges checked once at boot.
+# MIT licence. A bad value raises ConfigError naming the key (bad syntax: line and column); Wi-Fi: wifi.json.
 import json
 
 from micropython import const
 
 from .errors import ConfigError
 
-# key: (default, kind). Kinds: "upid-addr" ip:port, "port", "ip", "str", "num", "res" (Mesos
-# resource string or {name: value}), "attr" (string "k:v;k:v" or {name: value}), "bool", "host" (a
-# DNS name or IPv4 address).
+# key: (default, kind) or, for "int", (default, "int", lo, hi). Kinds: "addr" ip:port, "port", "ip", "str",
+# "num" (> 0), "num0" (>= 0), "int", "res" (Mesos resource string or {name: value}), "attr" (string "k:v;k:v"
+# or {name: value}), "bool", "level", "host" (a DNS name or IPv4 address).
 _SCHEMA = {
     "master": (None, "addr"),          # "ip:port" of the leading mesos-master (required)
     "check_master_ip": (True, "bool"),  # the master's messages must come from its IP (false: NAT)
@@ -22,30 +22,47 @@ _SCHEMA = {
     "state_dir": ("state", "str"),     # under the board's fs root
     "tasks_dir": ("tasks", "str"),
     "frozen_tasks": ("hello,thermo,blink", "str"),  # task modules looked for among frozen ones (fetch.find)
-    "task_slice_ms": (200, "int"),     # a task step longer than this fails the task (tasks.py fairness)
-    "fetch_max_bytes": (65536, "int"),  # largest CommandInfo.URI file fetched into tasks_dir
-    "recv_buffer": (2048, "int"),      # bytes per inbound connection: the largest message taken (libprocess)
-    "outbox_size": (1024, "int"),      # bytes of small messages queued per destination (larger ones stream)
-    "max_connections": (3, "int"),     # inbound connections served at once (each holds a recv_buffer)
-    "heap_reserve": (24576, "int"),    # bytes of heap kept for the agent itself (not offered as mem)
+    "task_slice_ms": (200, "int", 1, 600000),  # a task step longer than this fails the task (steps.Watch)
+    "fetch_max_bytes": (65536, "int", 1, 16777216),  # largest CommandInfo.URI file fetched into tasks_dir
+    # The next three: libprocess.py's _SIZES ranges (it raises at agent start; here they fail the boot).
+    "recv_buffer": (2048, "int", 1024, 65536),  # bytes per inbound connection: the largest message taken
+    "outbox_size": (1024, "int", 512, 65536),   # bytes of small messages queued per destination
+    "max_connections": (3, "int", 2, 8),        # inbound connections served at once (each a recv_buffer)
+    "heap_reserve": (24576, "int", 0, 16777216),  # bytes of heap kept for the agent (not offered as mem)
     "registration_backoff_factor": (1.0, "num0"),  # seconds (PROTOCOL.md §2.3); 0: no initial wait
     "registration_backoff_max": (60.0, "num"),
     "ping_timeout": (None, "num"),     # seconds; overrides the master's total_ping_timeout_seconds
     "status_update_retry_min": (10.0, "num"),     # seconds (§2.7)
     "status_update_retry_max": (600.0, "num"),
     "fs": (None, "str"),               # board filesystem root (virtual boards)
-    "seed": (None, "int"),             # simulated sensors (unix board)
+    "seed": (None, "int", 0, 0x3FFFFFFF),  # simulated sensors (unix board)
     "ntp_host": ("pool.ntp.org", "host"),  # clock source (ntptime.host); an IP skips DNS (no-internet labs)
+    # Agent authentication (SASL CRAM-MD5, authn.py): the `mesos-agent --credential` JSON file, under fs
+    # unless absolute; the secret stays in that file, never in this config. Timeouts: seconds (§7).
+    "credential": (None, "str"),
+    "authentication_backoff_factor": (1.0, "num0"),
+    "authentication_timeout_min": (5.0, "num"),
+    "authentication_timeout_max": (60.0, "num"),
+    # Task code integrity (launch.py): refuse URIs without a #sha256= pin; the modules frameworks may
+    # launch, "a,b" (absent: any).
+    "require_pinned_uris": (False, "bool"),
+    "allowed_modules": (None, "str"),
 }
 _MAX_CRED = const(128)  # wifi.json values, bytes: an SSID is <= 32, a WPA2 passphrase <= 63
+_MAX_FILE = const(8192)  # bytes of config.json read; a config is a few hundred
 
 
-def _ip_ok(s):
+def _ip_ok(s, any_ok=True):
+    # A dotted quad as upid.ipv4_ok takes it (no leading zeros, not 0.0.0.0), or 0.0.0.0 to bind to.
+    if not isinstance(s, str):
+        return False
+    if s == "0.0.0.0":
+        return any_ok
     parts = s.split(".")
     if len(parts) != 4:
         return False
     for p in parts:
-        if not p.isdigit() or int(p) > 255:
+        if not p.isdigit() or int(p) > 255 or (p[0] == "0" and p != "0"):
             return False
     return True
 
@@ -63,69 +80,57 @@ def _host_ok(s):
     return True
 
 
-def _check(key, kind, v):
+def _check(key, spec, v):
+    # One raise for every kind: each kind only says what it expected (RAM: one message format, not ten).
+    kind = spec[1]
+    num = isinstance(v, (int, float)) and not isinstance(v, bool)
+    whole = num and isinstance(v, int)
     if kind == "addr":
-        if isinstance(v, str) and ":" in v:
-            host, _, port = v.rpartition(":")
-            if _ip_ok(host) and host != "0.0.0.0" and port.isdigit() and 0 < int(port) < 65536:
-                return v
-        raise ConfigError("%s: expected \"a.b.c.d:port\" (an IPv4 address), got %r" % (key, v))
-    if kind == "ip":
-        if isinstance(v, str) and _ip_ok(v):
-            return v
-        raise ConfigError("%s: expected an IPv4 address \"a.b.c.d\", got %r" % (key, v))
-    if kind == "port":
-        if isinstance(v, int) and not isinstance(v, bool) and 0 < v < 65536:
-            return v
-        raise ConfigError("%s: expected a port number 1-65535, got %r" % (key, v))
-    if kind == "int":
-        if isinstance(v, int) and not isinstance(v, bool) and v >= 0:
-            return v
-        raise ConfigError("%s: expected a whole number >= 0, got %r" % (key, v))
-    if kind == "num":
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0:
-            return float(v)
-        raise ConfigError("%s: expected a positive number, got %r" % (key, v))
-    if kind == "num0":
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0:
-            return float(v)
-        raise ConfigError("%s: expected a number >= 0, got %r" % (key, v))
-    if kind == "bool":
-        if isinstance(v, bool):
-            return v
-        raise ConfigError("%s: expected true or false, got %r" % (key, v))
-    if kind == "host":
-        if isinstance(v, str) and _host_ok(v):
-            return v
-        raise ConfigError("%s: expected a host name or IPv4 address, got %r" % (key, v))
-    if kind == "str":
-        if isinstance(v, str) and v:
-            return v
-        raise ConfigError("%s: expected a non-empty string, got %r" % (key, v))
-    if kind == "level":
-        if v in ("error", "warn", "warning", "info", "debug"):
-            return v
-        raise ConfigError("%s: expected one of error, warn, info, debug, got %r" % (key, v))
-    if kind in ("res", "attr"):
-        if isinstance(v, (str, dict)):
-            return v
-        raise ConfigError("%s: expected a string like \"name:value;...\" or an object, got %r" % (key, v))
-    raise ConfigError("%s: unknown kind %s" % (key, kind))
+        host, _, port = v.rpartition(":") if isinstance(v, str) else ("", "", "")
+        ok = _ip_ok(host, False) and port.isdigit() and 0 < int(port) < 65536
+        what = '"a.b.c.d:port" (an IPv4 address)'
+    elif kind == "ip":  # advertise_ip: not 0.0.0.0 (no UPID, §1.1)
+        ok, what = _ip_ok(v, key == "ip"), 'an IPv4 address "a.b.c.d"'
+    elif kind == "port":
+        ok, what = whole and 0 < v < 65536, "a port number 1-65535"
+    elif kind == "int":
+        ok, what = whole and spec[2] <= v <= spec[3], "a whole number %d-%d" % (spec[2], spec[3])
+    elif kind == "num":
+        ok, what = num and v > 0, "a positive number"
+    elif kind == "num0":
+        ok, what = num and v >= 0, "a number >= 0"
+    elif kind == "bool":
+        ok, what = isinstance(v, bool), "true or false"
+    elif kind == "host":
+        ok, what = isinstance(v, str) and _host_ok(v), "a host name or IPv4 address"
+    elif kind == "str":
+        ok, what = isinstance(v, str) and v != "", "a non-empty string"
+    elif kind == "level":
+        ok, what = v in ("error", "warn", "warning", "info", "debug"), "one of error, warn, info, debug"
+    else:  # "res", "attr"
+        ok, what = isinstance(v, (str, dict)), 'a string like "name:value;..." or an object'
+    if not ok:
+        raise ConfigError("%s: expected %s, got %r" % (key, what, v))
+    return float(v) if kind[:3] == "num" else v
 
 
-def check(raw):
-    """Defaults filled in and every value checked; ConfigError names the first bad key."""
+def check(raw, wifi=True):
+    """Defaults filled in and every value checked; ConfigError names the first bad key. wifi: the board
+    has a Wi-Fi interface that supplies the advertised address when "ip" is 0.0.0.0."""
     if not isinstance(raw, dict):
         raise ConfigError("config: expected a JSON object")
     for k in raw:
         if k not in _SCHEMA:
             raise ConfigError("%s: unknown key (known: %s)" % (k, ", ".join(sorted(_SCHEMA))))
     cfg = {}
-    for k, (default, kind) in _SCHEMA.items():
+    for k, spec in _SCHEMA.items():
         v = raw.get(k)
-        cfg[k] = default if v is None else _check(k, kind, v)
+        cfg[k] = spec[0] if v is None else _check(k, spec, v)
     if cfg["master"] is None:
         raise ConfigError("master: missing; set it to the mesos-master's \"ip:port\"")
+    if cfg["advertise_ip"] is None and cfg["ip"] == "0.0.0.0" and not wifi:
+        # Without Wi-Fi nothing learns the address the master must reach (libprocess would fail later).
+        raise ConfigError("advertise_ip: missing; \"ip\" is 0.0.0.0 and no Wi-Fi tells the board's address")
     # Resource and attribute strings are parsed here so a typo fails at boot, not at registration.
     from . import resources
 
@@ -140,30 +145,46 @@ def check(raw):
     return cfg
 
 
-def load(path="config.json", overrides=None):
+def load(path="config.json", overrides=None, wifi=True):
     """Read and check the config file; `overrides` (e.g. from a command line) win over the file."""
-    try:
-        with open(path) as f:
-            raw = json.load(f)
-    except OSError:
-        raise ConfigError("%s: cannot read the config file" % path)
-    except ValueError as e:
-        raise ConfigError("%s: not valid JSON (%s)" % (path, e))
+    raw = _read(path, _MAX_FILE, "cannot read the config file")
     if overrides and isinstance(raw, dict):
         raw.update(overrides)
-    return check(raw)
+    return check(raw, wifi)
+
+
+def _read(path, limit, unreadable):
+    # The file's JSON value. MicroPython's json takes trailing commas, a missing ':' and leading zeros
+    # without a word, and says only "syntax error": the strict check below finds the place.
+    try:
+        with open(path, "rb") as f:
+            b = f.read(limit + 1)
+    except OSError:
+        raise ConfigError("%s: %s" % (path, unreadable))
+    if len(b) > limit:
+        raise ConfigError("%s: larger than %d bytes" % (path, limit))
+    import sys
+
+    from . import jsoncheck  # only for this: its code leaves RAM right after
+
+    try:
+        bad = jsoncheck.syntax(b)
+    finally:
+        del sys.modules["micromesos.jsoncheck"]
+        del sys.modules["micromesos"].jsoncheck
+    if bad is not None:
+        i, why = bad
+        raise ConfigError("%s: not valid JSON at line %d column %d: %s" % (
+            path, b.count(b"\n", 0, i) + 1, i - b.rfind(b"\n", 0, i), why))
+    try:
+        return json.loads(b)
+    except ValueError as e:  # e.g. a \u escape MicroPython can't decode
+        raise ConfigError("%s: not valid JSON (%s)" % (path, e))
 
 
 def wifi(path):
     """(ssid, password) from wifi.json; ConfigError names the file and key."""
-    try:
-        with open(path) as f:
-            raw = f.read(1024)
-        w = json.loads(raw)
-    except OSError:
-        raise ConfigError('%s: cannot read it (needs {"ssid": "...", "password": "..."})' % path)
-    except ValueError:
-        raise ConfigError("%s: not valid JSON" % path)
+    w = _read(path, 1024, 'cannot read it (needs {"ssid": "...", "password": "..."})')
     if not isinstance(w, dict):
         raise ConfigError("%s: expected a JSON object" % path)
     ssid = w.get("ssid")

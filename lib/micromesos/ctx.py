@@ -5,7 +5,6 @@ from micropython import const
 
 from . import codec, log, names, schema
 from .errors import MesosError
-from .resources import fmt
 
 # Runner phases (launch.py, tasks.py and steps.py move a ctx through them).
 LAUNCHING = const(0)  # fetching code; the master still sees TASK_STAGING
@@ -100,7 +99,7 @@ class Ctx:
     arguments = ()
     env = {}              # replaced, never mutated, by the runner
     data = None
-    heap = 0              # bytes of heap growth over its steps (gc.mem_alloc deltas)
+    heap = 0              # what its steps hold now: heap growth net of frees, floored at 0 (steps.py)
     steps = 0
     max_step_ms = 0
     dropped = 0           # framework messages dropped from a full inbox
@@ -153,8 +152,14 @@ class Ctx:
     # --- granted resources ---------------------------------------------------------------------------
 
     def _denied(self, what):
-        return NotGranted("%s is not granted to task %s (granted: %s)" % (
-            what, self.task_id, ";".join(fmt(n, v) for n, v in self._res) or "nothing"))
+        from .resources import fmt  # rare: not resident (tasks.drop_code)
+
+        try:
+            return NotGranted("%s is not granted to task %s (granted: %s)" % (
+                what, self.task_id, ";".join(fmt(n, v) for n, v in self._res) or "nothing"))
+        finally:
+            if self._runner is not None:
+                self._runner.drop()
 
     def _lookup(self, kinds, group, kind, name):
         item = _granted(self._res, kinds, group, kind, name)

@@ -21,7 +21,7 @@ _ROUTES = {
     "/files/download": ("sandbox", "download"),
 }
 # Imported by a request, dropped once no response is using them (jsonw: the listener's streamed responses).
-_VIEWS = ("webstate", "metrics", "sandbox", "query", "jsonw")
+_VIEWS = ("webstate", "metrics", "sandbox", "query", "jsonw", "resources")
 _STALE_MS = const(60000)  # a counted stream this old was abandoned before it started (see route)
 
 

@@ -2,6 +2,7 @@
 # download.py); .mpy header checks; the import, recorded so the module can leave RAM with its last task.
 # MIT licence. Every failure is a FetchError. Imported by launch.py, and dropped with it (Tasks.DROP_CODE):
 # its state lives on the runner (tasks.Tasks).
+import gc
 import os
 import sys
 
@@ -104,6 +105,19 @@ def check_mpy(path, fname):
         raise FetchError("%s was compiled for %d-bit small ints, this firmware has %d" % (fname, h[3], bits))
 
 
+def allowed(cfg, name, uris):
+    """The board's task code policy (config allowed_modules, require_pinned_uris): FetchError saying why
+    `name` may not run here, which the launch reports as TASK_FAILED with that message."""
+    names = cfg.get("allowed_modules")
+    if names and name not in [n.strip() for n in names.split(",")]:
+        raise FetchError("module %s is not allowed on this board (allowed_modules: %s)" % (name, names))
+    if cfg.get("require_pinned_uris"):
+        for u in uris:
+            if parse(u["value"], u.get("output_file"))[4] is None:
+                raise FetchError("%s has no #sha256= pin and this board requires one (require_pinned_uris)"
+                                 % u["value"])
+
+
 def find(runner, name, uris, fetched=False):
     """The module for CommandInfo.value `name`: frozen (only the names in runner.frozen are looked for
     there), then tasks_dir (filled from `uris`, honouring `cache` and `#sha256=` pins). None if a URI
@@ -112,6 +126,9 @@ def find(runner, name, uris, fetched=False):
     __import__ before the module is known to exist: an unknown name costs no interned string."""
     if not module_name(name):
         raise FetchError("CommandInfo.value %r is not a module name" % (name,))
+    agent = getattr(runner, "agent", None)
+    if agent is not None:
+        allowed(agent.cfg, name, uris)
     known = runner.modules  # the task modules this runner imported: name -> [users, pin, imported]
     e = known.get(name)
     mod = sys.modules.get(name)
@@ -162,7 +179,13 @@ def _import(runner, name, path, probe, src):
     sys.path[:] = path
     mod = None
     try:
-        mod = __import__(name)
+        try:
+            mod = __import__(name)
+        except MemoryError:  # often garbage, not a full heap: collect and try once more
+            for m in [m for m in sys.modules if m not in before]:
+                sys.modules.pop(m, None)
+            gc.collect()
+            mod = __import__(name)
     except ImportError as e:
         if not probe:
             raise FetchError("cannot import %s: ImportError: %s" % (name, e))

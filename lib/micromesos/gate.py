@@ -67,11 +67,15 @@ class _Conn:
     # One inbound connection: its task, parser (None while it waits for one), whether it carried
     # messages for us (link) or plain HTTP requests (http), a streamed response waiting to go (stream)
     # or going (busy); req: a request is under way since t0 (its first byte, or being given a parser).
+    # Defaults live on the class: a connection's attribute table only holds what differs.
+    parser = stream = None
+    link = broken = http = busy = gone = req = master = False
+
     def __init__(self, w, addr=None, master=False):
-        self.task = self.parser = self.stream = None
+        self.task = None  # every connection gets one (Gate._admit)
         self.last = self.t0 = time.ticks_ms()
-        self.link = self.broken = self.http = self.busy = self.gone = self.req = False
-        self.master = master  # it comes from an address we send to (the master's)
+        if master:
+            self.master = True  # it comes from an address we send to (the master's)
         a = w.get_extra_info("peername") if addr is None else addr
         if not isinstance(a, tuple):  # the unix port hands over a raw struct sockaddr_in
             a = ("%d.%d.%d.%d" % (a[4], a[5], a[6], a[7]), a[2] << 8 | a[3])
@@ -87,6 +91,9 @@ class Gate:
     # A parser's buffer: the largest request (head and framed body) a connection takes. The largest a
     # real master sent in the captured sessions is 563 B (a RunTaskMessage); `recv_buffer` sets it.
     recv_size = 2048
+    # A new connection's parser starts this small (a web client's GET; a ping) and grows to recv_size once
+    # a request needs it (http.HTTPParser._fit): /state's peak holds no 2 KB block for the client.
+    start_size = 512
     accept_wait_ms = 4000  # a connection finding every parser busy waits this long for one, then gets 503
     stale_ms = 3000  # a connection silent this long mid-request (or before its first) may be dropped
     head_grace_ms = 500  # a request head not complete after this may be dropped for a waiting connection
@@ -119,16 +126,16 @@ class Gate:
     def _master_ip(self, ip):
         return False  # Libprocess: an address it sends to
 
-    def _new_parser(self):
-        p = self.parser(bytearray(self.recv_size))
-        p.max_body = self.recv_size  # the buffer is the limit
+    def _new_parser(self, size):
+        p = self.parser(bytearray(size))
+        p.cap = p.max_body = self.recv_size  # the buffer is the limit
         self._parsers += 1
         return p
 
     async def listen(self, ip, port):
         # One parser up front, while the heap is in one piece: the master's link never needs a fresh
         # block. Others are made per connection and freed when it goes (_give_back).
-        self._spare = self._new_parser()
+        self._spare = self._new_parser(self.recv_size)
         ai = socket.getaddrinfo(ip, port)[0]
         s = socket.socket()
         s.setblocking(False)
@@ -249,6 +256,9 @@ class Gate:
                 pass
         except OSError as e:
             log.debug(_W, "connection from %s:%d: %r", c.peer[0], c.peer[1], e)
+        except MemoryError:  # no block for its parser to grow into: this connection goes, the listener stays
+            self.refused += 1
+            self._write(c, w, http.UNAVAILABLE)
         finally:
             self._conns.remove(c)
             self._give_back(c)
@@ -281,9 +291,9 @@ class Gate:
         c.parser = None
         if p is None:
             return
-        if self._parsers == 1 and self._spare is None:
+        if self._spare is None and (self._parsers == 1 or len(p.buf) >= self.recv_size):
             p.clear()
-            self._spare = p  # the last one stays: the master's next link needs no fresh block
+            self._spare = p  # one stays, full-size if it can: the master's next link needs no fresh block
         else:
             self._parsers -= 1  # freed with the connection
 
@@ -316,7 +326,7 @@ class Gate:
             self._spare = None
         else:
             try:
-                c.parser = self._new_parser()
+                c.parser = self._new_parser(min(self.start_size, self.recv_size))
             except MemoryError:
                 log.error(_W, "no heap for a connection from %s:%d", c.peer[0], c.peer[1])
                 return False

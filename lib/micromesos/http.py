@@ -29,7 +29,8 @@ _NOBODY = const(-1)  # clen when no Content-Length header was seen
 _BIG = const(1 << 26)  # Content-Length values stop growing here (a small int on 32-bit ports)
 _ROOM = const(32)  # discard mode needs this much of the buffer past the head: reads, chunk-size lines
 
-# The responses the listener sends most: constants, so answering a message allocates nothing.
+# The responses the listener sends most: constants, so answering a message allocates nothing. The rest of
+# what answers a GET (Request, response_head, write_response) is jsonw's, loaded per request.
 # No Date header: the device may have no clock yet (RFC 7231 §7.1.1.2 allows leaving it out).
 ACCEPTED = b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n"
 NOT_FOUND = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
@@ -37,11 +38,6 @@ BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: clo
 SERVER_ERROR = b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n"
 # A connection the listener has no room for (libprocess.Libprocess.max_conns): answered, then closed.
 UNAVAILABLE = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-
-_REASONS = {200: "OK", 202: "Accepted", 204: "No Content", 307: "Temporary Redirect",
-            400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-            500: "Internal Server Error", 501: "Not Implemented", 503: "Service Unavailable"}
-
 
 def hexlen(n):
     """Digits of n in hex: the chunk-size line of a chunked body (§1.3)."""
@@ -119,6 +115,8 @@ class HTTPParser:
     libprocess message, §1.4; -1 otherwise), clen, chunked, keep_alive,
     body0/body1 (the body, de-chunked in place), end (where the raw request ended), dropped.
     Call done() after handling it: pipelined bytes move to the front and parsing goes on.
+    The buffer may start small and grow once to `cap` bytes when a request needs more (a web client's
+    GET fits in a few hundred bytes; the listener lends full-size buffers only to what needs them).
     Malformed or oversize input raises ProtocolError; the connection is then unusable. Except in
     discard mode: a message (snd0 >= 0) whose head fits but whose body does not is read and dropped
     as it arrives, and parse() returns it with an empty body and `dropped` = its body's size; the
@@ -133,6 +131,7 @@ class HTTPParser:
     def __init__(self, buf=None):
         self.buf = buf if buf is not None else bytearray(self.buf_size)
         self.mv = memoryview(self.buf)
+        self.cap = len(self.buf)  # the size _fit() may grow the buffer to
         self.fill = 0
         self._reset()
 
@@ -204,8 +203,8 @@ class HTTPParser:
 
     def parse(self):
         """True when a complete request is ready; False if more bytes are needed."""
-        buf = self.buf
         while True:
+            buf = self.buf  # it may have grown (_fit)
             st = self.state
             if st == _DONE:
                 return True
@@ -300,7 +299,7 @@ class HTTPParser:
         # else ends the connection.
         if self.snd0 < 0 or dropped > self.max_discard:
             raise ProtocolError(why if self.snd0 < 0 else "HTTP: body too large")
-        if len(self.buf) - self.body0 < _ROOM:
+        if not self._fit(self.body0 + _ROOM):
             raise ProtocolError("HTTP: request larger than buffer")  # no room left to read into
         self.dropped = dropped
         self._left = left
@@ -308,9 +307,23 @@ class HTTPParser:
         self.state = _SKIP
 
     def _need_more(self):
-        if self.fill >= len(self.buf):
+        if not self._fit(self.fill + 1):
             raise ProtocolError("HTTP: request larger than buffer")
         return False
+
+    def _fit(self, need):
+        # Does buf[:need] fit? A small buffer grows to cap first if that is enough (MemoryError if the
+        # heap has no block for it: the listener answers 503). Offsets stay valid: the bytes keep their places.
+        n = len(self.buf)
+        if need <= n:
+            return True
+        if need > self.cap:
+            return False
+        b = bytearray(self.cap)
+        b[:n] = self.buf
+        self.buf = b
+        self.mv = memoryview(b)
+        return True
 
     def _request_line(self, buf, a, b):
         sp1 = buf.find(b" ", a, b)
@@ -439,7 +452,7 @@ class HTTPParser:
             n = self.clen
             if n > self.max_body:
                 self._oversize("HTTP: body too large", n, n)
-            elif pos + n > len(self.buf):
+            elif not self._fit(pos + n):
                 self._oversize("HTTP: request larger than buffer", n, n)
             else:
                 self.state = _LENGTH
@@ -474,65 +487,8 @@ class HTTPParser:
             self._oversize("HTTP: body too large", self.dropped + val, val)
         elif self.body1 - self.body0 + val > self.max_body:
             self._oversize("HTTP: body too large", self.body1 - self.body0 + val, val)
-        elif self.line + val + 2 > len(self.buf):
+        elif not self._fit(self.line + val + 2):
             self._oversize("HTTP: request larger than buffer", self.body1 - self.body0 + val, val)
         else:
             self._left = val
             self.state = _CDATA
-
-
-class Request:
-    """What a GET route sees: the parsed request as plain values (endpoints are not a hot
-    path; this allocates). UnicodeError if the path is not UTF-8."""
-
-    def __init__(self, p):
-        b = p.buf
-        self.method = p.method  # GET, HEAD, POST or OTHER
-        self.path = bytes(b[p.target0 : p.path1]).decode()
-        self.query = bytes(b[p.path1 + 1 : p.target1]).decode() if p.path1 < p.target1 else ""
-        self.body = bytes(b[p.body0 : p.body1])
-
-
-def body_parts(body):
-    """(total length, tuple/list of bytes-like parts) for a GET response body: bytes-like,
-    str, or an iterable of those (a generator is collected once, to know Content-Length)."""
-    if isinstance(body, str):
-        body = body.encode()
-    if isinstance(body, (bytes, bytearray, memoryview)):
-        return len(body), (body,)
-    parts = []
-    n = 0
-    for p in body:
-        if isinstance(p, str):
-            p = p.encode()
-        parts.append(p)
-        n += len(p)
-    return n, parts
-
-
-def response_head(status, content_type, length, keep_alive=True):
-    """Status line and headers of a response: length >= 0 is its Content-Length, -1 means
-    Transfer-Encoding: chunked (a streamed body, micromesos.jsonw), None neither (the body
-    ends when the connection closes: HTTP/1.0 clients of a streamed body)."""
-    h = "HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, "Unknown"))
-    if content_type:
-        h += "Content-Type: %s\r\n" % content_type
-    if length is None:
-        keep_alive = False
-    elif length < 0:
-        h += "Transfer-Encoding: chunked\r\n"
-    else:
-        h += "Content-Length: %d\r\n" % length
-    if not keep_alive:
-        h += "Connection: close\r\n"
-    return (h + "\r\n").encode()
-
-
-def write_response(stream, status, content_type, body, keep_alive=True, head_only=False):
-    """Write a complete response with stream.write(); the caller drains. For GET/HEAD."""
-    n, parts = body_parts(body if body is not None else b"")
-    stream.write(response_head(status, content_type, n, keep_alive))
-    if not head_only:
-        for p in parts:
-            if len(p):
-                stream.write(p)

@@ -1,5 +1,7 @@
-# Streamed HTTP response bodies: a JSON writer into one preallocated buffer, sent as a chunk whenever it fills;
-# JSON(P) bodies of the views. MIT licence. PROTOCOL.md §5: a body is written out in pieces, never built whole.
+# Answers to GET routes: the request as a route sees it, whole responses, and streamed bodies through a JSON
+# writer into one buffer, sent as a chunk whenever it fills (JSON(P) bodies of the views). MIT licence.
+# PROTOCOL.md §5: a body is written out in pieces, never built whole. Loaded per request by the listener and
+# dropped with the views after it (endpoints.py): an idle agent holds none of this code.
 import asyncio
 from micropython import const
 
@@ -8,13 +10,74 @@ from . import http, log
 _PRE = const(6)  # room before a chunk's data for its size line: up to 4 hex digits and CRLF
 _ROOM = const(128)  # before the first chunk: the response head too, so that both go out in one write
 _POST = const(7)  # room after the data for the chunk's CRLF and, after the last one, "0\r\n\r\n"
-_NEW = const(0x80)  # stack flag: nothing written yet at this level (no comma before the next item)
 _HEX = b"0123456789abcdef"
 _W = "http"
 
 _JSON = "application/json"
 _JSONP = "text/javascript"  # §5: with ?jsonp=<cb> the body is cb(<json>)
 _MAX_CALLBACK = const(64)
+
+
+_REASONS = {200: "OK", 202: "Accepted", 204: "No Content", 307: "Temporary Redirect",
+            400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+            500: "Internal Server Error", 501: "Not Implemented", 503: "Service Unavailable"}
+
+
+class Request:
+    """What a GET route sees: the parsed request (http.HTTPParser) as plain values (endpoints are not
+    a hot path; this allocates). UnicodeError if the query is not UTF-8."""
+
+    def __init__(self, p, path):
+        b = p.buf
+        self.method = p.method  # GET, HEAD, POST or OTHER (http's constants)
+        self.path = path  # the listener decoded it to find the route
+        self.query = bytes(b[p.path1 + 1 : p.target1]).decode() if p.path1 < p.target1 else ""
+        self.body = bytes(b[p.body0 : p.body1])
+
+
+def body_parts(body):
+    """(total length, tuple/list of bytes-like parts) for a GET response body: bytes-like,
+    str, or an iterable of those (a generator is collected once, to know Content-Length)."""
+    if isinstance(body, str):
+        body = body.encode()
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        return len(body), (body,)
+    parts = []
+    n = 0
+    for p in body:
+        if isinstance(p, str):
+            p = p.encode()
+        parts.append(p)
+        n += len(p)
+    return n, parts
+
+
+def response_head(status, content_type, length, keep_alive=True):
+    """Status line and headers of a response: length >= 0 is its Content-Length, -1 means
+    Transfer-Encoding: chunked (a streamed body, micromesos.jsonw), None neither (the body
+    ends when the connection closes: HTTP/1.0 clients of a streamed body)."""
+    h = "HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, "Unknown"))
+    if content_type:
+        h += "Content-Type: %s\r\n" % content_type
+    if length is None:
+        keep_alive = False
+    elif length < 0:
+        h += "Transfer-Encoding: chunked\r\n"
+    else:
+        h += "Content-Length: %d\r\n" % length
+    if not keep_alive:
+        h += "Connection: close\r\n"
+    return (h + "\r\n").encode()
+
+
+def write_response(stream, status, content_type, body, keep_alive=True, head_only=False):
+    """Write a complete response with stream.write(); the caller drains. For GET/HEAD."""
+    n, parts = body_parts(body if body is not None else b"")
+    stream.write(response_head(status, content_type, n, keep_alive))
+    if not head_only:
+        for p in parts:
+            if len(p):
+                stream.write(p)
 
 
 def _escape(buf, p, c):
@@ -33,7 +96,8 @@ def _escape(buf, p, c):
 
 
 class Writer:
-    """One response body at a time: begin(), JSON (or raw bytes) written through it, finish().
+    """One response body at a time: begin(), JSON (t(), obj(), val()) or raw bytes written through it,
+    finish().
 
     While the whole body fits in the buffer it goes out with a Content-Length (§5 asks for one); once the
     buffer fills, the head goes out with Transfer-Encoding: chunked and every full buffer is one chunk
@@ -42,8 +106,6 @@ class Writer:
     written one after another would wait for the peer's delayed ACK. The stream's write() sends at once
     or keeps a copy, so the buffer is free again when flush() returns; the producer yields at checkpoints,
     where respond() waits for the stream to drain. HEAD only counts the bytes."""
-
-    max_depth = 12  # nesting levels of objects and arrays
 
     def __init__(self, buf=1024):
         """buf: the buffer (a bytearray, preallocated by the listener at boot) or its size."""
@@ -55,7 +117,6 @@ class Writer:
         self.buf = buf
         self.mv = memoryview(buf)
         self.lim = size - _POST
-        self._stack = bytearray(self.max_depth)  # per open level: its closing byte, | _NEW while empty
         self.begin(None)
 
     def begin(self, stream, status=200, ctype=None, keep_alive=True, head_only=False, chunked_ok=True):
@@ -68,8 +129,6 @@ class Writer:
         self.sent = 0  # 0: head not sent yet; 1: chunked; 2: unframed, closed after the body; 3: with a length
         self.count = 0  # body bytes produced so far (those in the buffer not included)
         self.base = self.pos = _ROOM  # the data in the buffer is buf[base:pos]
-        self.depth = 0
-        self._key = False  # a key was just written: the value takes no comma
 
     # --- bytes ---------------------------------------------------------------------------------------
 
@@ -94,14 +153,14 @@ class Writer:
         if not self.sent:
             if last:
                 self.sent = 3
-                head = http.response_head(self.status, self.ctype, n, self.keep)
+                head = response_head(self.status, self.ctype, n, self.keep)
             elif self.chunked_ok:
                 self.sent = 1
-                head = http.response_head(self.status, self.ctype, -1, self.keep)
+                head = response_head(self.status, self.ctype, -1, self.keep)
             else:
                 self.sent = 2
                 self.keep = False  # HTTP/1.0: the end of the body is the end of the connection
-                head = http.response_head(self.status, self.ctype, None, False)
+                head = response_head(self.status, self.ctype, None, False)
         if self.sent == 1:
             if n:
                 k = http.hexlen(n)
@@ -132,7 +191,7 @@ class Writer:
         self.count += n
         if self.head_only:
             if self.w is not None:
-                self.w.write(http.response_head(self.status, self.ctype, self.count, self.keep))
+                self.w.write(response_head(self.status, self.ctype, self.count, self.keep))
         elif self.w is not None:
             self._send(n, True)
         self.base = self.pos = _ROOM
@@ -164,10 +223,10 @@ class Writer:
         self.buf[p:p + n] = b
         self.pos = p + n
 
-    def _esc(self, src, a, b, latin1):
-        # src[a:b] (bytes-like) escaped for a JSON string. Bytes >= 0x80 pass as UTF-8, or with latin1 each
-        # becomes \u00XX: one JSON character per byte, so a client's offset + len(data) stays a byte
-        # offset (the web UI's pailer computes the next /files/read offset that way).
+    def esc(self, src, a, b):
+        """src[a:b] (bytes-like) escaped into a JSON string, one JSON character per byte: bytes >= 0x80
+        as \\u00XX, so a client's offset + len(data) stays a byte offset (the web UI's pailer computes the
+        next /files/read offset that way)."""
         buf = self.buf
         pos = self.pos
         lim = self.lim - 6
@@ -177,7 +236,7 @@ class Writer:
                 self.flush()
                 pos = self.pos
             c = src[i]
-            if c >= 32 and c != 34 and c != 92 and (c < 128 or not latin1):
+            if 32 <= c < 128 and c != 34 and c != 92:
                 buf[pos] = c
                 pos += 1
                 continue
@@ -207,55 +266,27 @@ class Writer:
                 self.pos = p + _escape(buf, p, c)
 
     # --- JSON ---------------------------------------------------------------------------------------
+    # The views write each object from a constant template (t()): keys, commas and brackets are bytes of
+    # the template, values take the place of its % signs. No nesting state to keep, no code per field.
 
-    def _pre(self):
-        # A comma before every item of an open object or array but its first; none after a key.
-        if self._key:
-            self._key = False
-            return
-        d = self.depth
-        if d:
-            s = self._stack[d - 1]
-            if s & _NEW:
-                self._stack[d - 1] = s & ~_NEW
-            else:
-                self.byte(44)
-
-    def _open(self, o, c):
-        self._pre()
-        d = self.depth
-        if d >= self.max_depth:
-            raise ValueError("JSON nested deeper than %d" % self.max_depth)
-        self._stack[d] = c | _NEW
-        self.depth = d + 1
-        self.byte(o)
-
-    def obj(self):
-        self._open(123, 125)
-
-    def arr(self):
-        self._open(91, 93)
-
-    def end(self):
-        """Close the innermost open object or array."""
-        self.depth -= 1
-        self.byte(self._stack[self.depth] & ~_NEW)
-
-    def key(self, k):
-        """An object key: bytes written as they are (constants), str escaped."""
-        self._pre()
-        self.byte(34)
-        if isinstance(k, str):
-            self._text(k)
-        else:
-            self.raw(k)
-        self.byte(34)
-        self.byte(58)
-        self._key = True
+    def t(self, tpl, *vals):
+        """The bytes constant tpl with each % replaced by the next value (val()): t(b'{"id":%,"n":%}', i, n).
+        A str value before a ':' is a key: t(b',%:%', name, v)."""
+        buf = self.buf
+        k = 0
+        for c in tpl:  # byte by byte: iterating bytes allocates nothing, a slice would
+            if c == 37:
+                self.val(vals[k])
+                k += 1
+                continue
+            if self.pos >= self.lim:
+                self.flush()
+            buf[self.pos] = c
+            self.pos += 1
 
     def val(self, v):
-        """None, bool, int, float, str (UTF-8), bytes (one character per byte) as a JSON value."""
-        self._pre()
+        """None, bool, int, float, str (UTF-8), bytes (one character per byte), or a list or tuple of
+        those, as a JSON value."""
         if v is None:
             self.raw(b"null")
         elif v is True:
@@ -265,42 +296,25 @@ class Writer:
         elif isinstance(v, int):
             self._int(v)
         elif isinstance(v, float):
-            self._float(v)
+            if v - v != 0:  # NaN or an infinity: JSON has neither
+                self.raw(b"null")
+                return
+            for ch in repr(v):  # shortest round-trip form: valid JSON ("1e+22", "0.1", "3.0")
+                self.byte(ord(ch))
+        elif isinstance(v, list) or isinstance(v, tuple):  # no (list, tuple): that would be built per call
+            self.byte(91)
+            for i in range(len(v)):  # no iterator object
+                if i:
+                    self.byte(44)
+                self.val(v[i])
+            self.byte(93)
         else:
             self.byte(34)
             if isinstance(v, str):
                 self._text(v)
             else:
-                self._esc(v, 0, len(v), True)
+                self.esc(v, 0, len(v))
             self.byte(34)
-
-    def field(self, k, v):
-        self.key(k)
-        self.val(v)
-
-    def item(self, b):
-        """A whole member or element written as it is, e.g. item(b'"queued_tasks":[]') (a constant)."""
-        self._pre()
-        self.raw(b)
-
-    def fields(self, names, *vals):
-        """Key/value pairs, the keys one bytes constant separated by spaces: fields(b"id name", i, n). On a
-        board that loads its .mpy files, every bytes constant is an object in the heap while the module is
-        in: one per object shape instead of one per key."""
-        a = 0
-        n = len(names)
-        for v in vals:
-            b = a
-            while b < n and names[b] != 32:
-                b += 1
-            self._pre()
-            self.byte(34)
-            self._esc(names, a, b, False)
-            self.byte(34)
-            self.byte(58)
-            self._key = True
-            self.val(v)
-            a = b + 1
 
     def _int(self, v):
         if v < 0:
@@ -322,34 +336,6 @@ class Writer:
             if not v:
                 break
         self.pos += n
-
-    def _float(self, v):
-        if v - v != 0:  # NaN or an infinity: JSON has neither
-            self.raw(b"null")
-            return
-        for ch in repr(v):  # shortest round-trip form: valid JSON ("1e+22", "0.1", "3.0")
-            self.byte(ord(ch))
-
-    # A string value written in parts: sopen(), spart()..., sclose() (Mesos "{a, b}" and "[1-2, 4-5]").
-
-    def sopen(self):
-        self._pre()
-        self.byte(34)
-
-    def spart(self, x):
-        if isinstance(x, int):
-            self._int(x)
-        elif isinstance(x, str):
-            self._text(x)
-        else:
-            self._esc(x, 0, len(x), False)
-
-    def sbytes(self, src, a, b):
-        """src[a:b] into the open string, one JSON character per byte."""
-        self._esc(src, a, b, True)
-
-    def sclose(self):
-        self.byte(34)
 
     async def drain(self, timeout_ms):
         """A producer's checkpoint: wait (bounded) for the stream to take what flush() left with it, or
@@ -413,20 +399,19 @@ def _callback(query):
     return cb
 
 
-def json_body(query, produce):
-    """(status, content type, body) for a JSON endpoint: produce(out) writes the value, wrapped in the
-    JSONP callback when the query names one."""
+def json_body(query, produce, *args):
+    """(status, content type, body) for a JSON endpoint: produce(out, *args) writes the value, wrapped in
+    the JSONP callback when the query names one."""
     try:
         cb = _callback(query)
     except ValueError:
         return 400, "text/plain", b"Invalid 'jsonp' callback.\n"
-    if cb is None:
-        return 200, _JSON, produce
 
-    def wrapped(out):
-        out.raw(cb.encode())
-        out.byte(40)
-        for x in produce(out):
-            yield x
-        out.byte(41)
-    return 200, _JSONP, wrapped
+    def body(out):
+        if cb is not None:
+            out.raw(cb.encode())
+            out.byte(40)
+        yield from produce(out, *args)
+        if cb is not None:
+            out.byte(41)
+    return 200, _JSON if cb is None else _JSONP, body

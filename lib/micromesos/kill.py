@@ -1,11 +1,14 @@
 # Stopping tasks at the master's request: KillTaskMessage, ShutdownFrameworkMessage, ShutdownExecutorMessage.
 # MIT licence. PROTOCOL.md §2.8. Functions of the runner (tasks.Tasks); imported per message (Tasks._call).
+from micropython import const
+
 from . import codec, log, schema
 from .ctx import DONE, LAUNCHING, RUNNING
 from .tasks import DEFAULT_GRACE_MS, grace_ms
 
 _W = "tasks"
 _KILLED = schema.TASK_KILLED, schema.SOURCE_EXECUTOR, None, "killed by the framework"
+_REASON_SLAVE_DRAINING = const(34)  # schema.REASON_SLAVE_DRAINING (not a schema global; tests/test_drain.py)
 
 
 def kill(runner, msg):
@@ -24,24 +27,42 @@ def kill(runner, msg):
                                   reason=schema.REASON_EXECUTOR_TERMINATED, message="no such task on this agent")
         return
     kp = m.get("kill_policy")
-    grace = grace_ms(kp["grace_period"]) if kp and "grace_period" in kp else _grace_of(c)
-    if c.phase == RUNNING and runner.caps(fid, schema.FW_TASK_KILLING_STATE):
-        runner.send(c, schema.TASK_KILLING, schema.SOURCE_EXECUTOR)
-    terminate(runner, c, _KILLED, grace)
+    stop(runner, c, grace_ms(kp["grace_period"]) if kp and "grace_period" in kp else _grace_of(c), _KILLED[3])
+
+
+def stop(runner, c, grace, why):
+    """Kill task c (a framework's kill, a drain): TASK_KILLING first if it runs and its framework has the
+    TASK_KILLING_STATE capability, then TASK_KILLED after at most `grace` ms (terminate)."""
+    if c.phase == RUNNING and runner.caps(c.framework_id, schema.FW_TASK_KILLING_STATE):
+        runner.send(c, schema.TASK_KILLING, schema.SOURCE_EXECUTOR, _reason(runner, None))
+    terminate(runner, c, (schema.TASK_KILLED, schema.SOURCE_EXECUTOR, None, why), grace)
 
 
 def _grace_of(c):
     return c._grace_ms if c._grace_ms >= 0 else DEFAULT_GRACE_MS
 
 
+def _reason(runner, reason):
+    # While the agent drains, every TASK_KILLING and TASK_KILLED says REASON_SLAVE_DRAINING, whatever
+    # killed the task (Slave::statusUpdate overwrites the reason; drain.py).
+    return _REASON_SLAVE_DRAINING if runner.agent.drain_config is not None else reason
+
+
+def _draining(runner, o):
+    return o if o[0] != schema.TASK_KILLED else (o[0], o[1], _reason(runner, o[2]), o[3])
+
+
 def terminate(runner, c, outcome, grace):
     """While its code is being fetched a task ends now (TASK_KILLED, REASON_TASK_KILLED_DURING_LAUNCH,
     §2.8); running, it is cancelled and given `grace` ms (steps.Watch); done, nothing happens."""
+    if runner.agent.drain_config is not None and c._outcome is not None:
+        c._outcome = _draining(runner, c._outcome)  # killed before the drain, still in its grace period
     if c.phase == LAUNCHING:
-        runner.force(c, (schema.TASK_KILLED, schema.SOURCE_SLAVE, schema.REASON_TASK_KILLED_DURING_LAUNCH,
+        runner.force(c, (schema.TASK_KILLED, schema.SOURCE_SLAVE,
+                         _reason(runner, schema.REASON_TASK_KILLED_DURING_LAUNCH),
                          outcome[3] + " while its code was being fetched"))
     elif c.phase != DONE:
-        runner.watch.stop(c, outcome, grace)
+        runner.watch.stop(c, _draining(runner, outcome), grace)
 
 
 def shutdown_framework(runner, msg):

@@ -69,12 +69,12 @@ class _Dest:
     def idle(self):
         return self.n == 0 and not self.big and self.cur is None
 
-    def _head(self, ob, pos, src, id0, id1, name, nb, k):
+    def _head(self, ob, pos, src, id0, id1, name, nb, k, mid):
         pos = _put(ob, pos, _POST)
         pos = _copy(ob, pos, src, id0, id1)
         ob[pos] = _SLASH
         pos = _put(ob, pos + 1, name)
-        pos = _put(ob, pos, self.lp._mid)
+        pos = _put(ob, pos, mid)
         pos = _put(ob, pos, self.hostport)
         if not nb:  # an empty body has no framing header at all
             return _put(ob, pos, _END_HEAD)
@@ -83,9 +83,12 @@ class _Dest:
             ob[pos + k - 1 - i] = _HEX[(nb >> (4 * i)) & 15]
         return _put(ob, pos + k, b"\r\n")
 
-    def put(self, src, id0, id1, name, body):
+    def put(self, src, id0, id1, name, body, mid=None):
         # Append one request exactly as libprocess writes it (§1.3, the captured agent
-        # requests); the receiver id is src[id0:id1]. False if the queue is at its limit.
+        # requests); the receiver id is src[id0:id1]; mid: the sender's header part (Libprocess.mid),
+        # None for the agent's own. False if the queue is at its limit.
+        if mid is None:
+            mid = self.lp._mid
         if isinstance(name, str):
             name = name.encode()
         if isinstance(body, str):
@@ -99,11 +102,11 @@ class _Dest:
             nb = len(body)
         k = http.hexlen(nb)
         pos = self.n
-        head = 7 + id1 - id0 + len(name) + len(self.lp._mid) + len(self.hostport)
+        head = 7 + id1 - id0 + len(name) + len(mid) + len(self.hostport)
         head += len(_CHUNKED) + k + 2 if nb else len(_END_HEAD)
         ob = self.ob
         if pos + head + (nb + len(_LAST_CHUNK) if nb else 0) <= len(ob):
-            pos = self._head(ob, pos, src, id0, id1, name, nb, k)
+            pos = self._head(ob, pos, src, id0, id1, name, nb, k, mid)
             if nb:
                 if pieces:
                     for p in body:
@@ -116,7 +119,7 @@ class _Dest:
             if len(self.big) >= self.lp.max_streamed:
                 return False
             h = bytearray(head)
-            self._head(h, 0, src, id0, id1, name, nb, k)
+            self._head(h, 0, src, id0, id1, name, nb, k, mid)
             if not pieces and not isinstance(body, bytes):
                 body = bytes(body)  # the caller may reuse its buffer
             self.big.append([pos, h, body])
@@ -274,10 +277,10 @@ class Libprocess(Listener):
         except ProtocolError as e:
             raise ConfigError("advertise_ip/advertise_port: %s" % e)  # 0.0.0.0 is no UPID (§1.1)
         Listener.__init__(self, id)
-        u = self.upid.encode()
-        # Everything between the message name and the Host value: the same for every message.
-        self._mid = (b" HTTP/1.1\r\nUser-Agent: libprocess/" + u + b"\r\nLibprocess-From: " + u
-                     + b"\r\nConnection: Keep-Alive\r\nHost: ")
+        self._mid = self.mid(self.upid)
+        # A second process of this agent while it lives: (id bytes, handler(msg)); the SASL
+        # authenticatee crammd5-authenticatee(N) (authn.py), as the real agent runs one per attempt.
+        self.second = None
         self._dests = []
         self._outboxes = []  # a free outbox for the next _Dest (at most one is kept)
         if cfg:
@@ -287,6 +290,32 @@ class Libprocess(Listener):
                     if not isinstance(v, int) or not lo <= v <= hi:
                         raise ConfigError("%s: expected a whole number %d-%d, got %r" % (key, lo, hi, v))
                     setattr(self, attr, v)
+
+    @staticmethod
+    def mid(upid_):
+        """Everything between the message name and the Host value for messages from upid_ (str):
+        the same for every message of that sender (§1.3). Pass it to send() to send as another process."""
+        u = upid_.encode()
+        return (b" HTTP/1.1\r\nUser-Agent: libprocess/" + u + b"\r\nLibprocess-From: " + u
+                + b"\r\nConnection: Keep-Alive\r\nHost: ")
+
+    def _message(self, c, p, w, s0, s1):
+        # Messages addressed to the second process go to its handler; everything else is the
+        # listener's (slave(1), or 404 for a process that is not here, e.g. a finished authenticatee).
+        two = self.second
+        if two is not None:
+            buf = p.buf
+            t0 = p.target0 + 1
+            sl = buf.find(b"/", t0, p.path1)
+            if sl > t0 and http.pct_equal(buf, t0, sl, two[0]) > 0:
+                me, h = self._id, self.handler
+                self._id, self.handler = two
+                try:
+                    Listener._message(self, c, p, w, s0, s1)
+                finally:
+                    self._id, self.handler = me, h
+                return
+        Listener._message(self, c, p, w, s0, s1)
 
     async def start(self):
         # The master's outbox and link parser up front, while the heap is still in one piece.
@@ -313,16 +342,17 @@ class Libprocess(Listener):
 
     # -- sending ------------------------------------------------------------------------
 
-    def send(self, to, name, body=b""):
+    def send(self, to, name, body=b"", mid=None):
         """Queue POST /<id>/<name> for the UPID `to` (str or bytes) on its destination's
         ordered connection. A body of any size goes (one that does not fit the outbox is streamed
         from the object given, which must not change afterwards); it may be a list of bytes-like
         pieces, sent back to back, so a large message needs no contiguous block. False only when the queue is at
         its limit: the outbox full and max_streamed messages already queued by reference, or no
-        destination slot (max_dests, all with messages queued). ProtocolError for a bad UPID."""
+        destination slot (max_dests, all with messages queued). ProtocolError for a bad UPID.
+        mid: from another process of this agent (Libprocess.mid), None for the agent's own UPID."""
         u = to.encode() if isinstance(to, str) else to
         at = upid.check(u, 0, len(u))
-        return self._queue(u, 0, at, len(u), name, body)
+        return self._queue(u, 0, at, len(u), name, body, mid)
 
     def reply(self, msg, name, body=b""):
         """send() to msg's sender, read in place from msg.buf: with a bytes name and the
@@ -334,7 +364,7 @@ class Libprocess(Listener):
             return False
         return self._queue(msg.buf, msg._s0, at, msg._s1, name, body)
 
-    def _queue(self, u, s0, at, s1, name, body):
+    def _queue(self, u, s0, at, s1, name, body, mid=None):
         d = None
         n = s1 - at - 1
         for x in self._dests:
@@ -355,7 +385,7 @@ class Libprocess(Listener):
                     log.warn(_W, "no route to %s: %r", bytes(u[at + 1 : s1]), e)
                     return False
                 self._dests.append(d)
-        if d is None or not d.put(u, s0, at, name, body):
+        if d is None or not d.put(u, s0, at, name, body, mid):
             log.warn(_W, "send queue full: dropped a message for %s", bytes(u[s0:s1]))
             return False
         return True

@@ -72,7 +72,7 @@ class Listener(Gate):
         self.oversize = 0  # messages dropped because their body exceeded the buffer (answered 202)
 
     def route(self, path, fn):
-        """GET path -> fn(http.Request) -> (status, content_type, body). The body is bytes or str, an
+        """GET path -> fn(jsonw.Request) -> (status, content_type, body). The body is bytes or str, an
         iterable of parts (collected, sent with a Content-Length), or a callable produce(out) whose
         iterator writes the body through the jsonw.Writer `out`, streamed (jsonw.respond)."""
         self._routes[path] = fn
@@ -142,7 +142,7 @@ class Listener(Gate):
             self.oversize += 1
             try:
                 log.warn(_W, "dropped %s from %s: its %d-byte body exceeds recv_buffer (%d B)",
-                         log.text(buf, n0, t1), log.text(buf, s0, s1), p.dropped, len(buf))
+                         log.text(buf, n0, t1), log.text(buf, s0, s1), p.dropped, p.cap)
             except MemoryError:  # the line is lost, not the connection
                 pass
             return
@@ -175,11 +175,14 @@ class Listener(Gate):
                 await self._freed.wait()
             self._streaming = mine = True
             try:
-                # Like the views, the writer's code is loaded by the first request that needs it;
-                # its buffer lives for one response (the data heap between requests stays small).
+                # Like the views, the writer's code is loaded by the first request that needs it. Its
+                # buffer: the connection's parser buffer, idle while the response goes when nothing is
+                # pipelined behind the request (the parser reads into it again from 0 after); else one
+                # of out_size for this response. Either way no block is held between requests.
                 from micromesos import jsonw
 
-                out = jsonw.Writer(self.out_size)
+                p = c.parser
+                out = jsonw.Writer(p.buf if p.fill == 0 and len(p.buf) >= self.out_size else self.out_size)
             except MemoryError:
                 log.error(_W, "no heap for the response writer")
                 self._write(c, w, http.SERVER_ERROR)
@@ -211,14 +214,19 @@ class Listener(Gate):
                 return False
             c.http = True
         try:
-            req = http.Request(p)
+            path = bytes(p.buf[p.target0:p.path1]).decode()
+            fn = self._routes.get(path)
+            if fn is None or "/.." in path:
+                self._write(c, w, http.NOT_FOUND)
+                return True
+            # The response code is per request, like the views (endpoints drops it with them after the
+            # route ran; this reference keeps it until the answer is written).
+            from micromesos import jsonw
+
+            req = jsonw.Request(p, path)
         except UnicodeError:
             self._write(c, w, http.BAD_REQUEST)
             return False
-        fn = self._routes.get(req.path)
-        if fn is None or "/.." in req.path:
-            self._write(c, w, http.NOT_FOUND)
-            return True
         status, ctype, body = 405, None, b""
         if p.method == http.GET or p.method == http.HEAD:
             try:
@@ -232,7 +240,7 @@ class Listener(Gate):
         self._freed.set()  # this connection is idle again: a waiting one may take its parser
         if not c.broken:
             try:
-                http.write_response(w, status, ctype, body, p.keep_alive, p.method == http.HEAD)
+                jsonw.write_response(w, status, ctype, body, p.keep_alive, p.method == http.HEAD)
             except OSError:
                 c.broken = True
             except (TypeError, ValueError) as e:  # the route returned a body it cannot write

@@ -8,14 +8,15 @@ WARN = const(30)
 INFO = const(20)
 DEBUG = const(10)
 
-_NAMES = {"error": ERROR, "warn": WARN, "warning": WARN, "info": INFO, "debug": DEBUG}
 level = INFO
 
 
 def set_level(name):
     """Set the level from a config string; ValueError for an unknown name."""
     global level
-    n = _NAMES.get(name.lower()) if isinstance(name, str) else None
+    n = None
+    if isinstance(name, str):  # the table is built per call (boot): no dict resident for it
+        n = {"error": ERROR, "warn": WARN, "warning": WARN, "info": INFO, "debug": DEBUG}.get(name.lower())
     if n is None:
         raise ValueError("unknown log level %r" % (name,))
     level = n

@@ -18,10 +18,10 @@ def scalar(pairs, name):
 
 
 def metrics(ep, req):
-    return json_body(req.query, lambda out: _metrics(ep, out))
+    return json_body(req.query, _metrics, ep)
 
 
-def _metrics(ep, out):
+def _metrics(out, ep):
     a = ep.agent
     t = a.tasks
     n = [0, 0, 0, 0]  # staging, starting, running, killing
@@ -45,75 +45,56 @@ def _metrics(ep, out):
                 execs.append((f, c.executor_id))
     k = t.counters if t is not None else {}
     # The real agent's names (src/slave/metrics.cpp); the web UI's agent page reads slave/tasks_*.
-    out.obj()
-    out.field(b"slave/uptime_secs", time.ticks_diff(time.ticks_ms(), a.started_ms) / 1000)
-    out.field(b"slave/registered", 1 if a.connected() else 0)
-    out.field(b"slave/frameworks_active", len(frameworks(ep)[0]))
-    out.field(b"slave/tasks_staging", n[0])
-    out.field(b"slave/tasks_starting", n[1])
-    out.field(b"slave/tasks_running", n[2])
-    out.field(b"slave/tasks_killing", n[3])
-    out.field(b"slave/tasks_finished", k.get("finished", 0))
-    out.field(b"slave/tasks_failed", k.get("failed", 0))
-    out.field(b"slave/tasks_killed", k.get("killed", 0))
-    out.field(b"slave/tasks_lost", k.get("lost", 0))
-    out.field(b"slave/executors_running", len(execs))
-    out.field(b"slave/valid_status_updates", a.updates.acked)
+    out.t(b'{"slave/uptime_secs":%,"slave/registered":%,"slave/frameworks_active":%,"slave/tasks_staging":%,'
+          b'"slave/tasks_starting":%,"slave/tasks_running":%,"slave/tasks_killing":%,"slave/tasks_finished":%,'
+          b'"slave/tasks_failed":%,"slave/tasks_killed":%,"slave/tasks_lost":%,"slave/executors_running":%,'
+          b'"slave/valid_status_updates":%', time.ticks_diff(time.ticks_ms(), a.started_ms) / 1000,
+          1 if a.connected() else 0, len(frameworks(ep)[0]), n[0], n[1], n[2], n[3], k.get("finished", 0),
+          k.get("failed", 0), k.get("killed", 0), k.get("lost", 0), len(execs), a.updates.acked)
     used = total(t.leases.used.values()) if t is not None else ()
     for r in BASIC:
         tot = scalar(a.totals, r)
         u = scalar(used, r)
-        out.field("slave/" + r + "_total", tot)
-        out.field("slave/" + r + "_used", u)
-        out.field("slave/" + r + "_percent", u / tot if tot else 0.0)
+        out.t(b',%:%,%:%,%:%', "slave/" + r + "_total", tot, "slave/" + r + "_used", u, "slave/" + r + "_percent",
+              u / tot if tot else 0.0)
     yield
     # The micro agent's own figures. The heap after a collection: without one, garbage counts as used
     # and the figures swing with the collector's timing (a collection costs a few ms on a board).
     gc.collect()
     free = gc.mem_free()
     used = gc.mem_alloc()
-    out.field(b"micromesos/heap_free_bytes", free)
-    out.field(b"micromesos/heap_used_bytes", used)
-    out.field(b"micromesos/heap_total_bytes", free + used)
-    out.field(b"micromesos/task_heap_growth_bytes", heap)
-    out.field(b"micromesos/loop_lag_max_ms", t.watch.max_lag_ms if t is not None else 0)
-    out.field(b"micromesos/task_hogs", k.get("hogs", 0))
+    out.t(b',"micromesos/heap_free_bytes":%,"micromesos/heap_used_bytes":%,"micromesos/heap_total_bytes":%,'
+          b'"micromesos/task_heap_growth_bytes":%,"micromesos/loop_lag_max_ms":%,"micromesos/task_hogs":%',
+          free, used, free + used, heap, t.watch.max_lag_ms if t is not None else 0, k.get("hogs", 0))
     for name in ("registrations", "reregistrations", "disconnects", "pings", "dropped", "invalid"):
-        out.field("micromesos/agent_" + name, a.counters.get(name, 0))
-    out.field(b"micromesos/status_updates_pending", a.updates.pending_count())
-    out.field(b"micromesos/status_updates_sent", a.updates.sent)
-    out.field(b"micromesos/http_connections_refused", getattr(a.lp, "refused", 0))
-    out.field(b"micromesos/http_connections_dropped", getattr(a.lp, "evicted", 0))
-    out.field(b"micromesos/http_requests", ep.requests)
-    out.end()
+        out.t(b',%:%', "micromesos/agent_" + name, a.counters.get(name, 0))
+    out.t(b',"micromesos/status_updates_pending":%,"micromesos/status_updates_sent":%,'
+          b'"micromesos/http_connections_refused":%,"micromesos/http_connections_dropped":%,'
+          b'"micromesos/http_requests":%}', a.updates.pending_count(), a.updates.sent, getattr(a.lp, "refused", 0),
+          getattr(a.lp, "evicted", 0), ep.requests)
 
 
 def monitor(ep, req):
-    return json_body(req.query, lambda out: _monitor(ep, out))
+    return json_body(req.query, _monitor, ep)
 
 
-def _monitor(ep, out):
-    # One entry per executor, as the real ResourceMonitor. mem_rss_bytes is the heap its tasks grew by
-    # over their steps (ctx.heap, gc.mem_alloc deltas): the nearest a shared MicroPython heap has to RSS.
+def _monitor(out, ep):
+    # One entry per executor, as the real ResourceMonitor. mem_rss_bytes is the heap its tasks hold now as
+    # far as a shared heap can tell (ctx.heap: their steps' gc.mem_alloc deltas, net of what was freed in
+    # them; steps.py): the nearest a MicroPython board has to RSS. It goes down when a task frees memory.
     ts = now()
-    out.arr()
+    c = 91
     for fid in frameworks(ep)[0]:
         for eid, ctxs in live_executors(ep, fid).items():
-            g = total([c._res for c in ctxs])
-            out.obj()
-            out.field(b"executor_id", eid)
-            out.field(b"executor_name", "")
-            out.field(b"framework_id", fid)
-            out.field(b"source", eid)
-            out.key(b"statistics")
-            out.obj()
-            out.field(b"timestamp", ts)
-            out.field(b"cpus_limit", scalar(g, "cpus"))
-            out.field(b"mem_limit_bytes", int(scalar(g, "mem") * 1048576))
-            out.field(b"mem_rss_bytes", sum(c.heap for c in ctxs))
-            out.field(b"micromesos_steps", sum(c.steps for c in ctxs))
-            out.field(b"micromesos_max_step_ms", max([c.max_step_ms for c in ctxs] or [0]))
-            out.end()
-            out.end()
+            g = total([x._res for x in ctxs])
+            out.byte(c)
+            c = 44
+            out.t(b'{"executor_id":%,"executor_name":"","framework_id":%,"source":%,"statistics":{"timestamp":%,'
+                  b'"cpus_limit":%,"mem_limit_bytes":%,"mem_rss_bytes":%,"micromesos_steps":%,'
+                  b'"micromesos_max_step_ms":%}}', eid, fid, eid, ts, scalar(g, "cpus"),
+                  int(scalar(g, "mem") * 1048576), sum(x.heap for x in ctxs), sum(x.steps for x in ctxs),
+                  max([x.max_step_ms for x in ctxs] or [0]))
             yield
-    out.end()
+    if c == 91:
+        out.byte(91)
+    out.byte(93)

@@ -5,7 +5,6 @@
 from micropython import const
 
 from . import MESOS_VERSION, codec, log, names, schema
-from .resources import fmt
 from .wire import put_varint, varint_size
 
 _CHECKPOINT = "agent"
@@ -19,8 +18,10 @@ _K_EXECUTOR_INFOS = const(0x22)  # 4
 _K_VERSION = const(0x32)         # 6
 _K_CHECKPOINTED = const(0x3A)    # 7
 _K_FRAMEWORKS = const(0x42)      # 8
-# agent_capabilities (9): MULTI_ROLE, HIERARCHICAL_ROLE, RESERVATION_REFINEMENT and nothing else (§3.5).
-_RR_CAPABILITIES = b"\x4a\x02\x08\x01\x4a\x02\x08\x02\x4a\x02\x08\x03"
+# agent_capabilities (9): MULTI_ROLE, HIERARCHICAL_ROLE, RESERVATION_REFINEMENT and AGENT_DRAINING (drain.py;
+# the master allows DRAIN_AGENT only with it), in the real 1.12 agent's order (it sends 1-8; §3.5).
+_RR_CAPABILITIES = b"\x4a\x02\x08\x01\x4a\x02\x08\x02\x4a\x02\x08\x03\x4a\x02\x08\x07"
+_AGENT_DRAINING = const(7)  # SlaveInfo.Capability.Type; not a schema global (tests/test_drain.py checks it)
 
 
 # --- SlaveInfo and the registration messages ------------------------------------------------------
@@ -60,7 +61,7 @@ def send_registration(a):
         return a.send_to_master(names.REGISTER_SLAVE, codec.encode(schema.RegisterSlaveMessage, {
             "slave": slave_info(a, False), "version": MESOS_VERSION, "checkpointed_resources": [],
             "agent_capabilities": [{"type": schema.MULTI_ROLE}, {"type": schema.HIERARCHICAL_ROLE},
-                                   {"type": schema.RESERVATION_REFINEMENT}]}))
+                                   {"type": schema.RESERVATION_REFINEMENT}, {"type": _AGENT_DRAINING}]}))
     pieces = reregistration(a)
     if not getattr(a.lp, "SENDS_PIECES", False):
         pieces = b"".join(pieces)  # a transport that takes one body only: the whole message in one block
@@ -185,6 +186,8 @@ def checkpoint_resources(a, msg):
 
 def boot(a):
     """Recover, then log what the agent advertises (Agent.start)."""
+    from .resources import fmt  # its only use: resources stays out of RAM after boot
+
     recover(a)
     log.info(_W, "agent %s at %s, master %s, resources %s", a.slave_id or "(new)", a.upid, a.master,
              ";".join(fmt(n, v) for n, v in a.totals))
@@ -227,4 +230,6 @@ def start_fresh(a):
     a.slave_id = None
     a.frameworks = {}
     a.checkpointed = []
+    a.drain_config = None  # a drain was the old identity's (drain.py)
     a.store.delete(_CHECKPOINT)
+    a.store.delete("drain")

@@ -68,8 +68,12 @@ class Step:
             runner.marker.write(0)
         a1 = gc.mem_alloc() if Step.HEAP_STATS else 0
         ctx.steps += 1
-        if a1 > a0:
-            ctx.heap += a1 - a0
+        # ctx.heap: what the task holds now, as far as a shared heap can tell: its steps' heap growth net of
+        # what was freed during them (garbage not yet collected counts as held). It goes down when a
+        # collection runs inside one of its steps (gc.collect(), or an allocation finding the heap full);
+        # such a collection also frees others' garbage, so the figure is clamped at 0.
+        h = ctx.heap + a1 - a0
+        ctx.heap = h if h > 0 else 0
         if dt > ctx.max_step_ms:
             ctx.max_step_ms = dt
         w = runner.watch
@@ -99,11 +103,11 @@ class Watch:
         self.hogs = []       # (ctx, step ms) seen by Step since the last tick
         self.stopping = []   # ctx cancelled and inside a grace period
         self.max_lag_ms = 0
-        self._busy = asyncio.Event()
-        self._task = None
+        self._busy = self._task = None  # made by the first wake(): an agent without tasks holds neither
 
     def wake(self):
         if self._task is None:
+            self._busy = asyncio.Event()
             self._task = asyncio.create_task(self._run())
         self._busy.set()
 

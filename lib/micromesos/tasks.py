@@ -7,7 +7,7 @@ import sys
 
 from micropython import const
 
-from . import codec, log, names, resources, schema
+from . import codec, log, names, schema
 from .ctx import DONE, LAUNCHING, RUNNING, Ctx
 from .steps import Watch, marker
 
@@ -19,11 +19,22 @@ _W = "tasks"
 _CHECKPOINT = "tasks"
 _STOPPED = schema.TASK_KILLED, schema.SOURCE_SLAVE, None, "killed at once: the agent could not load its kill code"
 
-# Message id -> (module, function). With Tasks.DROP_CODE the code is imported for each message and leaves
-# RAM after it; otherwise it is imported at boot, while the heap is in one piece.
-_HANDLERS = {names.RUN_TASK: ("launch", "run_task"), names.RUN_TASK_GROUP: ("launch", "run_task_group"),
-             names.KILL_TASK: ("kill", "kill"), names.SHUTDOWN_FRAMEWORK: ("kill", "shutdown_framework"),
-             names.SHUTDOWN_EXECUTOR: ("kill", "shutdown_executor")}
+
+def _code(kind):
+    # Message id -> (module, function), or None. With Tasks.DROP_CODE the code is imported for each message
+    # and leaves RAM after it; otherwise it is imported at boot, while the heap is in one piece. A function,
+    # not a dict: no table resident.
+    if kind == names.RUN_TASK:
+        return "launch", "run_task"
+    if kind == names.RUN_TASK_GROUP:
+        return "launch", "run_task_group"
+    if kind == names.KILL_TASK:
+        return "kill", "kill"
+    if kind == names.SHUTDOWN_FRAMEWORK:
+        return "kill", "shutdown_framework"
+    if kind == names.SHUTDOWN_EXECUTOR:
+        return "kill", "shutdown_executor"
+    return None
 
 
 def grace_ms(duration):
@@ -70,6 +81,30 @@ class _Tail(io.IOBase):
         return len(b)
 
 
+class Leases:
+    """Free/used bookkeeping so a task gets only what the board has and nobody else holds. Resident, so
+    small: the arithmetic (resources.shortfall) is loaded only for a launch."""
+
+    def __init__(self, totals):
+        self.totals = totals  # [(name, value)] the agent advertises
+        self.used = {}  # owner -> [(name, value)]; presized by Tasks.presize
+
+    def shortfall(self, wanted):
+        """None if every (name, value) fits in what is free, else a reason naming the resource."""
+        return load("resources").shortfall(self.totals, self.used, wanted)
+
+    def grant(self, owner, wanted):
+        self.used[owner] = wanted
+
+    def release(self, owner):
+        self.used.pop(owner, None)
+
+    def clear(self):
+        u = self.used
+        for k in list(u):
+            del u[k]  # the table stays allocated (presized)
+
+
 class Tasks:
     """The agent's task runner (agent.tasks): live tasks, executors, leases. The agent hands it every
     task message through handler(kind); launch.py admits tasks, steps.py runs them, kill.py stops them,
@@ -80,15 +115,20 @@ class Tasks:
     # was compiled from .py files (frozen or .mpy code loads again at about its own size, compiling
     # needs several times that: docs/ARCHITECTURE.md); True/False: always/never.
     DROP_CODE = None
+    _sized = False  # presize() ran
 
     def __init__(self, agent):
         cfg = agent.cfg
+        d = self.DROP_CODE
+        self.drop_code = not _from_source() if d is None else d
         self.agent = agent
         self.updates = agent.updates
         self.store = agent.store
-        self.live = presized(self.MAX_TASKS)  # (fid, tid) -> Ctx, until its terminal update is acked
+        self.live = {}  # (fid, tid) -> Ctx, until its terminal update is acked; presized by presize()
         self.executors = {}  # (fid, eid) -> [raw ExecutorInfo, live tasks, shutdown grace ms]
-        self.leases = self._new_leases()
+        self.leases = Leases(agent.totals)
+        if not self.drop_code:
+            self.presize()  # code and tables kept from the start: made now, while the heap is in one piece
         fs = agent.inv.fs.rstrip("/")
         self.tasks_dir = (fs + "/" if fs else "/") + cfg["tasks_dir"]
         self.fetch_max = cfg.get("fetch_max_bytes") or 65536
@@ -108,17 +148,17 @@ class Tasks:
         self.on_status = None    # fn(ctx, state) for each update queued: /state's statuses (endpoints.py)
         self.on_finished = None  # fn(ctx, state) at each task's end: endpoints keeps a bounded history
         Ctx._runner = self  # one runner per agent: not a reference in every task's record
-        d = self.DROP_CODE
-        self.drop_code = not _from_source() if d is None else d
         if not self.drop_code:
             from . import kill, launch, taskstore  # noqa: F401  loaded now, while the heap is in one piece
+        else:
+            drop_code()  # boardres, resources: config and Agent.__init__ parsed and measured with them
 
     # --- the agent's interface -------------------------------------------------------------------
 
     def handler(self, kind):
         if kind == names.FRAMEWORK_TO_EXECUTOR:
             return self._framework_message
-        if kind in _HANDLERS:
+        if _code(kind) is not None:
             return lambda msg: self._call(kind, msg)
         return None
 
@@ -128,6 +168,8 @@ class Tasks:
     def reregistration(self):
         """(Task dicts, raw ExecutorInfos, framework ids) for ReregisterSlaveMessage (§2.4, §3.12).
         MemoryError if the heap can't take its code now: the agent retries the registration later."""
+        if not self.live and not self.executors:
+            return [], [], set()  # nothing to list: no code to load (the first one, right after registering)
         try:
             return load("taskstore").reregistration(self)
         finally:
@@ -149,16 +191,24 @@ class Tasks:
             del self.live[k]  # the table stays allocated (presized)
         self.executors = {}
         self.watch.stopping = []
-        self.leases = self._new_leases()
+        self.leases.clear()
         self.save()
 
-    def _new_leases(self):
-        leases = resources.Leases(self.agent.totals)
-        leases.used = presized(self.MAX_TASKS + 4)  # owners: tasks, and their executors
-        return leases
+    def presize(self):
+        """live and leases.used sized for MAX_TASKS, once: at the first launch or recovered task record, so
+        an agent without tasks holds no empty tables, and no later launch needs a bigger block (presized)."""
+        if self._sized:
+            return
+        live = presized(self.MAX_TASKS)
+        used = presized(self.MAX_TASKS + 4)  # owners: tasks, and their executors
+        live.update(self.live)
+        used.update(self.leases.used)
+        self.live = live
+        self.leases.used = used
+        self._sized = True
 
     def drop(self):
-        """With drop_code: launch, kill, fetch, download and taskstore leave RAM until they are next needed,
+        """With drop_code: the occasional code (_CODE) leaves RAM until it is next needed,
         once no task's code is being fetched (launch drops them when the last fetch ends)."""
         if self.drop_code:
             for c in self.live.values():
@@ -167,9 +217,14 @@ class Tasks:
             drop_code()
 
     def _call(self, kind, msg):
-        mod, fn = _HANDLERS[kind]
+        mod, fn = _code(kind)
         try:
             try:
+                if mod == "launch":
+                    # A launch loads code (and its task's): it starts from a collected heap. A collection
+                    # forced deep inside an import scans a deep stack and can leave garbage alive.
+                    gc.collect()
+                    self.presize()  # MemoryError: refused as if its code could not load
                 m = load(mod)
             except Exception as e:  # noqa: BLE001  MemoryError, or a missing or damaged file (ImportError, ...)
                 log.error(_W, "cannot load the %s code: %s", mod, describe(e))
@@ -426,10 +481,14 @@ def load(name):
     return m
 
 
+# The occasional code: the runner's, and resources / boardres (boot, launches, registration, /state).
+_CODE = ("launch", "kill", "fetch", "download", "taskstore", "resources", "boardres")
+
+
 def drop_code():
     """The runner's occasional code out of sys.modules and the package: the next use imports it again."""
     pkg = sys.modules.get("micromesos")
-    for name in ("launch", "kill", "fetch", "download", "taskstore"):
+    for name in _CODE:
         sys.modules.pop("micromesos." + name, None)
         if pkg is not None and name in pkg.__dict__:
             delattr(pkg, name)

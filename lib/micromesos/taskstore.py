@@ -24,6 +24,8 @@ def recover(runner):
     n = 0
     try:
         runner.next_slot = int(data["next"])
+        if data["tasks"]:
+            runner.presize()
         for slot, fid, tid, name, eid, raw in data["tasks"]:
             c = Ctx(runner, fid, tid, name, eid, [bytes.fromhex(r) for r in raw], [])
             c._n = slot

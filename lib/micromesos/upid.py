@@ -1,4 +1,5 @@
-# libprocess UPIDs "id@a.b.c.d:port": parse, format and validate, also in place on a buffer.
+# libprocess UPIDs "id@a.b.c.d:port": validate (in place on a buffer) and format. Nothing splits one into
+# new strings: the agent reads the parts where they are (check() gives the '@', port_value() the port).
 # MIT licence. Rules of PROTOCOL.md §1.1 (pid.cpp operator>>, pid.hpp validity); IPv4 literals only.
 from micropython import const
 
@@ -101,18 +102,6 @@ def _as_bytes(s):
     if isinstance(s, str):
         return s.encode()
     return s
-
-
-def parse(s):
-    """(id, ip, port) from a UPID given as str or bytes; ProtocolError if it is not valid."""
-    b = _as_bytes(s)
-    try:
-        at = check(b, 0, len(b))
-    except TypeError:
-        raise ProtocolError("UPID: not str or bytes")
-    colon = b.find(b":", at + 1)
-    return (bytes(b[:at]).decode(), bytes(b[at + 1 : colon]).decode(),
-            port_value(b, colon + 1, len(b)))
 
 
 def format(id, ip, port):

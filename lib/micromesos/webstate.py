@@ -9,73 +9,60 @@ from .jsonw import json_body
 from .updates import now
 
 BASIC = ("cpus", "gpus", "mem", "disk")  # always present in a resources object (model(Resources))
-# What agent.py registers with (§3.5); test_endpoints checks them against the RegisterSlaveMessage.
-_CAPS = ("MULTI_ROLE", "HIERARCHICAL_ROLE", "RESERVATION_REFINEMENT")
-_EXEC_TYPES = {schema.EXECUTOR_DEFAULT: "DEFAULT", schema.EXECUTOR_CUSTOM: "CUSTOM"}
 
 
 # --- Mesos values as JSON -------------------------------------------------------------------------------
 
-def value(out, v):
-    """A resource or attribute value: a number, TEXT as it is, or the text form of a set "{a, b}" or of
-    ranges "[1-2, 4-5]" (src/common/values.cpp puts ", " between items)."""
+def value(v):
+    """A resource or attribute value for val(): a number, TEXT as it is, or the text form of a set "{a, b}"
+    or of ranges "[1-2, 4-5]" (src/common/values.cpp puts ", " between items)."""
     if isinstance(v, tuple):
-        out.sopen()
-        out.byte(123)
-        for i in range(len(v)):
-            if i:
-                out.raw(b", ")
-            out.spart(v[i])
-        out.byte(125)
-        out.sclose()
-    elif isinstance(v, list):
-        out.sopen()
-        out.byte(91)
-        for i in range(len(v)):
-            if i:
-                out.raw(b", ")
-            out.spart(v[i][0])
-            out.byte(45)
-            out.spart(v[i][1])
-        out.byte(93)
-        out.sclose()
-    else:
-        out.val(v)
+        return "{" + ", ".join(v) + "}"
+    if isinstance(v, list):
+        r = []
+        for b, e in v:
+            r.append("%d-%d" % (b, e))
+        return "[" + ", ".join(r) + "]"
+    return v
 
 
-def res_object(out, pairs):
-    """[(name, value)] as an object of name -> value; cpus, gpus, mem and disk are always there."""
-    out.obj()
-    for b in BASIC:
+def res_object(out, pairs, basic=BASIC):
+    """[(name, value)] as an object of name -> value(); the names in `basic` always there (0 if not in
+    pairs): cpus, gpus, mem and disk in a resources object (model(Resources))."""
+    c = b"{%:%"
+    for b in basic:
         v = 0
         for n, x in pairs:
             if n == b:
                 v = x
-        out.key(b)
-        value(out, v)
+        out.t(c, b, value(v))
+        c = b",%:%"
     for n, x in pairs:
-        if n not in BASIC:
-            out.key(n)
-            value(out, x)
-    out.end()
+        if n not in basic:
+            out.t(c, n, value(x))
+            c = b",%:%"
+    out.raw(b"{}" if c[0] == 123 else b"}")
 
 
 def total(grants):
-    """The sum of [(name, value)] grants: scalars added (Mesos keeps 3 decimals), sets and ranges merged."""
-    acc = {}
-    order = []
+    """The sum of [(name, value)] grants as [[name, value]]: scalars added (Mesos keeps 3 decimals), sets
+    and ranges merged."""
+    acc = []
     for g in grants:
         for n, v in g:
-            if n not in acc:
-                order.append(n)
-                acc[n] = v
-            elif isinstance(v, float):
-                acc[n] = round(acc[n] + v, 3)
-            elif isinstance(v, tuple):
-                acc[n] = tuple(sorted(set(acc[n]) | set(v)))
+            for a in acc:
+                if a[0] == n:
+                    x = a[1]
+                    if isinstance(v, float):
+                        a[1] = round(x + v, 3)
+                    elif isinstance(v, tuple):
+                        a[1] = tuple(sorted(set(x) | set(v)))
+                    else:
+                        a[1] = _merge_ranges(x + v)
+                    break
             else:
-                acc[n] = _merge_ranges(acc[n] + v)
-    return [(n, acc[n]) for n in order]
+                acc.append([n, v])
+    return acc
 
 
 def _merge_ranges(rs):
@@ -90,18 +77,22 @@ def _merge_ranges(rs):
 
 
 def flags_object(out, cfg):
-    """The config as the agent's flags: every value a string, as the real agent shows its flags."""
-    out.obj()
+    """The config as the agent's flags: every value a string, as the real agent shows its flags. Written
+    as it goes: a list of them all would be the peak of /state."""
+    c = b"{%:%"
     for k in sorted(cfg):
         v = cfg[k]
-        if v is None:
-            continue
         if isinstance(v, list):
-            v = ";".join(resources.fmt(n, x) for n, x in v)
+            r = []
+            for n, x in v:
+                r.append(resources.fmt(n, x))
+            v = ";".join(r)
         elif v is True or v is False:
             v = "true" if v else "false"
-        out.field(k, str(v))
-    out.end()
+        if v is not None:
+            out.t(c, k, str(v))
+            c = b",%:%"
+    out.raw(b"{}" if c[0] == 123 else b"}")
 
 
 # --- the task runner's live view ----------------------------------------------------------------------
@@ -147,6 +138,8 @@ def frameworks(ep):
 
 
 # --- routes ---------------------------------------------------------------------------------------------
+# Each object is written from one template (jsonw.Writer.t): its keys in the order the real agent's
+# src/slave/http.cpp writes them.
 
 def health(ep, req):
     return 200, None, b""  # src/slave/http.cpp Http::health: 200, empty
@@ -155,72 +148,57 @@ def health(ep, req):
 def version(ep, req):
     def produce(out):
         v = sys.implementation.version
-        out.obj()
-        out.fields(b"version micromesos_version micropython_version", MESOS_VERSION, __version__,
-                   "%d.%d.%d" % (v[0], v[1], v[2]))
-        out.end()
+        out.t(b'{"version":%,"micromesos_version":%,"micropython_version":%}', MESOS_VERSION, __version__,
+              "%d.%d.%d" % (v[0], v[1], v[2]))
         yield
     return json_body(req.query, produce)
 
 
 def flags(ep, req):
     def produce(out):
-        out.obj()
-        out.key(b"flags")
+        out.raw(b'{"flags":')
         flags_object(out, ep.agent.cfg)
-        out.end()
+        out.byte(125)
         yield
     return json_body(req.query, produce)
 
 
 def state(ep, req):
-    return json_body(req.query, lambda out: _state(ep, out))
+    return json_body(req.query, _state, ep)
 
 
-def _state(ep, out):
+def _host(upid):
+    return upid.partition("@")[2].rpartition(":")[0]
+
+
+def _state(out, ep):
     a = ep.agent
     t = a.tasks
-    out.obj()
-    out.fields(b"version micromesos_version start_time id pid hostname", MESOS_VERSION, __version__,
-               now() - time.ticks_diff(time.ticks_ms(), a.started_ms) / 1000, a.slave_id or "", a.upid,
-               a.upid.partition("@")[2].rpartition(":")[0])  # hostname: SlaveInfo.hostname (§3.5)
-    out.key(b"capabilities")
-    out.arr()
-    for c in _CAPS:
-        out.val(c)
-    out.end()
-    out.key(b"resources")
+    # capabilities: what registrar.py registers with (§3.5); test_endpoints checks them against the message.
+    out.t(b'{"version":%,"micromesos_version":%,"start_time":%,"id":%,"pid":%,"hostname":%,"capabilities":'
+          b'["MULTI_ROLE","HIERARCHICAL_ROLE","RESERVATION_REFINEMENT","AGENT_DRAINING"],"resources":',
+          MESOS_VERSION, __version__,
+          now() - time.ticks_diff(time.ticks_ms(), a.started_ms) / 1000, a.slave_id or "", a.upid,
+          _host(a.upid))  # hostname: SlaveInfo.hostname (§3.5)
     res_object(out, a.totals)
-    out.key(b"unreserved_resources")  # nothing is reserved on the agent (resources.parse refuses roles)
+    out.raw(b',"unreserved_resources":')  # nothing is reserved on the agent (resources.parse refuses roles)
     res_object(out, a.totals)
-    out.item(b'"reserved_resources":{}')
-    out.key(b"unreserved_resources_allocated")
+    out.raw(b',"reserved_resources":{},"unreserved_resources_allocated":')
     res_object(out, total(t.leases.used.values()) if t is not None else ())
-    out.item(b'"reserved_resources_allocated":{}')
-    out.key(b"attributes")
-    out.obj()
-    for n, v in a.attributes:
-        out.key(n)
-        value(out, v)
-    out.end()
-    out.field(b"master_hostname", a.master.partition("@")[2].rpartition(":")[0])
-    out.key(b"flags")
+    out.raw(b',"reserved_resources_allocated":{},"attributes":')
+    res_object(out, a.attributes, ())
+    out.t(b',"master_hostname":%,"flags":', _host(a.master))
     flags_object(out, a.cfg)
     yield
     live, done = frameworks(ep)
-    out.key(b"frameworks")
-    out.arr()
-    for fid in live:
-        for x in _framework(ep, out, fid, True):
-            yield x
-    out.end()
-    out.key(b"completed_frameworks")
-    out.arr()
-    for fid in done:
-        for x in _framework(ep, out, fid, False):
-            yield x
-    out.end()
-    out.end()
+    for fids, tpl in ((live, b',"frameworks":['), (done, b'],"completed_frameworks":[')):
+        out.raw(tpl)
+        for i in range(len(fids)):
+            if i:
+                out.byte(44)
+            for x in _framework(ep, out, fids[i], fids is live):
+                yield x
+    out.raw(b"]}")
 
 
 def _framework(ep, out, fid, active):
@@ -231,91 +209,96 @@ def _framework(ep, out, fid, active):
             if r[0] == fid and r[8] is not None:
                 raw = r[8]
     fw = codec.decode(schema.FrameworkInfo, raw) if raw is not None else {}
-    out.obj()
-    out.fields(b"id name user failover_timeout checkpoint hostname", fid, fw.get("name", ""), fw.get("user", ""),
-               fw.get("failover_timeout", 0.0), fw.get("checkpoint", False), fw.get("hostname", ""))
+    out.t(b'{"id":%,"name":%,"user":%,"failover_timeout":%,"checkpoint":%,"hostname":%', fid, fw.get("name", ""),
+          fw.get("user", ""), fw.get("failover_timeout", 0.0), fw.get("checkpoint", False), fw.get("hostname", ""))
     if "principal" in fw:
-        out.field(b"principal", fw["principal"])
+        out.t(b',"principal":%', fw["principal"])
     roles = fw.get("roles")
     if roles is not None:  # MULTI_ROLE: `role` stays unset, FrameworkWriter mirrors the proto
-        out.key(b"roles")
-        out.arr()
-        for r in roles:
-            out.val(r)
-        out.end()
+        out.t(b',"roles":%', roles)
         role = roles[0] if roles else "*"
     else:
         role = fw.get("role", "*")
-        out.field(b"role", role)
+        out.t(b',"role":%', role)
     fw = None
     live = live_executors(ep, fid) if active else {}
-    out.key(b"executors")
-    out.arr()
+    out.raw(b',"executors":[')
+    c = 0
     for eid, ctxs in live.items():
-        _executor(ep, out, fid, eid, ctxs, role, history)
+        _executor(ep, out, c, fid, eid, ctxs, role, history)
+        c = 44
         yield
-    out.end()
-    out.key(b"completed_executors")
-    out.arr()
+    out.raw(b'],"completed_executors":[')
     seen = []
     for r in history:
         if r[0] == fid and r[1] not in live and r[1] not in seen:
             seen.append(r[1])
-            _executor(ep, out, fid, r[1], (), role, history)
+            _executor(ep, out, len(seen) > 1, fid, r[1], (), role, history)
             yield
-    out.end()
-    out.end()
+    out.raw(b"]}")
 
 
-def _executor(ep, out, fid, eid, ctxs, role, history):
+def _executor(ep, out, comma, fid, eid, ctxs, role, history):
     t = ep.agent.tasks
     e = t.executors.get((fid, eid)) if t is not None else None
     info = codec.decode(schema.ExecutorInfo, e[0]) if e is not None else None
     if info is not None:
         name, src = info.get("name", ""), info.get("source", "")
-    elif any(c._eid is None for c in ctxs) or any(r[1] == eid == r[2] for r in history):
-        name, src = "Command Executor (Task: " + eid + ")", eid  # a command task's, named after it (§2.6)
-    else:  # an executor that is gone: its ExecutorInfo went with it
-        name, src = "", ""
-    out.obj()
-    out.fields(b"id name source container directory role", eid, name, src, "",
-               "/frameworks/" + fid + "/executors/" + eid, role)  # directory: its sandbox (sandbox.py)
-    grants = [c._res for c in ctxs]
+    else:  # a command task's, named after it (§2.6); or an executor that is gone, with its ExecutorInfo
+        name = src = ""
+        for r in history:
+            if r[1] == eid == r[2]:
+                src = None
+        for x in ctxs:
+            if x._eid is None:
+                src = None
+        if src is None:
+            name, src = "Command Executor (Task: " + eid + ")", eid
+    grants = []
+    for x in ctxs:
+        grants.append(x._res)
     if e is not None:
         grants.append(t.leases.used.get((fid, eid), ()))
-    out.key(b"resources")  # Executor::allocatedResources: its own and its tasks'
+    if comma:
+        out.byte(44)
+    # directory: its sandbox (sandbox.py); resources: Executor::allocatedResources, its own and its tasks'
+    out.t(b'{"id":%,"name":%,"source":%,"container":"","directory":%,"role":%,"resources":', eid, name, src,
+          "/frameworks/" + fid + "/executors/" + eid, role)
     res_object(out, total(grants))
     if info is not None and "type" in info:
-        out.field(b"type", _EXEC_TYPES.get(info["type"], "UNKNOWN"))
+        x = info["type"]
+        out.t(b',"type":%', "DEFAULT" if x == schema.EXECUTOR_DEFAULT else "CUSTOM" if x == schema.EXECUTOR_CUSTOM
+              else "UNKNOWN")
     info = None
-    out.key(b"tasks")
-    out.arr()
-    for c in ctxs:
-        _task(ep, out, fid, eid if c._eid is not None else "", c.task_id, c.name, state_of(ep, c),
-              c._res, ep.statuses.get((fid, c.task_id), ()), role)
-    out.end()
-    out.item(b'"queued_tasks":[]')
-    out.key(b"completed_tasks")
-    out.arr()
+    out.raw(b',"tasks":[')
+    c = 0
+    for x in ctxs:
+        if c:
+            out.byte(44)
+        _task(ep, out, fid, eid if x._eid is not None else "", x.task_id, x.name, state_of(ep, x), x._res,
+              ep.statuses.get((fid, x.task_id), ()), role)
+        c = 1
+    out.raw(b'],"queued_tasks":[],"completed_tasks":[')
+    c = 0
     for r in history:
         if r[0] == fid and r[1] == eid:
+            if c:
+                out.byte(44)
             _task(ep, out, fid, eid if eid != r[2] else "", r[2], r[3], r[4], r[6], r[5], role)
-    out.end()
-    out.end()
+            c = 1
+    out.raw(b"]}")
 
 
 def _task(ep, out, fid, eid, tid, name, st, grant, statuses, role):
     # model(Task) in src/common/http.cpp: a command task has no executor_id, written "".
-    out.obj()
-    out.fields(b"id name framework_id executor_id slave_id state role", tid, name, fid, eid,
-               ep.agent.slave_id or "", schema.task_state_name(st), role)
-    out.key(b"resources")
+    out.t(b'{"id":%,"name":%,"framework_id":%,"executor_id":%,"slave_id":%,"state":%,"role":%,"resources":',
+          tid, name, fid, eid, ep.agent.slave_id or "", schema.task_state_name(st), role)
     res_object(out, grant)
-    out.key(b"statuses")
-    out.arr()
+    out.raw(b',"statuses":[')
+    c = 0
     for s, ts in statuses:
-        out.obj()
-        out.fields(b"state timestamp", schema.task_state_name(s), ts)
-        out.end()
-    out.end()
-    out.end()
+        if c:
+            out.byte(44)
+        out.t(b'{"state":%,"timestamp":%}', schema.task_state_name(s), ts)
+        c = 1
+    out.raw(b"]}")

@@ -10,7 +10,8 @@ _I64 = const(1)
 _LEN = const(2)
 _I32 = const(5)
 
-_MASK64 = 0xFFFFFFFFFFFFFFFF  # a long int: built once at import, only used on 10-byte varints
+# No long-int constants (2**64 - 1 ...): from 2**30 up each is a heap object on a 32-bit board. The 64-bit
+# wrap is done with shifts instead, on the rare 10-byte varints only.
 
 
 class Reader:
@@ -85,8 +86,8 @@ class Reader:
             if s > 63:
                 raise DecodeError("varint longer than 10 bytes at %d" % self.pos)
         self.pos = p
-        if s == 63:  # 10th byte: keep 64 bits, as protobuf does (negative int32/int64 are 10 bytes)
-            v &= _MASK64
+        if s == 63 and b > 1:  # 10th byte: keep 64 bits, as protobuf does (negative int32/int64 are 10 bytes)
+            v -= (b & 0x7E) << 63
         return v
 
     def double(self):
@@ -134,7 +135,7 @@ def varint_size(v):
 def put_varint(buf, pos, v):
     """Writes v at buf[pos]; returns the offset after it."""
     if v < 0:
-        v &= _MASK64
+        v -= v >> 64 << 64  # two's complement on 64 bits: v + 2**64
     while v > 0x7F:
         buf[pos] = (v & 0x7F) | 0x80
         v >>= 7
@@ -173,7 +174,8 @@ def _put_int_double(buf, pos, v):
                 e += 1
         else:
             m <<= 52 - e
-        bits = ((1 if neg else 0) << 63) | ((e + 1023) << 52) | (m & ((1 << 52) - 1))
+        m -= m >> 52 << 52  # the implicit leading 1 goes (not m & (1 << 52) - 1: a folded long-int constant)
+        bits = ((1 if neg else 0) << 63) | ((e + 1023) << 52) | m
     for i in range(8):
         buf[pos + i] = (bits >> (8 * i)) & 0xFF
     return pos + 8

@@ -3,7 +3,7 @@
 import asyncio
 import time
 
-from . import lphttp, validate as v
+from . import drain, lphttp, validate as v
 from .events import CRASH, DROPPED, INFO, WARN
 from .model import (AGENT_RESOURCE_PROVIDER, REASON_RECONCILIATION, REASON_SLAVE_DISCONNECTED,
                     REASON_SLAVE_REMOVED, SOURCE_MASTER, TASK_LOST, TASK_STATES,
@@ -133,6 +133,7 @@ class AgentHandlers:
         self._update_frameworks(a, msg)
         if AGENT_RESOURCE_PROVIDER not in caps:
             self.send(pid, "CheckpointResourcesMessage", {"resources": list(a.checkpointed)})
+        drain.resend(self, a)  # a draining agent is told again (Master::___reregisterSlave)
 
     def _readmit(self, a, aid, pid, msg, caps):
         """Cases B (recovered after failover) and C (unreachable or unknown): Master::__reregisterSlave."""
@@ -171,6 +172,7 @@ class AgentHandlers:
         self.agents[aid] = b
         self.link(pid)
         self.start_observer(b)  # captured after a master restart: the Ping goes out before SlaveReregistered
+        drain.resend(self, b)  # before SlaveReregisteredMessage, as Master::__reregisterSlave
         self.send(pid, "SlaveReregisteredMessage", {"slave_id": aid, "connection": _connection(self)})
         for fw in msg.get("frameworks", []):
             f = self.frameworks.get(idv(fw.get("id")))

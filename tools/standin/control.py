@@ -4,7 +4,7 @@ import asyncio
 import json
 from urllib.parse import parse_qs
 
-from . import lphttp, pb
+from . import drain, lphttp, pb
 from .ops import Refused
 
 MAX_EVENTS_PER_GET = 5000
@@ -19,7 +19,8 @@ def _bytes(s):
 
 class Control:
     """POST /control/{framework,launch,launch-group,kill,ack,message,shutdown-agent,shutdown-framework,
-    shutdown-executor,cut-link,restart}; GET /control/{events,wait,agents,frameworks,tasks,pending}."""
+    shutdown-executor,drain-agent,reactivate-agent,cut-link,restart}; GET /control/{events,wait,agents,
+    frameworks,tasks,pending,drain}."""
 
     def __init__(self, master):
         self.m = master
@@ -90,6 +91,13 @@ class Control:
         await self.m.shutdown_executor(executor_id, framework_id, agent_id)
         return {"sent": True}
 
+    async def post_drain_agent(self, agent_id=None, max_grace_period=None, mark_gone=False):
+        return {"drain": drain.drain_agent(self.m, agent_id, max_grace_period, mark_gone)}  # drain.py
+
+    async def post_reactivate_agent(self, agent_id=None):
+        drain.reactivate_agent(self.m, agent_id)
+        return {"reactivated": True}
+
     async def post_cut_link(self, agent_id=None):
         return {"cut": await self.m.cut_link(agent_id)}
 
@@ -114,6 +122,9 @@ class Control:
 
     async def get_agents(self):
         return {"agents": self.m.agents_json(), "master": self.m.upid, "master_id": self.m.master_id}
+
+    async def get_drain(self, agent_id=None):
+        return {"drain": drain.state(self.m, agent_id)}
 
     async def get_frameworks(self):
         return {"frameworks": self.m.frameworks_json()}

@@ -6,6 +6,7 @@ import uuid
 
 from . import lphttp, pb
 from .agents import AgentHandlers
+from .authn import Authenticator
 from .control import Control
 from .events import DROPPED, ERROR, INFO, PROBLEMS, RECV, SEND, WARN, EventLog
 from .links import Links
@@ -74,7 +75,8 @@ class StandinMaster(AgentHandlers, Operations):
 
     def __init__(self, host="127.0.0.1", port=0, ping_interval=15.0, max_missed=5, ping_timeout=75.0,
                  registry=None, events=None, master_id=None, reregister_timeout=600.0, on_event=None,
-                 default_ack="auto", advertise_ip=None, advertise_port=None):
+                 default_ack="auto", advertise_ip=None, advertise_port=None, authenticate_agents=False,
+                 credentials=None):
         self.host = host
         self.ip = advertise_ip or host   # the address in master@ip:port; never 0.0.0.0 (§1.1)
         if self.ip == "0.0.0.0":
@@ -95,6 +97,9 @@ class StandinMaster(AgentHandlers, Operations):
         self._conns = set()
         self._handlers = set()
         self._changed = None
+        # --authenticate_agents with --credentials (a file path or {"credentials": [...]}): registrations
+        # only from pids that completed SASL CRAM-MD5 (authn.py); None: no authentication, as by default.
+        self.auth = Authenticator(self, credentials or []) if authenticate_agents else None
         self._reset_state()
 
     def _reset_state(self):
@@ -109,6 +114,8 @@ class StandinMaster(AgentHandlers, Operations):
         self.next_observer = 1   # process::ID::generate: "slave-observer(1)" is the first
         self.next_task = 0
         self.links = Links(self._on_link_exit, self._on_link_fail)
+        if self.auth is not None:
+            self.auth.reset()
 
     # --- lifecycle ---------------------------------------------------------------------------------
 
@@ -281,13 +288,20 @@ class StandinMaster(AgentHandlers, Operations):
             return lphttp.BAD_REQUEST, None
         sender = req.libprocess_sender()
         short = name[len(_PREFIX):] if name.startswith(_PREFIX) else name
-        if receiver != "master" and receiver not in self.observers:
+        if receiver != "master" and receiver not in self.observers and not (
+                self.auth is not None and self.auth.is_receiver(receiver)):
             self.record(DROPPED, name=short, src=sender, dst=receiver,
                         reason="no process %r here: libprocess answers 404" % receiver)
             return lphttp.NOT_FOUND, None
         return lphttp.ACCEPTED, lambda: self._deliver(receiver, name, short, sender, req.body)
 
     def _deliver(self, receiver, name, short, sender, body):
+        if self.auth is not None and short.startswith("Authentic") and name.startswith(_PREFIX):
+            try:
+                self.auth.deliver(receiver, short, sender, bytes(body))
+            except Exception as e:  # noqa: BLE001 -- as below: tests see ERROR
+                self.record(ERROR, name=short, src=sender, reason="fixture failed handling it: %r" % (e,))
+            return
         if not name.startswith(_PREFIX) or not pb.has_type(short):
             self.record(DROPPED, name=name, src=sender, reason="unknown message name %r: %s has no handler "
                         "(it must be the full mesos.internal.* name, §2.12)" % (name, receiver))
@@ -313,6 +327,11 @@ class StandinMaster(AgentHandlers, Operations):
                 self.record(WARN, name=short, src=sender, reason="pong to %s, which observes %s" % (receiver,
                             ob.agent_pid))
             ob.pong()
+            return
+        if (self.auth is not None and short in ("RegisterSlaveMessage", "ReregisterSlaveMessage")
+                and sender not in self.auth.authenticated):
+            self.record(DROPPED, name=short, src=sender, reason="Refusing registration of agent at %s because it "
+                        "is not authenticated (--authenticate_agents)" % sender)
             return
         handler = self.HANDLERS.get(short)
         if handler is None:

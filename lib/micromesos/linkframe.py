@@ -1,0 +1,84 @@
+# Node<->gateway link frames (docs/LINK.md §2-3): the 8-byte header checked and written in place.
+# MIT licence. Bad bytes raise FrameError (a DecodeError) and nothing else; nothing here allocates per frame.
+# The HELLO/WELCOME bodies (session start only) are linkhello.py's.
+from micropython import const
+
+from .errors import DecodeError
+
+VERSION = const(1)  # high nibble of byte 0
+HEADER = const(8)  # vt, flags, session, sack, seq (u16), ack (u16); big-endian
+# Frame types (low nibble of byte 0), LINK.md §3.
+HELLO = const(1)  # node -> gateway: who I am, my duty cycle, my receive limits
+WELCOME = const(2)  # gateway -> node: your session
+DATA = const(3)  # either way: one fragment of a message, sequenced
+ACK = const(4)  # either way: the header's ack/sack only
+WAKE = const(5)  # node -> gateway: I am listening now
+SLEEP = const(6)  # node -> gateway: I sleep for sleep_ms from now
+RESET = const(7)  # either way: I have no session with you: start again with HELLO
+# Flags (byte 1).
+MORE = const(1)  # DATA: the message goes on in the next sequence number
+PENDING = const(2)  # the sender has more queued for the receiver: stay awake
+# Limits (LINK.md §2).
+MIN_FRAME = const(64)  # the smallest max_frame a peer may announce
+MAX_FRAME = const(1400)  # the largest (UDP on any Ethernet/Wi-Fi path without IP fragments)
+MAX_WINDOW = const(8)  # frames in flight; sack has 8 bits, for ack+1 .. ack+8
+MAX_NAME = const(32)
+# Body lengths of the fixed-size control frames (0: header only), indexed by type; -1: variable.
+_BODY = (-2, -1, 12, -1, 0, 0, 4, 1)
+_HELLO_FIXED = const(17)  # HELLO body before the name
+# RESET reasons (its one body byte).
+NO_SESSION = const(1)
+BAD_HELLO = const(2)
+FULL = const(3)
+CLOSING = const(4)
+
+
+class FrameError(DecodeError):
+    # Bytes that are no valid link frame: the receiver counts and drops them, the link goes on.
+    pass
+
+
+def check(buf, n, mtu):
+    """The type of the frame in buf[:n] after checking its header and length; FrameError otherwise.
+    mtu: the most this receiver accepts (a longer datagram is refused, not cut)."""
+    if n < HEADER:
+        raise FrameError("frame of %d bytes: header is 8" % n)
+    if n > mtu:
+        raise FrameError("frame of %d bytes over max_frame %d" % (n, mtu))
+    vt = buf[0]
+    t = vt & 15
+    if vt >> 4 != VERSION or not HELLO <= t <= RESET:
+        raise FrameError("version/type 0x%02x" % vt)
+    b = _BODY[t]
+    if b >= 0:
+        if n - HEADER != b:
+            raise FrameError("type %d with a %d-byte body" % (t, n - HEADER))
+    elif t == DATA:
+        if n == HEADER:
+            raise FrameError("DATA without a body")
+    elif n < HEADER + _HELLO_FIXED + 1 or n != HEADER + _HELLO_FIXED + buf[HEADER + 16]:
+        raise FrameError("HELLO of %d bytes" % n)
+    return t
+
+
+def put_header(buf, t, flags, session, sack, seq, ack):
+    buf[0] = VERSION << 4 | t
+    buf[1] = flags
+    buf[2] = session
+    buf[3] = sack
+    buf[4] = seq >> 8
+    buf[5] = seq & 255
+    buf[6] = ack >> 8
+    buf[7] = ack & 255
+
+
+def u32(buf, i):
+    return buf[i] << 24 | buf[i + 1] << 16 | buf[i + 2] << 8 | buf[i + 3]
+
+
+def put_u32(buf, i, v):
+    # SLEEP's body (sleep_ms) and the HELLO/WELCOME fields: big-endian like every field on the link.
+    buf[i] = v >> 24 & 255
+    buf[i + 1] = v >> 16 & 255
+    buf[i + 2] = v >> 8 & 255
+    buf[i + 3] = v & 255

@@ -1,0 +1,174 @@
+# A node's session with its gateway (docs/LINK.md §3, §7): HELLO until WELCOME, WAKE after a sleep, SLEEP when
+# quiet. MIT licence. Messages go through self.link (micromesos.link.Link); the owner decides when to sleep.
+import random
+import sys
+import time
+
+import asyncio
+from micropython import const
+
+from .link import Link
+from .linkframe import DATA, HEADER, PENDING, RESET, SLEEP, WAKE, WELCOME, put_u32
+
+_NONE = const(0)  # no session: connect() next
+_UP = const(1)
+_HELLO = "micromesos.linkhello"  # session-start bodies: imported per connect(), dropped after
+_MAX_HELLO = const(57)  # 8 + 17 + 32
+
+
+def _hello_module():
+    m = sys.modules.get(_HELLO)
+    if m is None:
+        __import__(_HELLO)
+        m = sys.modules[_HELLO]
+    return m
+
+
+def _drop_hello():
+    sys.modules.pop(_HELLO, None)
+    pkg = sys.modules.get("micromesos")
+    if pkg is not None and "linkhello" in pkg.__dict__:
+        delattr(pkg, "linkhello")
+
+
+class NodeLink:
+    """out(frame) sends one frame to the gateway (the transport); input(buf, n) takes one from it.
+    await connect() -> bool; await wake() -> bool; await linger(since, listen_ms) until sleeping is allowed;
+    await sleep(ms) -> ms to sleep, or -1 (stay awake); link.send(kind, body) for messages,
+    link.deliver for what arrives. on_session(session) runs after each WELCOME (queue NODE_INFO there)."""
+
+    sleep_tries = 3  # SLEEP repeats without an answer before sleeping anyway (LINK.md §3.3)
+    wake_tries = 6  # WAKE repeats (every rto_ms) before the gateway counts as gone: the owner connect()s
+
+    def __init__(self, out, name, wake_ms, listen_ms, mtu=250, window=2, max_message=2048, nonce=None):
+        self.out = out
+        self.link = Link(out, mtu, window, max_message=max_message)
+        self.name = name
+        self.wake_ms = wake_ms
+        self.listen_ms = listen_ms
+        self.nonce = random.getrandbits(32) if nonce is None else nonce  # keep it across deep sleep
+        self.attempt = 0
+        self.state = _NONE
+        self.pending = False  # the gateway's last frame said PENDING: stay awake
+        self.heard_at = time.ticks_ms()  # when a frame of the session last came
+        self.heard = asyncio.Event()  # a WELCOME, or any frame of the session (answers WAKE and SLEEP)
+        self.ctl = bytearray(_MAX_HELLO)
+        self.unix_time = 0  # the gateway's clock at WELCOME
+        self.on_session = None
+        self.resets = self.sessions = 0
+
+    def up(self):
+        return self.state == _UP
+
+    def input(self, buf, n):
+        """One frame from the gateway (FrameError for bytes that are none). Returns its type."""
+        lk = self.link
+        t = lk.input(buf, n)
+        if t == WELCOME:
+            self._welcome(buf)
+        elif t == RESET:
+            if self.state == _UP:
+                self.state = _NONE
+                self.resets += 1
+                self.heard.set()
+        elif t >= DATA and self.state == _UP:
+            self.pending = buf[1] & PENDING != 0
+            self.heard_at = time.ticks_ms()
+            self.heard.set()
+        return t
+
+    def _welcome(self, buf):
+        if self.state != _NONE:
+            return  # a repeated WELCOME: the session runs already
+        try:
+            session, nonce, window, max_frame, self.unix_time = _hello_module().read_welcome(buf)
+        finally:
+            _drop_hello()
+        if nonce != self.nonce:
+            return  # for an earlier boot, or another node
+        lk = self.link
+        lk.limits(window, max_frame)
+        lk.start(session)
+        self.state = _UP
+        self.pending = False
+        self.sessions += 1
+        self.heard.set()
+        if self.on_session:
+            self.on_session(session)
+
+    async def _ask(self, n, tries, backoff=True):
+        # Send ctl[:n] until the gateway answers (heard), every rto (doubling if backoff); True if it did.
+        rto = self.link.rto_ms
+        for _ in range(tries):
+            self.heard.clear()
+            self.out(memoryview(self.ctl)[:n])
+            try:
+                await asyncio.wait_for_ms(self.heard.wait(), rto)
+            except asyncio.TimeoutError:
+                pass
+            if self.heard.is_set():
+                return True
+            if backoff:
+                rto = min(rto * 2, self.link.rto_max_ms)
+        return False
+
+    async def connect(self, tries=8):
+        """HELLO until a WELCOME for our nonce (LINK.md §3.1); True when the session runs."""
+        self.state = _NONE
+        self.attempt = (self.attempt + 1) & 0xFFFF
+        lk = self.link
+        try:
+            n = _hello_module().hello(self.ctl, self.nonce, self.wake_ms, self.listen_ms, lk.mtu, lk.win,
+                                      self.name, self.attempt)
+        finally:
+            _drop_hello()
+        return await self._ask(n, tries) and self.state == _UP
+
+    async def wake(self):
+        """After a sleep: WAKE until the gateway answers; what it held starts coming. False: no answer, or it
+        lost our session (RESET): connect() again."""
+        if self.state != _UP:
+            return False
+        lk = self.link
+        lk.release()
+        n = lk.control(self.ctl, WAKE, 0)
+        # Every rto_ms, no backoff: the gateway vouches for us only until due + grace (LINK.md §7.3).
+        return await self._ask(n, self.wake_tries, False) and self.state == _UP
+
+    async def linger(self, since, listen_ms, step_ms=10):
+        """Stay awake until listen_ms have passed since `since` (ticks_ms of the wake) and quiet() (LINK.md
+        §7.1). While the gateway has more for us (PENDING) and has said nothing for rto_ms, WAKE again: it
+        may have lost our frames and taken us for asleep. False if the session went (connect() again)."""
+        lk = self.link
+        poked = time.ticks_ms()
+        while self.state == _UP and not lk.down:
+            now = time.ticks_ms()
+            if time.ticks_diff(now, since) >= listen_ms and self.quiet():
+                return True
+            if (self.pending and time.ticks_diff(now, self.heard_at) >= lk.rto_ms
+                    and time.ticks_diff(now, poked) >= lk.rto_ms):
+                poked = now
+                self.out(memoryview(self.ctl)[: lk.control(self.ctl, WAKE, 0)])
+            await asyncio.sleep_ms(step_ms)
+        return False
+
+    def quiet(self):
+        """Sleeping is allowed (LINK.md §7.1): every message sent acknowledged, nothing half-received, the
+        gateway's last frame without PENDING. The owner also keeps listen_ms since the wake."""
+        return self.state == _UP and not self.pending and self.link.quiet()
+
+    async def sleep(self, sleep_ms):
+        """SLEEP(sleep_ms) until the gateway answers (LINK.md §3.3). Returns the ms to sleep now: sleep_ms less
+        what the handshake took, so the wake is never later than the gateway expects it; -1: stay awake (the
+        gateway has more for us, or we for it). The link holds until wake()."""
+        lk = self.link
+        if not self.quiet():
+            return -1
+        t0 = time.ticks_ms()
+        n = lk.control(self.ctl, SLEEP, 4)
+        put_u32(self.ctl, HEADER, sleep_ms)
+        answered = await self._ask(n, self.sleep_tries)
+        if answered and (self.pending or not lk.quiet()):
+            return -1
+        lk.hold = True  # nothing goes out while we sleep
+        return max(0, sleep_ms - time.ticks_diff(time.ticks_ms(), t0))

@@ -1,0 +1,73 @@
+# UDP transport of the node<->gateway link, the node's end (docs/LINK.md §6.1): one non-blocking socket
+# connected to the gateway (the kernel drops anyone else's datagrams), read by one asyncio task. MIT licence.
+# The gateway's end is mgateway/udp.py.
+import asyncio
+import errno
+import socket
+
+from .linkframe import FrameError
+
+_AGAIN = errno.EAGAIN  # MicroPython has no EWOULDBLOCK: the same number on its ports
+
+
+def _ignore(*frame):
+    return None  # no owner yet
+
+
+def udp_socket(ip, port):
+    """A non-blocking UDP socket bound to ip:port (port 0: any)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(socket.getaddrinfo(ip, port)[0][-1])
+    s.setblocking(False)
+    return s
+
+
+class UDPNode:
+    """A node's end: on_frame(buf, n) is called for each datagram from the gateway; after each batch,
+    after_batch() (the link's flush). send(frame) never raises."""
+
+    def __init__(self, gateway_ip, gateway_port, mtu, ip="0.0.0.0", port=0):
+        self.s = udp_socket(ip, port)
+        # connect(): the kernel drops datagrams from anyone but the gateway, and read/write need no address.
+        self.s.connect(socket.getaddrinfo(gateway_ip, gateway_port)[0][-1])
+        self.mtu = mtu
+        self.on_frame = _ignore
+        self.after_batch = None
+        self.bad = self.lost = self.errors = 0  # frames refused (FrameError), sends refused, handler errors
+        self.last_error = None
+
+    def send(self, frame):
+        try:
+            self.s.send(frame)
+        except OSError:  # no buffer, no route, the gateway's port refused an earlier one: a loss
+            self.lost += 1
+
+    async def run(self):
+        s = self.s
+        mtu1 = self.mtu + 1  # one byte more: a longer datagram shows up as too long, not cut
+        while True:
+            yield asyncio.core._io_queue.queue_read(s)  # type: ignore[attr-defined]  # as gate.py waits
+            while True:
+                # recv(), not readinto(): a stream read goes on until the buffer is full and would run
+                # datagrams together. One bytes object per frame (freed at the next collection); MicroPython
+                # sockets have no recv_into (ESP-NOW's irecv reuses its buffer: LINK.md §6.2).
+                try:
+                    buf = s.recv(mtu1)
+                except OSError as e:
+                    if e.errno == _AGAIN:
+                        break
+                    self.lost += 1  # ECONNREFUSED from an ICMP error: nothing to read
+                    continue
+                try:
+                    self.on_frame(buf, len(buf))
+                except FrameError:
+                    self.bad += 1
+                except Exception as e:  # the owner's handler failed on one frame: counted, the link goes on
+                    self.errors += 1
+                    self.last_error = e
+            if self.after_batch:
+                self.after_batch()
+
+    def close(self):
+        self.s.close()
