@@ -51,10 +51,17 @@ def _goal_open(d):
     return _kb(mpy.GOAL_HEAPSIZE[d]) < _kb(mpy.BUDGET_HEAPSIZE[d])
 
 
+def _at_edge(d):
+    # A goal within one 4 KB step of the budget passes most boots but not all (fragmentation varies from
+    # boot to boot): tried, not held, and not strict, so a boot that passes is no failure either.
+    return _kb(mpy.BUDGET_HEAPSIZE[d]) - _kb(mpy.GOAL_HEAPSIZE[d]) <= 4
+
+
 CASES = [pytest.param(d, "budget", id=d + "-budget") for d in FLAVOURS] + [
     pytest.param(d, "goal", id=d + "-goal", marks=pytest.mark.xfail(
-        strict=True, reason="issue 9: the agent does not fit %s yet (budget %s)" % (
-            mpy.GOAL_HEAPSIZE[d], mpy.BUDGET_HEAPSIZE[d]))) for d in FLAVOURS if _goal_open(d)]
+        strict=not _at_edge(d), reason="issue 9: the agent does not fit %s %s (budget %s)" % (
+            mpy.GOAL_HEAPSIZE[d], "in every boot yet" if _at_edge(d) else "yet", mpy.BUDGET_HEAPSIZE[d])))
+    for d in FLAVOURS if _goal_open(d)]
 
 
 @pytest.fixture(scope="module")

@@ -163,8 +163,10 @@ class _Dest:
             while self.idle():  # connect lazily, when there is something to send
                 self.ev.clear()
                 await self.ev.wait()
+            connected = False
             try:
                 await self._connect()
+                connected = True
                 delay = lp.backoff_min_ms
                 while self._open():
                     if self.cur is not None:
@@ -191,7 +193,11 @@ class _Dest:
                     await self.stream.drain()
                 log.debug(_W, "%s:%d closed the connection", self.ip, self.port)
             except OSError as e:
-                log.warn(_W, "sending to %s:%d failed: %r", self.ip, self.port, e)
+                if connected:
+                    log.warn(_W, "sending to %s:%d failed: %r", self.ip, self.port, e)
+                else:  # what is queued stays and goes once it connects
+                    log.warn(_W, "cannot connect to %s:%d (%s): is it up? retrying", self.ip, self.port,
+                             errno.errorcode.get(e.errno, e.errno))
             self._drop()
             # Capped exponential backoff, jittered over [delay/2, delay).
             await asyncio.sleep_ms(delay // 2 + ((random.getrandbits(16) * (delay - delay // 2)) >> 16))

@@ -13,6 +13,7 @@ loaded) is counted as free. MicroPython has no high-water mark; this is the hone
 included. Figures: the idle agent's live heap, F, and the
 live heap while the views are imported (gc.collect() after the route ran)."""
 import argparse
+import http.client
 import json
 import os
 import sys
@@ -302,7 +303,7 @@ class Peak(Boot):
             try:
                 st, body = self.get(self.path)
                 ok = st == 200 and bool(json.loads(body))
-            except (OSError, ValueError):
+            except (OSError, ValueError, http.client.HTTPException):  # IncompleteRead: it failed mid-body
                 ok = False
             finally:
                 got = self.released()["last"] if free else 0
