@@ -92,9 +92,8 @@ class Gate:
     # real master sent in the captured sessions is 563 B (a RunTaskMessage); `recv_buffer` sets it.
     recv_size = 2048
     # A new connection's parser starts this small (a web client's GET; a ping) and grows to recv_size once
-    # a request needs it (http.HTTPParser._fit): /state's peak holds no 2 KB block for the client. 256 B:
-    # on a fragmented 48 KB heap a 512 B hole is often missing; a streamed answer borrows it (jsonw.MIN_SIZE).
-    start_size = 256
+    # a request needs it (http.HTTPParser._fit): /state's peak holds no 2 KB block for the client.
+    start_size = 512
     accept_wait_ms = 4000  # a connection finding every parser busy waits this long for one, then gets 503
     stale_ms = 3000  # a connection silent this long mid-request (or before its first) may be dropped
     head_grace_ms = 500  # a request head not complete after this may be dropped for a waiting connection

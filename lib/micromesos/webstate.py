@@ -1,8 +1,10 @@
 # The agent as the web UI and tools read it: /state, /flags, /version, /health (and Mesos values as JSON).
 # MIT licence. PROTOCOL.md §5; the shapes of src/slave/http.cpp (Http::state) and src/common/http.cpp (model()).
-# Few globals: this module's dict is made per request, and past 29 names it needs one more 296-byte block
-# (sys and time are imported where they are used).
-from . import MESOS_VERSION, __version__, codec, ctx, schema
+import sys
+import time
+
+from . import MESOS_VERSION, __version__, codec, resources, schema
+from .ctx import DONE, LAUNCHING
 from .jsonw import json_body
 from .updates import now
 
@@ -81,11 +83,9 @@ def flags_object(out, cfg):
     for k in sorted(cfg):
         v = cfg[k]
         if isinstance(v, list):
-            from .resources import fmt  # not resident; dropped with the views (endpoints)
-
             r = []
             for n, x in v:
-                r.append(fmt(n, x))
+                r.append(resources.fmt(n, x))
             v = ";".join(r)
         elif v is True or v is False:
             v = "true" if v else "false"
@@ -104,7 +104,7 @@ def live_executors(ep, fid):
     if t is None:
         return ex
     for (f, _), c in t.live.items():
-        if f == fid and c.phase != ctx.DONE:
+        if f == fid and c.phase != DONE:
             ex.setdefault(c.executor_id, []).append(c)
     for (f, e) in t.executors:
         if f == fid and e not in ex:
@@ -113,7 +113,7 @@ def live_executors(ep, fid):
 
 
 def state_of(ep, c):
-    if c.phase == ctx.LAUNCHING:
+    if c.phase == LAUNCHING:
         return schema.TASK_STAGING
     s = ep.agent.updates.latest(c.framework_id, c.task_id)
     return schema.TASK_STAGING if s is None else s
@@ -125,7 +125,7 @@ def frameworks(ep):
     t = ep.agent.tasks
     if t is not None:
         for (f, _), c in t.live.items():
-            if c.phase != ctx.DONE and f not in live:
+            if c.phase != DONE and f not in live:
                 live.append(f)
         for (f, _) in t.executors:
             if f not in live:
@@ -147,8 +147,6 @@ def health(ep, req):
 
 def version(ep, req):
     def produce(out):
-        import sys
-
         v = sys.implementation.version
         out.t(b'{"version":%,"micromesos_version":%,"micropython_version":%}', MESOS_VERSION, __version__,
               "%d.%d.%d" % (v[0], v[1], v[2]))
@@ -174,8 +172,6 @@ def _host(upid):
 
 
 def _state(out, ep):
-    import time
-
     a = ep.agent
     t = a.tasks
     # capabilities: what registrar.py registers with (§3.5); test_endpoints checks them against the message.
