@@ -718,7 +718,7 @@ asyncio.run(main())
     ("http://h/../", "is not a plain file name"),
 ])
 def test_uri_parse_errors(mpy_run, uri, err):
-    r = mpy_run("from micromesos import fetch, taskfiles\ntry:\n    taskfiles.parse(%r)\nexcept fetch.FetchError as e:\n"
+    r = mpy_run("from micromesos import fetch\ntry:\n    fetch.parse(%r)\nexcept fetch.FetchError as e:\n"
                 "    print('ERR', e)\n" % uri).check()
     assert r.out.startswith("ERR ") and err in r.out
 

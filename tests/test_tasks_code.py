@@ -129,36 +129,6 @@ asyncio.run(main())
     assert "unreachable" in u[1][3]
 
 
-def test_only_a_task_file_not_imported_yet_loads_taskfiles_and_it_leaves_before_the_task_import(tmp_path, tree):
-    # fetch.find looks in tasks_dir (taskfiles.py) only for code that is neither frozen nor imported, and
-    # drops that code again before the task's own import (the launch's peak). A second launch of an
-    # imported module must not need it: taskfiles.mpy is deleted in between.
-    d = own_tree(tmp_path, tree)
-    got, out = scenario(tmp_path, HELPERS + r'''
-import os
-async def main():
-    a, rec = make()
-    deliver(a, names.RUN_TASK, run_task(tid="p1", value="probe"))
-    await settle(a, rec, 50)
-    out("at import", sys.modules["probe"].SEEN)
-    pkg = sys.modules["micromesos"].__file__.rpartition("/")[0]
-    os.remove(pkg + "/taskfiles.mpy")
-    deliver(a, names.RUN_TASK, run_task(tid="p2", value="probe"))
-    await settle(a, rec, 50)
-    deliver(a, names.RUN_TASK, run_task(tid="p3", value="other"))  # a file not imported yet needs it
-    await settle(a, rec, 50)
-    out("u", terminal(rec))
-    out("running", sorted(k[1] for k, c in a.tasks.live.items() if c.phase == 1))
-asyncio.run(main())
-''', files={"probe.py": "import sys\nSEEN = [n for n in ('micromesos.fetch', 'micromesos.taskfiles') if n in sys.modules]\n"
-                      + IDLE, "other.py": IDLE}, extra_path=(d,))
-    assert by_tag(got, "at import") == [["micromesos.fetch"]], out
-    assert by_tag(got, "running") == [["p1", "p2"]], out
-    u = by_tag(got, "u")[0]
-    assert [x[:3] for x in u] == [["p3", "TASK_FAILED", 21]], out
-    assert "taskfiles" in u[0][3], out
-
-
 @pytest.mark.skipif(mpy.DEVICE != "wheel", reason="the device models hold no .py sources")
 def test_code_compiled_from_source_stays_loaded(tmp_path):
     # Compiling a module needs several times its own RAM: the first run's parse tree is not paid again.

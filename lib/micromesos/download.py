@@ -12,9 +12,8 @@ import sys
 import asyncio
 from micropython import const
 
-from .fetch import FetchError
+from .fetch import FetchError, exists, parse
 from .store import makedirs
-from .taskfiles import exists, parse
 
 MAX_BYTES = 65536         # largest file fetched; config fetch_max_bytes overrides per agent
 MAX_HEAD = const(1024)    # status line + headers + blank line

@@ -1,5 +1,5 @@
-# Finding a task's code: frozen module, or a file in tasks_dir (taskfiles.py; fetched there from
-# CommandInfo.URIs by download.py); the import, recorded so the module can leave RAM with its last task.
+# Finding a task's code: frozen module, or a file in tasks_dir (fetched there from CommandInfo.URIs by
+# download.py); .mpy header checks; the import, recorded so the module can leave RAM with its last task.
 # MIT licence. Every failure is a FetchError. Imported by launch.py, and dropped with it (Tasks.DROP_CODE):
 # its state lives on the runner (tasks.Tasks).
 import gc
@@ -9,9 +9,10 @@ import sys
 from micropython import const
 
 from .errors import MesosError
-from .tasks import load
+from .inventory import arch_name as _arch
 
 MAX_NAME = const(32)      # CommandInfo.value: one module name
+_SHA = "#sha256="
 _FROZEN = ".frozen"
 
 
@@ -29,6 +30,81 @@ def module_name(s):
     return True
 
 
+def _safe_name(s):
+    if not s or len(s) > 40 or s[0] == ".":
+        return False
+    for c in s:
+        if not (c.isalpha() or c.isdigit() or c in "_-."):
+            return False
+    return True
+
+
+def parse(uri, output_file=None):
+    """'http://host[:port]/path[#sha256=<hex>]' -> (host, port, path, file name, sha256 hex or None)."""
+    if not uri.startswith("http://"):
+        raise FetchError("%s: only http:// URIs can be fetched" % uri)
+    rest, sep, pin = uri[7:].partition(_SHA)
+    if sep:
+        pin = pin.lower()
+        if len(pin) != 64 or any(c not in "0123456789abcdef" for c in pin):
+            raise FetchError("%s: the sha256 pin must be 64 hex digits" % uri)
+    else:
+        pin = None
+    rest = rest.partition("#")[0]
+    hostport, _, path = rest.partition("/")
+    host, _, port = hostport.partition(":")
+    try:
+        port = int(port) if port else 80
+    except ValueError:
+        raise FetchError("%s: bad port" % uri)
+    if not host or not 0 < port < 65536:
+        raise FetchError("%s: bad host or port" % uri)
+    fname = output_file or path.rpartition("/")[2].partition("?")[0]
+    if not _safe_name(fname):
+        raise FetchError("%s: %r is not a plain file name" % (uri, fname))
+    return host, port, "/" + path, fname, pin
+
+
+def exists(path):
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+def _fw_mpy():
+    """(version, sub-version, arch number, small-int bits) this firmware loads."""
+    m = getattr(sys.implementation, "_mpy", 0)
+    bits = 1
+    n = sys.maxsize
+    while n > 1:
+        n >>= 1
+        bits += 1
+    return m & 0xFF, (m >> 8) & 3, (m >> 10) & 0x0F, bits
+
+
+def check_mpy(path, fname):
+    """FetchError naming the mismatch if the .mpy at `path` can't load here (py/persistentcode.c
+    mp_raw_code_load checks the same 4 header bytes, but only says "incompatible .mpy file")."""
+    with open(path, "rb") as f:
+        h = f.read(4)
+    ver, sub, arch, bits = _fw_mpy()
+    if len(h) < 4 or h[0] != 77:  # b"M"
+        raise FetchError("%s is not an .mpy file" % fname)
+    if h[1] != ver:
+        raise FetchError("%s is mpy v%d, this firmware loads v%d.%d" % (fname, h[1], ver, sub))
+    a = (h[2] >> 2) & 0x0F
+    if a:  # native code: the sub-version and the architecture must match too
+        if h[2] & 3 != sub:
+            raise FetchError("%s is mpy v%d.%d native code, this firmware loads v%d.%d" % (
+                fname, h[1], h[2] & 3, ver, sub))
+        if a != arch:
+            raise FetchError("%s holds native code for %s, this firmware runs %s" % (fname, _arch(a), _arch(arch)))
+    if h[3] > bits:
+        raise FetchError("%s was compiled for %d-bit small ints, this firmware has %d" % (fname, h[3], bits))
+
+
 def allowed(cfg, name, uris):
     """The board's task code policy (config allowed_modules, require_pinned_uris): FetchError saying why
     `name` may not run here, which the launch reports as TASK_FAILED with that message."""
@@ -37,8 +113,6 @@ def allowed(cfg, name, uris):
         raise FetchError("module %s is not allowed on this board (allowed_modules: %s)" % (name, names))
     if cfg.get("require_pinned_uris"):
         for u in uris:
-            from .taskfiles import parse
-
             if parse(u["value"], u.get("output_file"))[4] is None:
                 raise FetchError("%s has no #sha256= pin and this board requires one (require_pinned_uris)"
                                  % u["value"])
@@ -64,20 +138,37 @@ def find(runner, name, uris, fetched=False):
         mod = _import(runner, name, (_FROZEN,), True, _FROZEN)
         if mod is not None:
             return mod
-    if mod is not None and e is not None and not e[1] and not uris and not fetched:
-        d = runner.tasks_dir + "/" + name
-        if _exists(d + ".py") or _exists(d + ".mpy"):
-            return mod  # imported from an unpinned file in tasks_dir that is still there: as taskfiles.locate
-    try:
-        # The tasks_dir half: not needed for frozen or imported code. load(): a retry after gc.collect().
-        r = load("taskfiles").locate(runner, name, uris, fetched, e, mod)
-    finally:
-        if getattr(runner, "drop_code", True):
-            _drop("taskfiles")  # before the task's own import: not in RAM at the launch's peak
-    if not isinstance(r, str):
-        return r  # None: fetch first; or the module, already imported from the same verified file
+    pin = ""
+    modfile = None
+    d = runner.tasks_dir
+    for u in uris:
+        fname, upin = parse(u["value"], u.get("output_file"))[3:]
+        dest = d + "/" + fname
+        own = fname in (name + ".py", name + ".mpy")
+        if own:
+            pin = upin or ""
+            modfile = dest
+        if fetched:
+            continue
+        if not u.get("cache") or not exists(dest):
+            return None
+        if upin and not (own and e is not None and e[1] == upin and mod is not None):
+            return None  # a cached copy to verify: fetch_all hashes it with yields
+    py = d + "/" + name + ".py"
+    mpy = d + "/" + name + ".mpy"
+    if modfile == mpy and exists(py):
+        # The importer prefers .py to .mpy in one directory: it would skip the verified file.
+        raise FetchError("%s shadows the fetched %s.mpy; remove it" % (py, name))
+    path = py if exists(py) else (mpy if exists(mpy) else None)
+    if path is None:
+        raise FetchError("unknown module %s: not frozen, no %s.py or .mpy in %s%s" % (
+            name, name, d, ", and no CommandInfo.uris provide it" if uris else ""))
+    if mod is not None and e is not None and e[1] == pin and not fetched:
+        return mod  # imported before from the same verified file, and still in use
+    if path.endswith(".mpy"):
+        check_mpy(path, name + ".mpy")
     sys.modules.pop(name, None)
-    return _import(runner, name, (runner.tasks_dir,) + tuple(sys.path), False, r)
+    return _import(runner, name, (d,) + tuple(sys.path), False, pin)
 
 
 def _import(runner, name, path, probe, src):
@@ -112,21 +203,6 @@ def _import(runner, name, path, probe, src):
             old = runner.modules.get(name)
             runner.modules[name] = [old[0] if old else 0, src, new]
     return mod
-
-
-def _exists(path):
-    try:
-        os.stat(path)
-        return True
-    except OSError:
-        return False
-
-
-def _drop(name):
-    sys.modules.pop("micromesos." + name, None)
-    pkg = sys.modules.get("micromesos")
-    if pkg is not None and name in pkg.__dict__:
-        delattr(pkg, name)
 
 
 def _name(e):

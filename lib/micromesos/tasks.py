@@ -149,7 +149,7 @@ class Tasks:
         self.on_finished = None  # fn(ctx, state) at each task's end: endpoints keeps a bounded history
         Ctx._runner = self  # one runner per agent: not a reference in every task's record
         if not self.drop_code:
-            from . import kill, launch, taskfiles, taskstore  # noqa: F401  loaded now, while the heap is in one piece
+            from . import kill, launch, taskstore  # noqa: F401  loaded now, while the heap is in one piece
         else:
             drop_code()  # boardres, resources: config and Agent.__init__ parsed and measured with them
 
@@ -482,7 +482,7 @@ def load(name):
 
 
 # The occasional code: the runner's, and resources / boardres (boot, launches, registration, /state).
-_CODE = ("launch", "kill", "fetch", "taskfiles", "download", "taskstore", "resources", "boardres")
+_CODE = ("launch", "kill", "fetch", "download", "taskstore", "resources", "boardres")
 
 
 def drop_code():
