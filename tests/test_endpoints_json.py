@@ -146,22 +146,35 @@ def run(k, locked):
 w = jsonw.Writer(1024)
 w.begin(Sink())
 items(w, 1)  # warm up
-# Into the buffer, no flush: under heap_lock (MemoryError if anything allocates). The second time: a str
-# object may allocate the first time it is iterated, never again (ids and names are long-lived objects).
-ARGS = (1, False, [12345, None], ID, TEXT)
+# Into the buffer, no flush: under heap_lock (MemoryError if anything allocates).
+ARGS = (1, False, [12345, None], b"raw")
 def small(w):
     w.val(ARGS)
-    w.val(NAME)
     w.raw(b'"x":')
     w.esc(LOG, 0, 40)
 s = Sink()
 w.begin(s)
-small(w)
 micropython.heap_lock()
 try:
     small(w)
 finally:
     micropython.heap_unlock()
+# A str: one memoryview (its UTF-8 bytes read in place) whatever its length, and no qstr interned (iterating
+# it would intern each distinct character: a runtime qstr pool growing mid-response). Fresh characters here.
+STRS = (ID, TEXT, NAME, "\u00fcber ~|`^ " * 20, "\u2603\U0001F600 " * 9)
+w.begin(Sink())
+print("QSTR-MARK")
+micropython.qstr_info()
+gc.collect()
+gc.disable()
+a0 = gc.mem_alloc()
+for x in STRS:
+    w.val(x)
+a1 = gc.mem_alloc()
+gc.enable()
+print("QSTR-MARK")
+micropython.qstr_info()
+print(json.dumps([len(STRS), a1 - a0]))
 # With flushes: each chunk costs one memoryview (the slice handed to write()), each template call its tuple of
 # values. A response also builds its head once (a few hundred bytes of str): 20 more items must cost only that.
 res = []
@@ -179,9 +192,15 @@ print(json.dumps(res))
 
 
 def test_writer_allocates_one_memoryview_per_chunk_and_nothing_per_item(mpy_run):
-    # Under heap_lock: values (ints, bools, None, str, lists of them) and bytes written into the buffer.
+    # Under heap_lock: values (ints, bools, None, bytes, lists of them) and bytes written into the buffer.
     r = mpy_run(ALLOC, heapsize="256k").check()
-    (n20, w20, a20), (n40, w40, a40) = json.loads(r.out.strip().splitlines()[-1])
+    lines = r.out.strip().splitlines()
+    (n20, w20, a20), (n40, w40, a40) = json.loads(lines[-1])
+    # str values: one memoryview each (32 bytes on the 64-bit port), no qstr interned (n_qstr unchanged).
+    m = [i for i, x in enumerate(lines) if x == "QSTR-MARK"]
+    nstr, astr = json.loads(lines[m[1] + 2])
+    assert astr <= nstr * 32, astr
+    assert lines[m[0] + 1].startswith("qstr pool:") and lines[m[0] + 1] == lines[m[1] + 1], lines
     print("20 items: %d bytes of JSON in %d writes, %d bytes allocated; 40 items: %d bytes, %d writes, %d "
           "bytes allocated" % (n20, w20, a20, n40, w40, a40))
     assert n20 > 20 * 512 * 2  # every byte >= 0x80 escaped as \u00XX: the body is big

@@ -736,3 +736,71 @@ def test_transport_steady_state_heap_on_the_device_model():
     print("transport steady state: %d B held; asyncio modules: %s" % (held, mods))
     assert "asyncio.stream" not in mods and "asyncio.lock" not in mods, mods
     assert held <= 6656, held
+
+
+# A waiting connection that _admit gives up on (its address had the most waiting) must not take the
+# parser that comes back at the same turn: nothing would ever drop it (deadlines and eviction skip
+# connections already given up), and one trickler held a parser for good that way under slowloris.
+GIVEN_UP = r"""
+import asyncio
+from micromesos import gate
+
+class G(gate.Gate):
+    max_conns = 1
+
+g = G()
+holder = gate._Conn(None, ("127.0.0.2", 1))
+holder.parser = g._new_parser(64)
+g._conns.append(holder)
+waiter = gate._Conn(None, ("127.0.0.2", 2))
+g._conns.append(waiter)
+
+async def main():
+    t = asyncio.create_task(g._slot(waiter))
+    await asyncio.sleep_ms(20)  # waiting for a parser
+    waiter.gone = True  # what _admit does to the heaviest address's oldest waiter
+    holder.parser = None  # and in the same turn a parser comes back
+    g._freed.set()
+    got = await t
+    print(got, waiter.parser is None)
+
+asyncio.run(main())
+"""
+
+
+def test_a_waiter_given_up_does_not_take_a_parser_that_comes_back(mpy_run):
+    assert mpy_run(GIVEN_UP).check().out.split() == ["False", "True"]
+
+
+# A parser that comes back goes to a master's address first, then to the address holding the fewest,
+# then to the oldest waiter: not to whoever wakes first, so queued attackers can't starve one client.
+NEXT_IN_LINE = r"""
+from micromesos import gate
+
+g = gate.Gate()
+def conn(ip, port, parser=False, master=False):
+    c = gate._Conn(None, (ip, port), master)
+    if parser:
+        c.parser = object()
+    g._conns.append(c)
+    return c
+
+conn("127.0.0.2", 1, parser=True)
+conn("127.0.0.2", 2, parser=True)
+a1 = conn("127.0.0.2", 3)
+a2 = conn("127.0.0.2", 4)
+client = conn("127.0.0.3", 5)
+late = conn("127.0.0.4", 6)
+print(g._next_in_line() is client)
+client.gone = True
+print(g._next_in_line() is late)
+m = conn("127.0.0.1", 7, master=True)
+print(g._next_in_line() is m)
+for x in (m, late):
+    x.gone = True
+print(g._next_in_line() is a1)
+"""
+
+
+def test_a_freed_parser_goes_to_the_master_then_the_least_served_address(mpy_run):
+    assert mpy_run(NEXT_IN_LINE).check().out.split() == ["True"] * 4

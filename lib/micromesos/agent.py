@@ -14,6 +14,18 @@ from .errors import MesosError
 from .libprocess import Libprocess
 from .store import Store
 from .updates import StatusUpdates
+_CHECKPOINT_RESOURCES = const(15)  # names.CHECKPOINT_RESOURCES
+_PING_SLAVE = const(5)  # names.PING_SLAVE
+_REGISTER_SLAVE = const(1)  # names.REGISTER_SLAVE
+_REREGISTER_SLAVE = const(2)  # names.REREGISTER_SLAVE
+_RUN_TASK = const(7)  # names.RUN_TASK
+_RUN_TASK_GROUP = const(8)  # names.RUN_TASK_GROUP
+_SHUTDOWN = const(18)  # names.SHUTDOWN
+_SLAVE_REGISTERED = const(3)  # names.SLAVE_REGISTERED
+_SLAVE_REREGISTERED = const(4)  # names.SLAVE_REREGISTERED
+_STATUS_UPDATE_ACK = const(11)  # names.STATUS_UPDATE_ACK
+_UPDATE_FRAMEWORK = const(14)  # names.UPDATE_FRAMEWORK
+_StatusUpdateAcknowledgementMessage = const(53)  # schema.StatusUpdateAcknowledgementMessage
 
 # States, as the real agent's (src/slave/slave.hpp).
 _RECOVERING = const(0)
@@ -36,15 +48,15 @@ _W = "agent"
 
 def _cold_handler(kind):
     # The master's messages handled by registrar.py (rare: registration replies, shutdown, updates).
-    if kind == names.SLAVE_REGISTERED:
+    if kind == _SLAVE_REGISTERED:
         return "registered"
-    if kind == names.SLAVE_REREGISTERED:
+    if kind == _SLAVE_REREGISTERED:
         return "reregistered"
-    if kind == names.SHUTDOWN:
+    if kind == _SHUTDOWN:
         return "shutdown"
-    if kind == names.UPDATE_FRAMEWORK:
+    if kind == _UPDATE_FRAMEWORK:
         return "update_framework"
-    if kind == names.CHECKPOINT_RESOURCES:
+    if kind == _CHECKPOINT_RESOURCES:
         return "checkpoint_resources"
     return None
 
@@ -252,7 +264,7 @@ class Agent:
                     k = 1  # doReliableRegistration(factor * 2) after authenticating: at once, then back off
                     refused = 0
                 self.fresh_registration = self.slave_id is None
-                what = names.short(names.REGISTER_SLAVE if self.fresh_registration else names.REREGISTER_SLAVE)
+                what = names.short(_REGISTER_SLAVE if self.fresh_registration else _REREGISTER_SLAVE)
                 if not refused:
                     log.info(_W, "sending %s to %s", what, self.master)
                 if self._send_registration():
@@ -307,7 +319,7 @@ class Agent:
     # --- acknowledgements (§2.7) ---------------------------------------------------------------
 
     def _ack(self, msg):
-        m = codec.decode(schema.StatusUpdateAcknowledgementMessage, msg.buf, msg.start, msg.end)
+        m = codec.decode(_StatusUpdateAcknowledgementMessage, msg.buf, msg.start, msg.end)
         if m["slave_id"] != self.slave_id:
             self._drop(msg, "ack for another agent")
             return
@@ -335,7 +347,7 @@ class Agent:
             return False
         if msg.sender_is(self.master):
             return True
-        if self.state != DISCONNECTED or msg.kind not in (names.SLAVE_REGISTERED, names.SLAVE_REREGISTERED):
+        if self.state != DISCONNECTED or msg.kind not in (_SLAVE_REGISTERED, _SLAVE_REREGISTERED):
             return False
         if msg.sender_is(self._configured):
             return True
@@ -349,17 +361,17 @@ class Agent:
     def _on_message(self, msg):
         kind = msg.kind
         try:
-            if kind == names.PING_SLAVE:
+            if kind == _PING_SLAVE:
                 self._ping(msg)
                 return
             if not self._from_master(msg):
                 self._drop(msg, "not from the current master %s" % self.master)
                 return
-            if kind == names.STATUS_UPDATE_ACK:
+            if kind == _STATUS_UPDATE_ACK:
                 self._ack(msg)
                 return
             if kind == _DRAIN_SLAVE or (self.drain_config is not None and
-                                        (kind == names.RUN_TASK or kind == names.RUN_TASK_GROUP)):
+                                        (kind == _RUN_TASK or kind == _RUN_TASK_GROUP)):
                 self._drain(kind, msg)
                 return
             fn = _cold_handler(kind)

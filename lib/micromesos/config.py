@@ -117,20 +117,29 @@ def _check(key, spec, v):
 def check(raw, wifi=True):
     """Defaults filled in and every value checked; ConfigError names the first bad key. wifi: the board
     has a Wi-Fi interface that supplies the advertised address when "ip" is 0.0.0.0."""
-    if not isinstance(raw, dict):
-        raise ConfigError("config: expected a JSON object")
-    for k in raw:
-        if k not in _SCHEMA:
-            raise ConfigError("%s: unknown key (known: %s)" % (k, ", ".join(sorted(_SCHEMA))))
-    cfg = {}
-    for k, spec in _SCHEMA.items():
-        v = raw.get(k)
-        cfg[k] = spec[0] if v is None else _check(k, spec, v)
+    cfg = values(raw, _SCHEMA)
     if cfg["master"] is None:
         raise ConfigError("master: missing; set it to the mesos-master's \"ip:port\"")
     if cfg["advertise_ip"] is None and cfg["ip"] == "0.0.0.0" and not wifi:
         # Without Wi-Fi nothing learns the address the master must reach (libprocess would fail later).
         raise ConfigError("advertise_ip: missing; \"ip\" is 0.0.0.0 and no Wi-Fi tells the board's address")
+    return cfg
+
+
+def values(raw, schema):
+    """raw checked against `schema` (keys as _SCHEMA's: (default, kind[, lo, hi])), defaults filled in,
+    "resources"/"attributes" (both in every schema) parsed; ConfigError names the first unknown or bad
+    key. check() is this for the agent's keys; another program on the board (micromesos.nodecfg) brings
+    its own."""
+    if not isinstance(raw, dict):
+        raise ConfigError("config: expected a JSON object")
+    for k in raw:
+        if k not in schema:
+            raise ConfigError("%s: unknown key (known: %s)" % (k, ", ".join(sorted(schema))))
+    cfg = {}
+    for k, spec in schema.items():
+        v = raw.get(k)
+        cfg[k] = spec[0] if v is None else _check(k, spec, v)
     # Resource and attribute strings are parsed here so a typo fails at boot, not at registration.
     from . import resources
 
@@ -145,12 +154,13 @@ def check(raw, wifi=True):
     return cfg
 
 
-def load(path="config.json", overrides=None, wifi=True):
-    """Read and check the config file; `overrides` (e.g. from a command line) win over the file."""
+def load(path="config.json", overrides=None, wifi=True, schema=None):
+    """Read and check the config file; `overrides` (e.g. from a command line) win over the file.
+    schema: another program's keys, checked by values() instead of check() (micromesos.nodecfg)."""
     raw = _read(path, _MAX_FILE, "cannot read the config file")
     if overrides and isinstance(raw, dict):
         raw.update(overrides)
-    return check(raw, wifi)
+    return check(raw, wifi) if schema is None else values(raw, schema)
 
 
 def _read(path, limit, unreadable):

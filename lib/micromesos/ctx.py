@@ -5,6 +5,10 @@ from micropython import const
 
 from . import codec, log, names, schema
 from .errors import MesosError
+_EXECUTOR_TO_FRAMEWORK = const(17)  # names.EXECUTOR_TO_FRAMEWORK
+_ExecutorToFrameworkMessage = const(73)  # schema.ExecutorToFrameworkMessage
+_SOURCE_EXECUTOR = const(2)  # schema.SOURCE_EXECUTOR
+_TASK_RUNNING = const(1)  # schema.TASK_RUNNING
 
 # Runner phases (launch.py, tasks.py and steps.py move a ctx through them).
 LAUNCHING = const(0)  # fetching code; the master still sees TASK_STAGING
@@ -199,10 +203,10 @@ class Ctx:
         agent = self._runner.agent
         if self.phase == DONE or not agent.connected():
             return False
-        body = codec.encode(schema.ExecutorToFrameworkMessage, {
+        body = codec.encode(_ExecutorToFrameworkMessage, {
             "slave_id": agent.slave_id, "framework_id": self.framework_id, "executor_id": self.executor_id,
             "data": data})
-        return agent.send_to_master(names.EXECUTOR_TO_FRAMEWORK, body)
+        return agent.send_to_master(_EXECUTOR_TO_FRAMEWORK, body)
 
     async def recv(self):
         """The next FrameworkToExecutorMessage.data for this task (bytes); waits for one."""
@@ -230,12 +234,12 @@ class Ctx:
             raise ValueError("ctx.update: %d bytes is over MAX_UPDATE (%d)" % (len(data), self.MAX_UPDATE))
         if self.phase != RUNNING:
             return False
-        ok = self._runner.updates.update(self.framework_id, self.task_id, schema.TASK_RUNNING,
-                                        schema.SOURCE_EXECUTOR, executor_id=self.executor_id,
+        ok = self._runner.updates.update(self.framework_id, self.task_id, _TASK_RUNNING,
+                                        _SOURCE_EXECUTOR, executor_id=self.executor_id,
                                         data=bytes(data))
         h = self._runner.on_status
         if ok and h is not None:
-            h(self, schema.TASK_RUNNING)  # /state's statuses (endpoints.py)
+            h(self, _TASK_RUNNING)  # /state's statuses (endpoints.py)
         return ok
 
     def log(self, *args):

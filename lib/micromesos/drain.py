@@ -5,6 +5,16 @@ from micropython import const
 from . import codec, kill, log, names, schema
 from .ctx import DONE
 from .tasks import DEFAULT_GRACE_MS, grace_ms
+_RUN_TASK = const(7)  # names.RUN_TASK
+_RUN_TASK_GROUP = const(8)  # names.RUN_TASK_GROUP
+_ExecutorInfo = const(38)  # schema.ExecutorInfo
+_FW_PARTITION_AWARE = const(5)  # schema.FW_PARTITION_AWARE
+_FrameworkInfo = const(23)  # schema.FrameworkInfo
+_RunTaskGroupMessage = const(66)  # schema.RunTaskGroupMessage
+_RunTaskMessage = const(65)  # schema.RunTaskMessage
+_SOURCE_SLAVE = const(1)  # schema.SOURCE_SLAVE
+_TASK_DROPPED = const(9)  # schema.TASK_DROPPED
+_TASK_LOST = const(5)  # schema.TASK_LOST
 
 # lib/ reads only schema's own globals (tests/test_codec_vectors.py), and these two are not among them:
 # their numbers, checked against schema by tests/test_drain.py.
@@ -20,7 +30,7 @@ def handle(a, kind, msg):
     contents) the drain the agent was doing before a reboot."""
     if kind == 0:
         recover(a, msg)
-    elif kind == names.RUN_TASK or kind == names.RUN_TASK_GROUP:
+    elif kind == _RUN_TASK or kind == _RUN_TASK_GROUP:
         launch(a, kind, msg)
     else:
         drain(a, codec.decode(_DRAIN_SLAVE_MESSAGE, msg.buf, msg.start, msg.end)["config"])
@@ -66,22 +76,22 @@ def launch(a, kind, msg):
         finish(a)
         runner.handler(kind)(msg)
         return
-    one = kind == names.RUN_TASK
-    m = codec.decode(schema.RunTaskMessage if one else schema.RunTaskGroupMessage, msg.buf, msg.start, msg.end)
+    one = kind == _RUN_TASK
+    m = codec.decode(_RunTaskMessage if one else _RunTaskGroupMessage, msg.buf, msg.start, msg.end)
     infos = [m["task"]] if one else m["task_group"].get("tasks", ())
-    fw = codec.decode(schema.FrameworkInfo, m["framework"])
+    fw = codec.decode(_FrameworkInfo, m["framework"])
     fid = fw["id"]
     ex = m["task"].get("executor") if one else m["executor"]
-    eid = codec.decode(schema.ExecutorInfo, ex)["executor_id"] if ex is not None else None
+    eid = codec.decode(_ExecutorInfo, ex)["executor_id"] if ex is not None else None
     aware = False
     for cap in fw.get("capabilities", ()):
-        aware = aware or cap.get("type") == schema.FW_PARTITION_AWARE
+        aware = aware or cap.get("type") == _FW_PARTITION_AWARE
     for t in infos:
         tid = t["task_id"]
         if t["slave_id"] != a.slave_id or (fid, tid) in runner.live:
             continue  # ignored as launch.py ignores them: another agent id's, or a live task's
         log.warn(_W, "task %s of framework %s refused: the agent is draining", tid, fid)
-        runner.updates.update(fid, tid, schema.TASK_DROPPED if aware else schema.TASK_LOST, schema.SOURCE_SLAVE,
+        runner.updates.update(fid, tid, _TASK_DROPPED if aware else _TASK_LOST, _SOURCE_SLAVE,
                               executor_id=eid or tid, reason=_REASON_SLAVE_DRAINING, message=_REFUSED)
     if m.get("launch_executor") and eid is not None and (fid, eid) not in runner.executors:
         runner.exited(fid, eid)  # the master expects the executor it asked for: it never started

@@ -25,6 +25,21 @@ _VIEWS = ("webstate", "metrics", "sandbox", "query", "jsonw", "resources")
 _STALE_MS = const(60000)  # a counted stream this old was abandoned before it started (see route)
 
 
+def _names():
+    # Never called. `import a.b` makes "a.b" a name (qstr) of this module: in flash when frozen, interned
+    # when this module loads otherwise. Importing a view then interns nothing: a runtime qstr pool that is
+    # full would grow in the middle of a request, by one ~600-byte block (a 32-bit board at 48 KB lacks it).
+    import micromesos.jsonw
+    import micromesos.metrics
+    import micromesos.query
+    import micromesos.resources
+    import micromesos.sandbox
+    import micromesos.webstate  # noqa: F401
+
+
+del _names
+
+
 def install(agent):
     """Register every endpoint on agent.lp and hook the task runner's end-of-task history. -> Endpoints."""
     ep = Endpoints(agent)

@@ -92,8 +92,9 @@ class Gate:
     # real master sent in the captured sessions is 563 B (a RunTaskMessage); `recv_buffer` sets it.
     recv_size = 2048
     # A new connection's parser starts this small (a web client's GET; a ping) and grows to recv_size once
-    # a request needs it (http.HTTPParser._fit): /state's peak holds no 2 KB block for the client.
-    start_size = 512
+    # a request needs it (http.HTTPParser._fit): /state's peak holds no 2 KB block for the client. 256 B:
+    # on a fragmented 48 KB heap a 512 B hole is often missing; a streamed answer borrows it (jsonw.MIN_SIZE).
+    start_size = 256
     accept_wait_ms = 4000  # a connection finding every parser busy waits this long for one, then gets 503
     stale_ms = 3000  # a connection silent this long mid-request (or before its first) may be dropped
     head_grace_ms = 500  # a request head not complete after this may be dropped for a waiting connection
@@ -234,6 +235,7 @@ class Gate:
     async def _conn_main(self, c, w):
         try:
             if not await self._slot(c):
+                c.gone = True  # out of the line (_next_in_line) while its 503 goes
                 self.refused += 1
                 log.warn(_W, "refused %s:%d: all connections busy", c.peer[0], c.peer[1])
                 await self._refuse(w.s)
@@ -309,11 +311,12 @@ class Gate:
         # (_evict), within accept_wait_ms. Waiting (not refusing at once) serves the web UI's
         # parallel requests one after another; the bytes wait in the socket meanwhile.
         t0 = time.ticks_ms()
-        while not self._can_serve(c):
+        while not self._can_serve(c) or self._next_in_line() is not c:
             left = self.accept_wait_ms - time.ticks_diff(time.ticks_ms(), t0)
             if left <= 0 or self._closing or c.gone:
                 return False
-            self._evict(c)
+            if not self._can_serve(c):
+                self._evict(c)
             self._freed.clear()
             try:
                 # Woken when a parser comes back or a connection goes idle; staleness is a matter of
@@ -321,6 +324,10 @@ class Gate:
                 await asyncio.wait_for_ms(self._freed.wait(), min(left, 250))
             except asyncio.TimeoutError:
                 pass
+        if c.gone or self._closing:
+            # Given up (_admit's 503 for the heaviest waiter) while a parser came back: taking it would
+            # leave a connection that no deadline or eviction looks at (both skip gone ones) holding it.
+            return False
         if self._spare is not None:
             c.parser = self._spare
             self._spare = None
@@ -333,6 +340,24 @@ class Gate:
         c.req = True  # the first request's head is due from now
         c.last = c.t0 = time.ticks_ms()
         return True
+
+    def _next_in_line(self):
+        # Who takes the next free parser: a master's address first, then the address holding the fewest
+        # parsers, then the oldest. Not whoever wakes first: an attacker's queued connections would win
+        # most turns, and one plain client could wait out accept_wait_ms behind them.
+        best = None
+        bk = 0
+        for x in self._conns:
+            if x.parser is not None or x.gone:
+                continue
+            k = 0 if x.master else 64
+            for y in self._conns:
+                if y.parser is not None and y.peer[0] == x.peer[0]:
+                    k += 1
+            if best is None or k < bk or (k == bk and time.ticks_diff(x.t0, best.t0) < 0):
+                best = x
+                bk = k
+        return best
 
     def _evict(self, new):
         # Every parser in use: drop the connection that can best go, oldest first within a rank:

@@ -10,6 +10,7 @@ from . import http, log
 _PRE = const(6)  # room before a chunk's data for its size line: up to 4 hex digits and CRLF
 _ROOM = const(128)  # before the first chunk: the response head too, so that both go out in one write
 _POST = const(7)  # room after the data for the chunk's CRLF and, after the last one, "0\r\n\r\n"
+MIN_SIZE = const(256)  # the smallest buffer: room for the head, then data (the listener may lend this little)
 _HEX = b"0123456789abcdef"
 _W = "http"
 
@@ -18,9 +19,10 @@ _JSONP = "text/javascript"  # §5: with ?jsonp=<cb> the body is cb(<json>)
 _MAX_CALLBACK = const(64)
 
 
-_REASONS = {200: "OK", 202: "Accepted", 204: "No Content", 307: "Temporary Redirect",
-            400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-            500: "Internal Server Error", 501: "Not Implemented", 503: "Service Unavailable"}
+# A constant tuple, not a dict: frozen, it stays in flash (a dict would be made at every import).
+_REASONS = ((200, "OK"), (202, "Accepted"), (204, "No Content"), (307, "Temporary Redirect"),
+            (400, "Bad Request"), (404, "Not Found"), (405, "Method Not Allowed"),
+            (500, "Internal Server Error"), (501, "Not Implemented"), (503, "Service Unavailable"))
 
 
 class Request:
@@ -56,7 +58,12 @@ def response_head(status, content_type, length, keep_alive=True):
     """Status line and headers of a response: length >= 0 is its Content-Length, -1 means
     Transfer-Encoding: chunked (a streamed body, micromesos.jsonw), None neither (the body
     ends when the connection closes: HTTP/1.0 clients of a streamed body)."""
-    h = "HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, "Unknown"))
+    r = "Unknown"
+    for s, t in _REASONS:
+        if s == status:
+            r = t
+            break
+    h = "HTTP/1.1 %d %s\r\n" % (status, r)
     if content_type:
         h += "Content-Type: %s\r\n" % content_type
     if length is None:
@@ -112,7 +119,7 @@ class Writer:
         if isinstance(buf, int):
             buf = bytearray(buf)
         size = len(buf)
-        if size < 2 * _ROOM or size > 0xFFFF + _PRE + _POST:  # a chunk size must fit in 4 hex digits
+        if size < MIN_SIZE or size > 0xFFFF + _PRE + _POST:  # a chunk size must fit in 4 hex digits
             raise ValueError("Writer: size %d out of range" % size)
         self.buf = buf
         self.mv = memoryview(buf)
@@ -244,22 +251,18 @@ class Writer:
         self.pos = pos
 
     def _text(self, t):
-        # A str escaped for a JSON string and encoded to UTF-8 on the way. Iterating a str allocates
-        # nothing once it has been iterated before (t.encode() would copy it every time): ids and names
-        # are long-lived objects, so writing them costs no heap.
+        # A str escaped for a JSON string. A str is UTF-8 inside MicroPython: its bytes are read in place
+        # through a memoryview (the one allocation), copied as they are but for the JSON escapes. Not
+        # `for ch in t`: that interns every distinct character as a qstr, and a runtime qstr pool filling
+        # up mid-response takes one more contiguous block (~580 B on a 32-bit board), kept for good.
+        m = memoryview(t)
         buf = self.buf
-        for ch in t:
-            c = ord(ch)
+        for i in range(len(m)):
+            c = m[i]
             if self.pos > self.lim - 6:
                 self.flush()
             p = self.pos
-            if c >= 128:
-                n = 1 if c < 0x800 else 2 if c < 0x10000 else 3  # continuation bytes
-                buf[p] = (0xC0, 0xE0, 0xF0)[n - 1] | (c >> (6 * n))
-                for i in range(n):
-                    buf[p + 1 + i] = 0x80 | ((c >> (6 * (n - 1 - i))) & 0x3F)
-                self.pos = p + 1 + n
-            elif c >= 32 and c != 34 and c != 92:
+            if c >= 32 and c != 34 and c != 92:
                 buf[p] = c
                 self.pos = p + 1
             else:
@@ -299,8 +302,7 @@ class Writer:
             if v - v != 0:  # NaN or an infinity: JSON has neither
                 self.raw(b"null")
                 return
-            for ch in repr(v):  # shortest round-trip form: valid JSON ("1e+22", "0.1", "3.0")
-                self.byte(ord(ch))
+            self._text(repr(v))  # shortest round-trip form: valid JSON ("1e+22", "0.1", "3.0"); nothing to escape
         elif isinstance(v, list) or isinstance(v, tuple):  # no (list, tuple): that would be built per call
             self.byte(91)
             for i in range(len(v)):  # no iterator object

@@ -11,6 +11,21 @@ from .errors import MesosError
 from .fetch import FetchError
 from .steps import Step
 from .tasks import describe, grace_ms
+_ExecutorInfo = const(38)  # schema.ExecutorInfo
+_FW_PARTITION_AWARE = const(5)  # schema.FW_PARTITION_AWARE
+_FrameworkInfo = const(23)  # schema.FrameworkInfo
+_KillPolicy = const(17)  # schema.KillPolicy
+_REASON_CONTAINER_LAUNCH_FAILED = const(21)  # schema.REASON_CONTAINER_LAUNCH_FAILED
+_REASON_CONTAINER_LIMITATION_MEMORY = const(8)  # schema.REASON_CONTAINER_LIMITATION_MEMORY
+_REASON_EXECUTOR_TERMINATED = const(1)  # schema.REASON_EXECUTOR_TERMINATED
+_REASON_TASK_INVALID = const(14)  # schema.REASON_TASK_INVALID
+_Resource = const(14)  # schema.Resource
+_RunTaskGroupMessage = const(66)  # schema.RunTaskGroupMessage
+_RunTaskMessage = const(65)  # schema.RunTaskMessage
+_SOURCE_SLAVE = const(1)  # schema.SOURCE_SLAVE
+_TASK_DROPPED = const(9)  # schema.TASK_DROPPED
+_TASK_FAILED = const(3)  # schema.TASK_FAILED
+_TASK_LOST = const(5)  # schema.TASK_LOST
 
 _EXECUTOR_GRACE_MS = const(5000)  # no shutdown_grace_period: EXECUTOR_SHUTDOWN_GRACE_PERIOD
 _MAX_SCALAR = 1e9  # far above any board; a Mesos scalar is fixed point, int64 thousandths (§4.1)
@@ -25,14 +40,14 @@ class Invalid(MesosError):
 
 def run_task(runner, msg):
     """RunTaskMessage: a command task, or a task for a custom executor (TaskInfo.executor)."""
-    m = codec.decode(schema.RunTaskMessage, msg.buf, msg.start, msg.end)
+    m = codec.decode(_RunTaskMessage, msg.buf, msg.start, msg.end)
     t = m["task"]
     _guarded(runner, m["framework"], t.get("executor"), [t], m.get("launch_executor"))
 
 
 def run_task_group(runner, msg):
     """RunTaskGroupMessage: every task of the group for one (usually DEFAULT) executor."""
-    m = codec.decode(schema.RunTaskGroupMessage, msg.buf, msg.start, msg.end)
+    m = codec.decode(_RunTaskGroupMessage, msg.buf, msg.start, msg.end)
     _guarded(runner, m["framework"], m["executor"], m["task_group"].get("tasks", []), m.get("launch_executor"))
 
 
@@ -47,7 +62,7 @@ def _guarded(runner, fw_raw, ex_raw, infos, launch_executor):
 
 def _launch(runner, fw_raw, ex_raw, infos, launch_executor):
     agent = runner.agent
-    fid = codec.decode(schema.FrameworkInfo, fw_raw)["id"]
+    fid = codec.decode(_FrameworkInfo, fw_raw)["id"]
     for t in infos:
         why = None
         if t["slave_id"] != agent.slave_id:  # Slave::run ignores tasks meant for an old agent id
@@ -67,11 +82,11 @@ def _launch(runner, fw_raw, ex_raw, infos, launch_executor):
             break
     ex = eid = None
     if ex_raw is not None:
-        ex = codec.decode(schema.ExecutorInfo, ex_raw)
+        ex = codec.decode(_ExecutorInfo, ex_raw)
         eid = ex["executor_id"]
         if "framework_id" not in ex:  # required when echoed in a re-registration (§2.11)
             ex["framework_id"] = fid
-            ex_raw = codec.encode(schema.ExecutorInfo, ex)
+            ex_raw = codec.encode(_ExecutorInfo, ex)
     exists = eid is not None and (fid, eid) in runner.executors
     starts = eid is not None and not exists  # this launch would start the executor
     # The launch_executor checks of Slave::__run; "drop" = TASK_DROPPED or TASK_LOST (§2.6).
@@ -79,24 +94,24 @@ def _launch(runner, fw_raw, ex_raw, infos, launch_executor):
     if eid is None:
         for t in infos:
             if (fid, t["task_id"]) in runner.executors:
-                why = schema.REASON_TASK_INVALID, "an executor with id %s exists" % t["task_id"]
+                why = _REASON_TASK_INVALID, "an executor with id %s exists" % t["task_id"]
     elif launch_executor is True and exists:
-        why = schema.REASON_EXECUTOR_TERMINATED, "executor %s is already running" % eid
+        why = _REASON_EXECUTOR_TERMINATED, "executor %s is already running" % eid
     elif launch_executor is False and not exists:
-        why = schema.REASON_EXECUTOR_TERMINATED, "executor %s is not running" % eid
+        why = _REASON_EXECUTOR_TERMINATED, "executor %s is not running" % eid
     if why is not None:
-        _refuse(runner, fid, eid, infos, schema.TASK_DROPPED if runner.caps(fid, schema.FW_PARTITION_AWARE)
-                else schema.TASK_LOST, why[0], why[1], launch_executor and starts)
+        _refuse(runner, fid, eid, infos, _TASK_DROPPED if runner.caps(fid, _FW_PARTITION_AWARE)
+                else _TASK_LOST, why[0], why[1], launch_executor and starts)
         return
     if len(runner.live) + len(infos) > runner.MAX_TASKS:  # no record: a flood of launches can't grow the table
-        _refuse(runner, fid, eid, infos, schema.TASK_FAILED, schema.REASON_CONTAINER_LAUNCH_FAILED,
+        _refuse(runner, fid, eid, infos, _TASK_FAILED, _REASON_CONTAINER_LAUNCH_FAILED,
                 "the agent holds %d tasks already (MAX_TASKS %d)" % (len(runner.live), runner.MAX_TASKS), starts)
         return
     try:  # every resource decoded and checked before anything is recorded
         want = _resources(ex.get("resources", ())) if starts else None
         grants = [_resources(t.get("resources", ())) for t in infos]
     except Invalid as e:
-        _refuse(runner, fid, eid, infos, schema.TASK_FAILED, schema.REASON_TASK_INVALID, str(e), starts)
+        _refuse(runner, fid, eid, infos, _TASK_FAILED, _REASON_TASK_INVALID, str(e), starts)
         return
     ctxs = []
     try:
@@ -116,12 +131,12 @@ def _launch(runner, fw_raw, ex_raw, infos, launch_executor):
             runner.leases.release((fid, eid))
         oom = isinstance(e, MemoryError)
         gc.collect()
-        _refuse(runner, fid, eid, infos, schema.TASK_FAILED, schema.REASON_CONTAINER_LIMITATION_MEMORY if oom
-                else schema.REASON_CONTAINER_LAUNCH_FAILED, "the agent is out of memory for another task" if oom
+        _refuse(runner, fid, eid, infos, _TASK_FAILED, _REASON_CONTAINER_LIMITATION_MEMORY if oom
+                else _REASON_CONTAINER_LAUNCH_FAILED, "the agent is out of memory for another task" if oom
                 else "the agent could not record the task: " + describe(e), starts)
         return
     for c, cmd in ctxs:
-        reason = schema.REASON_CONTAINER_LAUNCH_FAILED
+        reason = _REASON_CONTAINER_LAUNCH_FAILED
         try:
             if fail:
                 raise FetchError(fail)
@@ -136,10 +151,10 @@ def _launch(runner, fw_raw, ex_raw, infos, launch_executor):
             why = str(e)
         except MemoryError:
             gc.collect()
-            reason, why = schema.REASON_CONTAINER_LIMITATION_MEMORY, "out of memory starting the task"
+            reason, why = _REASON_CONTAINER_LIMITATION_MEMORY, "out of memory starting the task"
         except Exception as e:  # a CommandInfo the code above could not use: the task fails, it isn't stuck
             why = describe(e)
-        runner.finish(c, schema.TASK_FAILED, schema.SOURCE_SLAVE, reason, why)
+        runner.finish(c, _TASK_FAILED, _SOURCE_SLAVE, reason, why)
 
 
 def _resources(raws):
@@ -147,7 +162,7 @@ def _resources(raws):
     out = []
     for r in raws:
         try:
-            n, v = resources.from_resource(codec.decode(schema.Resource, r))
+            n, v = resources.from_resource(codec.decode(_Resource, r))
         except (ValueError, KeyError, TypeError, MesosError) as e:
             raise Invalid("unusable resource: %s" % describe(e))
         if isinstance(v, float):
@@ -165,7 +180,7 @@ def _refuse(runner, fid, eid, infos, state, reason, message, exited):
     """Terminal updates for a launch that gets no record (§2.6); ExitedExecutorMessage if it would have
     started an executor, so that the master releases the executor's resources."""
     for t in infos:
-        runner.updates.update(fid, t["task_id"], state, schema.SOURCE_SLAVE, executor_id=eid or t["task_id"],
+        runner.updates.update(fid, t["task_id"], state, _SOURCE_SLAVE, executor_id=eid or t["task_id"],
                               reason=reason, message=message)
     if exited:
         runner.exited(fid, eid)
@@ -191,7 +206,7 @@ def _admit(runner, fid, eid, ex, t, grant):
                  if v.get("type", 1) == 1}  # VALUE only: SECRET values never reach a task
     kp = t.get("kill_policy")
     if kp:
-        c._grace_ms = grace_ms(codec.decode(schema.KillPolicy, kp).get("grace_period"))
+        c._grace_ms = grace_ms(codec.decode(_KillPolicy, kp).get("grace_period"))
     return c, cmd
 
 
@@ -240,7 +255,7 @@ async def _fetch(runner, c, cmd):
         return  # killed during launch: kill.terminate reported it
     except Exception as e:  # FetchError, OSError, MemoryError, ...: the task fails, it isn't left STAGING
         if c.phase == LAUNCHING:
-            runner.finish(c, schema.TASK_FAILED, schema.SOURCE_SLAVE, schema.REASON_CONTAINER_LAUNCH_FAILED,
+            runner.finish(c, _TASK_FAILED, _SOURCE_SLAVE, _REASON_CONTAINER_LAUNCH_FAILED,
                           str(e) if isinstance(e, FetchError) else describe(e))
         return
     if c.phase == LAUNCHING:
@@ -266,6 +281,6 @@ def _start(runner, c, name, mod):
             why = "%s.main(ctx) did not return a coroutine" % name
     if why is not None:
         runner.unload(name)
-        runner.finish(c, schema.TASK_FAILED, schema.SOURCE_SLAVE, schema.REASON_CONTAINER_LAUNCH_FAILED, why)
+        runner.finish(c, _TASK_FAILED, _SOURCE_SLAVE, _REASON_CONTAINER_LAUNCH_FAILED, why)
         return
     runner.started(c, name, asyncio.create_task(Step(c, coro)))  # type: ignore[arg-type]  # only send/throw

@@ -35,7 +35,8 @@ class NodeLink:
     """out(frame) sends one frame to the gateway (the transport); input(buf, n) takes one from it.
     await connect() -> bool; await wake() -> bool; await linger(since, listen_ms) until sleeping is allowed;
     await sleep(ms) -> ms to sleep, or -1 (stay awake); link.send(kind, body) for messages,
-    link.deliver for what arrives. on_session(session) runs after each WELCOME (queue NODE_INFO there)."""
+    link.deliver for what arrives. first = (kind, body) goes first in every session (NODE_INFO);
+    on_session(session) runs after each WELCOME."""
 
     sleep_tries = 3  # SLEEP repeats without an answer before sleeping anyway (LINK.md §3.3)
     wake_tries = 6  # WAKE repeats (every rto_ms) before the gateway counts as gone: the owner connect()s
@@ -54,6 +55,7 @@ class NodeLink:
         self.heard = asyncio.Event()  # a WELCOME, or any frame of the session (answers WAKE and SLEEP)
         self.ctl = bytearray(_MAX_HELLO)
         self.unix_time = 0  # the gateway's clock at WELCOME
+        self.first = None  # (kind, body): the first message of every session (NODE_INFO, LINK.md §5)
         self.on_session = None
         self.resets = self.sessions = 0
 
@@ -88,6 +90,14 @@ class NodeLink:
             return  # for an earlier boot, or another node
         lk = self.link
         lk.limits(window, max_frame)
+        f = self.first
+        if f is not None:
+            # Ahead of what the last session left unacknowledged (start() sends that again), and once.
+            q = lk.q
+            for i in range(len(q) - 1, -1, -1):
+                if q[i][0] == f[0]:
+                    q.pop(i)
+            q.insert(0, [f[0], f[1], -1])
         lk.start(session)
         self.state = _UP
         self.pending = False

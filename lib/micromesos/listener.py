@@ -182,7 +182,7 @@ class Listener(Gate):
                 from micromesos import jsonw
 
                 p = c.parser
-                out = jsonw.Writer(p.buf if p.fill == 0 and len(p.buf) >= self.out_size else self.out_size)
+                out = jsonw.Writer(p.buf if p.fill == 0 and len(p.buf) >= jsonw.MIN_SIZE else self.out_size)
             except MemoryError:
                 log.error(_W, "no heap for the response writer")
                 self._write(c, w, http.SERVER_ERROR)

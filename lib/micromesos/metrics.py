@@ -8,6 +8,10 @@ from .ctx import DONE, KILLING
 from .jsonw import json_body
 from .updates import now
 from .webstate import BASIC, frameworks, live_executors, state_of, total
+from micropython import const
+_TASK_KILLING = const(8)  # schema.TASK_KILLING
+_TASK_STAGING = const(6)  # schema.TASK_STAGING
+_TASK_STARTING = const(0)  # schema.TASK_STARTING
 
 
 def scalar(pairs, name):
@@ -32,11 +36,11 @@ def _metrics(out, ep):
             if c.phase == DONE:
                 continue
             s = state_of(ep, c)
-            if c.phase == KILLING or s == schema.TASK_KILLING:
+            if c.phase == KILLING or s == _TASK_KILLING:
                 n[3] += 1
-            elif s == schema.TASK_STAGING:
+            elif s == _TASK_STAGING:
                 n[0] += 1
-            elif s == schema.TASK_STARTING:
+            elif s == _TASK_STARTING:
                 n[1] += 1
             else:
                 n[2] += 1

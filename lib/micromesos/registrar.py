@@ -6,6 +6,29 @@ from micropython import const
 
 from . import MESOS_VERSION, codec, log, names, schema
 from .wire import put_varint, varint_size
+_REGISTER_SLAVE = const(1)  # names.REGISTER_SLAVE
+_REREGISTER_SLAVE = const(2)  # names.REREGISTER_SLAVE
+_CheckpointResourcesMessage = const(71)  # schema.CheckpointResourcesMessage
+_FW_PARTITION_AWARE = const(5)  # schema.FW_PARTITION_AWARE
+_FrameworkInfo = const(23)  # schema.FrameworkInfo
+_HIERARCHICAL_ROLE = const(2)  # schema.HIERARCHICAL_ROLE
+_MULTI_ROLE = const(1)  # schema.MULTI_ROLE
+_RANGES = const(1)  # schema.RANGES
+_REASON_RECONCILIATION = const(9)  # schema.REASON_RECONCILIATION
+_RESERVATION_REFINEMENT = const(3)  # schema.RESERVATION_REFINEMENT
+_RegisterSlaveMessage = const(54)  # schema.RegisterSlaveMessage
+_ReregisterSlaveMessage = const(56)  # schema.ReregisterSlaveMessage
+_SCALAR = const(0)  # schema.SCALAR
+_SET = const(2)  # schema.SET
+_SOURCE_SLAVE = const(1)  # schema.SOURCE_SLAVE
+_ShutdownMessage = const(75)  # schema.ShutdownMessage
+_SlaveRegisteredMessage = const(58)  # schema.SlaveRegisteredMessage
+_SlaveReregisteredMessage = const(60)  # schema.SlaveReregisteredMessage
+_TASK_DROPPED = const(9)  # schema.TASK_DROPPED
+_TASK_LOST = const(5)  # schema.TASK_LOST
+_TEXT = const(3)  # schema.TEXT
+_Task = const(50)  # schema.Task
+_UpdateFrameworkMessage = const(70)  # schema.UpdateFrameworkMessage
 
 _CHECKPOINT = "agent"
 _W = "agent"
@@ -29,16 +52,16 @@ _AGENT_DRAINING = const(7)  # SlaveInfo.Capability.Type; not a schema global (te
 def to_resource(name, v):
     """A Resource dict for the codec; unreserved, no role, no allocation_info (§3.4)."""
     if isinstance(v, float):
-        return {"name": name, "type": schema.SCALAR, "scalar": {"value": v}}
+        return {"name": name, "type": _SCALAR, "scalar": {"value": v}}
     if isinstance(v, tuple):
-        return {"name": name, "type": schema.SET, "set": {"item": list(v)}}
-    return {"name": name, "type": schema.RANGES,
+        return {"name": name, "type": _SET, "set": {"item": list(v)}}
+    return {"name": name, "type": _RANGES,
             "ranges": {"range": [{"begin": b, "end": e} for b, e in v]}}
 
 
 def to_attribute(name, v):
     if isinstance(v, str):
-        return {"name": name, "type": schema.TEXT, "text": {"value": v}}
+        return {"name": name, "type": _TEXT, "text": {"value": v}}
     return to_resource(name, v)  # same keys; the codec's Attribute table puts `set` at field 6
 
 
@@ -58,14 +81,14 @@ def send_registration(a):
     """RegisterSlaveMessage, or ReregisterSlaveMessage once a has an id, queued for the master. False if
     the transport refused it; MemoryError if the heap had no room to build it (the caller retries)."""
     if a.slave_id is None:
-        return a.send_to_master(names.REGISTER_SLAVE, codec.encode(schema.RegisterSlaveMessage, {
+        return a.send_to_master(_REGISTER_SLAVE, codec.encode(_RegisterSlaveMessage, {
             "slave": slave_info(a, False), "version": MESOS_VERSION, "checkpointed_resources": [],
-            "agent_capabilities": [{"type": schema.MULTI_ROLE}, {"type": schema.HIERARCHICAL_ROLE},
-                                   {"type": schema.RESERVATION_REFINEMENT}, {"type": _AGENT_DRAINING}]}))
+            "agent_capabilities": [{"type": _MULTI_ROLE}, {"type": _HIERARCHICAL_ROLE},
+                                   {"type": _RESERVATION_REFINEMENT}, {"type": _AGENT_DRAINING}]}))
     pieces = reregistration(a)
     if not getattr(a.lp, "SENDS_PIECES", False):
         pieces = b"".join(pieces)  # a transport that takes one body only: the whole message in one block
-    return a.send_to_master(names.REREGISTER_SLAVE, pieces)
+    return a.send_to_master(_REREGISTER_SLAVE, pieces)
 
 
 def _field(out, key, body):
@@ -80,9 +103,9 @@ def reregistration(a):
     """ReregisterSlaveMessage as a list of bytes-like pieces; joined, they are codec.encode() of the whole
     message (§2.4): the live tasks with their executors and frameworks (tasks.reregistration)."""
     tasks, executors, fids = ([], [], ()) if a.tasks is None else a.tasks.reregistration()
-    out = [codec.encode(schema.ReregisterSlaveMessage, {"slave": slave_info(a, True)})]
+    out = [codec.encode(_ReregisterSlaveMessage, {"slave": slave_info(a, True)})]
     while tasks:
-        _field(out, _K_TASKS, codec.encode(schema.Task, tasks.pop(0)))  # each dict goes once encoded
+        _field(out, _K_TASKS, codec.encode(_Task, tasks.pop(0)))  # each dict goes once encoded
     for e in executors:
         _field(out, _K_EXECUTOR_INFOS, e)
     _field(out, _K_VERSION, MESOS_VERSION.encode())
@@ -98,7 +121,7 @@ def reregistration(a):
 # --- the master's answers and rare messages (dispatched by Agent._on_message) ----------------------
 
 def registered(a, msg):
-    m = codec.decode(schema.SlaveRegisteredMessage, msg.buf, msg.start, msg.end)
+    m = codec.decode(_SlaveRegisteredMessage, msg.buf, msg.start, msg.end)
     sid = m["slave_id"]
     if a.connected():
         if sid != a.slave_id:
@@ -125,7 +148,7 @@ def registered(a, msg):
 
 
 def reregistered(a, msg):
-    m = codec.decode(schema.SlaveReregisteredMessage, msg.buf, msg.start, msg.end)
+    m = codec.decode(_SlaveReregisteredMessage, msg.buf, msg.start, msg.end)
     if m["slave_id"] != a.slave_id:
         log.error(_W, "re-registered as %s but we are %s: ignored", m["slave_id"], a.slave_id)
         return
@@ -141,20 +164,20 @@ def _reconcile(a, rec):
     fid = rec["framework_id"]
     aware = False
     if "framework" in rec:
-        fw = codec.decode(schema.FrameworkInfo, rec["framework"])
-        aware = any(c.get("type") == schema.FW_PARTITION_AWARE for c in fw.get("capabilities", ()))
+        fw = codec.decode(_FrameworkInfo, rec["framework"])
+        aware = any(c.get("type") == _FW_PARTITION_AWARE for c in fw.get("capabilities", ()))
     for st in rec.get("statuses", ()):
         tid = st["task_id"]
         if (a.tasks and a.tasks.known(fid, tid)) or a.updates.latest(fid, tid) is not None:
             continue
         log.info(_W, "reconciliation: task %s unknown here", tid)
-        a.updates.update(fid, tid, schema.TASK_DROPPED if aware else schema.TASK_LOST,
-                         schema.SOURCE_SLAVE, reason=schema.REASON_RECONCILIATION,
+        a.updates.update(fid, tid, _TASK_DROPPED if aware else _TASK_LOST,
+                         _SOURCE_SLAVE, reason=_REASON_RECONCILIATION,
                          message="Reconciliation: task unknown to the agent")
 
 
 def shutdown(a, msg):
-    m = codec.decode(schema.ShutdownMessage, msg.buf, msg.start, msg.end)
+    m = codec.decode(_ShutdownMessage, msg.buf, msg.start, msg.end)
     forget(a, "ShutdownMessage: %s" % m.get("message", ""))
 
 
@@ -168,7 +191,7 @@ def forget(a, why):
 
 
 def update_framework(a, msg):
-    m = codec.decode(schema.UpdateFrameworkMessage, msg.buf, msg.start, msg.end)
+    m = codec.decode(_UpdateFrameworkMessage, msg.buf, msg.start, msg.end)
     fid = m["framework_id"]
     if "framework_info" in m and fid in a.frameworks:
         a.frameworks[fid] = m["framework_info"]
@@ -177,7 +200,7 @@ def update_framework(a, msg):
 
 
 def checkpoint_resources(a, msg):
-    m = codec.decode(schema.CheckpointResourcesMessage, msg.buf, msg.start, msg.end)
+    m = codec.decode(_CheckpointResourcesMessage, msg.buf, msg.start, msg.end)
     a.checkpointed = m.get("resources", [])
     a.checkpoint()
 

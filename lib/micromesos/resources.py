@@ -3,6 +3,10 @@
 # Not resident: imported by a launch, registrar.py and /state, and dropped after (tasks.drop_code). Small,
 # as those peaks carry it: the boot-only half (parsing the config, measuring the board) is boardres.py.
 from . import schema
+from micropython import const
+_RANGES = const(1)  # schema.RANGES
+_SCALAR = const(0)  # schema.SCALAR
+_SET = const(2)  # schema.SET
 
 
 def __getattr__(name):
@@ -28,11 +32,11 @@ def __getattr__(name):
 def from_resource(r):
     """(name, value) from a decoded Resource dict (raw=False)."""
     t = r["type"]
-    if t == schema.SCALAR:
+    if t == _SCALAR:
         return r["name"], float(r["scalar"]["value"])
-    if t == schema.SET:
+    if t == _SET:
         return r["name"], tuple(r.get("set", {}).get("item", ()))
-    if t == schema.RANGES:
+    if t == _RANGES:
         return r["name"], [(x["begin"], x["end"]) for x in r.get("ranges", {}).get("range", ())]
     raise ValueError("%s: unsupported resource type %d" % (r["name"], t))
 

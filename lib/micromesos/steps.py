@@ -7,6 +7,10 @@ import asyncio
 
 from . import log, schema
 from .ctx import DONE, KILLING, RUNNING
+from micropython import const
+_REASON_CONTAINER_LIMITATION = const(19)  # schema.REASON_CONTAINER_LIMITATION
+_SOURCE_SLAVE = const(1)  # schema.SOURCE_SLAVE
+_TASK_FAILED = const(3)  # schema.TASK_FAILED
 
 _W = "tasks"
 
@@ -151,7 +155,7 @@ class Watch:
                         runner.counters["hogs"] += 1
                         log.warn(_W, "task %s held the loop %d ms (slice %d ms; ticker woke %d ms late)",
                                  c.task_id, ms, period, lag)
-                        self.stop(c, (schema.TASK_FAILED, schema.SOURCE_SLAVE, schema.REASON_CONTAINER_LIMITATION,
+                        self.stop(c, (_TASK_FAILED, _SOURCE_SLAVE, _REASON_CONTAINER_LIMITATION,
                                       "held the event loop for %d ms without awaiting (slice %d ms)" % (ms, period)),
                                   period)
             if self.stopping:

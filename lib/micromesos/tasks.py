@@ -10,6 +10,31 @@ from micropython import const
 from . import codec, log, names, schema
 from .ctx import DONE, LAUNCHING, RUNNING, Ctx
 from .steps import Watch, marker
+_EXITED_EXECUTOR = const(20)  # names.EXITED_EXECUTOR
+_FRAMEWORK_TO_EXECUTOR = const(16)  # names.FRAMEWORK_TO_EXECUTOR
+_KILL_TASK = const(9)  # names.KILL_TASK
+_RUN_TASK = const(7)  # names.RUN_TASK
+_RUN_TASK_GROUP = const(8)  # names.RUN_TASK_GROUP
+_SHUTDOWN_EXECUTOR = const(13)  # names.SHUTDOWN_EXECUTOR
+_SHUTDOWN_FRAMEWORK = const(12)  # names.SHUTDOWN_FRAMEWORK
+_ExecutorInfo = const(38)  # schema.ExecutorInfo
+_ExitedExecutorMessage = const(72)  # schema.ExitedExecutorMessage
+_FrameworkInfo = const(23)  # schema.FrameworkInfo
+_FrameworkToExecutorMessage = const(74)  # schema.FrameworkToExecutorMessage
+_KillTaskMessage = const(67)  # schema.KillTaskMessage
+_REASON_CONTAINER_LAUNCH_FAILED = const(21)  # schema.REASON_CONTAINER_LAUNCH_FAILED
+_REASON_CONTAINER_LIMITATION_MEMORY = const(8)  # schema.REASON_CONTAINER_LIMITATION_MEMORY
+_RunTaskGroupMessage = const(66)  # schema.RunTaskGroupMessage
+_RunTaskMessage = const(65)  # schema.RunTaskMessage
+_SOURCE_EXECUTOR = const(2)  # schema.SOURCE_EXECUTOR
+_SOURCE_SLAVE = const(1)  # schema.SOURCE_SLAVE
+_ShutdownExecutorMessage = const(69)  # schema.ShutdownExecutorMessage
+_ShutdownFrameworkMessage = const(68)  # schema.ShutdownFrameworkMessage
+_TASK_FAILED = const(3)  # schema.TASK_FAILED
+_TASK_FINISHED = const(2)  # schema.TASK_FINISHED
+_TASK_KILLED = const(4)  # schema.TASK_KILLED
+_TASK_RUNNING = const(1)  # schema.TASK_RUNNING
+_TASK_STARTING = const(0)  # schema.TASK_STARTING
 
 DEFAULT_GRACE_MS = const(3000)  # no KillPolicy: EXECUTOR_SIGNAL_ESCALATION_TIMEOUT (src/slave/constants.cpp)
 _MAX_GRACE_MS = const(600000)
@@ -17,22 +42,22 @@ MAX_MESSAGE = const(400)  # characters of an exception kept in TaskStatus.messag
 _TRUNCATED = "...[truncated]"
 _W = "tasks"
 _CHECKPOINT = "tasks"
-_STOPPED = schema.TASK_KILLED, schema.SOURCE_SLAVE, None, "killed at once: the agent could not load its kill code"
+_STOPPED = _TASK_KILLED, _SOURCE_SLAVE, None, "killed at once: the agent could not load its kill code"
 
 
 def _code(kind):
     # Message id -> (module, function), or None. With Tasks.DROP_CODE the code is imported for each message
     # and leaves RAM after it; otherwise it is imported at boot, while the heap is in one piece. A function,
     # not a dict: no table resident.
-    if kind == names.RUN_TASK:
+    if kind == _RUN_TASK:
         return "launch", "run_task"
-    if kind == names.RUN_TASK_GROUP:
+    if kind == _RUN_TASK_GROUP:
         return "launch", "run_task_group"
-    if kind == names.KILL_TASK:
+    if kind == _KILL_TASK:
         return "kill", "kill"
-    if kind == names.SHUTDOWN_FRAMEWORK:
+    if kind == _SHUTDOWN_FRAMEWORK:
         return "kill", "shutdown_framework"
-    if kind == names.SHUTDOWN_EXECUTOR:
+    if kind == _SHUTDOWN_EXECUTOR:
         return "kill", "shutdown_executor"
     return None
 
@@ -156,7 +181,7 @@ class Tasks:
     # --- the agent's interface -------------------------------------------------------------------
 
     def handler(self, kind):
-        if kind == names.FRAMEWORK_TO_EXECUTOR:
+        if kind == _FRAMEWORK_TO_EXECUTOR:
             return self._framework_message
         if _code(kind) is not None:
             return lambda msg: self._call(kind, msg)
@@ -186,7 +211,7 @@ class Tasks:
         """ShutdownMessage or agent stop: every task stops now, silently (the agent forgets its id)."""
         for c in list(self.live.values()) + self.watch.stopping:
             c._silent = True
-            self.force(c, (schema.TASK_KILLED, schema.SOURCE_SLAVE, None, "agent shutting down"))
+            self.force(c, (_TASK_KILLED, _SOURCE_SLAVE, None, "agent shutting down"))
         for k in list(self.live):
             del self.live[k]  # the table stays allocated (presized)
         self.executors = {}
@@ -240,27 +265,27 @@ class Tasks:
     def _refuse_launch(self, kind, msg, e):
         """No launch code: each task of the message is TASK_FAILED, none left STAGING (except those
         launch would ignore too: another agent id's, or a live task's, whose stream it would corrupt)."""
-        one = kind == names.RUN_TASK
-        m = codec.decode(schema.RunTaskMessage if one else schema.RunTaskGroupMessage, msg.buf, msg.start, msg.end)
+        one = kind == _RUN_TASK
+        m = codec.decode(_RunTaskMessage if one else _RunTaskGroupMessage, msg.buf, msg.start, msg.end)
         infos = [m["task"]] if one else m["task_group"].get("tasks", ())
-        eid = None if one else codec.decode(schema.ExecutorInfo, m["executor"])["executor_id"]
-        fid = codec.decode(schema.FrameworkInfo, m["framework"])["id"]
+        eid = None if one else codec.decode(_ExecutorInfo, m["executor"])["executor_id"]
+        fid = codec.decode(_FrameworkInfo, m["framework"])["id"]
         oom = isinstance(e, MemoryError)
-        reason = schema.REASON_CONTAINER_LIMITATION_MEMORY if oom else schema.REASON_CONTAINER_LAUNCH_FAILED
+        reason = _REASON_CONTAINER_LIMITATION_MEMORY if oom else _REASON_CONTAINER_LAUNCH_FAILED
         why = "the agent is out of memory for its launch code" if oom else \
             "the agent could not load its launch code: " + describe(e)
         for t in infos:
             tid = t["task_id"]
             if t["slave_id"] == self.agent.slave_id and (fid, tid) not in self.live:
-                self.updates.update(fid, tid, schema.TASK_FAILED, schema.SOURCE_SLAVE, executor_id=eid or tid,
+                self.updates.update(fid, tid, _TASK_FAILED, _SOURCE_SLAVE, executor_id=eid or tid,
                                     reason=reason, message=why)
 
     def _stop_now(self, kind, msg):
         """No kill code: the tasks the message names end now, without a grace period (a kill is never lost
         to a short heap). A shut down framework's tasks end silently and are forgotten (kill.py)."""
-        gone = kind == names.SHUTDOWN_FRAMEWORK
-        m = codec.decode(schema.KillTaskMessage if kind == names.KILL_TASK else schema.ShutdownFrameworkMessage
-                         if gone else schema.ShutdownExecutorMessage, msg.buf, msg.start, msg.end)
+        gone = kind == _SHUTDOWN_FRAMEWORK
+        m = codec.decode(_KillTaskMessage if kind == _KILL_TASK else _ShutdownFrameworkMessage
+                         if gone else _ShutdownExecutorMessage, msg.buf, msg.start, msg.end)
         fid = m.get("framework_id")
         tid = m.get("task_id")
         eid = m.get("executor_id")
@@ -300,7 +325,7 @@ class Tasks:
         raw = self.agent.frameworks.get(fid)
         if raw is None:
             return False
-        fw = codec.decode(schema.FrameworkInfo, raw)
+        fw = codec.decode(_FrameworkInfo, raw)
         return any(c.get("type") == cap for c in fw.get("capabilities", ()))
 
     def started(self, c, module, atask):
@@ -314,8 +339,8 @@ class Tasks:
             e[0] += 1
         self.running += 1
         self.counters["launched"] += 1
-        self.send(c, schema.TASK_STARTING, schema.SOURCE_EXECUTOR)
-        self.send(c, schema.TASK_RUNNING, schema.SOURCE_EXECUTOR)
+        self.send(c, _TASK_STARTING, _SOURCE_EXECUTOR)
+        self.send(c, _TASK_RUNNING, _SOURCE_EXECUTOR)
         self.watch.wake()
 
     def force(self, c, outcome):
@@ -346,17 +371,17 @@ class Tasks:
         if o is not None:
             pass  # the runner decided it (a kill, the fairness watchdog) and cancelled it
         elif exc is None:
-            o = schema.TASK_FINISHED, schema.SOURCE_EXECUTOR, None, "main() returned"
+            o = _TASK_FINISHED, _SOURCE_EXECUTOR, None, "main() returned"
         elif isinstance(exc, MemoryError):
             gc.collect()
-            o = (schema.TASK_FAILED, schema.SOURCE_SLAVE, schema.REASON_CONTAINER_LIMITATION_MEMORY,
+            o = (_TASK_FAILED, _SOURCE_SLAVE, _REASON_CONTAINER_LIMITATION_MEMORY,
                  "MemoryError: the heap is exhausted")
             try:
                 o = o[:3] + ("%s (task heap growth %d bytes)" % (o[3], c.heap),)
             except MemoryError:
                 pass
         else:
-            o = schema.TASK_FAILED, schema.SOURCE_EXECUTOR, None, describe(exc)
+            o = _TASK_FAILED, _SOURCE_EXECUTOR, None, describe(exc)
             tb = exc
         self.finish(c, *o)
         if tb is not None:
@@ -384,11 +409,11 @@ class Tasks:
                     break
                 except MemoryError:  # e.g. the task just exhausted the heap: what it held is free now
                     gc.collect()
-        if state == schema.TASK_FINISHED:
+        if state == _TASK_FINISHED:
             self.counters["finished"] += 1
-        elif state == schema.TASK_KILLED:
+        elif state == _TASK_KILLED:
             self.counters["killed"] += 1
-        elif state == schema.TASK_FAILED:
+        elif state == _TASK_FAILED:
             self.counters["failed"] += 1
         self._release_module(c)
         if c._eid is not None:
@@ -432,7 +457,7 @@ class Tasks:
             self.leases.release((fid, eid))  # executors are not checkpointed: none survives a reboot
         agent = self.agent
         if agent.connected():
-            agent.send_to_master(names.EXITED_EXECUTOR, codec.encode(schema.ExitedExecutorMessage, {
+            agent.send_to_master(_EXITED_EXECUTOR, codec.encode(_ExitedExecutorMessage, {
                 "slave_id": agent.slave_id, "framework_id": fid, "executor_id": eid, "status": 0}))
 
     def _acked(self, fid, tid):
@@ -453,7 +478,7 @@ class Tasks:
     # --- framework messages (§2.9) -------------------------------------------------------------------
 
     def _framework_message(self, msg):
-        m = codec.decode(schema.FrameworkToExecutorMessage, msg.buf, msg.start, msg.end)
+        m = codec.decode(_FrameworkToExecutorMessage, msg.buf, msg.start, msg.end)
         fid = m["framework_id"]
         eid = m["executor_id"]
         n = 0

@@ -5,6 +5,15 @@ from . import log, schema
 from .ctx import DONE, Ctx
 from .steps import watchdog_reset
 from .updates import is_terminal
+from micropython import const
+_FW_PARTITION_AWARE = const(5)  # schema.FW_PARTITION_AWARE
+_REASON_CONTAINER_LIMITATION = const(19)  # schema.REASON_CONTAINER_LIMITATION
+_REASON_SLAVE_RESTARTED = const(12)  # schema.REASON_SLAVE_RESTARTED
+_SOURCE_SLAVE = const(1)  # schema.SOURCE_SLAVE
+_TASK_FAILED = const(3)  # schema.TASK_FAILED
+_TASK_GONE = const(11)  # schema.TASK_GONE
+_TASK_LOST = const(5)  # schema.TASK_LOST
+_TASK_STAGING = const(6)  # schema.TASK_STAGING
 
 _W = "tasks"
 _CHECKPOINT = "tasks"  # as Tasks.save names it
@@ -36,11 +45,11 @@ def recover(runner):
                 continue  # its terminal update is still unacknowledged: resent after re-registration
             n += 1
             if slot == hog:
-                runner.send(c, schema.TASK_FAILED, schema.SOURCE_SLAVE, schema.REASON_CONTAINER_LIMITATION,
+                runner.send(c, _TASK_FAILED, _SOURCE_SLAVE, _REASON_CONTAINER_LIMITATION,
                             "the watchdog reset the board while this task held the event loop")
             else:
-                runner.send(c, schema.TASK_GONE if runner.caps(fid, schema.FW_PARTITION_AWARE) else schema.TASK_LOST,
-                            schema.SOURCE_SLAVE, schema.REASON_SLAVE_RESTARTED,
+                runner.send(c, _TASK_GONE if runner.caps(fid, _FW_PARTITION_AWARE) else _TASK_LOST,
+                            _SOURCE_SLAVE, _REASON_SLAVE_RESTARTED,
                             "the agent restarted; the task did not survive it")
     except (KeyError, ValueError, TypeError) as e:
         log.error(_W, "task checkpoint unreadable (%s); ignoring it", e)
@@ -68,7 +77,7 @@ def reregistration(runner):
             continue  # a Task without resources is undefined behaviour in the master (§2.11)
         state = updates.latest(fid, tid)
         t = {"name": c.name, "task_id": tid, "framework_id": fid, "slave_id": sid,
-             "state": schema.TASK_STAGING if state is None else state, "resources": c._raw}
+             "state": _TASK_STAGING if state is None else state, "resources": c._raw}
         if c._eid is not None and (fid, c._eid) in runner.executors:
             t["executor_id"] = c._eid  # only with its ExecutorInfo listed: the master checks (§2.4)
         u = updates.unacked(fid, tid)

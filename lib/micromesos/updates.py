@@ -11,12 +11,23 @@ from micropython import const
 
 from . import codec, log, schema
 from .names import STATUS_UPDATE
+_StatusUpdateMessage = const(52)  # schema.StatusUpdateMessage
+_TASK_DROPPED = const(9)  # schema.TASK_DROPPED
+_TASK_ERROR = const(7)  # schema.TASK_ERROR
+_TASK_FAILED = const(3)  # schema.TASK_FAILED
+_TASK_FINISHED = const(2)  # schema.TASK_FINISHED
+_TASK_GONE = const(11)  # schema.TASK_GONE
+_TASK_GONE_BY_OPERATOR = const(12)  # schema.TASK_GONE_BY_OPERATOR
+_TASK_KILLED = const(4)  # schema.TASK_KILLED
+_TASK_LOST = const(5)  # schema.TASK_LOST
+_TASK_UNKNOWN = const(13)  # schema.TASK_UNKNOWN
+_TASK_UNREACHABLE = const(10)  # schema.TASK_UNREACHABLE
 
-_TERMINAL = (schema.TASK_FINISHED, schema.TASK_FAILED, schema.TASK_KILLED, schema.TASK_ERROR,
-             schema.TASK_LOST, schema.TASK_DROPPED, schema.TASK_GONE, schema.TASK_GONE_BY_OPERATOR)
+_TERMINAL = (_TASK_FINISHED, _TASK_FAILED, _TASK_KILLED, _TASK_ERROR,
+             _TASK_LOST, _TASK_DROPPED, _TASK_GONE, _TASK_GONE_BY_OPERATOR)
 # Never sent by an agent (§3.9): the master owns these, and UNKNOWN can crash it (§2.11).
-_FORBIDDEN = (schema.TASK_UNREACHABLE, schema.TASK_GONE_BY_OPERATOR, schema.TASK_UNKNOWN,
-              schema.TASK_ERROR)
+_FORBIDDEN = (_TASK_UNREACHABLE, _TASK_GONE_BY_OPERATOR, _TASK_UNKNOWN,
+              _TASK_ERROR)
 JOURNAL = "updates"  # the store file (micromesos.journal reads and rewrites it too)
 _REFUSED_MS = const(200)  # an update the outbox refused (a burst of them) is offered again after this
 _MAX_PENDING = const(16)  # updates queued per task; a task that floods ctx.update() is refused
@@ -136,7 +147,7 @@ class StatusUpdates:
                 st[k] = u[k]
         if "executor_id" in u:
             up["executor_id"] = u["executor_id"]
-        return codec.encode(schema.StatusUpdateMessage, {"update": up, "pid": self.agent.upid})
+        return codec.encode(_StatusUpdateMessage, {"update": up, "pid": self.agent.upid})
 
     def _send_head(self, s, now_ms):
         """Send the head of s; False if the transport refused it (outbox full): tried again soon, as it
@@ -184,6 +195,11 @@ class StatusUpdates:
             if s.pending and (fid is None or s.fid == fid):
                 s.due = t
                 s.backoff = self.retry_min
+        self._wake.set()
+
+    def kick(self):
+        """The transport listens again (a node's wake, micromesos.node): heads already due go now; none is
+        made due early (its ack may be on its way) and no backoff restarts, unlike resume()."""
         self._wake.set()
 
     def drop_framework(self, fid):

@@ -1,12 +1,16 @@
 # The agent as the web UI and tools read it: /state, /flags, /version, /health (and Mesos values as JSON).
 # MIT licence. PROTOCOL.md §5; the shapes of src/slave/http.cpp (Http::state) and src/common/http.cpp (model()).
-import sys
-import time
-
-from . import MESOS_VERSION, __version__, codec, resources, schema
-from .ctx import DONE, LAUNCHING
+# Few globals: this module's dict is made per request, and past 29 names it needs one more 296-byte block
+# (sys and time are imported where they are used).
+from . import MESOS_VERSION, __version__, codec, ctx, schema
 from .jsonw import json_body
 from .updates import now
+from micropython import const
+_EXECUTOR_CUSTOM = const(2)  # schema.EXECUTOR_CUSTOM
+_EXECUTOR_DEFAULT = const(1)  # schema.EXECUTOR_DEFAULT
+_ExecutorInfo = const(38)  # schema.ExecutorInfo
+_FrameworkInfo = const(23)  # schema.FrameworkInfo
+_TASK_STAGING = const(6)  # schema.TASK_STAGING
 
 BASIC = ("cpus", "gpus", "mem", "disk")  # always present in a resources object (model(Resources))
 
@@ -83,9 +87,11 @@ def flags_object(out, cfg):
     for k in sorted(cfg):
         v = cfg[k]
         if isinstance(v, list):
+            from .resources import fmt  # not resident; dropped with the views (endpoints)
+
             r = []
             for n, x in v:
-                r.append(resources.fmt(n, x))
+                r.append(fmt(n, x))
             v = ";".join(r)
         elif v is True or v is False:
             v = "true" if v else "false"
@@ -104,7 +110,7 @@ def live_executors(ep, fid):
     if t is None:
         return ex
     for (f, _), c in t.live.items():
-        if f == fid and c.phase != DONE:
+        if f == fid and c.phase != ctx.DONE:
             ex.setdefault(c.executor_id, []).append(c)
     for (f, e) in t.executors:
         if f == fid and e not in ex:
@@ -113,10 +119,10 @@ def live_executors(ep, fid):
 
 
 def state_of(ep, c):
-    if c.phase == LAUNCHING:
-        return schema.TASK_STAGING
+    if c.phase == ctx.LAUNCHING:
+        return _TASK_STAGING
     s = ep.agent.updates.latest(c.framework_id, c.task_id)
-    return schema.TASK_STAGING if s is None else s
+    return _TASK_STAGING if s is None else s
 
 
 def frameworks(ep):
@@ -125,7 +131,7 @@ def frameworks(ep):
     t = ep.agent.tasks
     if t is not None:
         for (f, _), c in t.live.items():
-            if c.phase != DONE and f not in live:
+            if c.phase != ctx.DONE and f not in live:
                 live.append(f)
         for (f, _) in t.executors:
             if f not in live:
@@ -147,6 +153,8 @@ def health(ep, req):
 
 def version(ep, req):
     def produce(out):
+        import sys
+
         v = sys.implementation.version
         out.t(b'{"version":%,"micromesos_version":%,"micropython_version":%}', MESOS_VERSION, __version__,
               "%d.%d.%d" % (v[0], v[1], v[2]))
@@ -172,6 +180,8 @@ def _host(upid):
 
 
 def _state(out, ep):
+    import time
+
     a = ep.agent
     t = a.tasks
     # capabilities: what registrar.py registers with (§3.5); test_endpoints checks them against the message.
@@ -208,7 +218,7 @@ def _framework(ep, out, fid, active):
         for r in history:
             if r[0] == fid and r[8] is not None:
                 raw = r[8]
-    fw = codec.decode(schema.FrameworkInfo, raw) if raw is not None else {}
+    fw = codec.decode(_FrameworkInfo, raw) if raw is not None else {}
     out.t(b'{"id":%,"name":%,"user":%,"failover_timeout":%,"checkpoint":%,"hostname":%', fid, fw.get("name", ""),
           fw.get("user", ""), fw.get("failover_timeout", 0.0), fw.get("checkpoint", False), fw.get("hostname", ""))
     if "principal" in fw:
@@ -241,7 +251,7 @@ def _framework(ep, out, fid, active):
 def _executor(ep, out, comma, fid, eid, ctxs, role, history):
     t = ep.agent.tasks
     e = t.executors.get((fid, eid)) if t is not None else None
-    info = codec.decode(schema.ExecutorInfo, e[0]) if e is not None else None
+    info = codec.decode(_ExecutorInfo, e[0]) if e is not None else None
     if info is not None:
         name, src = info.get("name", ""), info.get("source", "")
     else:  # a command task's, named after it (§2.6); or an executor that is gone, with its ExecutorInfo
@@ -267,7 +277,7 @@ def _executor(ep, out, comma, fid, eid, ctxs, role, history):
     res_object(out, total(grants))
     if info is not None and "type" in info:
         x = info["type"]
-        out.t(b',"type":%', "DEFAULT" if x == schema.EXECUTOR_DEFAULT else "CUSTOM" if x == schema.EXECUTOR_CUSTOM
+        out.t(b',"type":%', "DEFAULT" if x == _EXECUTOR_DEFAULT else "CUSTOM" if x == _EXECUTOR_CUSTOM
               else "UNKNOWN")
     info = None
     out.raw(b',"tasks":[')
