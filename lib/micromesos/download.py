@@ -2,17 +2,14 @@
 # is bounded (head, header count, body size, time); every failure is a fetch.FetchError. Imported by launch.py
 # only for a task whose URIs must be fetched or verified, and dropped with it (Tasks.DROP_CODE).
 import binascii
-import errno
 import hashlib
 import os
-import select
-import socket
-import sys
 
 import asyncio
 from micropython import const
 
 from .fetch import FetchError, exists, parse
+from .gate import connect
 from .store import makedirs
 
 MAX_BYTES = 65536         # largest file fetched; config fetch_max_bytes overrides per agent
@@ -48,47 +45,13 @@ def ipv4(host):
     return len(parts) == 4 and all(p.isdigit() and len(p) <= 3 and int(p) < 256 for p in parts)
 
 
-def _sockaddr_in(ip, port):
-    # The unix port's connect() takes a packed struct sockaddr_in (Linux: family in host byte order).
-    fam = socket.AF_INET
-    b = bytearray(16)
-    b[0], b[1] = (fam & 0xFF, fam >> 8) if sys.byteorder == "little" else (fam >> 8, fam & 0xFF)
-    b[2], b[3] = port >> 8, port & 0xFF
-    b[4:8] = bytes(int(p) for p in ip.split("."))
-    return bytes(b)
-
-
 async def _open(host, port):
     """A stream to host:port. An IPv4 literal is connected without getaddrinfo; a host name is
     resolved by getaddrinfo, which blocks the whole loop while DNS answers (README: use IPs)."""
     if not ipv4(host):
         return await asyncio.open_connection(host, port)
-    s = socket.socket()
-    ok = False
-    try:
-        s.setblocking(False)
-        try:
-            try:
-                s.connect((host, port))
-            except TypeError:
-                s.connect(_sockaddr_in(host, port))
-        except OSError as e:
-            if e.errno != errno.EINPROGRESS:
-                raise
-        p = select.poll()
-        p.register(s, select.POLLOUT)
-        while True:  # get() bounds the wait (wait_for_ms) and closes the socket on cancellation
-            ev = p.poll(0)
-            if ev:
-                if ev[0][1] & (select.POLLERR | select.POLLHUP):
-                    raise OSError(errno.ECONNREFUSED)
-                break
-            await asyncio.sleep_ms(_POLL_MS)
-        p.unregister(s)
-        ok = True
-    finally:
-        if not ok:
-            s.close()
+    # get() bounds the wait (wait_for_ms); a cancellation closes the socket.
+    s = await connect((host, port), None, _POLL_MS)
     st = asyncio.StreamWriter(s)
     return st, st
 

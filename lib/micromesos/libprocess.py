@@ -3,15 +3,13 @@
 import asyncio
 import errno
 import random
-import select
 import socket
-import time
 
 from micropython import const
 
 from micromesos import http, log, upid
 from micromesos.errors import ConfigError, ProtocolError
-from micromesos.gate import Stream
+from micromesos.gate import Stream, connect
 from micromesos.listener import Listener, Message, _Conn  # noqa: F401 (the listener's half, re-exported)
 
 _W = "libprocess"
@@ -204,35 +202,9 @@ class _Dest:
             delay = min(delay * 2, lp.backoff_max_ms)
 
     async def _connect(self):
-        s = socket.socket()
-        ok = False
-        try:
-            s.setblocking(False)
-            try:
-                s.connect(self.addr)
-            except OSError as e:
-                if e.errno != errno.EINPROGRESS:
-                    raise
-            # Wait for the connect before the stream takes any bytes: a batch handed to a
-            # socket that never connects would be lost. Polled (connecting is rare), and the
-            # socket is ours to close on failure, so a timeout leaks nothing.
-            p = select.poll()
-            p.register(s, select.POLLOUT)
-            t0 = time.ticks_ms()
-            while True:
-                ev = p.poll(0)
-                if ev:
-                    if ev[0][1] & (select.POLLERR | select.POLLHUP):
-                        raise OSError(errno.ECONNREFUSED)
-                    break
-                if time.ticks_diff(time.ticks_ms(), t0) > self.lp.connect_timeout_ms:
-                    raise OSError(errno.ETIMEDOUT)
-                await asyncio.sleep_ms(_CONNECT_POLL_MS)
-            p.unregister(s)
-            ok = True
-        finally:
-            if not ok:
-                s.close()
+        # Waited for before the stream takes any bytes: a batch handed to a socket that never
+        # connects would be lost; the socket is closed on failure, so a timeout leaks nothing.
+        s = await connect(self.addr, self.lp.connect_timeout_ms, _CONNECT_POLL_MS)
         self.stream = Stream(s)
 
     def _open(self):
