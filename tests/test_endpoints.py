@@ -525,7 +525,7 @@ async def main(ctx):
     gc.collect()  # the allocation below then finds room without a collection in its step (see steps.py)
     await asyncio.sleep_ms(0)
     big = bytearray(12000)
-    ctx.log("holding", len(big))
+    ctx.log("holding", 12000)  # not len(big): big would stay in a dead slot of this frame's stack, which gc scans
     await ctx.recv()  # the test's framework message: let go
     big = None
     gc.collect()  # inside this step: the task's figure is credited with what it freed
@@ -554,10 +554,12 @@ def test_monitor_mem_rss_goes_down_when_a_task_frees(tmp_path):
 
         t = time.time() + 15
         held = rss()
-        while held < 12000 and time.time() < t:  # the first step allocates, then awaits recv()
+        # The first step allocates, then awaits recv(). A collection inside that step (main.py's gc.threshold)
+        # credits it with the garbage it freed, of others or its own: a few hundred bytes less than 12000.
+        while held < 11000 and time.time() < t:
             time.sleep(0.1)
             held = rss()
-        assert held >= 12000, held
+        assert held >= 11000, held
         rig.call(rig.master.send_framework_message(b"go", executor_id=tid))
         freed = held
         while freed >= held - 10000 and time.time() < t:

@@ -139,22 +139,25 @@ def run_peers(script, impair, seed, n=100, mtu=250, window=4):
 @pytest.mark.parametrize("seed", [1, 2])
 def test_every_message_once_in_order_through_loss_duplication_and_reordering(peers_script, seed):
     imp = linksim.Impair(loss=0.2, dup=0.1, reorder=0.2, reorder_ms=40, delay_ms=2, jitter_ms=5)
-    got, stats = run_peers(peers_script, imp, seed)
+    got, stats = run_peers(peers_script, imp, seed, n=200)
     print("link over linksim (seed %d): %s; relay %s" % (seed, got, stats))
     # The impairments really happened, both ways.
     for way in ("up", "down"):
         assert stats[way]["dropped"] > 0.1 * stats[way]["in"]
         assert stats[way]["duplicated"] > 0 and stats[way]["reordered"] > 0
-    # 100 messages each way (1..4 frames each), every one delivered once, in order, intact.
-    assert got["node_got"] == 100 and got["gw_got"] == 100 and got["bad"] == 0
+    # 200 messages each way (1..4 frames each), every one delivered once, in order, intact.
+    assert got["node_got"] == 200 and got["gw_got"] == 200 and got["bad"] == 0
     assert got["dups"] > 0  # duplicates arrived and were suppressed
     # Bounded retransmission: with a fifth of the frames (and of the acks) lost each way, fewer resends
     # than first sends; no frame ran out of tries; nothing broke the rules or escaped.
     assert 0 < got["resent"] < got["sent"]
     assert got["dead"] == 0 and got["beyond"] == 0 and got["frame_errors"] == 0 and got["handler_errors"] == 0
     # The second hundred messages leave no more on the heap than the first did (a leak per message or per
-    # frame would show here: 100 messages are ~190 frames each way).
-    assert abs(got["heap_delta"]) < 512
+    # frame would show here: 100 messages are ~190 frames each way; one 16-byte block per message on one
+    # side alone is 1600 B). Noise: each transport's run() keeps the last datagram it read (a 250-byte frame
+    # or an 8-byte ACK, as it happened) and the GC is conservative: up to 768 B either way, about 1 run in 8
+    # (measured; with 50 messages per half and a 512 B bound this failed 1 run in 20).
+    assert abs(got["heap_delta"]) < 1024
 
 
 def test_a_clean_link_sends_each_frame_once(peers_script):

@@ -1,2 +1,2 @@
 # The gateway (docs/GATEWAY.md): sleeping and datagram-linked nodes presented to a Mesos master as agents.
-# MIT licence. Host-side (MicroPython unix port); nothing here runs on a node. Built so far: hub, udp.
+# MIT licence. Host-side (MicroPython unix port); nothing here runs on a node. Entry point: mgateway.gateway.

@@ -183,10 +183,14 @@ class LinkHub:
 
     # --- messages out ---------------------------------------------------------------------------
 
-    def send(self, p, kind, body):
-        """Queue a message for node p, in order; it goes when the node listens (held while it sleeps)."""
-        p.held.append([kind, body])
-        if p.link is not None:
+    def send(self, p, kind, body, first=False):
+        """Queue a message for node p, in order (first: ahead of everything still held, for AGENT: a node
+        takes the master's messages only once it knows who it is); it goes when the node listens."""
+        if first:
+            p.held.insert(0, [kind, body])
+        else:
+            p.held.append([kind, body])
+        if p.link is not None and p.awake:  # asleep: it stays here, where the gateway may still take it back
             self._feed(p)
 
     def _busy(self, p):

@@ -14,6 +14,7 @@ _NONE = const(0)  # no session: connect() next
 _UP = const(1)
 _HELLO = "micromesos.linkhello"  # session-start bodies: imported per connect(), dropped after
 _MAX_HELLO = const(57)  # 8 + 17 + 32
+_ASK_POLL_MS = const(2)  # _ask: how often an answer is looked for (adds at most this to a handshake)
 
 
 def _hello_module():
@@ -98,6 +99,7 @@ class NodeLink:
                 if q[i][0] == f[0]:
                     q.pop(i)
             q.insert(0, [f[0], f[1], -1])
+        lk.hold = False  # a RESET may have answered our SLEEP: the link held since, and a new session sends
         lk.start(session)
         self.state = _UP
         self.pending = False
@@ -108,15 +110,17 @@ class NodeLink:
 
     async def _ask(self, n, tries, backoff=True):
         # Send ctl[:n] until the gateway answers (heard), every rto (doubling if backoff); True if it did.
+        # Polled every _ASK_POLL_MS, not wait_for_ms(): that makes a task and closures (~500 B on a 32-bit
+        # board) per call, and a node asks twice per wake (WAKE, SLEEP).
         rto = self.link.rto_ms
+        heard = self.heard
         for _ in range(tries):
-            self.heard.clear()
+            heard.clear()
             self.out(memoryview(self.ctl)[:n])
-            try:
-                await asyncio.wait_for_ms(self.heard.wait(), rto)
-            except asyncio.TimeoutError:
-                pass
-            if self.heard.is_set():
+            t0 = time.ticks_ms()
+            while not heard.is_set() and time.ticks_diff(time.ticks_ms(), t0) < rto:
+                await asyncio.sleep_ms(_ASK_POLL_MS)
+            if heard.is_set():
                 return True
             if backoff:
                 rto = min(rto * 2, self.link.rto_max_ms)

@@ -1,17 +1,21 @@
 # UART framing of the node<->gateway link (docs/LINK.md §6.3): COBS(frame + CRC-16/CCITT-FALSE), 0x00 between.
 # MIT licence. Both directions work in preallocated buffers; a bad or overlong frame is counted and dropped.
-from micropython import const
 
-_POLY = const(0x1021)
+# The CRC of each nibble under poly 0x1021, big-endian u16s: a nibble per step instead of a bit, ~2.7x faster
+# for 32 bytes of table (`pytest -s tests/test_link_uart.py -k framing_cost`).
+_NIB = b"\x00\x00\x10! B0c@\x84P\xa5`\xc6p\xe7\x81\x08\x91)\xa1J\xb1k\xc1\x8c\xd1\xad\xe1\xce\xf1\xef"
 
 
 def crc16(buf, start, end):
     """CRC-16/CCITT-FALSE of buf[start:end] (check value of b"123456789": 0x29B1)."""
+    t = _NIB
     c = 0xFFFF
     for i in range(start, end):
-        c ^= buf[i] << 8
-        for _ in range(8):
-            c = (c << 1 ^ _POLY if c & 0x8000 else c << 1) & 0xFFFF
+        b = buf[i]
+        j = (c >> 12 ^ b >> 4) << 1
+        c = (c << 4 & 0xFFFF) ^ (t[j] << 8 | t[j + 1])
+        j = (c >> 12 ^ b & 15) << 1
+        c = (c << 4 & 0xFFFF) ^ (t[j] << 8 | t[j + 1])
     return c
 
 

@@ -17,7 +17,8 @@ def _ignore(*frame):
 def udp_socket(ip, port):
     """A non-blocking UDP socket bound to ip:port (port 0: any)."""
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if port:  # with port 0 it would let Linux hand two sockets the same port (one never hears its gateway)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(socket.getaddrinfo(ip, port)[0][-1])
     s.setblocking(False)
     return s

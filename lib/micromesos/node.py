@@ -1,0 +1,362 @@
+# A node: the agent's task runner on a board that reaches the master through a gateway over a datagram link
+# (issue 11 part 3; docs/GATEWAY.md §8, docs/LINK.md §5, §7). MIT licence. It stands where agent.py, libprocess,
+# listener, http and endpoints stand on a full agent: no HTTP, no JSON endpoints; the same tasks, ctx, updates.
+import gc
+import sys
+import time
+
+import asyncio
+from micropython import const
+
+from . import codec, log
+from .errors import MesosError
+from .linknode import NodeLink
+from .store import Store
+from .updates import StatusUpdates
+
+_STATUS_UPDATE_ACK = const(11)  # names.STATUS_UPDATE_ACK
+_UPDATE_FRAMEWORK = const(14)  # names.UPDATE_FRAMEWORK
+_StatusUpdateAcknowledgementMessage = const(53)  # schema.StatusUpdateAcknowledgementMessage
+_UpdateFrameworkMessage = const(70)  # schema.UpdateFrameworkMessage
+_Task = const(50)  # schema.Task
+_SlaveInfo = const(20)  # schema.SlaveInfo
+# The link's own message kinds (LINK.md §5).
+NODE_INFO = const(0x80)  # node -> gateway: SlaveInfo, the first message of every session
+AGENT = const(0x81)  # gateway -> node: u8 n, agent id, u8 m, agent UPID
+TASKS = const(0x82)  # node -> gateway: after a reboot with a checkpoint, u16 length + Task, repeated
+_CHECKPOINT = "node"
+_RUNTIME_KEYS = ("wake_ms", "listen_ms", "ack_wait_ms", "allowed_modules", "require_pinned_uris")
+_KEEPALIVE_MS = const(10000)  # wake_ms 0: the node never sleeps and says WAKE this often (LINK.md §3.1)
+_STEP_MS = const(10)
+_W = "node"
+
+
+class _Msg:
+    # A delivered message as the runner's handlers read it (kind, buf, start, end): one object, refilled per
+    # delivery; buf is the link's and valid during the delivery only (every handler decodes at once).
+    kind = start = end = 0
+    buf = None
+
+
+class _Outbox:
+    # What updates.py reads of its agent. Status updates go only while the node listens: a retry falling due
+    # while it sleeps waits for the wake (updates.kick) instead of piling up in the held link. Framework
+    # messages (ctx.send) use Node.connected(): queued while it sleeps, they go at the next wake.
+    def __init__(self, node):
+        self.node = node
+
+    def connected(self):
+        n = self.node
+        return n.listening and n.slave_id is not None
+
+    def send_to_master(self, kind, body):
+        return self.node.nl.link.send(kind, body)
+
+    @property
+    def slave_id(self):
+        return self.node.slave_id
+
+    @property
+    def upid(self):
+        return self.node.upid
+
+
+class Node:
+    """What the task runner (micromesos.tasks) reads of its agent: cfg, inv, store, updates, totals, slave_id,
+    upid, frameworks, counters, drain_config, connected(), send_to_master(kind, body), checkpoint(); over a
+    NodeLink to a gateway in place of libprocess to a master. `transport` has UDPNode's surface
+    (linkudp.py): send(frame), on_frame(buf, n), after_batch(), run(). run() keeps the duty cycle."""
+
+    # deep_sleep(node, ms): a board's hook, called instead of an asyncio sleep when no task is live and nothing
+    # waits to be sent (RAM is lost: it saves node.nl.link.saved() and node.nl.nonce, LINK.md §7.2, and does
+    # not return). None (the unix port): every sleep is an asyncio sleep with the link held.
+    deep_sleep = None
+
+    def __init__(self, cfg, inv, transport):
+        self.cfg = cfg
+        self.inv = inv
+        self.slave_id = None  # who the node is to the master: from AGENT (LINK.md §5)
+        self.upid = None
+        self.frameworks = {}  # framework id -> raw FrameworkInfo (the runner keeps it)
+        self.drain_config = None  # the runner asks (kill.py); a node is never drained
+        self.counters = {"dropped": 0, "invalid": 0, "wakes": 0, "unreachable": 0}
+        fs = inv.fs.rstrip("/")
+        self.store = Store((fs + "/" if fs else "/") + cfg["state_dir"])
+        self.updates = StatusUpdates(_Outbox(self), self.store, cfg["status_update_retry_min"],
+                                     cfg["status_update_retry_max"])
+        self.tasks = None  # the runner (micromesos.tasks), attached by main()
+        # What the runner leases from (agent.totals) and the SlaveInfo bytes of NODE_INFO (every session start).
+        self.totals, self.info = _node_info(inv, cfg)
+        self.listening = False  # awake and past the gateway's held messages: updates may go
+        self.asleep = False  # the radio is off: frames are dropped (the gateway holds what it has)
+        self._report = False  # TASKS due in the next session (a reboot with a checkpoint)
+        self._msg = _Msg()
+        nl = self.nl = NodeLink(transport.send, cfg["name"], cfg["wake_ms"], cfg["listen_ms"], cfg["mtu"],
+                                cfg["window"], cfg["max_message"])
+        lk = nl.link
+        lk.rto_ms = cfg["link_rto_ms"]
+        lk.rto_max_ms = cfg["link_rto_max_ms"]
+        lk.deliver = self._deliver
+        nl.first = (NODE_INFO, self.info)
+        nl.on_session = self._session
+        self.transport = transport
+        transport.on_frame = self._frame
+        transport.after_batch = lk.flush
+
+    # --- what the runner reads ---------------------------------------------------------------------
+
+    def connected(self):
+        """A session with the gateway and an agent id: what is sent now goes at once, or at the next wake."""
+        return self.slave_id is not None and self.nl.up()
+
+    def send_to_master(self, kind, body):
+        """Message `kind` (a names id) with its protobuf body, to the master through the gateway (LINK.md §5).
+        False if the link's queue is full (updates.py offers it again)."""
+        return self.nl.link.send(kind, body)
+
+    def checkpoint(self):
+        if self.slave_id is None:
+            self.store.delete(_CHECKPOINT)
+            return
+        self.store.save(_CHECKPOINT, {"slave_id": self.slave_id, "upid": self.upid,
+                                      "frameworks": {k: v.hex() for k, v in self.frameworks.items()}})
+
+    def recover(self):
+        """The identity and frameworks from flash, then the update streams and the task records (as
+        registrar.recover). -> an identity recovered? (then TASKS goes in the first session)"""
+        data = self.store.load(_CHECKPOINT)
+        if data is not None:
+            try:
+                self.slave_id = data["slave_id"]
+                self.upid = data["upid"]
+                self.frameworks = {k: bytes.fromhex(v) for k, v in data["frameworks"].items()}
+            except (KeyError, ValueError, TypeError, AttributeError) as e:
+                log.error(_W, "node checkpoint unreadable (%s): starting as a new node", e)
+                data = None
+        if data is None:
+            self._forget()
+            return False
+        n = self.updates.recover()
+        self.tasks.recover()
+        self._report = True
+        log.info(_W, "recovered agent %s (%d unacknowledged status updates)", self.slave_id, n)
+        return True
+
+    def _forget(self):
+        # A new identity owns no tasks and no updates (registrar.start_fresh).
+        if self.tasks is not None:
+            self.tasks.stop_all()
+        self.updates.clear()
+        self.slave_id = self.upid = None
+        self.frameworks = {}
+        self.store.delete(_CHECKPOINT)
+
+    # --- from the gateway --------------------------------------------------------------------------
+
+    def _frame(self, buf, n):
+        if not self.asleep:  # the radio is off while the node sleeps
+            self.nl.input(buf, n)
+
+    def _session(self, session):
+        if self._report:
+            self._report = False
+            self.nl.link.send(TASKS, self._tasks_body())  # right behind NODE_INFO: a new nonce's first session
+
+    def _tasks_body(self):
+        out = bytearray()
+        for t in self.tasks.reregistration()[0]:
+            b = codec.encode(_Task, t)
+            out.append(len(b) >> 8)
+            out.append(len(b) & 255)
+            out.extend(b)
+        return bytes(out)
+
+    def _deliver(self, kind, buf, start, end):
+        m = self._msg
+        m.kind = kind
+        m.buf = buf
+        m.start = start
+        m.end = end
+        try:
+            if kind == _STATUS_UPDATE_ACK:
+                a = codec.decode(_StatusUpdateAcknowledgementMessage, buf, start, end)
+                if a["slave_id"] != self.slave_id:
+                    self._drop(kind, "ack for another agent")
+                else:
+                    self.updates.ack(a["framework_id"], a["task_id"], a["uuid"])
+            elif kind == AGENT:
+                self._agent(buf, start, end)
+            elif kind == _UPDATE_FRAMEWORK:
+                u = codec.decode(_UpdateFrameworkMessage, buf, start, end)
+                fid = u["framework_id"]
+                if "framework_info" in u and fid in self.frameworks:
+                    self.frameworks[fid] = u["framework_info"]
+                    self.checkpoint()
+                self.updates.resume(fid)
+            else:
+                h = self.tasks.handler(kind) if self.tasks is not None else None
+                if h is None:
+                    self._drop(kind, "not handled by a node")
+                else:
+                    h(m)
+        except MesosError as e:
+            self.counters["invalid"] += 1
+            log.error(_W, "bad message %d from the gateway: %s", kind, e)
+        except (KeyError, TypeError, ValueError) as e:  # decodable, but missing what the node needs
+            self.counters["invalid"] += 1
+            log.error(_W, "unusable message %d from the gateway: %r", kind, e)
+        except MemoryError:  # the gateway holds it again after a new session; reconciliation settles it
+            self.counters["invalid"] += 1
+            log.error(_W, "out of memory handling message %d", kind)
+        finally:
+            m.buf = None
+
+    def _drop(self, kind, why):
+        self.counters["dropped"] += 1
+        log.warn(_W, "dropped message %d from the gateway: %s", kind, why)
+
+    def _agent(self, buf, start, end):
+        """AGENT (LINK.md §5): the agent id and UPID the gateway registered the node under. Another id than
+        the one held means the master forgot the old agent: its tasks and updates go (registrar.forget)."""
+        n = buf[start] if start < end else 0
+        i = start + 1 + n
+        k = buf[i] if 0 < n and i < end else 0
+        if not k or i + 1 + k != end:
+            raise ValueError("AGENT: bad lengths")
+        sid = bytes(buf[start + 1:i]).decode()
+        pid = bytes(buf[i + 1:end]).decode()
+        from . import upid
+
+        try:
+            ok = upid.valid(pid)
+        finally:
+            _drop_module("upid")
+        if not ok:
+            raise ValueError("AGENT: bad agent id or UPID")
+        if sid == self.slave_id and pid == self.upid:
+            return
+        if self.slave_id is not None and sid != self.slave_id:
+            log.warn(_W, "the gateway says agent %s, not %s: stopping all tasks", sid, self.slave_id)
+            self._forget()
+        self.slave_id = sid
+        self.upid = pid
+        self.checkpoint()
+        log.info(_W, "agent %s (%s)", sid, pid)
+        self.updates.kick()
+
+    # --- the duty cycle (LINK.md §7.1) -------------------------------------------------------------
+
+    async def run(self):
+        asyncio.create_task(self.transport.run())
+        asyncio.create_task(self.nl.link.timers())
+        asyncio.create_task(self.updates.run())
+        w = self.cfg["wake_ms"]
+        while True:
+            nap = await self._cycle(time.ticks_ms())
+            if nap < 0:
+                nap = w or _KEEPALIVE_MS  # no gateway, or the link died: HELLO at the next wake
+            if log.level <= log.DEBUG:  # the RAM figures tests/test_node_ram.py reads (a collection each)
+                g = gc.mem_alloc()
+                gc.collect()
+                u = gc.mem_alloc()
+                log.debug(_W, "wake %d: heap %d used, %d free, %d garbage since the last wake; sleeping %d ms",
+                          self.counters["wakes"], u, gc.mem_free(), g - u, nap)
+            if nap:
+                await self._nap(nap)
+
+    async def _cycle(self, t0):
+        """One wake: WAKE (HELLO without a session), take what the gateway held, let updates go, stay while
+        either side has more (and up to ack_wait_ms while an update awaits its ack), SLEEP. -> the ms to
+        sleep now, or -1 if no gateway answered or the link died."""
+        nl = self.nl
+        cfg = self.cfg
+        self.counters["wakes"] += 1
+        if not (nl.up() and await nl.wake()) and not await nl.connect():
+            self.counters["unreachable"] += 1
+            return -1
+        a = cfg["listen_ms"]
+        w = cfg["wake_ms"]
+        # What the gateway held comes first: an ack it holds must not find its update resent (updates.kick).
+        while nl.pending and nl.up() and time.ticks_diff(time.ticks_ms(), t0) < a:
+            await asyncio.sleep_ms(_STEP_MS)
+        self.listening = True
+        u = self.updates
+        if u.pending_count():
+            u.kick()  # only then: each turn of its loop costs a wait_for_ms (~500 B of garbage)
+        try:
+            while True:
+                if not await nl.linger(t0, a):
+                    if nl.link.down or not await nl.connect():  # a RESET (the gateway restarted): HELLO now
+                        return -1
+                    continue
+                up = time.ticks_diff(time.ticks_ms(), t0)
+                if up < a + cfg["ack_wait_ms"] and u.pending_count():
+                    await asyncio.sleep_ms(_STEP_MS)  # its ack is likely on its way from the master
+                    continue
+                if not w:
+                    await asyncio.sleep_ms(_KEEPALIVE_MS)  # never sleeps: listening all along
+                    return 0
+                if up >= w:
+                    return 0  # the next wake is due already
+                self.listening = False
+                nap = await nl.sleep(w - up)
+                if nap >= 0:
+                    return nap
+                self.listening = True  # the gateway has more for us, or we for it
+        finally:
+            self.listening = False
+
+    async def _nap(self, ms):
+        self.asleep = True
+        try:
+            ds = self.deep_sleep
+            if ds is not None and not self.tasks.live and not self.tasks.executors \
+                    and not self.updates.pending_count() and self.nl.quiet():
+                ds(self, ms)  # a board's hook: does not return (RAM is lost)
+            await asyncio.sleep_ms(ms)  # tasks keep running; the link holds (nothing goes out)
+        finally:
+            self.asleep = False
+
+
+def _node_info(inv, cfg):
+    """(totals, SlaveInfo bytes): the resources and attributes as the agent advertises them (boardres: the
+    board measured, then the config's), hostname = the node's name, no id (LINK.md §5). Boot only: boardres
+    and registrar are imported for it and dropped after."""
+    from . import boardres, registrar
+
+    try:
+        totals = boardres.measure(inv, cfg)
+        return totals, codec.encode(_SlaveInfo, {
+            "hostname": cfg["name"], "checkpoint": True,
+            "resources": [registrar.to_resource(n, v) for n, v in totals],
+            "attributes": [registrar.to_attribute(n, v) for n, v in boardres.attributes(inv, cfg)]})
+    finally:
+        _drop_module("registrar")
+        _drop_module("boardres")
+
+
+def _drop_module(short):
+    sys.modules.pop("micromesos." + short, None)
+    pkg = sys.modules.get("micromesos")
+    if pkg is not None and short in pkg.__dict__:
+        delattr(pkg, short)
+
+
+async def main(cfg, inv, transport, started=None):
+    """Run a node until cancelled; started(node), if given, is called once it exists."""
+    log.set_level(cfg["log_level"])
+    from .tasks import Tasks
+
+    node = Node(cfg, inv, transport)
+    node.tasks = Tasks(node)
+    node.tasks.MAX_TASKS = cfg["max_tasks"]
+    # What is read after boot (here and by fetch.allowed): the rest of the config leaves RAM.
+    node.cfg = {k: cfg[k] for k in _RUNTIME_KEYS}
+    transport = cfg = inv = None
+    if started is not None:
+        started(node)
+    node.recover()
+    c = node.cfg
+    log.info(_W, "node %s: wakes every %d ms, listens %d ms; agent %s", node.nl.name, c["wake_ms"], c["listen_ms"],
+             node.slave_id or "(new)")
+    await node.run()

@@ -1,0 +1,92 @@
+# A node's boot (issue 11 part 3): config, board, the link's transport, then micromesos.node's duty cycle.
+# MIT licence. firmware/node_main.py calls boot(); here, not there, so that a frozen build keeps this code in
+# flash (a script is compiled into RAM at every boot and its code stays there while it runs).
+#
+# Sleep on a board (not built here; Node.deep_sleep is the hook): a node with a live task must keep its RAM,
+# so it naps in asyncio with the link held (the unix port does exactly that) or, on an ESP32, in
+# machine.lightsleep() between its tasks' timers. A node with no live task and nothing unsent may deep-sleep:
+# the hook keeps node.nl.link.saved() (session, nxt, rnxt) and node.nl.nonce in RTC memory
+# (machine.RTC().memory(), 9 bytes), calls machine.deepsleep(ms), and the next boot gives them back to
+# NodeLink(nonce=...) and link.resume(...) before run(): it wakes with WAKE, not HELLO (LINK.md §7.2).
+import gc
+import sys
+
+import board
+
+from . import log
+from .errors import ConfigError
+
+
+def _load_config(path):
+    # The config code is read once at boot and dropped (as firmware/main.py does).
+    from . import nodecfg
+
+    try:
+        return nodecfg.load(path)
+    finally:
+        nodecfg.drop_module("nodecfg")
+
+
+def transport(cfg):
+    """The link's transport for cfg["transport"] (LINK.md §6): an object with linkudp.UDPNode's surface."""
+    if cfg["transport"] == "udp":
+        from .linkudp import UDPNode
+
+        ip, _, port = cfg["gateway"].rpartition(":")
+        return UDPNode(ip, int(port), cfg["mtu"], cfg["ip"])
+    if cfg["transport"] == "uart":
+        from .linkuart import UARTNode, open_tty
+
+        u = cfg["uart"]
+        if u.isdigit():  # a board's UART; non-blocking reads (timeout=0), room for a few frames
+            import machine
+
+            s = machine.UART(int(u), cfg["baud"], timeout=0, rxbuf=1024)
+        else:  # the unix port: a tty (a USB serial adapter, a pty)
+            s = open_tty(u, cfg["baud"])
+        return UARTNode(s, cfg["mtu"])
+    if cfg["transport"] == "espnow":
+        import network
+
+        from .linkespnow import ESPNowNode
+
+        network.WLAN(network.STA_IF).active(True)  # ESP-NOW needs the radio on, no association
+        return ESPNowNode(cfg["gateway_mac"], cfg["mtu"], cfg["window"])
+    raise ConfigError("transport: %s is not built into this firmware" % cfg["transport"])
+
+
+def _on_task_error(loop, context):
+    log.error("main", "task error: %s", context.get("message"))
+    e = context.get("exception")
+    if e is not None:
+        sys.print_exception(e)
+
+
+def boot(config_path="config.json"):
+    """Bring the node up and run it. Returns an exit code (only on failure): 2 config, 1 crash, 130 Ctrl-C."""
+    try:
+        cfg = _load_config(config_path)
+        log.set_level(cfg["log_level"])
+        inv = board.inventory(cfg)
+        t = transport(cfg)
+    except ConfigError as e:
+        print("micromesos: config error: %s" % e)
+        return 2
+    import asyncio
+
+    from . import node
+
+    main = node.main(cfg, inv, t)
+    cfg = inv = t = None  # this frame lives as long as the node: main() keeps only what it reads later
+    gc.collect()
+    asyncio.get_event_loop().set_exception_handler(_on_task_error)
+    try:
+        asyncio.run(main)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # noqa: BLE001  anything the node could not recover from: report it
+        print("micromesos: node failed: %r" % (e,))
+        sys.print_exception(e)
+        return 1
+    return 0
+

@@ -1,0 +1,88 @@
+# A node on a serial line (docs/LINK.md §6.3) is an agent like one on UDP: the gateway configured with
+# `link_uarts`, the real node (firmware/node_main.py, transport "uart"), each on its own pty, a CPython relay
+# copying the bytes between the two pty masters as a cable would. Against the stand-in master: the node
+# registers through the gateway and a task launched on it finishes, its updates received once. MIT licence.
+import asyncio
+import os
+import pty
+import select
+import threading
+import time
+import tty
+
+from gwfixture import gateway_config, start_gateway
+from standin import StandinMaster
+from test_gateway import MISSED, PING, no_problems, registered, updates_received, wait_until
+from test_node import node_config, start_node, stop
+
+
+def _cable(a, b, stop_ev):
+    # Every byte from one pty master to the other, both ways, until stop_ev.
+    while not stop_ev.is_set():
+        r, _, _ = select.select([a, b], [], [], 0.1)
+        for fd in r:
+            try:
+                data = os.read(fd, 4096)
+            except OSError:
+                return
+            os.write(b if fd == a else a, data)
+
+
+def _pty():
+    m, s = pty.openpty()
+    tty.setraw(m)
+    return m, s, os.ttyname(s)
+
+
+def test_a_node_on_a_serial_line_registers_through_the_gateway_and_runs_a_task(tmp_path):
+    gm, gs, gpath = _pty()
+    nm, ns, npath = _pty()
+    stop_ev = threading.Event()
+    cable = threading.Thread(target=_cable, args=(gm, nm, stop_ev), daemon=True)
+    cable.start()
+
+    async def body():
+        async with StandinMaster(ping_interval=PING, max_missed=MISSED, ping_timeout=PING * MISSED) as m:
+            _cfg, path = gateway_config(tmp_path, m.port, link_uarts=[gpath], link_mtu=256,
+                                        status_update_retry_min_ms=2000)
+            gw = start_gateway(path)
+            node, log = start_node(tmp_path, node_config(tmp_path, 1, name="serial-1", transport="uart",
+                                                         uart=npath, mtu=256))
+            try:
+                a = await registered(m, gw, "serial-1")
+                await m.launch(command="hello", agent_id=a.id, resources="cpus:0.1;mem:0.01")
+                await wait_until(lambda: 2 in [s for _, s in updates_received(m, a.id)], 60,
+                                 "TASK_FINISHED from the node on the serial line", gw)
+                ups = updates_received(m, a.id)
+                assert len({u for u, _ in ups}) == len(ups), ups  # each update once
+                assert [s for _, s in ups][-1] == 2, ups
+                assert m.agents[a.id].state == "registered"
+                no_problems(m)
+            finally:
+                stop(node, log)
+                gw.stop()
+                print("--- gateway ---\n" + gw.output(100))
+                print("--- node ---\n" + (tmp_path / "node.log").read_text()[-4000:])
+
+    try:
+        asyncio.run(body())
+    finally:
+        stop_ev.set()
+        cable.join(5)
+        for fd in (gm, gs, nm, ns):
+            os.close(fd)
+
+
+def test_link_uarts_must_be_a_list_of_paths(mpy_run):
+    r = mpy_run("""
+from mgateway import gateway
+from micromesos.errors import ConfigError
+for v in ("/dev/ttyUSB0", [""], [1], ["/dev/ttyUSB0", None]):
+    try:
+        gateway.check({"master": "127.0.0.1:5050", "link_uarts": v})
+        print("accepted", v)
+    except ConfigError as e:
+        print(str(e).split(":")[0])
+print(gateway.check({"master": "127.0.0.1:5050", "link_uarts": ["/dev/ttyUSB0"]})["link_uarts"])
+""", heapsize="1m").check()  # the gateway (a host process) compiled from source
+    assert r.lines() == ["link_uarts"] * 4 + ["['/dev/ttyUSB0']"], r.lines()

@@ -1,0 +1,536 @@
+# The node side of issue 11 (micromesos.node, firmware/node_main.py): the real node in the unix port against a
+# scripted gateway (mgateway.hub.LinkHub over UDP on loopback, in MicroPython), tasks run by the agent's own
+# runner, status updates retried until the gateway acknowledges them, the duty cycle kept. MIT licence.
+import json
+import os
+import re
+import subprocess
+import time
+
+import mpy
+import pytest
+
+SID = "a3c1f0d2-7e55-4d8e-b1c9-0f6a2d4e8b10-S7"
+UPID = "slave(3)@127.0.0.1:5051"
+W, A = 400, 60  # the node wakes every W ms and listens at least A ms (scaled: a real node sleeps minutes)
+
+# The scripted gateway (MicroPython). argv: its UDP port, golden vectors JSON, plan. Every event it sees is a
+# line "EV [ticks_ms, what, ...]"; the test reads them after it exits.
+GATEWAY = r"""
+import asyncio, binascii, json, sys, time
+from micromesos import codec, schema
+from micromesos.link import Link
+from mgateway.hub import LinkHub
+from mgateway.udp import UDPHub
+
+GW = int(sys.argv[1])
+G = json.load(open(sys.argv[2]))
+PLAN = sys.argv[3]
+HELD_ACKS = int(sys.argv[4])  # the first update is acknowledged only once it has arrived this many times
+HOLD_MS = int(sys.argv[5])  # plan "ram": how long the node is watched with its idle task
+SID = %(sid)r
+UPID = %(upid)r
+Link.rto_ms = 100
+Link.rto_max_ms = 800
+sock = UDPHub("127.0.0.1", GW, 512)
+
+
+def new_hub():
+    h = LinkHub(sock.sender, mtu=512, window=4, max_message=8192, grace_ms=2000)
+    sock.on_frame = h.frame
+    h.on_session = on_session
+    h.on_message = on_message
+    return h
+
+
+hub = None
+peer = [None]
+seen = {}  # uuid hex -> [task id, state name, arrivals]
+acked = {}  # uuid hex -> ticks_ms the node's link had the ack (None: sent, not yet taken)
+order = []  # kinds of the messages of each session, in order
+sessions = []  # fresh (a new nonce) per session
+FID = None
+TASKS_SEEN = [False]
+
+
+def ev(*a):
+    print("EV", json.dumps([time.ticks_ms()] + list(a)))
+
+
+def gold(name):
+    return binascii.unhexlify(G[name])
+
+
+def run_task(tid, env):
+    global FID
+    m = codec.decode(schema.RunTaskMessage, gold("run_task"))
+    FID = codec.decode(schema.FrameworkInfo, m["framework"])["id"]
+    t = m["task"]
+    t["task_id"] = tid
+    t["name"] = tid
+    t["slave_id"] = SID
+    t["command"] = {"value": "hello", "shell": False,
+                    "environment": {"variables": [{"name": k, "value": v} for k, v in env.items()]}}
+    for k in ("labels", "kill_policy", "data", "executor"):
+        t.pop(k, None)
+    t["resources"] = [codec.encode(schema.Resource, {"name": "cpus", "type": schema.SCALAR,
+                                                     "scalar": {"value": 0.1}, "allocation_info": {"role": "*"}})]
+    return codec.encode(schema.RunTaskMessage, m)
+
+
+def ack(p, d):
+    u = d["update"]
+    hub.send(p, 11, codec.encode(schema.StatusUpdateAcknowledgementMessage, {
+        "slave_id": u["slave_id"], "framework_id": u["framework_id"], "task_id": u["status"]["task_id"],
+        "uuid": u["uuid"]}))
+    acked[binascii.hexlify(u["uuid"]).decode()] = None
+
+
+def on_session(p, fresh):
+    order.append([])
+    sessions.append(fresh)
+    ev("SESSION", p.name, fresh)
+
+
+def on_message(p, kind, buf, s, e):
+    peer[0] = p
+    order[-1].append(kind)
+    if kind == 0x80:
+        i = codec.decode(schema.SlaveInfo, buf, s, e, raw=False)
+        ev("NODE_INFO", i["hostname"], "id" in i,
+           sorted([r["name"], r["type"]] for r in i.get("resources", ())),
+           sorted([a["name"], a["type"]] for a in i.get("attributes", ())))
+        sid, pid = SID.encode(), UPID.encode()
+        hub.send(p, 0x81, bytes([len(sid)]) + sid + bytes([len(pid)]) + pid)
+    elif kind == 0x82:
+        tasks = []
+        i = s
+        while i < e:
+            n = buf[i] << 8 | buf[i + 1]
+            t = codec.decode(schema.Task, buf, i + 2, i + 2 + n, raw=False)
+            tasks.append([t["task_id"], schema.task_state_name(t["state"])])
+            i += 2 + n
+        ev("TASKS", tasks)
+        TASKS_SEEN[0] = True
+    elif kind == 10:
+        d = codec.decode(schema.StatusUpdateMessage, buf, s, e, raw=False)
+        u = d["update"]
+        st = u["status"]
+        h = binascii.hexlify(u["uuid"]).decode()
+        r = seen.setdefault(h, [st["task_id"], schema.task_state_name(st["state"]), 0])
+        r[2] += 1
+        ev("UPDATE", st["task_id"], r[1], h, r[2], u["slave_id"], d["pid"], st.get("message", ""),
+           p.awake, h in acked and acked[h] is not None)
+        first = len(seen) == 1
+        if h not in acked and (not first or r[2] >= HELD_ACKS):
+            ack(p, d)
+    else:
+        ev("MSG", kind, e - s)
+
+
+async def watch():
+    # When the node's link has taken a pending ack: from then on its update must never come again.
+    while True:
+        p = peer[0]
+        if p is not None and p.link is not None and p.link.idle() and not p.held:
+            for h in acked:
+                if acked[h] is None:
+                    acked[h] = time.ticks_ms()
+        await asyncio.sleep_ms(10)
+
+
+async def until(what, pred, ms):
+    t0 = time.ticks_ms()
+    while not pred():
+        if time.ticks_diff(time.ticks_ms(), t0) > ms:
+            ev("TIMEOUT", what)
+            raise SystemExit(3)
+        await asyncio.sleep_ms(10)
+
+
+def state_of(tid, name):
+    return any(r[0] == tid and r[1] == name for r in seen.values())
+
+
+def acked_all():
+    return all(t is not None for t in acked.values())
+
+
+def count(tid, name):
+    return sum(1 for r in seen.values() if r[0] == tid and r[1] == name)
+
+
+async def scenario():
+    await until("NODE_INFO", lambda: peer[0] is not None, 30000)
+    p = peer[0]
+    await until("a first sleep", lambda: p.sleeps >= 1, 10000)
+    ev("LAUNCH", "t1", p.awake)
+    hub.send(p, 7, run_task("t1", {"LINGER_MS": "1500"}))  # held: the node sleeps
+    await until("t1 FINISHED", lambda: state_of("t1", "TASK_FINISHED") and acked_all(), 30000)
+    ev("LAUNCH", "t2", p.awake)
+    hub.send(p, 7, run_task("t2", {"LINGER_MS": "3600000"}))  # an idle task
+    await until("t2 RUNNING", lambda: state_of("t2", "TASK_RUNNING") and acked_all(), 20000)
+    s0 = p.sleeps
+    ev("IDLE", "start", s0)
+    await asyncio.sleep_ms(3000)
+    ev("IDLE", "end", p.sleeps - s0)
+    ev("KILL", "t2", p.awake)
+    hub.send(p, 9, codec.encode(schema.KillTaskMessage, {"framework_id": FID, "task_id": "t2"}))
+    await until("t2 KILLED", lambda: state_of("t2", "TASK_KILLED") and acked_all(), 20000)
+    await asyncio.sleep_ms(2000)  # late copies of acknowledged updates would show here
+    ev("ORDER", order)
+    ev("END", p.sleeps, p.session, sock.bad, sock.errors)
+
+
+async def scenario_ram():
+    # One idle task on a node in a small heap: registered (NODE_INFO and AGENT taken), the task RUNNING (both
+    # of hello's), then HOLD_MS of its duty cycle.
+    await until("NODE_INFO", lambda: peer[0] is not None, 60000)
+    p = peer[0]
+    await until("AGENT taken", lambda: p.link.idle() and not p.held, 20000)
+    ev("REGISTERED")
+    hub.send(p, 7, run_task("idle", {"LINGER_MS": "3600000"}))
+    await until("idle RUNNING", lambda: count("idle", "TASK_RUNNING") >= 2 and acked_all(), 30000)
+    s0 = p.sleeps
+    ev("IDLE", "start", s0)
+    await asyncio.sleep_ms(HOLD_MS)
+    ev("IDLE", "end", p.sleeps - s0, hub.vouch(p))
+    ev("END", p.sleeps, p.session, sock.bad, sock.errors)
+
+
+async def launched(tid):
+    p = peer[0]
+    hub.send(p, 7, run_task(tid, {"LINGER_MS": "3600000"}))
+    await until(tid + " RUNNING", lambda: count(tid, "TASK_RUNNING") >= 2 and acked_all(), 20000)
+
+
+async def scenario_restart():
+    # The gateway restarts (a new hub that knows the node only from its checkpoint), then the node reboots.
+    global hub
+    await until("NODE_INFO", lambda: peer[0] is not None, 30000)
+    p = peer[0]
+    await until("AGENT taken", lambda: p.link.idle() and not p.held, 10000)
+    await launched("t3")
+    nonce = p.nonce
+    runner[0].cancel()
+    hub = new_hub()
+    hub.restore(p.name, nonce, %(w)d, %(a)d)
+    runner[0] = asyncio.create_task(hub.run(every_ms=20))
+    peer[0] = None
+    ev("GW_RESTART", len(order))
+    await until("a session with the new hub", lambda: peer[0] is not None, 20000)
+    p = peer[0]
+    await until("AGENT taken again", lambda: p.link.idle() and not p.held, 10000)
+    hub.send(p, 9, codec.encode(schema.KillTaskMessage, {"framework_id": FID, "task_id": "t3"}))
+    await until("t3 KILLED", lambda: count("t3", "TASK_KILLED") and acked_all(), 20000)
+    await launched("t4")
+    n = len(order)
+    ev("KILL_NODE")  # the test cuts the node's power and starts it again on the same filesystem
+    await until("the rebooted node's session", lambda: len(order) > n and TASKS_SEEN[0], 30000)
+    await until("t4 reported", lambda: any(r[0] == "t4" and r[1] in ("TASK_LOST", "TASK_GONE") for r in seen.values())
+                and acked_all(), 20000)
+    await asyncio.sleep_ms(1000)
+    ev("ORDER", order)
+    ev("SESSIONS", sessions)
+    ev("END", sock.bad, sock.errors)
+
+
+async def scenario_hostile():
+    # Whatever the link carries is hostile until checked: each of these is refused, and the node goes on.
+    await until("NODE_INFO", lambda: peer[0] is not None, 30000)
+    p = peer[0]
+    await until("AGENT taken", lambda: p.link.idle() and not p.held, 10000)
+    other = codec.encode(schema.StatusUpdateAcknowledgementMessage, {
+        "slave_id": "someone-else-S1", "framework_id": "f", "task_id": "t", "uuid": bytes(16)})
+    for kind, body in ((0x81, b"\x05ab"), (0x81, b"\x00\x00"), (0x81, b"\x02ab\x07not upid"), (0x90, b"junk"),
+                       (7, b"\xff\xff\xff"), (7, b""), (9, b"\x0a\x01"), (11, other), (16, b"\x0a"), (3, b"")):
+        hub.send(p, kind, body)
+    await until("all taken", lambda: p.link.idle() and not p.held, 20000)
+    await launched("t5")  # still itself: the same agent id, tasks run
+    ev("END", sock.bad, sock.errors)
+
+
+async def scenario_awake():
+    # wake_ms 0: the node never sleeps; a launch needs no wake, and the hub counts it awake all along.
+    await until("NODE_INFO", lambda: peer[0] is not None, 30000)
+    p = peer[0]
+    await until("AGENT taken", lambda: p.link.idle() and not p.held, 10000)
+    t0 = time.ticks_ms()
+    await launched("t6")
+    ev("LAUNCHED", time.ticks_diff(time.ticks_ms(), t0))
+    await asyncio.sleep_ms(1500)
+    ev("END", sock.bad, sock.errors, p.sleeps, p.awake, hub.vouch(p))
+
+
+runner = [None]
+
+
+async def main():
+    global hub
+    hub = new_hub()
+    asyncio.create_task(sock.run())
+    runner[0] = asyncio.create_task(hub.run(every_ms=20))
+    asyncio.create_task(watch())
+    plans = {"ram": scenario_ram, "restart": scenario_restart, "hostile": scenario_hostile, "awake": scenario_awake}
+    await plans.get(PLAN, scenario)()
+
+
+asyncio.run(main())
+""" % {"sid": SID, "upid": UPID, "w": W, "a": A}
+
+
+def node_config(tmp_path, port, **kw):
+    cfg = {"gateway": "127.0.0.1:%d" % port, "name": "node-1", "wake_ms": W, "listen_ms": A,
+           "ack_wait_ms": 150, "link_rto_ms": 100, "link_rto_max_ms": 800, "fs": str(tmp_path / "fs"),
+           "log_level": "info", "status_update_retry_min": 0.3, "status_update_retry_max": 1.0,
+           "resources": "sensors:{temp0}", "attributes": "room:lab"}
+    cfg.update(kw)
+    tasks = tmp_path / "fs" / "tasks"
+    tasks.mkdir(parents=True, exist_ok=True)
+    with open(os.path.join(mpy.ROOT, "tasks", "hello.py")) as f:
+        (tasks / "hello.py").write_text(f.read())  # as `make task-upload` puts it on a board
+    p = tmp_path / "node.json"
+    p.write_text(json.dumps(cfg))
+    return str(p)
+
+
+def start_node(tmp_path, cfg_path, heapsize="256k", device=None, log_name="node.log"):
+    log = open(str(tmp_path / log_name), "w")
+    argv = ["firmware/node_main.py", cfg_path]
+    extra = () if device == "frozen" else ("boards/unix",)
+    p = mpy.popen_mpy(script=argv[0], args=argv[1:], heapsize=heapsize, device=device, extra_path=extra,
+                      stdout=log, stderr=subprocess.STDOUT)
+    return p, log
+
+
+def stop(p, log):
+    p.terminate()
+    try:
+        p.wait(10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait(10)
+    log.close()
+
+
+def events(out):
+    return [json.loads(ln[3:]) for ln in out.splitlines() if ln.startswith("EV ")]
+
+
+@pytest.fixture
+def golden(tmp_path):
+    g = {}
+    with open(os.path.join(mpy.GOLDEN, "vectors.jsonl")) as f:
+        for line in f:
+            v = json.loads(line)
+            g[v["name"]] = v["hex"]
+    p = tmp_path / "golden.json"
+    p.write_text(json.dumps(g))
+    return str(p)
+
+
+def test_node_registers_runs_tasks_through_a_gateway_and_keeps_its_duty_cycle(tmp_path, golden):
+    port = mpy.free_port()
+    gw = tmp_path / "gateway.py"
+    gw.write_text(GATEWAY)
+    node, log = start_node(tmp_path, node_config(tmp_path, port))
+    try:
+        res = mpy.run_mpy(script=str(gw), args=[str(port), golden, "main", "3", "0"], heapsize="512k", timeout=150)
+    finally:
+        stop(node, log)
+    out = (tmp_path / "node.log").read_text()
+    why = "gateway:\n%s\n%s\nnode:\n%s" % (res.out[-6000:], res.err[-3000:], out[-6000:])
+    assert res.rc == 0, why
+    evs = events(res.out)
+    kinds = [e[1] for e in evs]
+    assert kinds[-1] == "END", why
+
+    # NODE_INFO: the board's resources and attributes as the agent advertises them, hostname = the name, no id.
+    info = next(e for e in evs if e[1] == "NODE_INFO")
+    assert info[2] == "node-1" and info[3] is False, why
+    res_names = dict((n, t) for n, t in info[4])
+    assert res_names.get("cpus") == 0 and res_names.get("mem") == 0 and res_names.get("sensors") == 2, why
+    attr_names = dict((n, t) for n, t in info[5])
+    assert attr_names.get("room") == 3 and attr_names.get("board") == 3, why
+    # It is the first message of every session.
+    order = next(e for e in evs if e[1] == "ORDER")[2]
+    assert order and all(s[0] == 0x80 for s in order if s), why
+
+    ups = [e for e in evs if e[1] == "UPDATE"]
+    # Every update names the agent and UPID the gateway gave in AGENT.
+    assert all(u[6] == SID and u[7] == UPID for u in ups), why
+    by_task = {}
+    for u in ups:
+        if u[5] == 1:  # first arrival of that uuid
+            by_task.setdefault(u[2], []).append(u[3])
+    # Each update once, in order: none lost, none generated twice. tasks/hello.py sends a TASK_RUNNING with
+    # data of its own; the golden framework has TASK_KILLING_STATE, so a kill says TASK_KILLING first.
+    assert by_task.get("t1") == ["TASK_STARTING", "TASK_RUNNING", "TASK_RUNNING", "TASK_FINISHED"], why
+    assert by_task.get("t2") == ["TASK_STARTING", "TASK_RUNNING", "TASK_RUNNING", "TASK_KILLING",
+                                 "TASK_KILLED"], why
+    # hello's ctx.send(): an ExecutorToFrameworkMessage (17) per task, through the gateway.
+    assert sum(1 for e in evs if e[1] == "MSG" and e[2] == 17) == 2, why
+    # The first update was retried until the gateway acknowledged it (it held its ack for 3 arrivals) ...
+    first = ups[0][4]
+    assert max(u[5] for u in ups if u[4] == first) >= 3, why
+    # ... and no update came again once the node had its ack.
+    assert not [u for u in ups if u[10]], why
+
+    # The launch was held while the node slept and started at its next wake (within one period + slack).
+    launch = next(e for e in evs if e[1] == "LAUNCH" and e[2] == "t1")
+    assert launch[3] is False, why
+    t_first = next(u[0] for u in ups if u[2] == "t1")
+    assert 0 <= t_first - launch[0] <= W + 2000, why
+    # With a task running the node kept sleeping and waking: 3 s of W = 400 ms is ~6 cycles.
+    idle = next(e for e in evs if e[1] == "IDLE" and e[2] == "end")
+    assert idle[3] >= 3, why
+    end = evs[-1]
+    assert end[4] == 0 and end[5] == 0, why  # no bad frames, no handler errors at the gateway
+    assert "Traceback" not in out, why
+
+
+def test_node_comes_back_after_a_gateway_restart_and_reports_its_tasks_after_a_reboot(tmp_path, golden):
+    port = mpy.free_port()
+    gw = tmp_path / "gateway.py"
+    gw.write_text(GATEWAY)
+    cfg = node_config(tmp_path, port)
+    node, log = start_node(tmp_path, cfg)
+    logs = [log]
+    lines = []
+    g = mpy.popen_mpy(script=str(gw), args=[str(port), golden, "restart", "1", "0"], heapsize="512k",
+                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 150
+        for line in iter(g.stdout.readline, ""):
+            lines.append(line.rstrip("\n"))
+            if '"KILL_NODE"' in line:
+                node.kill()  # a power cut: only the node's filesystem survives
+                node.wait(10)
+                log.close()
+                node, log = start_node(tmp_path, cfg, log_name="node2.log")
+                logs.append(log)
+            if time.time() > deadline:
+                break
+        g.wait(10)
+    finally:
+        if g.poll() is None:
+            g.kill()
+            g.wait(10)
+        stop(node, log)
+    out = "\n".join(lines)
+    nodes = "".join((tmp_path / n).read_text() for n in ("node.log", "node2.log") if (tmp_path / n).exists())
+    why = "gateway:\n%s\nnode:\n%s" % (out[-6000:], nodes[-6000:])
+    assert g.returncode == 0, why
+    evs = events(out)
+    assert evs[-1][1] == "END" and evs[-1][2:] == [0, 0], why
+    order = next(e for e in evs if e[1] == "ORDER")[2]
+    fresh = next(e for e in evs if e[1] == "SESSIONS")[2]
+    # Three sessions: the first, the one after the gateway's restart (the same nonce: not fresh), the reboot's.
+    assert len(order) == 3 and fresh == [True, False, True], why
+    assert all(s and s[0] == 0x80 for s in order), why  # NODE_INFO first in every session
+    assert 0x82 not in order[0] + order[1] and order[2][1] == 0x82, why  # TASKS right after it, after a reboot
+    tasks = next(e for e in evs if e[1] == "TASKS")[2]
+    assert [t[0] for t in tasks] == ["t4"] and tasks[0][1] in ("TASK_LOST", "TASK_GONE"), why
+    # t3 kept running across the gateway's restart (a kill after it stopped it); t4 did not survive the reboot.
+    ups = [(u[2], u[3]) for u in evs if u[1] == "UPDATE" and u[5] == 1]
+    assert ups.count(("t3", "TASK_KILLED")) == 1, why
+    lost = [u for u in evs if u[1] == "UPDATE" and u[2] == "t4" and u[5] == 1 and u[3] in ("TASK_LOST", "TASK_GONE")]
+    assert len(lost) == 1 and "restarted" in lost[0][8], why
+    assert "Traceback" not in nodes, why
+
+
+@pytest.mark.parametrize("change, key", [
+    ({"name": "no spaces"}, "name:"), ({"name": None}, "name:"), ({"gateway": "localhost"}, "gateway:"),
+    ({"wake_ms": -1}, "wake_ms:"), ({"listen_ms": 5000}, "listen_ms:"), ({"window": 9}, "window:"),
+    ({"transport": "carrier-pigeon"}, "transport:"), ({"master": "127.0.0.1:5050"}, "master: unknown key"),
+    ({"resources": "cpus:x"}, "resources:"),
+    ({"transport": "uart"}, "uart: missing"), ({"transport": "espnow"}, "gateway_mac:"),
+    ({"transport": "espnow", "gateway_mac": "aa:bb:cc:dd:ee"}, "gateway_mac:"),
+    ({"transport": "espnow", "gateway_mac": "aa:bb:cc:dd:ee:fg"}, "gateway_mac:"),
+    ({"transport": "espnow", "gateway_mac": "aa:bb:cc:dd:ee:ff", "mtu": 512}, "mtu:"),
+    ({"baud": 12}, "baud:"),
+])
+def test_a_bad_node_config_stops_the_boot_with_a_line_naming_the_key(tmp_path, change, key):
+    cfg = json.loads(open(node_config(tmp_path, 5052)).read())
+    cfg.update(change)
+    cfg = {k: v for k, v in cfg.items() if v is not None}
+    p = tmp_path / "bad.json"
+    p.write_text(json.dumps(cfg))
+    r = mpy.run_mpy(script="firmware/node_main.py", args=[str(p)], extra_path=("boards/unix",), timeout=30)
+    assert r.rc == 2, r.out + r.err
+    assert r.out.startswith("micromesos: config error: " + key), r.out + r.err
+
+
+def test_hostile_messages_on_the_link_are_refused_and_the_node_goes_on(tmp_path, golden):
+    port = mpy.free_port()
+    gw = tmp_path / "gateway.py"
+    gw.write_text(GATEWAY)
+    node, log = start_node(tmp_path, node_config(tmp_path, port))
+    try:
+        res = mpy.run_mpy(script=str(gw), args=[str(port), golden, "hostile", "1", "0"], heapsize="512k", timeout=90)
+        alive = node.poll() is None
+    finally:
+        stop(node, log)
+    out = (tmp_path / "node.log").read_text()
+    why = "gateway:\n%s\n%s\nnode:\n%s" % (res.out[-6000:], res.err[-3000:], out[-6000:])
+    assert res.rc == 0 and alive, why
+    evs = events(res.out)
+    assert evs[-1][1] == "END" and evs[-1][2:] == [0, 0], why
+    # Each refusal is one log line naming the message kind; none is a crash, and the identity held.
+    assert len(re.findall(r"ERROR node: (bad|unusable) message", out)) >= 6, why
+    assert len(re.findall(r"WARN node: dropped message (144|3|11)\b", out)) == 3, why
+    assert all(u[6] == SID for u in evs if u[1] == "UPDATE"), why
+    assert "Traceback" not in out, why
+
+
+def test_a_node_that_never_sleeps_stays_awake_and_runs_tasks_at_once(tmp_path, golden):
+    port = mpy.free_port()
+    gw = tmp_path / "gateway.py"
+    gw.write_text(GATEWAY)
+    node, log = start_node(tmp_path, node_config(tmp_path, port, wake_ms=0))
+    try:
+        res = mpy.run_mpy(script=str(gw), args=[str(port), golden, "awake", "1", "0"], heapsize="512k", timeout=90)
+    finally:
+        stop(node, log)
+    out = (tmp_path / "node.log").read_text()
+    why = "gateway:\n%s\n%s\nnode:\n%s" % (res.out[-6000:], res.err[-3000:], out[-6000:])
+    assert res.rc == 0, why
+    evs = events(res.out)
+    # No SLEEP ever, awake and vouched for; the launch ran without waiting for a wake (generous: loaded machine).
+    assert evs[-1][1] == "END" and evs[-1][2:] == [0, 0, 0, True, True], why
+    assert next(e for e in evs if e[1] == "LAUNCHED")[2] < 5000, why
+
+
+def test_a_node_configured_for_a_serial_line_says_hello_on_it(tmp_path):
+    # transport "uart" as node_main builds it from config (on the unix port: a tty path), for real: the node's
+    # HELLO must come out of the pty framed as LINK.md §6.3 says (COBS + CRC-16), with its name and duty cycle.
+    import pty
+    import select as sel
+    import tty
+
+    from micromesos.linkhello import read_hello
+    from micromesos.linkserial import Deframer
+
+    master, slave = pty.openpty()
+    tty.setraw(master)
+    path = os.ttyname(slave)
+    node, log = start_node(tmp_path, node_config(tmp_path, 1, transport="uart", uart=path, baud=115200, mtu=256))
+    got = []
+    d = Deframer(256, lambda b, n: got.append(bytes(b[:n])))
+    try:
+        t0 = time.time()
+        while time.time() - t0 < 30 and not any(g[0] == 0x11 for g in got):
+            r, _, _ = sel.select([master], [], [], 0.5)
+            if r:
+                d.feed(os.read(master, 4096))
+        alive = node.poll() is None
+    finally:
+        stop(node, log)
+        os.close(master)
+        os.close(slave)
+    out = (tmp_path / "node.log").read_text()
+    hellos = [g for g in got if g[0] == 0x11]
+    assert hellos and alive, out[-3000:]
+    _nonce, wake_ms, listen_ms, max_frame, _window, name = read_hello(hellos[0], len(hellos[0]))
+    assert (name, wake_ms, listen_ms, max_frame) == ("node-1", W, A, 256), out[-3000:]
+    assert d.bad == 0, out[-3000:]

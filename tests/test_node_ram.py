@@ -1,0 +1,189 @@
+# RAM of a node (issue 11 part 3: "a node with one running task in a 24 KB heap on the 32-bit device model"):
+# firmware/node_main.py on the device models at a given -X heapsize against the scripted gateway of
+# tests/test_node.py: registered, one idle task RUNNING, its duty cycle kept for HOLD_S. MIT licence.
+# The smallest passing heap, in 2 KB steps:   python3 tests/test_node_ram.py frozen|loaded [from_kb] [to_kb]
+# Where the heap goes, module by module:      python3 tests/test_node_ram.py breakdown frozen|loaded
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+import mpy
+import pytest
+from test_node import GATEWAY, node_config, start_node, stop
+
+GOAL = {"frozen": "24k"}  # the issue's goal: not met yet (the smallest passing heaps: frozen 34k, loaded 102k)
+BUDGET = {"frozen": "36k", "loaded": "104k"}  # held by the test below: one 2 KB step above the measured edge
+HOLD_S = 10
+WAKE_MS, LISTEN_MS = 500, 50
+# The link as a small board runs it: ESP-NOW-sized frames (LINK.md §2), no out-of-order slots, 1 KB messages
+# (a RunTaskMessage is 263-334 B in the reference capture; a StatusUpdateMessage 315-367 B).
+LINK = {"mtu": 250, "window": 1, "max_message": 1024}
+
+
+class Run:
+    """One node at one heap size: ok, the stage it reached, the heap figures it logged, its output."""
+
+    def __init__(self, device, heapsize, tmp, hold_s=HOLD_S):
+        self.device, self.heapsize, self.tmp, self.hold_s = device, heapsize, tmp, hold_s
+        self.ok = False
+        self.stage = "start"
+        self.used = []  # gc.mem_alloc() at the end of each wake (the node's debug line)
+        self.free = []
+        self.garbage = []  # allocated during each wake and sleep, then collected
+        self.gateway = self.node = ""
+
+    def run(self):
+        tmp = self.tmp
+        port = mpy.free_port()
+        cfg = node_config(tmp, port, wake_ms=WAKE_MS, listen_ms=LISTEN_MS, ack_wait_ms=100, log_level="debug",
+                          status_update_retry_min=1.0, status_update_retry_max=4.0, resources={}, attributes={},
+                          **LINK)
+        if self.device == "loaded":
+            # Stock firmware: the task arrives as .mpy in tasks_dir (`make task-upload`), no source there.
+            d = os.path.join(str(tmp), "fs", "tasks")
+            os.remove(os.path.join(d, "hello.py"))
+            subprocess.run([mpy.mpy_cross_cmd(), "-O3", "-s", "hello.py", "-o", os.path.join(d, "hello.mpy"),
+                            os.path.join(mpy.ROOT, "tasks", "hello.py")], check=True)
+        gw = os.path.join(str(tmp), "gateway.py")
+        with open(gw, "w") as f:
+            f.write(GATEWAY)
+        g = os.path.join(str(tmp), "golden.json")
+        with open(g, "w") as f:
+            f.write(_golden())
+        node, log = start_node(tmp, cfg, heapsize=self.heapsize, device=self.device)
+        out = os.path.join(str(tmp), "gateway.out")
+        with open(out, "w") as gout:
+            g = mpy.popen_mpy(script=gw, args=[str(port), g, "ram", "1", str(self.hold_s * 1000)], heapsize="512k",
+                              stdout=gout, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.time() + self.hold_s + 120
+            while g.poll() is None and node.poll() is None and time.time() < deadline:
+                time.sleep(0.2)  # a node that died (out of memory at boot) ends the run at once
+            alive = node.poll() is None
+        finally:
+            if g.poll() is None:
+                g.kill()
+            g.wait(10)
+            stop(node, log)
+        with open(os.path.join(str(tmp), "node.log")) as f:
+            self.node = f.read()
+        with open(out) as f:
+            self.gateway = f.read()
+        evs = [ln for ln in self.gateway.splitlines() if ln.startswith("EV ")]
+        for stage in ("REGISTERED", "IDLE\", \"start", "IDLE\", \"end", "END"):
+            if any(stage in ln for ln in evs):
+                self.stage = stage.split('"')[0]
+        for m in re.finditer(r"heap (\d+) used, (\d+) free, (\d+) garbage", self.node):
+            self.used.append(int(m.group(1)))
+            self.free.append(int(m.group(2)))
+            self.garbage.append(int(m.group(3)))
+        end = [ln for ln in evs if '"IDLE", "end"' in ln]
+        cycles = int(end[0].split(",")[3]) if end else 0
+        bad = re.search(r"MemoryError|Traceback|out of memory", self.node)
+        # Kept waking: at least half the wakes W allows in HOLD_S (a loaded machine runs late, never early).
+        self.cycles = cycles
+        self.ok = g.returncode == 0 and alive and not bad and cycles >= self.hold_s * 1000 // WAKE_MS // 2
+        return self
+
+    def report(self):
+        u = "no figures"
+        if self.used:
+            g = sorted(self.garbage[len(self.garbage) // 2:])  # the idle half: the task long started
+            u = "heap used after a wake: %d..%d B; garbage per idle wake: median %d B" % (
+                min(self.used), max(self.used), g[len(g) // 2])
+        return "%s -X heapsize=%s: %s (reached %s; %d sleeps while idle; %s)" % (
+            self.device, self.heapsize, "ok" if self.ok else "FAILS", self.stage, self.cycles, u)
+
+
+# Runs in MicroPython (argv: mtu window max_message): where a node's heap goes at boot, module by module (each
+# gc.mem_alloc() delta after a collection), then its objects, as micromesos.node.main builds them.
+BREAKDOWN = r"""
+import gc, sys
+gc.collect()
+base = gc.mem_alloc()
+last = [0]
+def m(tag):
+    gc.collect()
+    u = gc.mem_alloc() - base
+    print("%-34s %6d  +%5d" % (tag, u, u - last[0]))
+    last[0] = u
+m("interpreter")
+import asyncio
+m("asyncio")
+import board
+m("board (boards/unix)")
+from micromesos import log, errors, nodecfg
+cfg = nodecfg.check({"gateway": "127.0.0.1:9", "name": "n1", "fs": sys.argv[4], "mtu": int(sys.argv[1]),
+                     "window": int(sys.argv[2]), "max_message": int(sys.argv[3])})
+nodecfg.drop_module("nodecfg")
+for k in ("resources", "boardres"):
+    nodecfg.drop_module(k)
+m("log, errors, the config (dropped)")
+inv = board.inventory(cfg)
+m("inventory")
+from micromesos.linkudp import UDPNode
+t = UDPNode("127.0.0.1", 9, cfg["mtu"])
+m("linkudp + UDPNode")
+for mod in ("codec", "names", "store", "updates", "link", "linknode", "node", "ctx", "steps", "tasks"):
+    __import__("micromesos." + mod)
+    m("import " + mod)
+from micromesos import node
+from micromesos.tasks import Tasks
+n = node.Node(cfg, inv, t)
+m("Node() (link buffers, updates, store)")
+n.tasks = Tasks(n)
+m("Tasks()")
+async def go():
+    asyncio.create_task(t.run())
+    asyncio.create_task(n.nl.link.timers())
+    asyncio.create_task(n.updates.run())
+    await asyncio.sleep_ms(20)
+    m("its tasks running (no gateway)")
+asyncio.run(go())
+"""
+
+
+def breakdown(device, link=LINK):
+    """The BREAKDOWN figures on a device model (printed)."""
+    with tempfile.TemporaryDirectory() as d:
+        r = mpy.run_mpy(BREAKDOWN, args=[str(link["mtu"]), str(link["window"]), str(link["max_message"]), d],
+                        heapsize="256k", device=device, timeout=60)
+    return r.out + r.err
+
+
+def _golden():
+    import json
+
+    g = {}
+    with open(os.path.join(mpy.GOLDEN, "vectors.jsonl")) as f:
+        for line in f:
+            v = json.loads(line)
+            g[v["name"]] = v["hex"]
+    return json.dumps(g)
+
+
+@pytest.mark.parametrize("device", ["frozen", "loaded"])
+def test_node_with_one_idle_task_fits_its_heap_budget_on_the_device_model(tmp_path, device):
+    r = Run(device, BUDGET[device], tmp_path).run()
+    print(r.report())
+    assert r.ok, "%s\ngateway:\n%s\nnode:\n%s" % (r.report(), r.gateway[-4000:], r.node[-6000:])
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["breakdown"]:
+        print(breakdown(sys.argv[2] if len(sys.argv) > 2 else "frozen"))
+        sys.exit(0)
+    dev = sys.argv[1] if len(sys.argv) > 1 else "frozen"
+    lo = int(sys.argv[2]) if len(sys.argv) > 2 else 16
+    hi = int(sys.argv[3]) if len(sys.argv) > 3 else 64
+    for kb in range(lo, hi + 1, 2):
+        with tempfile.TemporaryDirectory() as d:
+            from pathlib import Path
+
+            r = Run(dev, "%dk" % kb, Path(d)).run()
+        print(r.report(), flush=True)
+        if r.ok:
+            break
