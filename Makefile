@@ -34,6 +34,9 @@ help:
 	@echo "                CREDENTIAL=credential.json: authenticate (SASL CRAM-MD5; the stand-in runs --authenticate_agents)"
 	@echo "                DEVICE=wheel|loaded|frozen [HEAPSIZE=100k]: the 64-bit wheel or a 32-bit device model"
 	@echo "                TASK=tasks/x.py|module RESOURCES='cpus:0.1;mem:0.01': launch that instead of hello"
+	@echo "make sim GATEWAY=N   a gateway and N sleeping nodes through the link simulator (clocks x1/15 with the"
+	@echo "                stand-in; MASTER=ip:port: real timeouts, nodes awake 5 s of every 120 s);"
+	@echo "                LINK_LOSS=0.2 LINK_DUP=0.05 LINK_REORDER=0.1 LINK_DELAY_MS=20 ...: the link's impairments"
 	@echo "make launch     TASK=path/to/mytask.py RESOURCES='...' [ARGS='...']: your task on the running sim's board"
 	@echo "make devmodel   build the 32-bit device model into build/devmodel/{loaded,frozen}/micropython"
 	@echo "make test       run the test suite (code under test runs in the MicroPython unix port)"
@@ -66,11 +69,20 @@ devmodel:
 	$(PYTHON) tools/devmodel.py --quiet
 
 DEVICE_DEP = $(if $(filter wheel,$(DEVICE)),,devmodel)
+# GATEWAY=N: a gateway and N sleeping nodes through the link simulator instead of one board (tools/gwsim.py;
+# the link's impairments are linksim's variables LINK_LOSS, LINK_DUP, LINK_REORDER, LINK_DELAY_MS, ...).
+GATEWAY ?=
 sim: venv $(DEVICE_DEP)
+ifneq ($(GATEWAY),)
+	$(VENV)/bin/python tools/gwsim.py --gateway $(GATEWAY) --seconds $(SIM_SECONDS) \
+		$(if $(MASTER),--master $(MASTER)) --device $(DEVICE) $(if $(HEAPSIZE),--node-heapsize $(HEAPSIZE)) \
+		$(if $(TASK),--task '$(TASK)') $(if $(RESOURCES),--resources '$(RESOURCES)')
+else
 	$(VENV)/bin/python tools/sim.py --seconds $(SIM_SECONDS) $(if $(MASTER),--master $(MASTER)) \
 		--device $(DEVICE) $(if $(HEAPSIZE),--heapsize $(HEAPSIZE)) \
 		$(if $(TASK),--task '$(TASK)') $(if $(RESOURCES),--resources '$(RESOURCES)') \
 		$(if $(CREDENTIAL),--credential '$(CREDENTIAL)')
+endif
 
 # Your own task on the board of a running `make sim` (README "Write your first task"); exit status 0 only
 # for TASK_FINISHED. ARGS: ctx.arguments, TASK_ENV: ctx.env (K=V ...), both space-separated; LAUNCH_TIMEOUT:
