@@ -534,3 +534,55 @@ def test_a_node_configured_for_a_serial_line_says_hello_on_it(tmp_path):
     _nonce, wake_ms, listen_ms, max_frame, _window, name = read_hello(hellos[0], len(hellos[0]))
     assert (name, wake_ms, listen_ms, max_frame) == ("node-1", W, A, 256), out[-3000:]
     assert d.bad == 0, out[-3000:]
+
+
+# LINK.md §3.3: only the gateway's ACK answers SLEEP. If the SLEEP is lost and a DATA comes instead (the
+# gateway sending something again), the node takes it and stays awake to say SLEEP again; sleeping there
+# would leave the gateway sending to a radio that is off, thinking the node awake.
+SLEEP_LOST = r"""
+import asyncio
+from mgateway.hub import LinkHub
+from micromesos.linknode import NodeLink
+
+ADDR = ("127.0.0.1", 1)
+down, up = [], []  # frames in flight: gateway -> node, node -> gateway
+hub = LinkHub(lambda addr: lambda f: down.append(bytes(f)), mtu=250, window=2)
+hub.on_message = lambda p, kind, buf, s, e: None
+nl = NodeLink(lambda f: up.append(bytes(f)), "n1", 1000, 10, mtu=250, window=2, max_message=512)
+got = []
+nl.link.deliver = lambda kind, buf, s, e: got.append((kind, bytes(buf[s:e])))
+drop_sleep = [True]
+
+
+async def wire():
+    while True:
+        while up:
+            f = up.pop(0)
+            if f[0] & 15 == 6 and drop_sleep[0]:  # the first SLEEP is lost ...
+                drop_sleep[0] = False
+                hub.send(hub.by_addr[ADDR], 40, b"again")  # ... and the gateway sends DATA, not an ACK
+                continue
+            lk = hub.frame(ADDR, f, len(f))
+            if lk is not None:
+                lk.flush()
+        while down:
+            f = down.pop(0)
+            nl.input(f, len(f))
+            nl.link.flush()
+        await asyncio.sleep_ms(1)
+
+
+async def main():
+    asyncio.create_task(wire())
+    print("up", await nl.connect(tries=2))
+    first = await nl.sleep(1000)
+    second = await nl.sleep(1000)
+    print("naps", first, second >= 0, got)
+
+asyncio.run(main())
+"""
+
+
+def test_a_node_whose_sleep_was_answered_by_data_stays_awake_and_says_sleep_again(mpy_run):
+    out = mpy_run(SLEEP_LOST, heapsize="512k").check().lines()
+    assert out == ["up True", "naps -1 True [(40, b'again')]"], out

@@ -8,7 +8,7 @@ import asyncio
 from micropython import const
 
 from .link import Link
-from .linkframe import DATA, HEADER, PENDING, RESET, SLEEP, WAKE, WELCOME, put_u32
+from .linkframe import ACK, DATA, HEADER, PENDING, RESET, SLEEP, WAKE, WELCOME, put_u32
 
 _NONE = const(0)  # no session: connect() next
 _UP = const(1)
@@ -54,6 +54,7 @@ class NodeLink:
         self.pending = False  # the gateway's last frame said PENDING: stay awake
         self.heard_at = time.ticks_ms()  # when a frame of the session last came
         self.heard = asyncio.Event()  # a WELCOME, or any frame of the session (answers WAKE and SLEEP)
+        self.heard_type = 0  # the type of that frame: only an ACK answers SLEEP
         self.ctl = bytearray(_MAX_HELLO)
         self.unix_time = 0  # the gateway's clock at WELCOME
         self.first = None  # (kind, body): the first message of every session (NODE_INFO, LINK.md §5)
@@ -75,6 +76,7 @@ class NodeLink:
                 self.resets += 1
                 self.heard.set()
         elif t >= DATA and self.state == _UP:
+            self.heard_type = t
             self.pending = buf[1] & PENDING != 0
             self.heard_at = time.ticks_ms()
             self.heard.set()
@@ -182,7 +184,9 @@ class NodeLink:
         n = lk.control(self.ctl, SLEEP, 4)
         put_u32(self.ctl, HEADER, sleep_ms)
         answered = await self._ask(n, self.sleep_tries)
-        if answered and (self.pending or not lk.quiet()):
+        if answered and (self.pending or not lk.quiet() or self.heard_type != ACK):
+            # Not an ACK (e.g. a DATA the gateway sent again, our SLEEP lost): it doesn't know we sleep.
+            # Stay awake; the owner's next sleep() says SLEEP again (LINK.md §3.3).
             return -1
         lk.hold = True  # nothing goes out while we sleep
         return max(0, sleep_ms - time.ticks_diff(time.ticks_ms(), t0))
