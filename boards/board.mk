@@ -172,7 +172,7 @@ $(STUBS)/%/.stamp: boards/%/stubs.txt | venv
 	touch $@
 
 TYPECHECK_BOARDS ?= esp32 rp2
-TYPECHECK_FILES ?= lib/micromesos firmware/main.py firmware/boot.py
+TYPECHECK_FILES ?= lib/micromesos lib/mgateway firmware/main.py firmware/boot.py firmware/node_main.py
 MYPY_FLAGS ?=
 typecheck: venv $(foreach b,$(TYPECHECK_BOARDS),$(STUBS)/$(b)/.stamp)
 	@rc=0; for b in $(TYPECHECK_BOARDS); do \

@@ -86,3 +86,28 @@ for v in ("/dev/ttyUSB0", [""], [1], ["/dev/ttyUSB0", None]):
 print(gateway.check({"master": "127.0.0.1:5050", "link_uarts": ["/dev/ttyUSB0"]})["link_uarts"])
 """, heapsize="1m").check()  # the gateway (a host process) compiled from source
     assert r.lines() == ["link_uarts"] * 4 + ["['/dev/ttyUSB0']"], r.lines()
+
+
+# Only listed node names attach when the gateway's config has "nodes" (LINK.md §8): a stranger's HELLO gets
+# RESET 2 and no session, so it never becomes an agent at the master.
+ALLOWED = r"""
+from mgateway.hub import LinkHub
+from micromesos import linkhello
+
+sent = []
+hub = LinkHub(lambda addr: lambda f: sent.append((addr, bytes(f))), mtu=250, window=2)
+hub.allowed = {"greenhouse-1"}
+sessions = []
+hub.on_session = lambda p, fresh: sessions.append(p.name)
+buf = bytearray(64)
+for i, (name, addr) in enumerate((("stranger", ("127.0.0.9", 1)), ("greenhouse-1", ("127.0.0.2", 1)))):
+    n = linkhello.hello(buf, 1234 + i, 60000, 200, 250, 2, name, 1)
+    hub.frame(addr, buf, n)
+print(sessions, sorted(hub.peers), hub.refused)
+print([(a[0], f[0], f[-1]) for a, f in sent if f[0] == 0x17])  # RESETs: to whom, vt, reason
+"""
+
+
+def test_a_gateway_with_a_node_list_refuses_other_names(mpy_run):
+    out = mpy_run(ALLOWED, heapsize="512k").check().lines()
+    assert out == ["['greenhouse-1'] ['greenhouse-1'] 1", "[('127.0.0.9', 23, 2)]"], out

@@ -31,6 +31,7 @@ DEFAULTS = {
     "link_port": (5052, "int"),
     "checkpoint_dir": ("gateway-state", "str"),
     "max_nodes": (128, "int"),
+    "nodes": (None, "list"),  # the node names that may attach (None: any; LINK.md §8: v1 has no authentication)
     "grace_ms": (None, "int"),  # None: max(2000, wake_ms / 10) per node
     "ping_timeout_ms": (75000, "int"),  # until the master says its own (MasterSlaveConnection)
     "registration_backoff_ms": (1000, "int"),  # first retry of a (re-)registration, doubling ...
@@ -152,6 +153,8 @@ class Gateway:
         self.hub = LinkHub(self.udp.sender, cfg["link_mtu"], cfg["link_window"], cfg["link_max_message"],
                            cfg["grace_ms"])
         self.hub.max_nodes = cfg["max_nodes"]
+        if cfg["nodes"] is not None:
+            self.hub.allowed = set(cfg["nodes"])
         self.hub.unix_time = lambda: int(time.time())
         self.udp.on_frame = self.hub.frame
         self.lp.on_link_closed = self._link_closed

@@ -40,6 +40,10 @@ class LinkHub:
     on_message(peer, kind, buf, start, end): a whole message from a node (buf valid during the call)."""
 
     max_nodes = 128
+    # Node names that may attach (a set), or None: any. Version 1 of the link has no authentication (LINK.md
+    # §8): this keeps strangers on the link's network from registering agents of their own with the master,
+    # not from posing as a listed node.
+    allowed = None
 
     def __init__(self, sender, mtu=512, window=4, max_message=32768, grace_ms=None):
         self.sender = sender  # sender(addr) -> out(frame) for that address
@@ -102,6 +106,10 @@ class LinkHub:
             self._reset(addr, 0, BAD_HELLO)
             raise
         attempt = buf[4] << 8 | buf[5]
+        if self.allowed is not None and name not in self.allowed:
+            self.refused += 1
+            self._reset(addr, 0, BAD_HELLO)
+            return
         p = self.peers.get(name)
         if p is None:
             if len(self.peers) >= self.max_nodes:
