@@ -17,11 +17,6 @@ _WDT_MS = const(8000)            # <= 8388 ms, the RP2040's limit
 _FEED_MS = const(2000)
 _CRASH_HOLD_MS = const(10000)    # pause before a reset so Ctrl-C can still reach the REPL...
 _HOLD_STEP_MS = const(500)       # ...feeding the armed watchdog every step of it (< _WDT_MS)
-# Collect after every 4 KB allocated, not only when the heap is full: garbage left to pile up between
-# long-lived objects (loaded code, task records) turns into scattered holes once collected, and a later
-# import then finds no block big enough with KBs free. Stock-firmware board (loaded .mpy, 32-bit model):
-# smallest heap for register / +2 tasks / +/state 118 / 128 / 132k -> 116 / 126 / 128-130k.
-_GC_EVERY = const(4096)
 
 
 def _on_task_error(loop, context):
@@ -113,7 +108,6 @@ _state = {"wdt": None}  # the armed watchdog, for the crash path once asyncio.ru
 
 def boot(config_path="config.json"):
     """Bring the board up and run the agent. Returns an exit code (only on failure)."""
-    gc.threshold(_GC_EVERY)
     nic = board.wlan()
     try:
         cfg, creds = _load_config(config_path, nic is not None)

@@ -162,3 +162,45 @@ def test_config_names_bad_input_dedup_and_checkpoint(tmp_path):
     # A new gateway on the same checkpoint: same slave(N), nonce, SlaveInfo, both updates, both held
     # messages in order, the uuids known (a late retry is dropped), an unknown one not.
     assert out["RESTORED"] == "1 77 True 2 [(7, b'run-task-body'), (9, b'kill-task-body')] True False", res.out
+
+
+# Two hub bugs found by looping the sleeping-nodes session test: (c) a node that slept and then reconnected
+# (its WAKEs lost: HELLO, a new attempt) got a session whose Link still held, so nothing was ever sent to it;
+# (b) a repeated HELLO (our WELCOME lost) did not count as hearing from the node, which was taken for asleep
+# and no longer vouched for while it was still connecting.
+HUB_HOLD = r"""
+from mgateway.hub import LinkHub
+from micromesos import linkframe as F, linkhello as H
+sent = []
+def sender(addr):
+    return lambda frame: sent.append(bytes(frame))
+hub = LinkHub(sender, mtu=128, window=2, max_message=256)
+b = bytearray(128)
+n = H.hello(b, 77, 500, 40, 128, 2, "n1", 1)
+hub.frame("A", b, n)
+p = hub.peers["n1"]
+# SLEEP 500 from the node: nothing held, so the hub takes it asleep and its Link holds
+F.put_header(b, F.SLEEP, 0, p.session, 0, 0, 0)
+F.put_u32(b, 8, 500)
+hub.frame("A", b, 12)
+print("after SLEEP: awake", p.awake, "hold", p.link.hold)
+# The node's WAKE goes unanswered (lost), so it connects again: HELLO, a new attempt, the same nonce
+n = H.hello(b, 77, 500, 40, 128, 2, "n1", 2)
+hub.frame("A", b, n)
+print("after re-HELLO: awake", p.awake, "hold", p.link.hold)
+sent.clear()
+hub.send(p, 5, b"held msg")
+print("DATA frames out after send:", sum(1 for f in sent if f[0] & 15 == F.DATA))
+
+p.awake = False
+p.link.hold = True  # as after a sleep
+n = H.hello(b, 77, 500, 40, 128, 2, "n1", 2)  # the same HELLO again: our WELCOME was lost
+hub.frame("A", b, n)
+print("after a repeated HELLO: awake", p.awake, "hold", p.link.hold)
+"""
+
+
+def test_a_node_that_reconnects_after_a_sleep_gets_a_session_that_sends(mpy_run):
+    out = mpy_run(HUB_HOLD, heapsize="512k").check().lines()
+    assert out == ["after SLEEP: awake False hold True", "after re-HELLO: awake True hold False",
+                   "DATA frames out after send: 1", "after a repeated HELLO: awake True hold False"], out

@@ -448,7 +448,7 @@ def test_node_comes_back_after_a_gateway_restart_and_reports_its_tasks_after_a_r
     ({"transport": "espnow", "gateway_mac": "aa:bb:cc:dd:ee"}, "gateway_mac:"),
     ({"transport": "espnow", "gateway_mac": "aa:bb:cc:dd:ee:fg"}, "gateway_mac:"),
     ({"transport": "espnow", "gateway_mac": "aa:bb:cc:dd:ee:ff", "mtu": 512}, "mtu:"),
-    ({"baud": 12}, "baud:"),
+    ({"baud": 12}, "baud:"), ({"link_key": "abc"}, "link_key:"), ({"link_key": "zz" * 16}, "link_key:"),
 ])
 def test_a_bad_node_config_stops_the_boot_with_a_line_naming_the_key(tmp_path, change, key):
     cfg = json.loads(open(node_config(tmp_path, 5052)).read())

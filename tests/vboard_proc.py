@@ -224,7 +224,18 @@ class PtyTranscript:
             left = deadline - time.time()
             assert left > 0, "no %r after %r" % (token, self.buf[self.pos:])
             if select.select([self.fd], [], [], min(left, 0.5))[0]:
-                self.buf += os.read(self.fd, 4096)
+                assert self._read(), "the board's pty closed (vboard exited) before %r; after %r" % (
+                    token, self.buf[self.pos:])
+
+    def _read(self):
+        # False at end of file: vboard closed the pty (it exits when the interpreter does), and a read
+        # then returns b"" at once for ever; drain() looped on that without end.
+        try:
+            data = os.read(self.fd, 4096)
+        except OSError:  # EIO: the other end is gone
+            data = b""
+        self.buf += data
+        return bool(data)
 
     def drain(self, seconds=0.0):
         """Read whatever arrives for `seconds` more; returns everything not yet matched."""
@@ -237,7 +248,8 @@ class PtyTranscript:
                 if left <= 0:
                     return self.buf[self.pos:]
                 continue
-            self.buf += os.read(self.fd, 4096)
+            if not self._read():
+                return self.buf[self.pos:]
 
     def close(self):
         os.close(self.fd)

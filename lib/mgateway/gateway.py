@@ -10,6 +10,7 @@ import asyncio
 from micromesos import log, upid
 from micromesos.errors import ConfigError
 from micromesos.link import Link
+from micromesos.linkauth import TAG, Key, SealedHub, key_bytes
 
 from . import gwstore
 from .hub import LinkHub
@@ -31,6 +32,7 @@ DEFAULTS = {
     "link_port": (5052, "int"),
     "checkpoint_dir": ("gateway-state", "str"),
     "max_nodes": (128, "int"),
+    "link_keys": (None, "dict"),  # node name -> its key, 32..128 hex digits: tagged frames (LINK.md §8)
     "nodes": (None, "list"),  # the node names that may attach (None: any; LINK.md §8: v1 has no authentication)
     "grace_ms": (None, "int"),  # None: max(2000, wake_ms / 10) per node
     "ping_timeout_ms": (75000, "int"),  # until the master says its own (MasterSlaveConnection)
@@ -63,6 +65,8 @@ def check(cfg):
             ok = isinstance(v, bool)
         elif kind == "list":  # of non-empty strings
             ok = v is None or (isinstance(v, list) and all(isinstance(x, str) and x for x in v))
+        elif kind == "dict":  # node name -> key
+            ok = v is None or (isinstance(v, dict) and all(key_bytes(x) is not None for x in v.values()))
         else:
             ok = v is None or (isinstance(v, int if kind == "int" else str) and not isinstance(v, bool))
         if not ok:
@@ -149,9 +153,13 @@ class Gateway:
 
                 link = Lines([link] + [UARTHub(open_tty(t, cfg["link_baud"]), cfg["link_mtu"], t)
                                        for t in cfg["link_uarts"]])
+        mtu = cfg["link_mtu"]
+        if cfg["link_keys"]:
+            # Every frame tagged with its node's key; only the listed names can attach at all.
+            link = SealedHub(link, {n: Key(key_bytes(h)) for n, h in cfg["link_keys"].items()})
+            mtu -= TAG
         self.udp = link
-        self.hub = LinkHub(self.udp.sender, cfg["link_mtu"], cfg["link_window"], cfg["link_max_message"],
-                           cfg["grace_ms"])
+        self.hub = LinkHub(self.udp.sender, mtu, cfg["link_window"], cfg["link_max_message"], cfg["grace_ms"])
         self.hub.max_nodes = cfg["max_nodes"]
         if cfg["nodes"] is not None:
             self.hub.allowed = set(cfg["nodes"])

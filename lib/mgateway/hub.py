@@ -127,6 +127,10 @@ class LinkHub:
             p.addr = addr
             self._drop_link(p)  # a new out() for the new address
         if p.link is not None and nonce == p.nonce and attempt == p.attempt and p.welcome:
+            p.last = time.ticks_ms()  # still connecting (our WELCOME was lost): heard from, awake
+            if not p.awake:
+                p.awake = True
+                p.link.hold = False
             self.sender(addr)(p.welcome)  # a repeat of the HELLO we answered: the same WELCOME
             return
         fresh = nonce != p.nonce
@@ -142,6 +146,7 @@ class LinkHub:
         lk = p.link
         lk.limits(window, max_frame)
         lk.start(p.session)
+        lk.hold = False  # a new session of a node that slept: its Link may still hold (nothing would go)
         p.awake = True
         p.last = time.ticks_ms()
         p.welcome = bytes(self.buf[: linkhello.welcome(self.buf, p.session, nonce, self.window, self.mtu,

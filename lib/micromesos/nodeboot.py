@@ -28,7 +28,18 @@ def _load_config(path):
 
 
 def transport(cfg):
-    """The link's transport for cfg["transport"] (LINK.md §6): an object with linkudp.UDPNode's surface."""
+    """The link's transport for cfg["transport"] (LINK.md §6): an object with linkudp.UDPNode's surface; with
+    a link_key, its frames tagged (LINK.md §8) and cfg["mtu"] lowered by the tag for the link."""
+    t = _transport(cfg)
+    if cfg["link_key"] is not None:
+        from .linkauth import Key, Sealed
+
+        t = Sealed(t, Key(cfg["link_key"]))
+        cfg["mtu"] = t.mtu
+    return t
+
+
+def _transport(cfg):
     if cfg["transport"] == "udp":
         from .linkudp import UDPNode
 

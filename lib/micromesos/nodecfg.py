@@ -11,6 +11,7 @@ _SCHEMA = {
     "uart": (None, "str"),             # transport uart: a UART id ("1") on a board, a tty path on the unix port
     "baud": (115200, "int", 1200, 4000000),
     "gateway_mac": (None, "str"),      # transport espnow: the gateway's MAC, "aa:bb:cc:dd:ee:ff"
+    "link_key": (None, "str"),         # 32..128 hex digits: frames tagged with HMAC-SHA256 (LINK.md §8)
     "name": (None, "str"),             # the node's stable identity: 1..32 of A-Z a-z 0-9 . _ - (required)
     "ip": ("0.0.0.0", "ip"),           # local address the link's socket binds
     "wake_ms": (60000, "int", 0, 86400000),   # W: wakes every W ms (0: never sleeps; LINK.md §3.1)
@@ -90,6 +91,13 @@ def _more(cfg):
         cfg["gateway_mac"] = m  # the 6 bytes the radio takes
     if cfg["wake_ms"] and cfg["listen_ms"] > cfg["wake_ms"]:
         raise ConfigError("listen_ms: %d is longer than wake_ms (%d)" % (cfg["listen_ms"], cfg["wake_ms"]))
+    if cfg["link_key"] is not None:
+        from .linkauth import key_bytes
+
+        k = key_bytes(cfg["link_key"])
+        if k is None:
+            raise ConfigError("link_key: expected 32..128 hex digits (16..64 bytes), the gateway's link_keys entry")
+        cfg["link_key"] = k
     if cfg["link_rto_max_ms"] < cfg["link_rto_ms"]:
         raise ConfigError("link_rto_max_ms: %d is less than link_rto_ms (%d)" % (cfg["link_rto_max_ms"],
                                                                                cfg["link_rto_ms"]))
