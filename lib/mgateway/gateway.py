@@ -162,7 +162,7 @@ class Gateway:
         self.hub = LinkHub(self.udp.sender, mtu, cfg["link_window"], cfg["link_max_message"], cfg["grace_ms"])
         self.hub.max_nodes = cfg["max_nodes"]
         if cfg["nodes"] is not None:
-            self.hub.allowed = set(cfg["nodes"])
+            self.hub.allowed = set(cfg["nodes"])  # type: ignore[assignment]  # (LinkHub.allowed: None or a set)
         self.hub.unix_time = lambda: int(time.time())
         self.udp.on_frame = self.hub.frame
         self.lp.on_link_closed = self._link_closed

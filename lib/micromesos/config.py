@@ -126,18 +126,18 @@ def check(raw, wifi=True):
     return cfg
 
 
-def values(raw, schema):
-    """raw checked against `schema` (keys as _SCHEMA's: (default, kind[, lo, hi])), defaults filled in,
-    "resources"/"attributes" (both in every schema) parsed; ConfigError names the first unknown or bad
+def values(raw, keys):
+    """raw checked against `keys` (keys as _SCHEMA's: (default, kind[, lo, hi])), defaults filled in,
+    "resources"/"attributes" (both in every table) parsed; ConfigError names the first unknown or bad
     key. check() is this for the agent's keys; another program on the board (micromesos.nodecfg) brings
     its own."""
     if not isinstance(raw, dict):
         raise ConfigError("config: expected a JSON object")
     for k in raw:
-        if k not in schema:
-            raise ConfigError("%s: unknown key (known: %s)" % (k, ", ".join(sorted(schema))))
+        if k not in keys:
+            raise ConfigError("%s: unknown key (known: %s)" % (k, ", ".join(sorted(keys))))
     cfg = {}
-    for k, spec in schema.items():
+    for k, spec in keys.items():
         v = raw.get(k)
         cfg[k] = spec[0] if v is None else _check(k, spec, v)
     # Resource and attribute strings are parsed here so a typo fails at boot, not at registration.
@@ -154,13 +154,13 @@ def values(raw, schema):
     return cfg
 
 
-def load(path="config.json", overrides=None, wifi=True, schema=None):
+def load(path="config.json", overrides=None, wifi=True, keys=None):
     """Read and check the config file; `overrides` (e.g. from a command line) win over the file.
-    schema: another program's keys, checked by values() instead of check() (micromesos.nodecfg)."""
+    keys: another program's keys, checked by values() instead of check() (micromesos.nodecfg)."""
     raw = _read(path, _MAX_FILE, "cannot read the config file")
     if overrides and isinstance(raw, dict):
         raw.update(overrides)
-    return check(raw, wifi) if schema is None else values(raw, schema)
+    return check(raw, wifi) if keys is None else values(raw, keys)
 
 
 def _read(path, limit, unreadable):

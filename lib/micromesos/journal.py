@@ -24,6 +24,9 @@ _STREAM = const(2)
 # The longest record recovery reads: a 1 KB message of control characters (\uXXXX: 6 KB), 1 KB of data
 # (hex: 2 KB) and ids. Longer is garbage and is skipped.
 _MAX_LINE = const(10240)
+# Lines are read in pieces of this size: MicroPython's readline(n) allocates n bytes before reading, and a
+# 10 KB block per record is more than a node's heap may have in one piece at boot.
+_CHUNK = const(512)
 
 
 def rewrite(u):
@@ -128,6 +131,26 @@ def _from_json(p):
     return p
 
 
+def _line(f, limit):
+    """The next line (bytes, its newline included unless the file ends first), b"" at the end, or None for
+    a line longer than limit (read to its end and dropped)."""
+    line = f.readline(_CHUNK)
+    if len(line) < _CHUNK or line[-1] == 10:
+        return line
+    parts = [line]
+    n = len(line)
+    while True:
+        more = f.readline(_CHUNK)
+        n += len(more)
+        if n > limit:  # longer than any record: skip to its end
+            while len(more) == _CHUNK and more[-1] != 10:
+                more = f.readline(_CHUNK)
+            return None
+        parts.append(more)
+        if len(more) < _CHUNK or more[-1] == 10:
+            return b"".join(parts)
+
+
 def records(store, name, limit):
     """Each line of the store's file `name` parsed as JSON, or None for a line that isn't (a torn last
     append, corruption, a line longer than `limit` bytes). Nothing if there is no file."""
@@ -137,17 +160,15 @@ def records(store, name, limit):
     with f:
         while True:
             try:
-                line = f.readline(limit)
+                line = _line(f, limit)
             except OSError as e:
                 log.error("store", "%s unreadable (%s); keeping what was read", name, e)
                 return
-            if not line:
-                return
-            if len(line) == limit and line[-1] != 10:
-                while line and line[-1] != 10:  # longer than any record: skip to its end
-                    line = f.readline(limit)
+            if line is None:
                 yield None
                 continue
+            if not line:
+                return
             try:
                 yield json.loads(line)
             except ValueError:

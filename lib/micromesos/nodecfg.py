@@ -66,7 +66,7 @@ def load(path):
     from . import config
 
     try:
-        return _more(config.load(path, wifi=False, schema=_SCHEMA))
+        return _more(config.load(path, wifi=False, keys=_SCHEMA))
     finally:
         drop_module("config")
 
