@@ -273,6 +273,10 @@ class VAgent:
                 return
             gw.lp.reply_as(msg, _PONG, self.mid)
             self.pongs += 1
+            if self.state == RUNNING and msg.conn is not None:
+                # The master's pings come over its link (one per address, PROTOCOL.md §1.5): follow it, so a
+                # registration reply that came over another connection can't leave us watching the wrong one.
+                self.link = msg.conn.peer
             self.last_ping = time.ticks_ms()
             if not connected:
                 self.disconnect("master reports our link down (ping connected=false)")
