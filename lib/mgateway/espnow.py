@@ -8,7 +8,7 @@ import asyncio
 from micropython import const
 
 from micromesos.linkespnow import MAX_FRAME, radio, ring_for
-from micromesos.linkframe import FrameError
+from .hub import flush_all, take
 
 _EXIST = const(12395)  # ESP_ERR_ESPNOW_EXIST
 _MAX_PEERS = const(20)  # ESP_NOW_MAX_TOTAL_PEER_NUM
@@ -86,20 +86,8 @@ class ESPNowHub:
                 mac, msg = e.irecv(0)
                 if mac is None:
                     break
-                try:
-                    lk = self.on_frame(mac, msg, len(msg))  # mac: the radio's own bytes for this peer
-                except FrameError:
-                    self.bad += 1
-                    continue
-                except Exception as x:  # as UDPHub.run
-                    self.errors += 1
-                    self.last_error = x
-                    continue
-                if lk is not None and lk not in touched:
-                    touched.append(lk)
-            for lk in touched:
-                lk.flush()
-            touched.clear()
+                take(self, mac, msg, len(msg), touched)  # mac: the radio's own bytes for this peer
+            flush_all(touched)
             await asyncio.sleep_ms(0)
 
     def close(self):

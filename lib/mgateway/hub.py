@@ -35,6 +35,29 @@ class Peer:
         self.sleeps = 0
 
 
+
+def take(t, addr, buf, n, touched):
+    """A gateway transport's one received frame to t.on_frame, counted on t when refused (bad: FrameError;
+    errors, last_error: the owner failed on it); the Link it touched joins `touched` (flush() those after
+    the batch: flush_all). Shared by mgateway.udp and mgateway.espnow."""
+    try:
+        lk = t.on_frame(addr, buf, n)
+    except FrameError:
+        t.bad += 1
+        return
+    except Exception as e:  # the owner's handler failed on one frame: counted, the transport goes on
+        t.errors += 1
+        t.last_error = e
+        return
+    if lk is not None and lk not in touched:
+        touched.append(lk)
+
+
+def flush_all(touched):
+    for lk in touched:
+        lk.flush()
+    touched.clear()
+
 class LinkHub:
     """on_session(peer, fresh): a node started a session (fresh: a new nonce, it lost its RAM);
     on_message(peer, kind, buf, start, end): a whole message from a node (buf valid during the call)."""

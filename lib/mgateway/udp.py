@@ -3,8 +3,9 @@
 import asyncio
 import errno
 
-from micromesos.linkframe import FrameError
 from micromesos.linkudp import udp_socket
+
+from .hub import flush_all, take
 
 _AGAIN = errno.EAGAIN
 
@@ -50,20 +51,8 @@ class UDPHub:
                         break
                     self.lost += 1
                     continue
-                try:
-                    lk = self.on_frame(addr, data, len(data))
-                except FrameError:
-                    self.bad += 1
-                    continue
-                except Exception as e:  # as UDPNode.run
-                    self.errors += 1
-                    self.last_error = e
-                    continue
-                if lk is not None and lk not in touched:
-                    touched.append(lk)
-            for lk in touched:
-                lk.flush()
-            touched.clear()
+                take(self, addr, data, len(data), touched)
+            flush_all(touched)
             await asyncio.sleep_ms(0)  # a flood of datagrams still lets every other task run
 
     def close(self):
