@@ -78,3 +78,36 @@ def test_reregisters_with_max_tasks_live_tasks(tmp_path):
                 b.stop()
                 print("--- board ---\n" + "\n".join(b.find("agent:|Error|Traceback"))[-4000:])  # shown on failure
     run(body())
+
+
+def test_the_agent_follows_the_connection_the_masters_pings_come_over_as_its_link(tmp_path):
+    # The master's link is the connection its messages come over (one per address, PROTOCOL.md §1.5). If pings
+    # arrive over another connection than the registration reply did (a master's link re-made), that one is the
+    # link now: its close is noticed at once (re-registration), not left to the ping timeout.
+    import socket
+
+    from standin import lphttp, pb
+
+    async def body():
+        # No pings of the stand-in's own in the test's time (one over its link would make that the link again).
+        async with StandinMaster(ping_interval=60) as m:
+            b = Board(tmp_path / "b", m.port).start()
+            try:
+                await registered(m, b)
+                pid = m.agent().pid
+                ip, port = lphttp.addr_of(pid)
+                ping = lphttp.message_request("slave-observer(1)@127.0.0.1:%d" % m.port, pid,
+                                              "mesos.internal.PingSlaveMessage",
+                                              pb.encode("PingSlaveMessage", {"connected": True}))
+                s = socket.create_connection((ip, port), timeout=5)
+                mark, mk = b.mark(), m.mark()
+                s.sendall(ping)
+                assert s.recv(64).startswith(b"HTTP/1.1 202"), "the agent did not take the ping"
+                await m.wait_for("PongSlaveMessage", since=mk, timeout=5, kind="recv")
+                s.close()  # the last ping came over this one: the agent follows the ping connection
+                await b.await_line("disconnected: master's link closed", since=mark, timeout=10)
+                await b.await_line("re-registered with master@", since=mark, timeout=20)
+                no_problems(m)
+            finally:
+                b.stop()
+    run(body())

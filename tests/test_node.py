@@ -586,3 +586,62 @@ asyncio.run(main())
 def test_a_node_whose_sleep_was_answered_by_data_stays_awake_and_says_sleep_again(mpy_run):
     out = mpy_run(SLEEP_LOST, heapsize="512k").check().lines()
     assert out == ["up True", "naps -1 True [(40, b'again')]"], out
+
+
+LINKFRAME_NUMBERS = r"""
+from micromesos import linkframe
+import sys
+for n in sys.argv[1:]:
+    print(n, getattr(linkframe, n))
+"""
+
+
+def test_local_copies_of_linkframe_constants_agree(mpy_run):
+    # link.py and linknode.py fold linkframe's numbers in as their own consts (no globals slot each on a
+    # board): `_X = const(N)  # linkframe.X`. N must be what linkframe says.
+    seen = []
+    for f in ("link.py", "linknode.py", "node.py"):
+        with open(os.path.join(mpy.ROOT, "lib", "micromesos", f)) as fh:
+            for line in fh:
+                m = re.match(r"\s*_\w+ = const\(([-\w]+)\)\s*#\s*linkframe\.(\w+)", line)
+                if m:
+                    seen.append((f, m.group(2), int(m.group(1), 0)))
+    assert len(seen) >= 16
+    names = sorted(set(n for _, n, _ in seen))
+    real = dict(ln.split() for ln in mpy_run(LINKFRAME_NUMBERS, args=names).check().lines())
+    assert [(f, n, v) for f, n, v in seen if int(real[n]) != v] == []
+
+
+REASSEMBLY = r"""
+import gc
+from micromesos.link import Link
+a2b, b2a, got = [], [], []
+a = Link(lambda f: a2b.append(bytes(f)), mtu=64, window=1, max_message=300)
+b = Link(lambda f: b2a.append(bytes(f)), mtu=64, window=1, max_message=300)
+b.deliver = lambda kind, buf, s, e: got.append((kind, bytes(buf[s:e]), b.msg is None))
+def run():
+    for _ in range(40):
+        while a2b:
+            f = a2b.pop(0)
+            b.input(f, len(f))
+        b.flush()
+        while b2a:
+            f = b2a.pop(0)
+            a.input(f, len(f))
+        a.flush()
+print(b.msg)
+a.send(7, bytes(range(200)))   # 4 fragments of 56 B
+run()
+print(len(got), got[0][0], got[0][1] == bytes(range(200)), got[0][2], b.msg, b.msgn)
+a.send(8, bytes(400))          # over max_message: dropped whole, and its partial buffer with it
+a.send(9, b"after")
+run()
+print(b.oversize, [g[0] for g in got], b.msg)
+"""
+
+
+def test_a_link_holds_a_reassembly_buffer_only_while_a_message_is_being_put_together(mpy_run):
+    # The reassembly buffer is made at a message's first fragment and let go when it is delivered (or dropped
+    # over max_message): an idle node holds none (it was max_message bytes from boot, 1 KB on a small node).
+    out = mpy_run(REASSEMBLY).check().lines()
+    assert out == ["None", "1 7 True True None 0", "1 [7, 9] None"], out

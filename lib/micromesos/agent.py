@@ -11,13 +11,12 @@ from micropython import const
 
 from . import codec, log, names, schema, upid
 from .errors import MesosError
-from .libprocess import Libprocess
-from .store import Store
-from .updates import StatusUpdates
+
+if False:  # for mypy only: the compiler drops this block (no import, no RAM on a board)
+    from typing import Any, Optional  # noqa: F401
+
 _CHECKPOINT_RESOURCES = const(15)  # names.CHECKPOINT_RESOURCES
 _PING_SLAVE = const(5)  # names.PING_SLAVE
-_REGISTER_SLAVE = const(1)  # names.REGISTER_SLAVE
-_REREGISTER_SLAVE = const(2)  # names.REREGISTER_SLAVE
 _RUN_TASK = const(7)  # names.RUN_TASK
 _RUN_TASK_GROUP = const(8)  # names.RUN_TASK_GROUP
 _SHUTDOWN = const(18)  # names.SHUTDOWN
@@ -28,7 +27,7 @@ _UPDATE_FRAMEWORK = const(14)  # names.UPDATE_FRAMEWORK
 _StatusUpdateAcknowledgementMessage = const(53)  # schema.StatusUpdateAcknowledgementMessage
 
 # States, as the real agent's (src/slave/slave.hpp).
-_RECOVERING = const(0)
+# RECOVERING (0): agentinit.init starts the agent in it, until start() is done.
 DISCONNECTED = const(1)
 RUNNING = const(2)
 TERMINATING = const(3)
@@ -38,11 +37,11 @@ _OBSERVER = b"slave-observer("
 _CHECKPOINT = "agent"  # registrar.py reads it back
 _COLD = "micromesos.registrar"
 _AUTHN = "micromesos.authn"  # SASL CRAM-MD5 (issue 13): imported only with a credential, dropped after
+_INIT = "micromesos.agentinit"  # Agent.__init__'s body: imported for it, dropped after
 _DRAIN = "micromesos.drain"  # DrainSlaveMessage, launches while draining: imported per message, dropped after
 _DRAIN_SLAVE = const(19)  # names' DrainSlaveMessage id (private there; tests/test_drain.py checks it)
-_DEFAULT_PING_TIMEOUT_MS = const(75000)  # DEFAULT_MASTER_PING_TIMEOUT (§2.2)
 _SEND_RETRY_MS = const(100)  # a registration message the transport refused: first retry after this ...
-_SEND_RETRY_MAX_MS = const(5000)  # ... doubling up to this
+_SEND_RETRY_MAX_MS = const(5000)  # ... doubling up to this (registrar.attempt: the same)
 _W = "agent"
 
 
@@ -71,45 +70,44 @@ def drop_cold(name=_COLD):
 
 
 class Agent:
-    def __init__(self, cfg, inventory, transport=None):
-        self.cfg = cfg
-        self.inv = inventory
-        if transport is None:
-            transport = Libprocess("slave(1)", cfg["ip"], cfg["port"], cfg["advertise_ip"],
-                                   cfg["advertise_port"], cfg)
-        self.lp = transport
-        self.lp.handler = self._on_message
-        self.lp.on_link_closed = self._on_link_closed
-        self._configured = "master@" + cfg["master"]
-        self.master = self._configured  # current master UPID (re-noted on registration)
-        # Peer IPs the master's connections may come from: the configured master's, the noted master's.
-        self._ip0 = self._ip1 = cfg["master"].rpartition(":")[0]
-        self._check_ip = cfg["check_master_ip"]
-        self.state = _RECOVERING
-        self.slave_id = None
-        self.link = None            # inbound connection the master registered us over (§1.5)
-        self.ping_timeout_ms = _DEFAULT_PING_TIMEOUT_MS
-        self.last_ping = time.ticks_ms()
-        self.frameworks = {}        # framework id -> raw FrameworkInfo bytes, echoed verbatim
-        self.checkpointed = []      # raw Resource bytes from CheckpointResourcesMessage
-        self.fresh_registration = False
-        self.drain_config = None    # DrainConfig dict while draining (drain.py): launches are refused
-        self.authenticated = False  # the master took our SASL exchange (only with a credential)
-        self.authentications = 0    # attempts so far: N of crammd5-authenticatee(N)
-        self.started_ms = time.ticks_ms()
-        self.counters = {"registrations": 0, "reregistrations": 0, "pings": 0, "dropped": 0,
-                         "disconnects": 0, "invalid": 0}
-        fs = inventory.fs.rstrip("/")
-        self.store = Store((fs + "/" if fs else "/") + cfg["state_dir"])
-        self.updates = StatusUpdates(self, self.store, cfg["status_update_retry_min"],
-                                     cfg["status_update_retry_max"])
-        self.tasks = None  # the task runner (micromesos.tasks), attached by main()
-        self._unregistered = asyncio.Event()  # set while the agent needs (re-)registration
-        self._registered = asyncio.Event()
-        from . import boardres  # boot only: not resident (the runner drops it: tasks.drop_code)
+    # Set by agentinit.init (annotations only: no code, no RAM on a board). agentinit.init and
+    # registrar.become_running are this class's own code kept out of RAM: they alone set its _private ones.
+    cfg: dict
+    inv: Any
+    lp: Any                 # the transport (libprocess.Libprocess)
+    master: str             # current master UPID (re-noted on registration)
+    _configured: str        # the configured master's UPID
+    _ip0: str               # peer IPs the master's connections may come from: the configured master's,
+    _ip1: str               # ... and the noted master's
+    _check_ip: bool
+    state: int
+    slave_id: Optional[str]
+    link: Any               # inbound connection the master registered us over (§1.5)
+    ping_timeout_ms: int
+    last_ping: Any          # time.ticks_ms() of the last ping
+    frameworks: dict        # framework id -> raw FrameworkInfo bytes, echoed verbatim
+    checkpointed: list      # raw Resource bytes from CheckpointResourcesMessage
+    fresh_registration: bool
+    drain_config: Optional[dict]  # DrainConfig dict while draining (drain.py): launches are refused
+    authenticated: bool     # the master took our SASL exchange (only with a credential)
+    authentications: int    # attempts so far: N of crammd5-authenticatee(N)
+    started_ms: Any
+    counters: dict
+    store: Any              # store.Store
+    updates: Any            # updates.StatusUpdates
+    _unregistered: Any      # asyncio.Event, set while the agent needs (re-)registration
+    _registered: Any        # asyncio.Event
+    totals: list
+    attributes: list
 
-        self.totals = boardres.measure(inventory, cfg)
-        self.attributes = boardres.attributes(inventory, cfg)
+    def __init__(self, cfg, inventory, transport=None):
+        self.tasks = None  # the task runner (micromesos.tasks), attached by main()
+        # Runs once: agentinit.init sets every other attribute; its code leaves RAM right after.
+        try:
+            __import__(_INIT)
+            sys.modules[_INIT].init(self, cfg, inventory, transport)
+        finally:
+            drop_cold(_INIT)
 
     # --- the rarely-run half (registrar.py) ----------------------------------------------------
 
@@ -180,23 +178,6 @@ class Agent:
         if self.state == RUNNING:
             self.become_disconnected(why)
 
-    def become_running(self, msg, connection):
-        self.state = RUNNING
-        self.link = msg.conn
-        if not msg.sender_is(self.master):  # the master may advertise another address (§1.6)
-            self.master = msg.sender()
-            self._ip1 = self.master.partition("@")[2].rpartition(":")[0]
-        t = None
-        if connection:
-            t = connection.get("total_ping_timeout_seconds")
-        if self.cfg["ping_timeout"]:
-            t = self.cfg["ping_timeout"]
-        self.ping_timeout_ms = int(t * 1000) if t else _DEFAULT_PING_TIMEOUT_MS
-        self.last_ping = time.ticks_ms()
-        self._unregistered.clear()
-        self._registered.set()
-        self.updates.resume()
-
     # --- registration (§2.2-2.4) ---------------------------------------------------------------
 
     def _send_registration(self):
@@ -248,37 +229,24 @@ class Agent:
         return self.authenticated
 
     async def _registrar(self):
-        """Randomised backoff of Slave::doReliableRegistration: [0, b], then [0, min(b*2^k, 60 s)]."""
-        b = self.cfg["registration_backoff_factor"]
-        cap = self.cfg["registration_backoff_max"]
-        retry = b or 1.0  # factor 0 only drops the first random wait; retries still back off
+        """Randomised backoff of Slave::doReliableRegistration: [0, b], then [0, min(b*2^k, 60 s)]; each try
+        is registrar.attempt (its code is in RAM only for it)."""
         while True:
             await self._unregistered.wait()
-            await asyncio.sleep(random.random() * b)
-            k = 1
-            refused = 0  # ms to wait after a message that could not be queued
+            await asyncio.sleep(random.random() * self.cfg["registration_backoff_factor"])
+            st = [1, 0]  # registrar.attempt's: backoff exponent k, ms to wait after a refused message
             while self.state == DISCONNECTED:
                 if self.wants_authentication():
                     if not await self._authenticate():
                         break
-                    k = 1  # doReliableRegistration(factor * 2) after authenticating: at once, then back off
-                    refused = 0
-                self.fresh_registration = self.slave_id is None
-                what = names.short(_REGISTER_SLAVE if self.fresh_registration else _REREGISTER_SLAVE)
-                if not refused:
-                    log.info(_W, "sending %s to %s", what, self.master)
-                if self._send_registration():
-                    if refused:
-                        log.info(_W, "%s queued for %s", what, self.master)
-                    refused = 0
-                    wait = random.random() * min(retry * (1 << k), cap)
-                    k += 1
-                else:
-                    if not refused:  # once per streak: the retries are quick
-                        log.warn(_W, "could not queue %s for %s (outbox full, no route or no heap): retrying",
-                                 what, self.master)
-                    refused = min(refused * 2 or _SEND_RETRY_MS, _SEND_RETRY_MAX_MS)
-                    wait = refused / 1000
+                    st = [1, 0]  # doReliableRegistration(factor * 2) after authenticating: at once, then back off
+                try:
+                    wait = self.cold("attempt", st)
+                except MemoryError:  # no heap for the registrar's code now: retried as a refused message
+                    if not st[1]:
+                        log.warn(_W, "no heap for the registration code: retrying")
+                    st[1] = min(st[1] * 2 or _SEND_RETRY_MS, _SEND_RETRY_MAX_MS)
+                    wait = st[1] / 1000
                 try:
                     await asyncio.wait_for(self._registered.wait(), wait)
                 except asyncio.TimeoutError:
@@ -294,8 +262,13 @@ class Agent:
         self.lp.reply(msg, _PONG)
         self.last_ping = time.ticks_ms()
         self.counters["pings"] += 1
-        if not connected and self.state == RUNNING:
-            self.become_disconnected("master reports our link down (ping connected=false)")
+        if self.state == RUNNING:
+            if not connected:
+                self.become_disconnected("master reports our link down (ping connected=false)")
+            elif msg.conn is not None:
+                # The master pings over its link (one per address, PROTOCOL.md §1.5): follow it, so a
+                # registration reply that came over another connection can't leave us watching the wrong one.
+                self.link = msg.conn
 
     async def _watchdog(self):
         while True:
@@ -309,8 +282,8 @@ class Agent:
                 await self._registered.wait()
 
     def _on_link_closed(self, ip, port):
-        # Only the connection our (re-)registration reply came over is the master's link: its
-        # temporary connections (§1.5) and web UI clients come and go without meaning anything.
+        # Only the master's link (the connection our (re-)registration reply, then its pings, came over) counts:
+        # its temporary connections (§1.5) and web UI clients come and go without meaning anything.
         if self.state == RUNNING and self.link is not None and self.link.peer == (ip, port):
             self.become_disconnected("master's link closed")
         elif self.authenticated and self.state == DISCONNECTED and ip == self._ip1:
@@ -414,9 +387,9 @@ class Agent:
 async def main(cfg, inventory, started=None):
     """Run the agent until cancelled; started(agent), if given, is called once it exists."""
     log.set_level(cfg["log_level"])
+    agent = Agent(cfg, inventory)  # first: the registrar's code it runs is gone before the runner's loads
     from .tasks import Tasks
 
-    agent = Agent(cfg, inventory)
     agent.tasks = Tasks(agent)
     if started is not None:
         started(agent)

@@ -3,7 +3,7 @@
 import asyncio
 from micropython import const
 
-from . import codec, log, names, schema
+from . import codec, log
 from .errors import MesosError
 _EXECUTOR_TO_FRAMEWORK = const(17)  # names.EXECUTOR_TO_FRAMEWORK
 _ExecutorToFrameworkMessage = const(73)  # schema.ExecutorToFrameworkMessage

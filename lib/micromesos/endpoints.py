@@ -21,7 +21,7 @@ _ROUTES = {
     "/files/download": ("sandbox", "download"),
 }
 # Imported by a request, dropped once no response is using them (jsonw: the listener's streamed responses).
-_VIEWS = ("webstate", "metrics", "sandbox", "query", "jsonw", "resources")
+_VIEWS = ("webstate", "metrics", "sandbox", "query", "jsonw", "resources", "resfmt")
 _STALE_MS = const(60000)  # a counted stream this old was abandoned before it started (see route)
 
 
@@ -32,6 +32,7 @@ def _names():
     import micromesos.jsonw
     import micromesos.metrics
     import micromesos.query
+    import micromesos.resfmt
     import micromesos.resources
     import micromesos.sandbox
     import micromesos.webstate  # noqa: F401
@@ -43,8 +44,9 @@ del _names
 def install(agent):
     """Register every endpoint on agent.lp and hook the task runner's end-of-task history. -> Endpoints."""
     ep = Endpoints(agent)
+    r = ep.route  # one bound method for every path, not one object per path
     for p in _ROUTES:
-        agent.lp.route(p, ep.route)
+        agent.lp.route(p, r)
     if agent.tasks is not None:
         agent.tasks.on_status = ep.status
         agent.tasks.on_finished = ep.finished

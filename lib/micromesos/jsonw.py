@@ -13,16 +13,17 @@ _POST = const(7)  # room after the data for the chunk's CRLF and, after the last
 MIN_SIZE = const(256)  # the smallest buffer: room for the head, then data (the listener may lend this little)
 _HEX = b"0123456789abcdef"
 _W = "http"
+_LW = "libprocess"  # serve()'s lines: the listener's
 
 _JSON = "application/json"
 _JSONP = "text/javascript"  # §5: with ?jsonp=<cb> the body is cb(<json>)
 _MAX_CALLBACK = const(64)
 
 
-# A constant tuple, not a dict: frozen, it stays in flash (a dict would be made at every import).
-_REASONS = ((200, "OK"), (202, "Accepted"), (204, "No Content"), (307, "Temporary Redirect"),
-            (400, "Bad Request"), (404, "Not Found"), (405, "Method Not Allowed"),
-            (500, "Internal Server Error"), (501, "Not Implemented"), (503, "Service Unavailable"))
+# One string, not a dict or a tuple of pairs: frozen, it stays in flash; loaded, it is one object (the pairs
+# were 11 tuples and 10 strings, ~300 B more while a view is loaded).
+_REASONS = ("\n200 OK\n202 Accepted\n204 No Content\n307 Temporary Redirect\n400 Bad Request\n404 Not Found"
+            "\n405 Method Not Allowed\n500 Internal Server Error\n501 Not Implemented\n503 Service Unavailable\n")
 
 
 class Request:
@@ -35,6 +36,38 @@ class Request:
         self.path = path  # the listener decoded it to find the route
         self.query = bytes(b[p.path1 + 1 : p.target1]).decode() if p.path1 < p.target1 else ""
         self.body = bytes(b[p.body0 : p.body1])
+
+
+def serve(c, p, w, path, fn, answer, freed):
+    """The listener's answer to a GET of route `fn` (Listener._http, which found it) on connection c: a
+    streamed body is left in c.stream for Listener._stream; anything else is written now. answer(c, w, data):
+    the listener's writer of canned answers; freed: its Event, set once c's parser is idle again. False if
+    the connection must close after it."""
+    try:
+        req = Request(p, path)
+    except UnicodeError:
+        answer(c, w, http.BAD_REQUEST)
+        return False
+    status, ctype, body = 405, None, b""
+    if p.method == http.GET or p.method == http.HEAD:
+        try:
+            status, ctype, body = fn(req)
+        except Exception as e:
+            log.error(_LW, "route %s failed: %r", req.path, e)
+            status, ctype, body = 500, None, b""
+    if callable(body) and not c.broken:  # streamed by the listener once this returns (Listener._stream)
+        c.stream = (status, ctype, body, p.keep_alive, p.method == http.HEAD, p.version == 11)
+        return True
+    freed.set()  # this connection is idle again: a waiting one may take its parser
+    if not c.broken:
+        try:
+            write_response(w, status, ctype, body, p.keep_alive, p.method == http.HEAD)
+        except OSError:
+            c.broken = True
+        except (TypeError, ValueError) as e:  # the route returned a body it cannot write
+            log.error(_LW, "route %s returned a bad body: %r", req.path, e)
+            answer(c, w, http.SERVER_ERROR)
+    return True
 
 
 def body_parts(body):
@@ -58,11 +91,8 @@ def response_head(status, content_type, length, keep_alive=True):
     """Status line and headers of a response: length >= 0 is its Content-Length, -1 means
     Transfer-Encoding: chunked (a streamed body, micromesos.jsonw), None neither (the body
     ends when the connection closes: HTTP/1.0 clients of a streamed body)."""
-    r = "Unknown"
-    for s, t in _REASONS:
-        if s == status:
-            r = t
-            break
+    i = _REASONS.find("\n%d " % status)
+    r = _REASONS[i + 5 : _REASONS.find("\n", i + 5)] if i >= 0 else "Unknown"
     h = "HTTP/1.1 %d %s\r\n" % (status, r)
     if content_type:
         h += "Content-Type: %s\r\n" % content_type

@@ -5,13 +5,13 @@ import gc
 import asyncio
 from micropython import const
 
-from . import codec, fetch, log, resources, schema
-from .ctx import LAUNCHING, Ctx
+from . import codec, fetch, log, resources
+from .ctx import Ctx
 from .errors import MesosError
-from .fetch import FetchError
 from .steps import Step
 from .tasks import describe, grace_ms
 _ExecutorInfo = const(38)  # schema.ExecutorInfo
+_LAUNCHING = const(0)  # ctx.LAUNCHING
 _FW_PARTITION_AWARE = const(5)  # schema.FW_PARTITION_AWARE
 _FrameworkInfo = const(23)  # schema.FrameworkInfo
 _KillPolicy = const(17)  # schema.KillPolicy
@@ -28,9 +28,6 @@ _TASK_FAILED = const(3)  # schema.TASK_FAILED
 _TASK_LOST = const(5)  # schema.TASK_LOST
 
 _EXECUTOR_GRACE_MS = const(5000)  # no shutdown_grace_period: EXECUTOR_SHUTDOWN_GRACE_PERIOD
-_MAX_SCALAR = 1e9  # far above any board; a Mesos scalar is fixed point, int64 thousandths (§4.1)
-_FUNC = type(lambda: 0)  # a plain function: `def main`, not `async def main`
-_W = "tasks"
 
 
 class Invalid(MesosError):
@@ -42,7 +39,9 @@ def run_task(runner, msg):
     """RunTaskMessage: a command task, or a task for a custom executor (TaskInfo.executor)."""
     m = codec.decode(_RunTaskMessage, msg.buf, msg.start, msg.end)
     t = m["task"]
-    _guarded(runner, m["framework"], t.get("executor"), [t], m.get("launch_executor"))
+    a = m["framework"], t.get("executor"), [t], m.get("launch_executor")
+    m = t = None  # the message may go once its tasks are recorded: _launch empties the list (a small heap)
+    _guarded(runner, *a)
 
 
 def run_task_group(runner, msg):
@@ -52,12 +51,13 @@ def run_task_group(runner, msg):
 
 
 def _guarded(runner, fw_raw, ex_raw, infos, launch_executor):
+    n = len(infos)  # _launch empties the list
     try:
         _launch(runner, fw_raw, ex_raw, infos, launch_executor)
     except MemoryError:
         # Even the refusal found no heap: the master's reconciliation settles these tasks (§2.4).
         gc.collect()
-        log.error(_W, "out of memory launching %d task(s)", len(infos))
+        log.error("tasks", "out of memory launching %d task(s)", n)
 
 
 def _launch(runner, fw_raw, ex_raw, infos, launch_executor):
@@ -71,7 +71,7 @@ def _launch(runner, fw_raw, ex_raw, infos, launch_executor):
             why = "already exists here"
         if why:
             agent.counters["dropped"] += 1
-            log.warn(_W, "task %s %s: launch ignored", t["task_id"], why)
+            log.warn("tasks", "task %s %s: launch ignored", t["task_id"], why)
             return
     if agent.frameworks.get(fid) != fw_raw:
         agent.frameworks[fid] = fw_raw
@@ -135,11 +135,15 @@ def _launch(runner, fw_raw, ex_raw, infos, launch_executor):
                 else _REASON_CONTAINER_LAUNCH_FAILED, "the agent is out of memory for another task" if oom
                 else "the agent could not record the task: " + describe(e), starts)
         return
+    # Recorded: what the tasks keep of their TaskInfos is in ctxs (ids, CommandInfo); the rest may go before
+    # their code is imported and started.
+    t = None
+    infos.clear()
     for c, cmd in ctxs:
         reason = _REASON_CONTAINER_LAUNCH_FAILED
         try:
             if fail:
-                raise FetchError(fail)
+                raise fetch.FetchError(fail)
             name = cmd.get("value")
             mod = fetch.find(runner, name, cmd.get("uris", ()))
             if mod is None:
@@ -147,7 +151,7 @@ def _launch(runner, fw_raw, ex_raw, infos, launch_executor):
             else:
                 _start(runner, c, name, mod)
             continue
-        except FetchError as e:
+        except fetch.FetchError as e:
             why = str(e)
         except MemoryError:
             gc.collect()
@@ -166,8 +170,9 @@ def _resources(raws):
         except (ValueError, KeyError, TypeError, MesosError) as e:
             raise Invalid("unusable resource: %s" % describe(e))
         if isinstance(v, float):
-            if not 0 <= v <= _MAX_SCALAR:  # false for nan as well as for inf and negatives
-                raise Invalid("resource %s: %r is not a number in [0, %d]" % (n[:32], v, _MAX_SCALAR))
+            # 1e9: far above any board; a Mesos scalar is fixed point, int64 thousandths (§4.1)
+            if not 0 <= v <= 1e9:  # false for nan as well as for inf and negatives
+                raise Invalid("resource %s: %r is not a number in [0, 1000000000]" % (n[:32], v))
         elif isinstance(v, list):
             for lo, hi in v:
                 if not 0 <= lo <= hi:
@@ -250,15 +255,15 @@ async def _fetch(runner, c, cmd):
         from . import download  # only now: a task without URIs to fetch launches without it
 
         await download.fetch_all(runner, uris)
-        mod = fetch.find(runner, name, uris, True) if c.phase == LAUNCHING else None
+        mod = fetch.find(runner, name, uris, True) if c.phase == _LAUNCHING else None
     except asyncio.CancelledError:
         return  # killed during launch: kill.terminate reported it
-    except Exception as e:  # FetchError, OSError, MemoryError, ...: the task fails, it isn't left STAGING
-        if c.phase == LAUNCHING:
+    except Exception as e:  # fetch.FetchError, OSError, MemoryError, ...: the task fails, it isn't left STAGING
+        if c.phase == _LAUNCHING:
             runner.finish(c, _TASK_FAILED, _SOURCE_SLAVE, _REASON_CONTAINER_LAUNCH_FAILED,
-                          str(e) if isinstance(e, FetchError) else describe(e))
+                          str(e) if isinstance(e, fetch.FetchError) else describe(e))
         return
-    if c.phase == LAUNCHING:
+    if c.phase == _LAUNCHING:
         _start(runner, c, name, mod)
     elif mod is not None:
         runner.unload(name)
@@ -270,7 +275,7 @@ def _start(runner, c, name, mod):
     coro = None
     if main is None or not callable(main):
         why = "module %s has no main(ctx)" % name
-    elif type(main) is _FUNC:
+    elif type(main) is type(_start):  # a plain function: `def main`, not `async def main`
         why = "%s.main must be `async def main(ctx)`" % name
     else:
         try:

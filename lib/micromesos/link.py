@@ -6,12 +6,23 @@ import time
 
 from micropython import const
 
-from .linkframe import (ACK, DATA, HEADER, MAX_FRAME, MAX_WINDOW, MIN_FRAME, MORE, PENDING, FrameError,  # noqa: F401
-                        check, put_header)
+from .linkframe import check, put_header
+
+# linkframe's numbers folded in: no globals slot each (tests/test_node.py checks they agree).
+_HEADER = const(8)  # linkframe.HEADER
+_DATA = const(3)  # linkframe.DATA
+_ACK = const(4)  # linkframe.ACK
+_MORE = const(1)  # linkframe.MORE
+_PENDING = const(2)  # linkframe.PENDING
+_MIN_FRAME = const(64)  # linkframe.MIN_FRAME
+_MAX_FRAME = const(1400)  # linkframe.MAX_FRAME
+_MAX_WINDOW = const(8)  # linkframe.MAX_WINDOW
 
 _HALF = const(0x8000)  # serial arithmetic on u16 sequence numbers: a difference >= this is "before"
 _MASK = const(0xFFFF)
 _NEVER = const(-1)  # poll(): no timer running
+_RETRY_MS = const(20)
+_IDLE_MS = const(3600000)  # timers() with nothing in flight: until a frame goes (it is roused then)
 _DATA_VT = const(0x13)  # byte 0 of a DATA frame: VERSION << 4 | DATA (a test checks)
 
 
@@ -32,6 +43,9 @@ class Link:
     max_tries = 12  # transmissions of one frame before the peer counts as gone (on_dead): 36.5 s at the
     # defaults; at 20 % loss each way a frame still gets through 1 - 0.36**12 of the time (LINK.md §4.4)
     max_queue = 8  # messages queued or unacknowledged at once: send() is False beyond
+    # Counters (LINK.md §4.8): zeros here, a slot in the instance only once one counts (dups, beyond,
+    # oversize, dead: seldom ever; a node's RAM and the gateway's per node).
+    sent = resent = received = dups = beyond = oversize = bad = dead = 0
 
     def __init__(self, out, mtu=512, window=4, peer_window=None, max_message=2048):
         self.out = out  # out(frame): send one datagram (the transport; it must not raise)
@@ -41,10 +55,10 @@ class Link:
         self.frame = mtu  # the largest frame we send: min(mtu, the peer's max_frame), set at the session start
         self.win = window  # our receive window: out-of-order frames we keep
         self.pwin = peer_window or window  # frames in flight at most (the peer's receive window)
-        if not 1 <= self.win <= MAX_WINDOW or not 1 <= self.pwin <= MAX_WINDOW:
-            raise ValueError("window: 1..%d" % MAX_WINDOW)
-        if not MIN_FRAME <= mtu <= MAX_FRAME or max_message < 1:
-            raise ValueError("mtu: %d..%d; max_message: 1 or more" % (MIN_FRAME, MAX_FRAME))
+        if not 1 <= self.win <= _MAX_WINDOW or not 1 <= self.pwin <= _MAX_WINDOW:
+            raise ValueError("window: 1..%d" % _MAX_WINDOW)
+        if not _MIN_FRAME <= mtu <= _MAX_FRAME or max_message < 1:
+            raise ValueError("mtu: %d..%d; max_message: 1 or more" % (_MIN_FRAME, _MAX_FRAME))
         self.tx = bytearray(mtu * self.pwin)  # one slot per frame in flight, kept for retransmission
         self.txv = memoryview(self.tx)
         self.txlen = [0] * self.pwin
@@ -53,14 +67,14 @@ class Link:
         # Out-of-order frames wait here (window 1: none kept, the sender sends them again).
         self.rx = bytearray(mtu * self.win) if self.win > 1 else b""
         self.rxlen = [0] * self.win
-        self.msg = bytearray(max_message)  # a message of several fragments is put together here
-        self.ackbuf = bytearray(HEADER)  # the ACK frame, written in place
+        # A message of several fragments is put together here: made at its first fragment, grown per
+        # fragment up to max_message, let go once delivered (an idle link holds no reassembly buffer).
+        self.msg = None
+        self.max_message = max_message
+        self.ackbuf = bytearray(_HEADER)  # the ACK frame, written in place
         self.q = []  # [kind, body, last seq or -1]: messages not yet wholly acknowledged, in order
-        self.kick = asyncio.Event()  # set when a frame goes in flight: timers() wakes
+        self.timer = None  # the timers() task (a hub polls instead): a frame put in flight rouses it
         self.hold = False  # the peer sleeps: nothing is sent, no timer runs (release() resends)
-        # Counters (LINK.md §4.7).
-        self.sent = self.resent = self.received = self.dups = self.beyond = self.oversize = 0
-        self.bad = self.dead = 0
         self.start(0)
 
     def limits(self, window, max_frame):
@@ -86,7 +100,8 @@ class Link:
         for i in range(self.win):
             self.rxlen[i] = 0
         self.msgn = 0
-        self.skip = False  # the message being put together is over max_message: dropped at its end
+        self.msg = None
+        self.skip = False  # the message being put together is over max_message (or the heap): dropped at its end
         self.frag = 0  # bytes of q[self.cur] already cut into frames (the kind byte counts as one)
         self.cur = 0  # index in q of the message being cut into frames
         for m in self.q:
@@ -135,8 +150,8 @@ class Link:
             slot = seq % self.pwin
             a = slot * self.mtu
             tx = self.tx
-            p = a + HEADER
-            room = self.frame - HEADER
+            p = a + _HEADER
+            room = self.frame - _HEADER
             if self.frag == 0:  # the first fragment starts with the kind byte (LINK.md §5)
                 tx[p] = m[0]
                 p += 1
@@ -149,7 +164,7 @@ class Link:
                 tx[p : p + k] = memoryview(body)[off : off + k]
             self.frag = off + k + 1  # the kind byte and the body bytes cut so far
             last = off + k >= len(body)
-            tx[a + 1] = 0 if last else MORE  # the rest of the header is written at each transmission
+            tx[a + 1] = 0 if last else _MORE  # the rest of the header is written at each transmission
             self.txlen[slot] = p + k - a
             self.tries[slot] = 1
             self.nxt = (seq + 1) & _MASK
@@ -169,7 +184,7 @@ class Link:
         # The header is written at each transmission: it carries our latest ack/sack (piggybacked).
         tx[a] = _DATA_VT
         # PENDING: something follows this frame (a later frame, an uncut message, the owner's held ones).
-        tx[a + 1] = tx[a + 1] & MORE | (PENDING if self.more or self.cur < len(self.q)
+        tx[a + 1] = tx[a + 1] & _MORE | (_PENDING if self.more or self.cur < len(self.q)
                                         or (seq + 1) & _MASK != self.nxt else 0)
         tx[a + 2] = self.session
         tx[a + 3] = self._sack()
@@ -179,7 +194,13 @@ class Link:
         tx[a + 7] = self.rnxt & 255
         self.ack_due = False  # the ack rides on this frame
         self.out(self.txv[a : a + self.txlen[slot]])
-        self.kick.set()
+        t = self.timer
+        if t is not None and t is not asyncio.core.cur_task:  # type: ignore[attr-defined]
+            # Its sleep brought forward to now, as Task.cancel() does: no Event, no wait_for (a task and
+            # closures per wait); it awaits nothing but sleep_ms() (steps.rouse, for the runner's tasks).
+            q = asyncio.core._task_queue  # type: ignore[attr-defined]
+            q.remove(t)
+            q.push(t)
 
     def _acked(self, ack, sack):
         # The peer's cumulative ack (all before `ack` received) and sack (bit i: ack + 1 + i received).
@@ -267,13 +288,16 @@ class Link:
 
     async def timers(self):
         """The retransmission timer as a task: sleeps while nothing is in flight."""
-        while True:
-            w = self.poll()
-            if w < 0:
-                self.kick.clear()
-                await self.kick.wait()
-            else:
-                await asyncio.sleep_ms(w)
+        self.timer = asyncio.current_task()
+        try:
+            while True:
+                try:
+                    w = self.poll()
+                except MemoryError:  # a frame's view found no heap (a small board): it goes again soon
+                    w = _RETRY_MS
+                await asyncio.sleep_ms(_IDLE_MS if w < 0 else w)
+        finally:
+            self.timer = None
 
     # --- receiving --------------------------------------------------------------------------------
 
@@ -282,10 +306,10 @@ class Link:
         RESET); the header's acks are taken from every frame of this session, DATA is delivered in order.
         FrameError for bytes that are no frame; -1 for a frame of another session (the owner may RESET)."""
         t = check(buf, n, self.mtu)
-        if buf[2] != self.session or t < DATA:
-            return t if t < DATA else -1
+        if buf[2] != self.session or t < _DATA:
+            return t if t < _DATA else -1
         self._acked(buf[6] << 8 | buf[7], buf[3])
-        if t == DATA:
+        if t == _DATA:
             self.ack_due = True
             d = ((buf[4] << 8 | buf[5]) - self.rnxt) & _MASK
             if d >= _HALF:
@@ -321,24 +345,34 @@ class Link:
     def _take(self, buf, n):
         # One in-order fragment; a message in one frame is delivered straight from buf (no copy).
         self.received += 1
-        if buf[1] & MORE == 0 and self.msgn == 0 and not self.skip:
-            self.deliver(buf[HEADER], buf, HEADER + 1, n)
+        if buf[1] & _MORE == 0 and self.msgn == 0 and not self.skip:
+            self.deliver(buf[_HEADER], buf, _HEADER + 1, n)
             return
-        k = n - HEADER
+        k = n - _HEADER
         m = self.msgn
-        if self.skip or m + k > len(self.msg):
+        if self.skip or m + k > self.max_message:
             self.skip = True
         else:
-            self.msg[m : m + k] = memoryview(buf)[HEADER:n]
-            self.msgn = m + k
-        if buf[1] & MORE == 0:
+            try:
+                if m:
+                    self.msg.extend(memoryview(buf)[_HEADER:n])
+                else:
+                    self.msg = bytearray(memoryview(buf)[_HEADER:n])
+                self.msgn = m + k
+            except MemoryError:  # no heap for it: dropped whole like an oversize one (the owner settles it)
+                self.skip = True
+        if self.skip:
+            self.msg = None
+        if buf[1] & _MORE == 0:
             m = self.msgn
+            b = self.msg
             self.msgn = 0
+            self.msg = None
             if self.skip:
                 self.skip = False
                 self.oversize += 1  # over max_message: acknowledged and dropped whole (LINK.md §4.6)
             else:
-                self.deliver(self.msg[0], self.msg, 1, m)
+                self.deliver(b[0], b, 1, m)
 
     def _sack(self):
         s = 0
@@ -349,13 +383,13 @@ class Link:
 
     def _pending(self):
         # PENDING on ACK and control frames: anything not yet acknowledged or still held by the owner.
-        return PENDING if self.more or self.q else 0
+        return _PENDING if self.more or self.q else 0
 
     def flush(self):
         """Send the ack now if a DATA frame came in since the last frame we sent (call after a batch)."""
         if self.ack_due and not self.hold:
             self.ack_due = False
-            put_header(self.ackbuf, ACK, self._pending(), self.session, self._sack(), self.nxt, self.rnxt)
+            put_header(self.ackbuf, _ACK, self._pending(), self.session, self._sack(), self.nxt, self.rnxt)
             self.out(self.ackbuf)
 
     def control(self, buf, t, body):
@@ -363,6 +397,6 @@ class Link:
         acks into buf; its length (the owner sends it). body: bytes after the header, already in buf."""
         put_header(buf, t, self._pending(), self.session, self._sack(), self.nxt, self.rnxt)
         self.ack_due = False
-        return HEADER + body
+        return _HEADER + body
 
 

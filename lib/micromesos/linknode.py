@@ -8,7 +8,17 @@ import asyncio
 from micropython import const
 
 from .link import Link
-from .linkframe import ACK, DATA, HEADER, PENDING, RESET, SLEEP, WAKE, WELCOME, put_u32
+from .linkframe import put_u32
+
+# linkframe's numbers folded in: no globals slot each (tests/test_node.py checks they agree).
+_HEADER = const(8)  # linkframe.HEADER
+_DATA = const(3)  # linkframe.DATA
+_ACK = const(4)  # linkframe.ACK
+_WELCOME = const(2)  # linkframe.WELCOME
+_WAKE = const(5)  # linkframe.WAKE
+_SLEEP = const(6)  # linkframe.SLEEP
+_RESET = const(7)  # linkframe.RESET
+_PENDING = const(2)  # linkframe.PENDING
 
 _NONE = const(0)  # no session: connect() next
 _UP = const(1)
@@ -53,7 +63,7 @@ class NodeLink:
         self.state = _NONE
         self.pending = False  # the gateway's last frame said PENDING: stay awake
         self.heard_at = time.ticks_ms()  # when a frame of the session last came
-        self.heard = asyncio.Event()  # a WELCOME, or any frame of the session (answers WAKE and SLEEP)
+        self.heard = False  # a WELCOME, or any frame of the session came (answers WAKE and SLEEP): _ask polls it
         self.heard_type = 0  # the type of that frame: only an ACK answers SLEEP
         self.ctl = bytearray(_MAX_HELLO)
         self.unix_time = 0  # the gateway's clock at WELCOME
@@ -68,18 +78,18 @@ class NodeLink:
         """One frame from the gateway (FrameError for bytes that are none). Returns its type."""
         lk = self.link
         t = lk.input(buf, n)
-        if t == WELCOME:
+        if t == _WELCOME:
             self._welcome(buf)
-        elif t == RESET:
+        elif t == _RESET:
             if self.state == _UP:
                 self.state = _NONE
                 self.resets += 1
-                self.heard.set()
-        elif t >= DATA and self.state == _UP:
+                self.heard = True
+        elif t >= _DATA and self.state == _UP:
             self.heard_type = t
-            self.pending = buf[1] & PENDING != 0
+            self.pending = buf[1] & _PENDING != 0
             self.heard_at = time.ticks_ms()
-            self.heard.set()
+            self.heard = True
         return t
 
     def _welcome(self, buf):
@@ -106,7 +116,7 @@ class NodeLink:
         self.state = _UP
         self.pending = False
         self.sessions += 1
-        self.heard.set()
+        self.heard = True
         if self.on_session:
             self.on_session(session)
 
@@ -115,14 +125,13 @@ class NodeLink:
         # Polled every _ASK_POLL_MS, not wait_for_ms(): that makes a task and closures (~500 B on a 32-bit
         # board) per call, and a node asks twice per wake (WAKE, SLEEP).
         rto = self.link.rto_ms
-        heard = self.heard
         for _ in range(tries):
-            heard.clear()
+            self.heard = False
             self.out(memoryview(self.ctl)[:n])
             t0 = time.ticks_ms()
-            while not heard.is_set() and time.ticks_diff(time.ticks_ms(), t0) < rto:
+            while not self.heard and time.ticks_diff(time.ticks_ms(), t0) < rto:
                 await asyncio.sleep_ms(_ASK_POLL_MS)
-            if heard.is_set():
+            if self.heard:
                 return True
             if backoff:
                 rto = min(rto * 2, self.link.rto_max_ms)
@@ -135,7 +144,7 @@ class NodeLink:
         lk = self.link
         try:
             n = _hello_module().hello(self.ctl, self.nonce, self.wake_ms, self.listen_ms, lk.mtu, lk.win,
-                                      self.name, self.attempt)
+                                      self.name, self.attempt, lk.max_message)
         finally:
             _drop_hello()
         return await self._ask(n, tries) and self.state == _UP
@@ -147,7 +156,7 @@ class NodeLink:
             return False
         lk = self.link
         lk.release()
-        n = lk.control(self.ctl, WAKE, 0)
+        n = lk.control(self.ctl, _WAKE, 0)
         # Every rto_ms, no backoff: the gateway vouches for us only until due + grace (LINK.md §7.3).
         return await self._ask(n, self.wake_tries, False) and self.state == _UP
 
@@ -164,7 +173,7 @@ class NodeLink:
             if (self.pending and time.ticks_diff(now, self.heard_at) >= lk.rto_ms
                     and time.ticks_diff(now, poked) >= lk.rto_ms):
                 poked = now
-                self.out(memoryview(self.ctl)[: lk.control(self.ctl, WAKE, 0)])
+                self.out(memoryview(self.ctl)[: lk.control(self.ctl, _WAKE, 0)])
             await asyncio.sleep_ms(step_ms)
         return False
 
@@ -181,10 +190,10 @@ class NodeLink:
         if not self.quiet():
             return -1
         t0 = time.ticks_ms()
-        n = lk.control(self.ctl, SLEEP, 4)
-        put_u32(self.ctl, HEADER, sleep_ms)
+        n = lk.control(self.ctl, _SLEEP, 4)
+        put_u32(self.ctl, _HEADER, sleep_ms)
         answered = await self._ask(n, self.sleep_tries)
-        if answered and (self.pending or not lk.quiet() or self.heard_type != ACK):
+        if answered and (self.pending or not lk.quiet() or self.heard_type != _ACK):
             # Not an ACK (e.g. a DATA the gateway sent again, our SLEEP lost): it doesn't know we sleep.
             # Stay awake; the owner's next sleep() says SLEEP again (LINK.md §3.3).
             return -1

@@ -5,9 +5,12 @@ import asyncio
 import errno
 import socket
 
+from micropython import const
+
 from .linkframe import FrameError
 
 _AGAIN = errno.EAGAIN  # MicroPython has no EWOULDBLOCK: the same number on its ports
+_RETRY_MS = const(20)
 
 
 def _ignore(*frame):
@@ -28,6 +31,11 @@ class UDPNode:
     """A node's end: on_frame(buf, n) is called for each datagram from the gateway; after each batch,
     after_batch() (the link's flush). send(frame) never raises."""
 
+    # Frames refused (FrameError), sends or reads refused, handler errors: zeros here, an instance slot once
+    # one counts.
+    bad = lost = errors = 0
+    last_error = None
+
     def __init__(self, gateway_ip, gateway_port, mtu, ip="0.0.0.0", port=0):
         self.s = udp_socket(ip, port)
         # connect(): the kernel drops datagrams from anyone but the gateway, and read/write need no address.
@@ -35,8 +43,6 @@ class UDPNode:
         self.mtu = mtu
         self.on_frame = _ignore
         self.after_batch = None
-        self.bad = self.lost = self.errors = 0  # frames refused (FrameError), sends refused, handler errors
-        self.last_error = None
 
     def send(self, frame):
         try:
@@ -60,6 +66,10 @@ class UDPNode:
                         break
                     self.lost += 1  # ECONNREFUSED from an ICMP error: nothing to read
                     continue
+                except MemoryError:  # no block for it now (a small heap mid-launch): it waits in the socket
+                    self.lost += 1
+                    await asyncio.sleep_ms(_RETRY_MS)  # what holds the heap may finish meanwhile
+                    break
                 try:
                     self.on_frame(buf, len(buf))
                 except FrameError:

@@ -215,35 +215,15 @@ class Listener(Gate):
             c.http = True
         try:
             path = bytes(p.buf[p.target0:p.path1]).decode()
-            fn = self._routes.get(path)
-            if fn is None or "/.." in path:
-                self._write(c, w, http.NOT_FOUND)
-                return True
-            # The response code is per request, like the views (endpoints drops it with them after the
-            # route ran; this reference keeps it until the answer is written).
-            from micromesos import jsonw
-
-            req = jsonw.Request(p, path)
         except UnicodeError:
             self._write(c, w, http.BAD_REQUEST)
             return False
-        status, ctype, body = 405, None, b""
-        if p.method == http.GET or p.method == http.HEAD:
-            try:
-                status, ctype, body = fn(req)
-            except Exception as e:
-                log.error(_W, "route %s failed: %r", req.path, e)
-                status, ctype, body = 500, None, b""
-        if callable(body) and not c.broken:  # streamed by _serve once this returns (_stream)
-            c.stream = (status, ctype, body, p.keep_alive, p.method == http.HEAD, p.version == 11)
+        fn = self._routes.get(path)
+        if fn is None or "/.." in path:
+            self._write(c, w, http.NOT_FOUND)
             return True
-        self._freed.set()  # this connection is idle again: a waiting one may take its parser
-        if not c.broken:
-            try:
-                jsonw.write_response(w, status, ctype, body, p.keep_alive, p.method == http.HEAD)
-            except OSError:
-                c.broken = True
-            except (TypeError, ValueError) as e:  # the route returned a body it cannot write
-                log.error(_W, "route %s returned a bad body: %r", req.path, e)
-                self._write(c, w, http.SERVER_ERROR)
-        return True
+        # The answer's code is loaded per request, like the views (endpoints drops it with them after the
+        # route ran; jsonw.serve running keeps it until the answer is written).
+        from micromesos import jsonw
+
+        return jsonw.serve(c, p, w, path, fn, self._write, self._freed)

@@ -19,46 +19,16 @@ _UPDATE_FRAMEWORK = const(14)  # names.UPDATE_FRAMEWORK
 _StatusUpdateAcknowledgementMessage = const(53)  # schema.StatusUpdateAcknowledgementMessage
 _UpdateFrameworkMessage = const(70)  # schema.UpdateFrameworkMessage
 _Task = const(50)  # schema.Task
-_SlaveInfo = const(20)  # schema.SlaveInfo
 # The link's own message kinds (LINK.md §5).
-NODE_INFO = const(0x80)  # node -> gateway: SlaveInfo, the first message of every session
-AGENT = const(0x81)  # gateway -> node: u8 n, agent id, u8 m, agent UPID
-TASKS = const(0x82)  # node -> gateway: after a reboot with a checkpoint, u16 length + Task, repeated
+_NODE_INFO = const(0x80)  # node -> gateway: SlaveInfo, the first message of every session
+_AGENT = const(0x81)  # gateway -> node: u8 n, agent id, u8 m, agent UPID
+_TASKS = const(0x82)  # node -> gateway: after a reboot with a checkpoint, u16 length + Task, repeated
 _CHECKPOINT = "node"
+_INFO = "/node_info.bin"  # in the store's directory (nodeboot.node_info writes it): NODE_INFO's SlaveInfo
 _RUNTIME_KEYS = ("wake_ms", "listen_ms", "ack_wait_ms", "allowed_modules", "require_pinned_uris")
 _KEEPALIVE_MS = const(10000)  # wake_ms 0: the node never sleeps and says WAKE this often (LINK.md §3.1)
 _STEP_MS = const(10)
 _W = "node"
-
-
-class _Msg:
-    # A delivered message as the runner's handlers read it (kind, buf, start, end): one object, refilled per
-    # delivery; buf is the link's and valid during the delivery only (every handler decodes at once).
-    kind = start = end = 0
-    buf = None
-
-
-class _Outbox:
-    # What updates.py reads of its agent. Status updates go only while the node listens: a retry falling due
-    # while it sleeps waits for the wake (updates.kick) instead of piling up in the held link. Framework
-    # messages (ctx.send) use Node.connected(): queued while it sleeps, they go at the next wake.
-    def __init__(self, node):
-        self.node = node
-
-    def connected(self):
-        n = self.node
-        return n.listening and n.slave_id is not None
-
-    def send_to_master(self, kind, body):
-        return self.node.nl.link.send(kind, body)
-
-    @property
-    def slave_id(self):
-        return self.node.slave_id
-
-    @property
-    def upid(self):
-        return self.node.upid
 
 
 class Node:
@@ -68,36 +38,42 @@ class Node:
     (linkudp.py): send(frame), on_frame(buf, n), after_batch(), run(). run() keeps the duty cycle."""
 
     # deep_sleep(node, ms): a board's hook, called instead of an asyncio sleep when no task is live and nothing
-    # waits to be sent (RAM is lost: it saves node.nl.link.saved() and node.nl.nonce, LINK.md §7.2, and does
+    # waits to be sent (RAM is lost: it saves linkhello.kept(node.nl, transport if keyed), LINK.md §7.2, and does
     # not return). None (the unix port): every sleep is an asyncio sleep with the link held.
     deep_sleep = None
+    drain_config = None  # the runner asks (kill.py); a node is never drained
+    # The message being delivered, as the runner's handlers read it (msg.kind, buf, start, end): the node
+    # itself, no object of its own. buf is the link's and valid during the delivery only (handlers decode
+    # it at once).
+    kind = start = end = 0
+    buf = None
+    _dirty = False  # checkpoint() asked for during a delivery
 
-    def __init__(self, cfg, inv, transport):
+    def __init__(self, cfg, inv, transport, totals):
+        fs = inv.fs.rstrip("/")
+        self.store = Store((fs + "/" if fs else "/") + cfg["state_dir"])
+        # What the runner leases from (agent.totals): nodeboot.node_info measured them and put NODE_INFO's
+        # SlaveInfo in the store's directory (_INFO), before the node's code was loaded.
+        self.totals = totals
         self.cfg = cfg
         self.inv = inv
         self.slave_id = None  # who the node is to the master: from AGENT (LINK.md §5)
         self.upid = None
         self.frameworks = {}  # framework id -> raw FrameworkInfo (the runner keeps it)
-        self.drain_config = None  # the runner asks (kill.py); a node is never drained
         self.counters = {"dropped": 0, "invalid": 0, "wakes": 0, "unreachable": 0}
-        fs = inv.fs.rstrip("/")
-        self.store = Store((fs + "/" if fs else "/") + cfg["state_dir"])
-        self.updates = StatusUpdates(_Outbox(self), self.store, cfg["status_update_retry_min"],
-                                     cfg["status_update_retry_max"])
+        u = self.updates = StatusUpdates(self, self.store, cfg["status_update_retry_min"],
+                                         cfg["status_update_retry_max"])
+        u.ready = self._listening
         self.tasks = None  # the runner (micromesos.tasks), attached by main()
-        # What the runner leases from (agent.totals) and the SlaveInfo bytes of NODE_INFO (every session start).
-        self.totals, self.info = _node_info(inv, cfg)
         self.listening = False  # awake and past the gateway's held messages: updates may go
         self.asleep = False  # the radio is off: frames are dropped (the gateway holds what it has)
         self._report = False  # TASKS due in the next session (a reboot with a checkpoint)
-        self._msg = _Msg()
         nl = self.nl = NodeLink(transport.send, cfg["name"], cfg["wake_ms"], cfg["listen_ms"], cfg["mtu"],
                                 cfg["window"], cfg["max_message"])
         lk = nl.link
         lk.rto_ms = cfg["link_rto_ms"]
         lk.rto_max_ms = cfg["link_rto_max_ms"]
         lk.deliver = self._deliver
-        nl.first = (NODE_INFO, self.info)
         nl.on_session = self._session
         self.transport = transport
         transport.on_frame = self._frame
@@ -114,12 +90,25 @@ class Node:
         False if the link's queue is full (updates.py offers it again)."""
         return self.nl.link.send(kind, body)
 
+    def _listening(self):
+        # updates.ready: status updates go only while the node listens: a retry falling due while it sleeps
+        # waits for the wake (updates.kick) instead of piling up in the held link. Framework messages
+        # (ctx.send) use connected(): queued while it sleeps, they go at the next wake.
+        return self.listening and self.slave_id is not None
+
     def checkpoint(self):
+        if self.buf is not None:
+            # Inside a delivery (a launch): written when it is over, once its garbage may go (the JSON
+            # wants one block of its size, which a small heap mid-launch may not have in one piece).
+            self._dirty = True
+            return
+        self._dirty = False
         if self.slave_id is None:
             self.store.delete(_CHECKPOINT)
             return
-        self.store.save(_CHECKPOINT, {"slave_id": self.slave_id, "upid": self.upid,
-                                      "frameworks": {k: v.hex() for k, v in self.frameworks.items()}})
+        # Each FrameworkInfo as hex in pieces of 64 digits: no string of its whole size (a small heap).
+        self.store.save(_CHECKPOINT, {"slave_id": self.slave_id, "upid": self.upid, "frameworks": {
+            k: [v[i:i + 32].hex() for i in range(0, len(v), 32)] for k, v in self.frameworks.items()}})
 
     def recover(self):
         """The identity and frameworks from flash, then the update streams and the task records (as
@@ -129,7 +118,7 @@ class Node:
             try:
                 self.slave_id = data["slave_id"]
                 self.upid = data["upid"]
-                self.frameworks = {k: bytes.fromhex(v) for k, v in data["frameworks"].items()}
+                self.frameworks = {k: bytes.fromhex("".join(v)) for k, v in data["frameworks"].items()}
             except (KeyError, ValueError, TypeError, AttributeError) as e:
                 log.error(_W, "node checkpoint unreadable (%s): starting as a new node", e)
                 data = None
@@ -160,7 +149,7 @@ class Node:
     def _session(self, session):
         if self._report:
             self._report = False
-            self.nl.link.send(TASKS, self._tasks_body())  # right behind NODE_INFO: a new nonce's first session
+            self.nl.link.send(_TASKS, self._tasks_body())  # right behind NODE_INFO: a new nonce's first session
 
     def _tasks_body(self):
         out = bytearray()
@@ -172,11 +161,10 @@ class Node:
         return bytes(out)
 
     def _deliver(self, kind, buf, start, end):
-        m = self._msg
-        m.kind = kind
-        m.buf = buf
-        m.start = start
-        m.end = end
+        self.kind = kind
+        self.buf = buf
+        self.start = start
+        self.end = end
         try:
             if kind == _STATUS_UPDATE_ACK:
                 a = codec.decode(_StatusUpdateAcknowledgementMessage, buf, start, end)
@@ -184,7 +172,7 @@ class Node:
                     self._drop(kind, "ack for another agent")
                 else:
                     self.updates.ack(a["framework_id"], a["task_id"], a["uuid"])
-            elif kind == AGENT:
+            elif kind == _AGENT:
                 self._agent(buf, start, end)
             elif kind == _UPDATE_FRAMEWORK:
                 u = codec.decode(_UpdateFrameworkMessage, buf, start, end)
@@ -198,7 +186,7 @@ class Node:
                 if h is None:
                     self._drop(kind, "not handled by a node")
                 else:
-                    h(m)
+                    h(self)  # the node is the message (kind, buf, start, end)
         except MesosError as e:
             self.counters["invalid"] += 1
             log.error(_W, "bad message %d from the gateway: %s", kind, e)
@@ -209,7 +197,13 @@ class Node:
             self.counters["invalid"] += 1
             log.error(_W, "out of memory handling message %d", kind)
         finally:
-            m.buf = None
+            self.buf = None
+            if self._dirty:
+                try:
+                    self.checkpoint()
+                except (OSError, MemoryError) as e:  # written at the next change; a reboot before it
+                    # recovers the identity as it was (the gateway's AGENT settles it)
+                    log.error(_W, "node checkpoint failed: %r", e)
 
     def _drop(self, kind, why):
         self.counters["dropped"] += 1
@@ -252,7 +246,11 @@ class Node:
         asyncio.create_task(self.updates.run())
         w = self.cfg["wake_ms"]
         while True:
-            nap = await self._cycle(time.ticks_ms())
+            try:
+                nap = await self._cycle(time.ticks_ms())
+            except MemoryError:  # the wake found no heap (a task holds it): the node goes on, the next wake
+                log.error(_W, "out of memory during a wake")  # tries again (WAKE, or HELLO if it must)
+                nap = -1
             if nap < 0:
                 nap = w or _KEEPALIVE_MS  # no gateway, or the link died: HELLO at the next wake
             if log.level <= log.DEBUG:  # the RAM figures tests/test_node_ram.py reads (a collection each)
@@ -264,6 +262,21 @@ class Node:
             if nap:
                 await self._nap(nap)
 
+    async def _connect(self):
+        # HELLO (LINK.md §3.1). NODE_INFO goes first in the session (LINK.md §5): its SlaveInfo read back from
+        # flash for it, not held in RAM between sessions (the link holds it until it is acknowledged).
+        nl = self.nl
+        try:
+            with open(self.store.dir + _INFO, "rb") as f:
+                nl.first = (_NODE_INFO, f.read())
+        except OSError as e:  # the file is gone: no session without NODE_INFO
+            log.error(_W, "cannot read %s (%s)", _INFO, e)
+            return False
+        try:
+            return await nl.connect()
+        finally:
+            nl.first = None
+
     async def _cycle(self, t0):
         """One wake: WAKE (HELLO without a session), take what the gateway held, let updates go, stay while
         either side has more (and up to ack_wait_ms while an update awaits its ack), SLEEP. -> the ms to
@@ -271,7 +284,7 @@ class Node:
         nl = self.nl
         cfg = self.cfg
         self.counters["wakes"] += 1
-        if not (nl.up() and await nl.wake()) and not await nl.connect():
+        if not (nl.up() and await nl.wake()) and not await self._connect():
             self.counters["unreachable"] += 1
             return -1
         a = cfg["listen_ms"]
@@ -282,11 +295,11 @@ class Node:
         self.listening = True
         u = self.updates
         if u.pending_count():
-            u.kick()  # only then: each turn of its loop costs a wait_for_ms (~500 B of garbage)
+            u.kick()  # only then: nothing else is due
         try:
             while True:
                 if not await nl.linger(t0, a):
-                    if nl.link.down or not await nl.connect():  # a RESET (the gateway restarted): HELLO now
+                    if nl.link.down or not await self._connect():  # a RESET (the gateway restarted): HELLO now
                         return -1
                     continue
                 up = time.ticks_diff(time.ticks_ms(), t0)
@@ -318,23 +331,6 @@ class Node:
             self.asleep = False
 
 
-def _node_info(inv, cfg):
-    """(totals, SlaveInfo bytes): the resources and attributes as the agent advertises them (boardres: the
-    board measured, then the config's), hostname = the node's name, no id (LINK.md §5). Boot only: boardres
-    and registrar are imported for it and dropped after."""
-    from . import boardres, registrar
-
-    try:
-        totals = boardres.measure(inv, cfg)
-        return totals, codec.encode(_SlaveInfo, {
-            "hostname": cfg["name"], "checkpoint": True,
-            "resources": [registrar.to_resource(n, v) for n, v in totals],
-            "attributes": [registrar.to_attribute(n, v) for n, v in boardres.attributes(inv, cfg)]})
-    finally:
-        _drop_module("registrar")
-        _drop_module("boardres")
-
-
 def _drop_module(short):
     sys.modules.pop("micromesos." + short, None)
     pkg = sys.modules.get("micromesos")
@@ -342,20 +338,27 @@ def _drop_module(short):
         delattr(pkg, short)
 
 
-async def main(cfg, inv, transport, started=None):
-    """Run a node until cancelled; started(node), if given, is called once it exists."""
+async def main(cfg, inv, transport, totals, started=None):
+    """Run a node until cancelled (totals: nodeboot.node_info's); started(node), if given, is called once it
+    exists."""
     log.set_level(cfg["log_level"])
+    from .ctx import Ctx
     from .tasks import Tasks
 
-    node = Node(cfg, inv, transport)
-    node.tasks = Tasks(node)
-    node.tasks.MAX_TASKS = cfg["max_tasks"]
+    # A task's stdout/stderr rings are what the agent's /files endpoint reads: a node has none, so it keeps
+    # no ring bytes (ctx.log still logs each line; the runner's notes go to the log too).
+    Ctx.LOG_BYTES = 0
+    node = Node(cfg, inv, transport, totals)
+    t = node.tasks = Tasks(node)
+    t.MAX_TASKS = cfg["max_tasks"]
+    t.presize()  # a node is there to run tasks: its task tables made now, while the heap is in one piece
     # What is read after boot (here and by fetch.allowed): the rest of the config leaves RAM.
     node.cfg = {k: cfg[k] for k in _RUNTIME_KEYS}
     transport = cfg = inv = None
     if started is not None:
         started(node)
     node.recover()
+    gc.collect()  # recovery's garbage goes before run() makes its lasting tasks
     c = node.cfg
     log.info(_W, "node %s: wakes every %d ms, listens %d ms; agent %s", node.nl.name, c["wake_ms"], c["listen_ms"],
              node.slave_id or "(new)")

@@ -5,16 +5,20 @@
 # Sleep on a board (not built here; Node.deep_sleep is the hook): a node with a live task must keep its RAM,
 # so it naps in asyncio with the link held (the unix port does exactly that) or, on an ESP32, in
 # machine.lightsleep() between its tasks' timers. A node with no live task and nothing unsent may deep-sleep:
-# the hook keeps node.nl.link.saved() (session, nxt, rnxt) and node.nl.nonce in RTC memory
-# (machine.RTC().memory(), 9 bytes), calls machine.deepsleep(ms), and the next boot gives them back to
-# NodeLink(nonce=...) and link.resume(...) before run(): it wakes with WAKE, not HELLO (LINK.md §7.2).
+# the hook keeps linkhello.kept(node.nl, node.transport if keyed) in RTC memory (machine.RTC().memory(): 11
+# bytes, 51 with a link_key: the session key and counters too), calls machine.deepsleep(ms), and the next boot
+# gives them to linkhello.resume(node.nl, b, transport) before run(): it wakes with WAKE, not HELLO (LINK.md
+# §7.2, §8.3).
 import gc
 import sys
 
 import board
+from micropython import const
 
 from . import log
 from .errors import ConfigError
+
+_SLAVE_INFO = const(20)  # schema.SlaveInfo
 
 
 def _load_config(path):
@@ -66,6 +70,46 @@ def _transport(cfg):
     raise ConfigError("transport: %s is not built into this firmware" % cfg["transport"])
 
 
+def node_info(inv, cfg):
+    """The totals (what the runner leases from); NODE_INFO's SlaveInfo bytes into the state directory's
+    node_info.bin (node._INFO; written only if they changed: flash wear): the resources and attributes as the
+    agent advertises them (boardres: the board measured, then the config's), hostname = the node's name, no id
+    (LINK.md §5). Before the node's code is loaded (boot's peak on a board that loads .mpy files): boardres and
+    registrar are imported for it and dropped after."""
+    from . import boardres, codec, registrar
+    from .store import makedirs
+
+    fs = inv.fs.rstrip("/")
+    d = (fs + "/" if fs else "/") + cfg["state_dir"]  # as node.Node's store
+    makedirs(d)
+    path = d + "/node_info.bin"
+    try:
+        totals = boardres.measure(inv, cfg)
+        info = codec.encode(_SLAVE_INFO, {
+            "hostname": cfg["name"], "checkpoint": True,
+            "resources": [registrar.to_resource(n, v) for n, v in totals],
+            "attributes": [registrar.to_attribute(n, v) for n, v in boardres.attributes(inv, cfg)]})
+    finally:
+        for m in ("registrar", "boardres", "names"):  # names: registrar's; the node needs none of them
+            _drop(m)
+    try:
+        with open(path, "rb") as f:
+            same = f.read() == info
+    except OSError:
+        same = False
+    if not same:
+        with open(path, "wb") as f:
+            f.write(info)
+    return totals
+
+
+def _drop(short):
+    sys.modules.pop("micromesos." + short, None)
+    pkg = sys.modules.get("micromesos")
+    if pkg is not None and short in pkg.__dict__:
+        delattr(pkg, short)
+
+
 def _on_task_error(loop, context):
     log.error("main", "task error: %s", context.get("message"))
     e = context.get("exception")
@@ -83,12 +127,14 @@ def boot(config_path="config.json"):
     except ConfigError as e:
         print("micromesos: config error: %s" % e)
         return 2
+    totals = node_info(inv, cfg)
+    gc.collect()
     import asyncio
 
     from . import node
 
-    main = node.main(cfg, inv, t)
-    cfg = inv = t = None  # this frame lives as long as the node: main() keeps only what it reads later
+    main = node.main(cfg, inv, t, totals)
+    cfg = inv = t = totals = None  # this frame lives as long as the node: main() keeps only what it reads later
     gc.collect()
     asyncio.get_event_loop().set_exception_handler(_on_task_error)
     try:

@@ -1,7 +1,11 @@
-# The agent's rarely-run half: SlaveInfo (PROTOCOL.md §3.5), the (re-)registration messages (§2.2-2.4),
-# recovery from the checkpoint and the master's rare messages (registration replies, shutdown, updates).
+# The agent's rarely-run half: SlaveInfo (PROTOCOL.md §3.5), each try of the registration loop and the
+# (re-)registration messages (§2.2-2.4), recovery from the checkpoint and the master's rare messages
+# (registration replies, shutdown, updates).
 # MIT licence. agent.py imports this module for one call and drops it (Agent.cold), so none of it sits
 # in RAM while the agent is registered and idle. Every function here takes the Agent first.
+import random
+import time
+
 from micropython import const
 
 from . import MESOS_VERSION, codec, log, names, schema
@@ -32,6 +36,9 @@ _UpdateFrameworkMessage = const(70)  # schema.UpdateFrameworkMessage
 
 _CHECKPOINT = "agent"
 _W = "agent"
+_DEFAULT_PING_TIMEOUT_MS = const(75000)  # DEFAULT_MASTER_PING_TIMEOUT (§2.2; agentinit.py's too)
+_SEND_RETRY_MS = const(100)  # a registration message the transport refused: first retry after this ...
+_SEND_RETRY_MAX_MS = const(5000)  # ... doubling up to this (agent.py's too)
 
 # ReregisterSlaveMessage is sent as pieces (none longer than one Task) in field-number order, byte for
 # byte what codec.encode writes for the whole message: 32 tasks make ~6 KB, more than the largest free
@@ -45,6 +52,54 @@ _K_FRAMEWORKS = const(0x42)      # 8
 # the master allows DRAIN_AGENT only with it), in the real 1.12 agent's order (it sends 1-8; §3.5).
 _RR_CAPABILITIES = b"\x4a\x02\x08\x01\x4a\x02\x08\x02\x4a\x02\x08\x03\x4a\x02\x08\x07"
 _AGENT_DRAINING = const(7)  # SlaveInfo.Capability.Type; not a schema global (tests/test_drain.py checks it)
+
+
+# --- (re-)registration ----------------------------------------------------------------------------------
+
+def become_running(a, msg, connection):
+    from .agent import RUNNING  # loaded: it called us
+
+    a.state = RUNNING
+    a.link = msg.conn
+    if not msg.sender_is(a.master):  # the master may advertise another address (§1.6)
+        a.master = msg.sender()
+        a._ip1 = a.master.partition("@")[2].rpartition(":")[0]
+    t = None
+    if connection:
+        t = connection.get("total_ping_timeout_seconds")
+    if a.cfg["ping_timeout"]:
+        t = a.cfg["ping_timeout"]
+    a.ping_timeout_ms = int(t * 1000) if t else _DEFAULT_PING_TIMEOUT_MS
+    a.last_ping = time.ticks_ms()
+    a._unregistered.clear()
+    a._registered.set()
+    a.updates.resume()
+
+
+def attempt(a, st):
+    """One try of Agent._registrar: the (re-)registration queued for the master, or refused by the transport
+    (outbox full, no route) or the heap. st: the loop's [k, refused ms], updated. -> seconds to wait for the
+    answer before the next try."""
+    k, refused = st
+    a.fresh_registration = a.slave_id is None
+    what = names.short(_REGISTER_SLAVE if a.fresh_registration else _REREGISTER_SLAVE)
+    if not refused:
+        log.info(_W, "sending %s to %s", what, a.master)
+    try:
+        ok = send_registration(a)
+    except MemoryError:  # no room to build it (it grows with the live tasks)
+        ok = False
+    if ok:
+        if refused:
+            log.info(_W, "%s queued for %s", what, a.master)
+        st[0] = k + 1
+        st[1] = 0
+        retry = a.cfg["registration_backoff_factor"] or 1.0  # factor 0 only drops the first random wait
+        return random.random() * min(retry * (1 << k), a.cfg["registration_backoff_max"])
+    if not refused:  # once per streak: the retries are quick
+        log.warn(_W, "could not queue %s for %s (outbox full, no route or no heap): retrying", what, a.master)
+    st[1] = min(refused * 2 or _SEND_RETRY_MS, _SEND_RETRY_MAX_MS)
+    return st[1] / 1000
 
 
 # --- SlaveInfo and the registration messages ------------------------------------------------------
@@ -134,7 +189,7 @@ def registered(a, msg):
     a.slave_id = sid
     a.checkpoint()
     a.counters["registrations"] += 1
-    a.become_running(msg, m.get("connection"))
+    become_running(a, msg, m.get("connection"))
     log.info(_W, "registered with %s as agent %s", a.master, sid)
     # Reboot race (§2.2): a master that has not yet noticed our reboot hands back the OLD id and still
     # believes the old tasks run. One re-registration with what we really run makes it answer with
@@ -154,7 +209,7 @@ def reregistered(a, msg):
         return
     if not a.connected():
         a.counters["reregistrations"] += 1
-        a.become_running(msg, m.get("connection"))
+        become_running(a, msg, m.get("connection"))
         log.info(_W, "re-registered with %s as agent %s", a.master, a.slave_id)
     for rec in m.get("reconciliations", ()):
         _reconcile(a, rec)
@@ -209,7 +264,7 @@ def checkpoint_resources(a, msg):
 
 def boot(a):
     """Recover, then log what the agent advertises (Agent.start)."""
-    from .resources import fmt  # its only use: resources stays out of RAM after boot
+    from .resfmt import fmt  # its only use: not resident after boot (tasks.drop_code)
 
     recover(a)
     log.info(_W, "agent %s at %s, master %s, resources %s", a.slave_id or "(new)", a.upid, a.master,

@@ -1,6 +1,6 @@
 # Mesos resources in the agent's form (PROTOCOL.md §4): decoded from the wire, formatted, leased to tasks.
 # MIT licence. Values here: float (SCALAR), tuple of str (SET), list of (begin, end) (RANGES), str (TEXT).
-# Not resident: imported by a launch, registrar.py and /state, and dropped after (tasks.drop_code). Small,
+# Not resident: imported by a launch (and config.py at boot), and dropped after (tasks.drop_code). Small,
 # as those peaks carry it: the boot-only half (parsing the config, measuring the board) is boardres.py.
 from . import schema
 from micropython import const
@@ -11,10 +11,14 @@ _SET = const(2)  # schema.SET
 
 def __getattr__(name):
     # The names of the other halves still work here (config, tools and tests), each importing its module:
-    # SlaveInfo's Resource and Attribute dicts (registrar.py, registration only); parse, parse_attributes,
-    # collapse, measure, attributes (boardres.py, boot only).
+    # fmt (resfmt.py); SlaveInfo's Resource and Attribute dicts (registrar.py, registration only); parse,
+    # parse_attributes, collapse, measure, attributes (boardres.py, boot only).
     if name[:2] == "__":
         raise AttributeError(name)
+    if name == "fmt":  # resfmt.py: /state needs it without the rest of this module
+        from .resfmt import fmt
+
+        return fmt
     if name in ("to_resource", "to_attribute"):
         from . import registrar
 
@@ -39,19 +43,6 @@ def from_resource(r):
     if t == _RANGES:
         return r["name"], [(x["begin"], x["end"]) for x in r.get("ranges", {}).get("range", ())]
     raise ValueError("%s: unsupported resource type %d" % (r["name"], t))
-
-
-def fmt(name, v):
-    """Mesos text form for logs and the web UI: cpus:1, sensors:{a,b}, gpio:[2-5]."""
-    if isinstance(v, float):
-        s = ("%.3f" % v).rstrip("0").rstrip(".")
-    elif isinstance(v, tuple):
-        s = "{" + ",".join(v) + "}"
-    elif isinstance(v, list):
-        s = "[" + ",".join("%d-%d" % r for r in v) + "]"
-    else:
-        s = str(v)
-    return name + ":" + s
 
 
 # --- leases: what is handed to running tasks (the bookkeeping is tasks.Leases) --------------------

@@ -8,10 +8,12 @@ from micropython import const
 # writes the tables below from it, and tests/test_codec_vectors.py checks they agree.
 #
 # RAM (32-bit device model; tools/bench/modram.py): every public module-level name is a globals-dict slot,
-# and on a board that loads .mpy files every identifier is also an interned string. So only the names lib/
-# reads as schema.X are globals (tests/test_codec_vectors.py checks that lib/ uses no other); every other
-# type and enum value, name(T) and fields(T) are found through __getattr__ (micromesos.enums; tools and
-# tests only: it imports, scans and allocates). The tables are literals, not built at import: frozen, FIELDS
+# and on a board that loads .mpy files every identifier is also an interned string. lib/ folds the numbers
+# it needs in as local consts (`_X = const(N)  # schema.X`, checked by tests/test_codec_vectors.py), so the
+# numbers below are private (folded here, no slot: 1.6 KB less on a loaded board); the globals are the
+# tables, task_state_name, NTYPES and TASK_UNKNOWN (enums reads them). Every type and enum value, name(T)
+# and fields(T) are found through __getattr__ (micromesos.enums; tools and tests only: it imports, scans
+# and allocates). The tables are literals, not built at import: frozen, FIELDS
 # and FIRST stay in flash; loaded, each is one bytes object:
 #     FIELDS  bytes, 4 per field, each type's fields in field-number order (protoc's order):
 #             number | flags: kind bits 0-3, _REQ, _REP, _RAW | sub-message type | index into KEYS
@@ -29,78 +31,78 @@ _REQ = const(0x10)  # flags: label required / repeated (optional: neither), RAW 
 _REP = const(0x20)
 _RAW = const(0x40)
 
-# --- message type ids lib/ reads (each type's index in enums.TYPES) -----------------------------------
-Value_Scalar = const(1)
-Resource = const(14)
-KillPolicy = const(17)
-SlaveInfo_Capability = const(19)
-SlaveInfo = const(20)
-FrameworkInfo = const(23)
-ExecutorInfo = const(38)
-Task = const(50)
-StatusUpdateMessage = const(52)
-StatusUpdateAcknowledgementMessage = const(53)
-RegisterSlaveMessage = const(54)
-ReregisterSlaveMessage = const(56)
-SlaveRegisteredMessage = const(58)
-SlaveReregisteredMessage = const(60)
-RunTaskMessage = const(65)
-RunTaskGroupMessage = const(66)
-KillTaskMessage = const(67)
-ShutdownFrameworkMessage = const(68)
-ShutdownExecutorMessage = const(69)
-UpdateFrameworkMessage = const(70)
-CheckpointResourcesMessage = const(71)
-ExitedExecutorMessage = const(72)
-ExecutorToFrameworkMessage = const(73)
-FrameworkToExecutorMessage = const(74)
-ShutdownMessage = const(75)
+# --- message type ids lib/ uses (each type's index in enums.TYPES) -----------------------------------
+_Value_Scalar = const(1)
+_Resource = const(14)
+_KillPolicy = const(17)
+_SlaveInfo_Capability = const(19)
+_SlaveInfo = const(20)
+_FrameworkInfo = const(23)
+_ExecutorInfo = const(38)
+_Task = const(50)
+_StatusUpdateMessage = const(52)
+_StatusUpdateAcknowledgementMessage = const(53)
+_RegisterSlaveMessage = const(54)
+_ReregisterSlaveMessage = const(56)
+_SlaveRegisteredMessage = const(58)
+_SlaveReregisteredMessage = const(60)
+_RunTaskMessage = const(65)
+_RunTaskGroupMessage = const(66)
+_KillTaskMessage = const(67)
+_ShutdownFrameworkMessage = const(68)
+_ShutdownExecutorMessage = const(69)
+_UpdateFrameworkMessage = const(70)
+_CheckpointResourcesMessage = const(71)
+_ExitedExecutorMessage = const(72)
+_ExecutorToFrameworkMessage = const(73)
+_FrameworkToExecutorMessage = const(74)
+_ShutdownMessage = const(75)
 NTYPES = const(81)
 
-# --- enums lib/ reads (numbers from mesos.proto; §3.2, §3.5, §3.7, §3.9; the rest: micromesos.enums) ----
+# --- enums lib/ uses (numbers from mesos.proto; §3.2, §3.5, §3.7, §3.9; the rest: micromesos.enums) ----
 # Value.Type
-SCALAR = const(0)
-RANGES = const(1)
-SET = const(2)
-TEXT = const(3)
+_SCALAR = const(0)
+_RANGES = const(1)
+_SET = const(2)
+_TEXT = const(3)
 # TaskState
-TASK_STARTING = const(0)
-TASK_RUNNING = const(1)
-TASK_FINISHED = const(2)
-TASK_FAILED = const(3)
-TASK_KILLED = const(4)
-TASK_LOST = const(5)
-TASK_STAGING = const(6)
-TASK_ERROR = const(7)
-TASK_KILLING = const(8)
-TASK_DROPPED = const(9)
-TASK_UNREACHABLE = const(10)
-TASK_GONE = const(11)
-TASK_GONE_BY_OPERATOR = const(12)
+_TASK_STARTING = const(0)
+_TASK_RUNNING = const(1)
+_TASK_FINISHED = const(2)
+_TASK_FAILED = const(3)
+_TASK_KILLED = const(4)
+_TASK_LOST = const(5)
+_TASK_STAGING = const(6)
+_TASK_ERROR = const(7)
+_TASK_KILLING = const(8)
+_TASK_DROPPED = const(9)
+_TASK_UNREACHABLE = const(10)
+_TASK_GONE = const(11)
+_TASK_GONE_BY_OPERATOR = const(12)
 TASK_UNKNOWN = const(13)
 # TaskStatus.Source
-SOURCE_SLAVE = const(1)
-SOURCE_EXECUTOR = const(2)
+_SOURCE_SLAVE = const(1)
+_SOURCE_EXECUTOR = const(2)
 # TaskStatus.Reason
-REASON_EXECUTOR_TERMINATED = const(1)
-REASON_FRAMEWORK_REMOVED = const(3)
-REASON_CONTAINER_LIMITATION_MEMORY = const(8)
-REASON_RECONCILIATION = const(9)
-REASON_SLAVE_RESTARTED = const(12)
-REASON_TASK_INVALID = const(14)
-REASON_CONTAINER_LIMITATION = const(19)
-REASON_CONTAINER_LAUNCH_FAILED = const(21)
-REASON_TASK_KILLED_DURING_LAUNCH = const(30)
+_REASON_EXECUTOR_TERMINATED = const(1)
+_REASON_FRAMEWORK_REMOVED = const(3)
+_REASON_CONTAINER_LIMITATION_MEMORY = const(8)
+_REASON_RECONCILIATION = const(9)
+_REASON_SLAVE_RESTARTED = const(12)
+_REASON_TASK_INVALID = const(14)
+_REASON_CONTAINER_LIMITATION = const(19)
+_REASON_CONTAINER_LAUNCH_FAILED = const(21)
+_REASON_TASK_KILLED_DURING_LAUNCH = const(30)
 # SlaveInfo.Capability.Type
-MULTI_ROLE = const(1)
-HIERARCHICAL_ROLE = const(2)
-RESERVATION_REFINEMENT = const(3)
+_MULTI_ROLE = const(1)
+_HIERARCHICAL_ROLE = const(2)
+_RESERVATION_REFINEMENT = const(3)
 # FrameworkInfo.Capability.Type: its own numbering, hence the FW_ prefix
-FW_TASK_KILLING_STATE = const(2)
-FW_PARTITION_AWARE = const(5)
+_FW_TASK_KILLING_STATE = const(2)
+_FW_PARTITION_AWARE = const(5)
 # ExecutorInfo.Type
-EXECUTOR_DEFAULT = const(1)
-EXECUTOR_CUSTOM = const(2)
+_EXECUTOR_DEFAULT = const(1)
+_EXECUTOR_CUSTOM = const(2)
 
 # --- task state names, for task_state_name() (/state prints states by name, §5) --------------------------
 # One plain string: one object (in flash when frozen), no interned string or globals slot per name.

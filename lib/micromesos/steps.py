@@ -5,7 +5,7 @@ import time
 
 import asyncio
 
-from . import log, schema
+from . import log
 from .ctx import DONE, KILLING, RUNNING
 from micropython import const
 _REASON_CONTAINER_LIMITATION = const(19)  # schema.REASON_CONTAINER_LIMITATION
@@ -13,6 +13,7 @@ _SOURCE_SLAVE = const(1)  # schema.SOURCE_SLAVE
 _TASK_FAILED = const(3)  # schema.TASK_FAILED
 
 _W = "tasks"
+_IDLE_MS = const(3600000)  # Watch sleeps this long (or until wake()) while no task runs
 
 
 class Step:
@@ -107,13 +108,13 @@ class Watch:
         self.hogs = []       # (ctx, step ms) seen by Step since the last tick
         self.stopping = []   # ctx cancelled and inside a grace period
         self.max_lag_ms = 0
-        self._busy = self._task = None  # made by the first wake(): an agent without tasks holds neither
+        self._task = None  # made by the first wake(): an agent without tasks holds none
+        self._idle = None  # that task while it sleeps with nothing to watch (wake() rouses it)
 
     def wake(self):
         if self._task is None:
-            self._busy = asyncio.Event()
             self._task = asyncio.create_task(self._run())
-        self._busy.set()
+        rouse(self._idle)
 
     def stop(self, c, outcome, grace_ms):
         """Cancel the task (CancelledError at its await); after grace_ms it is forced. First outcome wins."""
@@ -137,8 +138,11 @@ class Watch:
         runner = self.runner
         while True:
             if not runner.running and not self.stopping:
-                self._busy.clear()
-                await self._busy.wait()
+                self._idle = asyncio.current_task()
+                try:
+                    await asyncio.sleep_ms(_IDLE_MS)
+                finally:
+                    self._idle = None
                 continue
             period = self.slice_ms
             t0 = time.ticks_ms()
@@ -168,6 +172,17 @@ class Watch:
                     else:
                         keep.append(c)
                 self.stopping = keep
+
+
+def rouse(t):
+    """Bring forward to now the wake-up of asyncio task t, sleeping in asyncio.sleep_ms() (None: nothing to
+    do). What Event.set() does for a waiter, without an Event's wait and wait_for_ms()'s timeout, which
+    cost a task and closures (~500 B on a 32-bit board) per wait: Task.cancel() moves a task the same way.
+    Only for a task that awaits nothing but sleep_ms() (it may be the running one: then it is left alone)."""
+    if t is not None and t is not asyncio.core.cur_task:  # type: ignore[attr-defined]
+        q = asyncio.core._task_queue  # type: ignore[attr-defined]
+        q.remove(t)
+        q.push(t)
 
 
 def cancel(t):

@@ -9,6 +9,7 @@ from micropython import const
 from . import log
 
 _CHUNK = const(256)
+_SMALL = const(48)  # the buffer when not even _CHUNK is free in one piece (a small board's heap mid-launch)
 
 
 class _Buffered(io.IOBase):
@@ -16,15 +17,19 @@ class _Buffered(io.IOBase):
     # write) per token. This gathers them in a small preallocated buffer.
     def __init__(self, f):
         self.f = f
-        self.buf = bytearray(_CHUNK)
+        try:
+            self.buf = bytearray(_CHUNK)
+        except MemoryError:
+            self.buf = bytearray(_SMALL)
         self.mv = memoryview(self.buf)
         self.n = 0
 
     def write(self, b):
         n = len(b)
-        if self.n + n > _CHUNK:
+        c = len(self.buf)
+        if self.n + n > c:
             self.flush()
-            if n > _CHUNK:
+            if n > c:
                 return self.f.write(b)
         self.buf[self.n : self.n + n] = b
         self.n += n

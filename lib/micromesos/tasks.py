@@ -7,7 +7,7 @@ import sys
 
 from micropython import const
 
-from . import codec, log, names, schema
+from . import codec, log, schema
 from .ctx import DONE, LAUNCHING, RUNNING, Ctx
 from .steps import Watch, marker
 _EXITED_EXECUTOR = const(20)  # names.EXITED_EXECUTOR
@@ -96,14 +96,15 @@ def describe(exc):
         return name
 
 
-class _Tail(io.IOBase):
-    # sys.print_exception streams into the stderr ring: a deep traceback needs no heap of its own.
-    def __init__(self, ring):
-        self.ring = ring
+def _tail(ring):
+    # sys.print_exception streams into the stderr ring: a deep traceback needs no heap of its own. The class
+    # is made for each use (a task raised): no class resident for it.
+    class Tail(io.IOBase):
+        def write(self, b):
+            ring.write(b)
+            return len(b)
 
-    def write(self, b):
-        self.ring.write(b)
-        return len(b)
+    return Tail()
 
 
 class Leases:
@@ -386,7 +387,7 @@ class Tasks:
         self.finish(c, *o)
         if tb is not None:
             try:  # optional, after the update is queued: the traceback in the task's stderr ring
-                sys.print_exception(tb, _Tail(c.stderr))
+                sys.print_exception(tb, _tail(c.stderr))
             except BaseException:  # noqa: B036  the exception's own repr is task code; nothing awaits here
                 gc.collect()
 
@@ -507,7 +508,7 @@ def load(name):
 
 
 # The occasional code: the runner's, and resources / boardres (boot, launches, registration, /state).
-_CODE = ("launch", "kill", "fetch", "download", "taskstore", "resources", "boardres")
+_CODE = ("launch", "kill", "fetch", "download", "taskstore", "resources", "resfmt", "boardres")
 
 
 def drop_code():

@@ -9,8 +9,9 @@ import time
 import asyncio
 from micropython import const
 
-from . import codec, log, schema
-from .names import STATUS_UPDATE
+from . import codec, log
+from .steps import rouse
+_STATUS_UPDATE = const(10)  # names.STATUS_UPDATE
 _StatusUpdateMessage = const(52)  # schema.StatusUpdateMessage
 _TASK_DROPPED = const(9)  # schema.TASK_DROPPED
 _TASK_ERROR = const(7)  # schema.TASK_ERROR
@@ -86,12 +87,14 @@ class StatusUpdates:
 
     def __init__(self, agent, store, retry_min, retry_max):
         self.agent = agent
+        self.ready = agent.connected  # may run() send now? (a node: only while it listens, micromesos.node)
         self.store = store
         self.retry_min = int(retry_min * 1000)
         self.retry_max = int(retry_max * 1000)
         self.streams = {}  # (fid, tid) -> Stream
         self.on_terminal_acked = None  # fn(fid, tid): the task may be forgotten
-        self._wake = asyncio.Event()
+        self._woken = False  # kick()ed since run() last looked
+        self._sleeper = None  # run()'s task while it sleeps (kick() rouses it)
         # Journal records not yet on flash, oldest first: (stream, update) or an acked uuid. The list's
         # slots are reused (self._jn of them in use) so the ack path allocates nothing once it has grown.
         self._jq = []
@@ -152,7 +155,11 @@ class StatusUpdates:
     def _send_head(self, s, now_ms):
         """Send the head of s; False if the transport refused it (outbox full): tried again soon, as it
         never left, so its backoff does not grow."""
-        if not self.agent.send_to_master(STATUS_UPDATE, self.encode(s, s.pending[0])):
+        try:
+            ok = self.agent.send_to_master(_STATUS_UPDATE, self.encode(s, s.pending[0]))
+        except MemoryError:  # no heap to encode it now (a small board): offered again soon, as if refused;
+            ok = False  # run() must not die of it, or no update would ever go again
+        if not ok:
             s.due = time.ticks_add(now_ms, _REFUSED_MS)
             return False
         self.sent += 1
@@ -195,18 +202,19 @@ class StatusUpdates:
             if s.pending and (fid is None or s.fid == fid):
                 s.due = t
                 s.backoff = self.retry_min
-        self._wake.set()
+        self.kick()
 
     def kick(self):
-        """The transport listens again (a node's wake, micromesos.node): heads already due go now; none is
-        made due early (its ack may be on its way) and no backoff restarts, unlike resume()."""
-        self._wake.set()
+        """run() looks now (a record queued, the transport listens again: a node's wake): heads already due
+        go now; none is made due early (its ack may be on its way) and no backoff restarts, unlike resume()."""
+        self._woken = True
+        rouse(self._sleeper)
 
     def drop_framework(self, fid):
         for key in [k for k in self.streams if k[0] == fid]:
             del self.streams[key]
         self._rewrite = True  # by run(), like every journal write (see flush())
-        self._wake.set()
+        self.kick()
 
     def clear(self):
         """A new identity owns no updates: the journal goes now (rare: boot, ShutdownMessage)."""
@@ -233,7 +241,7 @@ class StatusUpdates:
     # --- the retry loop: one long-lived task ------------------------------------------------------
 
     # The only place the journal is written. Handlers (ack(), update(), the ping) never touch flash:
-    # they queue a record and set self._wake. The ping handler queues its pong in the master's outbox,
+    # they queue a record and kick() run(). The ping handler queues its pong in the master's outbox,
     # which wakes that destination's sender task. asyncio's run queue is stable (FIFO among tasks due
     # at the same tick), so sleep_ms(0) puts this task behind every task made runnable so far, e.g. a
     # sender woken by a ping read in the same segment as an ack: that pong reaches the socket before
@@ -282,7 +290,7 @@ class StatusUpdates:
                 self.flush()
             t = time.ticks_ms()
             wait = self.retry_max
-            if self.agent.connected():
+            if self.ready():
                 full = False  # the outbox refused one: the rest wait for the next round unencoded
                 for s in list(self.streams.values()):
                     if s.pending and s.due is not None:
@@ -292,11 +300,15 @@ class StatusUpdates:
                             else:
                                 full = not self._send_head(s, t)
                         wait = min(wait, max(time.ticks_diff(s.due, t), 0))
-            self._wake.clear()
+            if self._woken:  # kicked while it ran: look again after one turn of the loop
+                self._woken = False
+                wait = 0
+            # Not wait_for_ms(an Event): a task and closures per turn (~500 B); kick() rouses this sleep.
+            self._sleeper = asyncio.current_task()
             try:
-                await asyncio.wait_for_ms(self._wake.wait(), max(wait, 1))
-            except asyncio.TimeoutError:
-                pass
+                await asyncio.sleep_ms(max(wait, 1))
+            finally:
+                self._sleeper = None
 
     # --- journal -------------------------------------------------------------------------------
 
@@ -307,7 +319,7 @@ class StatusUpdates:
         else:
             q.append(rec)
         self._jn += 1
-        self._wake.set()
+        self.kick()
 
     def _drop_queue(self):
         q = self._jq

@@ -87,7 +87,7 @@ def flags_object(out, cfg):
     for k in sorted(cfg):
         v = cfg[k]
         if isinstance(v, list):
-            from .resources import fmt  # not resident; dropped with the views (endpoints)
+            from .resfmt import fmt  # not resident; dropped with the views (endpoints)
 
             r = []
             for n, x in v:

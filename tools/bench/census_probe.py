@@ -78,9 +78,10 @@ def create_task(coro):
 
 asyncio.create_task = create_task
 wrap(board, "inventory", "board.inventory()")
-wrap(A, "Libprocess", "Libprocess.__init__ (transport object)")
-wrap(A, "Store", "Store(state_dir)")
-wrap(A, "StatusUpdates", "StatusUpdates (updates)")
+from micromesos import agentinit as AI  # noqa: E402
+wrap(AI, "Libprocess", "Libprocess.__init__ (transport object)")
+wrap(AI, "Store", "Store(state_dir)")
+wrap(AI, "StatusUpdates", "StatusUpdates (updates)")
 wrap(gate.Gate, "_new_parser", "Gate._new_parser (a parser and its recv buffer)")
 wrap(libprocess.Libprocess, "_spare_outbox", "Libprocess._spare_outbox (an outbox)")
 wrap_async(libprocess._Dest, "_connect", "_Dest._connect (socket, stream)")

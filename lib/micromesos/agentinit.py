@@ -1,0 +1,54 @@
+# Agent.__init__'s body: the agent's attributes, set once at boot. MIT licence. agent.py imports this module
+# for that call and drops it after (as registrar.py), so its code is not in RAM once the agent runs, nor
+# next to the registrar's while a registration is built.
+import time
+
+import asyncio
+from micropython import const
+
+from . import boardres  # boot only: not resident (the runner drops it: tasks.drop_code)
+from .libprocess import Libprocess
+from .store import Store
+from .updates import StatusUpdates
+
+_DEFAULT_PING_TIMEOUT_MS = const(75000)  # DEFAULT_MASTER_PING_TIMEOUT (§2.2; registrar.py's too)
+_RECOVERING = const(0)  # the agent's state until Agent.start is done (then agent.DISCONNECTED)
+
+
+def init(a, cfg, inventory, transport):
+    """Agent.__init__'s body: every attribute of the agent but `tasks`. transport: a Libprocess, made
+    from cfg when None."""
+    a.cfg = cfg
+    a.inv = inventory
+    if transport is None:
+        transport = Libprocess("slave(1)", cfg["ip"], cfg["port"], cfg["advertise_ip"],
+                               cfg["advertise_port"], cfg)
+    a.lp = transport
+    a.lp.handler = a._on_message
+    a.lp.on_link_closed = a._on_link_closed
+    a._configured = "master@" + cfg["master"]
+    a.master = a._configured  # current master UPID (re-noted on registration)
+    # Peer IPs the master's connections may come from: the configured master's, the noted master's.
+    a._ip0 = a._ip1 = cfg["master"].rpartition(":")[0]
+    a._check_ip = cfg["check_master_ip"]
+    a.state = _RECOVERING
+    a.slave_id = None
+    a.link = None            # inbound connection the master registered us over (§1.5)
+    a.ping_timeout_ms = _DEFAULT_PING_TIMEOUT_MS
+    a.last_ping = time.ticks_ms()
+    a.frameworks = {}        # framework id -> raw FrameworkInfo bytes, echoed verbatim
+    a.checkpointed = []      # raw Resource bytes from CheckpointResourcesMessage
+    a.fresh_registration = False
+    a.drain_config = None    # DrainConfig dict while draining (drain.py): launches are refused
+    a.authenticated = False  # the master took our SASL exchange (only with a credential)
+    a.authentications = 0    # attempts so far: N of crammd5-authenticatee(N)
+    a.started_ms = time.ticks_ms()
+    a.counters = {"registrations": 0, "reregistrations": 0, "pings": 0, "dropped": 0,
+                  "disconnects": 0, "invalid": 0}
+    fs = inventory.fs.rstrip("/")
+    a.store = Store((fs + "/" if fs else "/") + cfg["state_dir"])
+    a.updates = StatusUpdates(a, a.store, cfg["status_update_retry_min"], cfg["status_update_retry_max"])
+    a._unregistered = asyncio.Event()  # set while the agent needs (re-)registration
+    a._registered = asyncio.Event()
+    a.totals = boardres.measure(inventory, cfg)
+    a.attributes = boardres.attributes(inventory, cfg)
