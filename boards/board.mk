@@ -12,7 +12,12 @@ BAUD ?= 460800
 CHIP ?= esp32
 # CONFIG is copied to :config.json; WIFI ({"ssid": ..., "password": ...}) to :wifi.json if present.
 CONFIG_unix = boards/unix/vboard.json
-CONFIG ?= $(if $(CONFIG_$(BOARD)),$(CONFIG_$(BOARD)),config.json)
+# ROLE=bridge (BOARD=esp32): the board is a gateway bridging Wi-Fi and ESP-NOW (docs/GATEWAY.md §10): its
+# firmware freezes lib/mgateway too, and deploy puts firmware/gateway_main.py and CONFIG (gateway.json) on it.
+ROLE ?= agent
+FIRMWARE_MANIFEST = $(if $(filter bridge,$(ROLE)),bridge_manifest.py,manifest.py)
+CONFIG_bridge = gateway.json
+CONFIG ?= $(or $(CONFIG_$(BOARD)),$(if $(filter bridge,$(ROLE)),$(CONFIG_bridge)),config.json)
 WIFI ?= wifi.json
 # The board's config "tasks_dir".
 TASKS_DIR ?= tasks
@@ -124,12 +129,20 @@ flash-unix:
 
 # --- putting the agent on a running board ----------------------------------------------------
 # Checks first (prerequisites run left to right), so nothing is compiled for a missing board.
+# ROLE=bridge: the gateway and the agent are in the firmware; only its main.py, config and Wi-Fi go over.
+BRIDGE_COPY = cp firmware/gateway_main.py :main.py + cp $(CONFIG) :gateway.json \
+	$(if $(wildcard $(WIFI)),+ cp $(WIFI) :wifi.json)
+ifeq ($(ROLE),bridge)
+deploy: deploy-check
+	$(strip $(MPREMOTE) connect $(PORT) resume $(BRIDGE_COPY) + reset)
+else
 deploy: deploy-check mpy
 	$(strip $(MPREMOTE) connect $(PORT) resume exec "$(call mkdirs_py,$(LIB_DIRS) $(TASKS_DIR))" $(DEPLOY_COPY) + reset)
+endif
 
 deploy-check:
 	$(call need,$(wildcard $(PORT)),$(no_port))
-	$(call need,$(wildcard $(CONFIG)),no config at CONFIG=$(CONFIG): copy boards/$(BOARD)/config.example.json to $(CONFIG) and set "master")
+	$(call need,$(wildcard $(CONFIG)),no config at CONFIG=$(CONFIG): copy boards/$(BOARD)/$(if $(filter bridge,$(ROLE)),gateway,config).example.json to $(CONFIG) and set "master")
 
 task-upload: venv
 	$(call need,$(TASK),usage: make task-upload TASK=path/to/task.py BOARD=$(BOARD) PORT=$(PORT))
@@ -153,6 +166,8 @@ board: venv $(DEVICE_DEP)
 
 # --- frozen firmware, built by the port's own make (ESP-IDF or the Pico SDK toolchain needed) ---
 firmware:
+	$(call need,$(filter agent bridge,$(ROLE)),unknown ROLE=$(ROLE) (agent, or bridge for an ESP32 gateway))
+	$(call need,$(wildcard boards/$(BOARD)/$(FIRMWARE_MANIFEST)),BOARD=$(BOARD) has no $(ROLE) firmware (ROLE=bridge: BOARD=esp32))
 	$(call need,$(PORT_DIR_$(BOARD)),BOARD=$(BOARD) has no firmware build (esp32, rp2); the unix port comes from .venv)
 	$(call need,$(MICROPY_DIR),set MICROPY_DIR to a micropython checkout: make firmware BOARD=$(BOARD) MICROPY_DIR=~/src/micropython)
 	$(call need,$(and $(wildcard $(MICROPY_DIR)/mpy-cross/Makefile),$(wildcard $(MICROPY_DIR)/ports/$(PORT_DIR_$(BOARD))/Makefile)),MICROPY_DIR=$(MICROPY_DIR) is not a micropython checkout (no mpy-cross/ and ports/$(PORT_DIR_$(BOARD))/ in it): git clone https://github.com/micropython/micropython and pass its path)
@@ -161,7 +176,7 @@ firmware:
 	$(if $(filter rp2,$(BOARD)),$(call need,$(shell command -v arm-none-eabi-gcc),arm-none-eabi-gcc not found: the rp2 port needs the Arm GNU toolchain and cmake (apt-get install gcc-arm-none-eabi cmake)))
 	$(SUBMAKE) -C $(MICROPY_DIR)/mpy-cross
 	$(SUBMAKE) -C $(MICROPY_DIR)/ports/$(PORT_DIR_$(BOARD)) BOARD=$(MICROPY_BOARD) submodules
-	$(SUBMAKE) -C $(MICROPY_DIR)/ports/$(PORT_DIR_$(BOARD)) BOARD=$(MICROPY_BOARD) FROZEN_MANIFEST=$(abspath boards/$(BOARD)/manifest.py)
+	$(SUBMAKE) -C $(MICROPY_DIR)/ports/$(PORT_DIR_$(BOARD)) BOARD=$(MICROPY_BOARD) FROZEN_MANIFEST=$(abspath boards/$(BOARD)/$(FIRMWARE_MANIFEST))
 	mkdir -p build/$(BOARD)
 	cp $(MICROPY_DIR)/ports/$(PORT_DIR_$(BOARD))/build-$(MICROPY_BOARD)/firmware.$(FIRMWARE_EXT_$(BOARD)) $(FIRMWARE)
 
@@ -172,7 +187,8 @@ $(STUBS)/%/.stamp: boards/%/stubs.txt | venv
 	touch $@
 
 TYPECHECK_BOARDS ?= esp32 rp2
-TYPECHECK_FILES ?= lib/micromesos lib/mgateway firmware/main.py firmware/boot.py firmware/node_main.py
+TYPECHECK_FILES ?= lib/micromesos lib/mgateway firmware/main.py firmware/boot.py firmware/node_main.py \
+	firmware/gateway_main.py
 MYPY_FLAGS ?=
 typecheck: venv $(foreach b,$(TYPECHECK_BOARDS),$(STUBS)/$(b)/.stamp)
 	@rc=0; for b in $(TYPECHECK_BOARDS); do \

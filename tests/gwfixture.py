@@ -15,10 +15,10 @@ NODES = os.path.join(mpy.ROOT, "tools", "gateway_nodes.py")  # the scripted node
 class Proc:
     """A MicroPython process; its output lines kept as (arrival time, line)."""
 
-    def __init__(self, argv_script=None, module=None, args=(), heapsize="1m", name="proc"):
+    def __init__(self, argv_script=None, module=None, args=(), heapsize="1m", name="proc", **kw):
         self.name = name
         self.proc = mpy.popen_mpy(script=argv_script, module=module, args=list(args), heapsize=heapsize,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
         self.lines = []
         self._lock = threading.Lock()
         threading.Thread(target=self._pump, daemon=True).start()

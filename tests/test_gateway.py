@@ -448,3 +448,43 @@ def test_updates_unacknowledged_at_a_gateway_restart_are_reported_and_relayed_af
                 print("--- gateway ---\n" + gw.output(100))
                 print("--- node ---\n" + node.output(100))
     run(body())
+
+
+def test_a_launch_larger_than_the_node_takes_fails_at_the_gateway_and_the_next_one_runs(tmp_path):
+    # The node announces max_message 1024 in its HELLO (LINK.md §3.1): a RunTaskMessage larger than that would be
+    # dropped whole by its Link (§4.6) and the task would stay STAGING for ever; the gateway fails it at once
+    # (TASK_FAILED, REASON_CONTAINER_LAUNCH_FAILED, once) and holds nothing; a launch that fits runs as before.
+    from test_node import node_config, start_node as start_real_node, stop
+
+    async def body():
+        async with StandinMaster(ping_interval=PING, max_missed=MISSED, ping_timeout=PING * MISSED) as m:
+            cfg, path = gateway_config(tmp_path, m.port, status_update_retry_min_ms=2000)
+            gw = start_gateway(path)
+            node, log = start_real_node(tmp_path, node_config(tmp_path, cfg["link_port"], name="small-1",
+                                                              max_message=1024))
+            try:
+                a = await registered(m, gw, "small-1")
+                big = await m.launch(command="hello", agent_id=a.id, resources="cpus:0.1;mem:0.01",
+                                     environment={"PAD": "x" * 1200})
+                await wait_until(lambda: 3 in [s for _, s in updates_received(m, a.id)], 30,
+                                 "TASK_FAILED from the gateway for the launch the node can't take", gw)
+                failed = [e.body["update"]["status"] for e in m.find("StatusUpdateMessage", kind="recv")
+                          if e.body["update"]["status"]["task_id"] == big]
+                assert [(s["state"], s.get("reason"), s.get("source")) for s in failed] == [(3, 21, 1)], failed
+                assert "max_message" in failed[0]["message"], failed
+                ok = await m.launch(command="hello", agent_id=a.id, resources="cpus:0.1;mem:0.01")
+                await wait_until(lambda: any(e.body["update"]["status"]["task_id"] == ok and
+                                             e.body["update"]["status"]["state"] == 2
+                                             for e in m.find("StatusUpdateMessage", kind="recv")), 60,
+                                 "TASK_FINISHED for the launch that fits", gw)
+                ups = updates_received(m, a.id)
+                assert len({u for u, _ in ups}) == len(ups), ups  # each update once
+                assert not gw.find("RunTaskMessage for %s held" % big), gw.output(40)
+                no_problems(m)
+            finally:
+                stop(node, log)
+                gw.stop()
+                print("--- gateway ---\n" + gw.output(60))
+                print("--- node ---\n" + (tmp_path / "node.log").read_text()[-3000:])
+
+    asyncio.run(body())

@@ -157,7 +157,8 @@ def test_config_names_bad_input_dedup_and_checkpoint(tmp_path):
     # A ping over a connection from another host than the master's is dropped before anything else.
     assert out["IPCHECK"] == "1 0 0 1" and out["BADPING"] == "1", res.out
     assert out["REBOOT"] == "1 5 6 None", res.out
-    assert re.match(r"1 nodes: 0 registered, 0 awake, 1 vouched for; 2 held, 3 updates unacknowledged; heap \d+ B$",
+    assert re.match(r"1 nodes: 0 registered, 0 awake, 1 vouched for; 2 held, 3 updates unacknowledged; heap \d+ B; "
+                    r"link: 0 refused \(0 for want of heap\), 0 bad, 0 forged, 0 replayed, 0 failed \(last: None\)$",
                     out["STATUS"]), res.out
     # A new gateway on the same checkpoint: same slave(N), nonce, SlaveInfo, both updates, both held
     # messages in order, the uuids known (a late retry is dropped), an unknown one not.

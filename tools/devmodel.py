@@ -5,6 +5,9 @@
 #                                       from the "filesystem" (MICROPYPATH) into RAM
 #   build/devmodel/frozen/micropython   `make firmware` model: lib/, boards/unix/board.py and tasks/
 #                                       frozen in by boards/unix/manifest.py
+#   build/devmodel/bridge/micropython   `make firmware ROLE=bridge` model (the ESP32 Wi-Fi <-> ESP-NOW
+#                                       gateway, docs/GATEWAY.md §10): the frozen one plus lib/mgateway,
+#                                       boards/unix/bridge_manifest.py; built only when asked for
 #
 # Source: $MICROPY_DIR (a micropython v1.28 checkout) if set, else ../shared/vendor/micropython-1.28.0.tar.gz
 # extracted under build/devmodel/src (the archive is never written). Both flavours share one object
@@ -23,7 +26,9 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "build", "devmodel")
 TARBALL = os.path.join(os.path.dirname(ROOT), "shared", "vendor", "micropython-1.28.0.tar.gz")
-FLAVOURS = ("loaded", "frozen")
+FLAVOURS = ("loaded", "frozen", "bridge")
+DEFAULT = ("loaded", "frozen")  # what `tools/devmodel.py` builds with no flavour named
+_MANIFEST = {"frozen": "manifest.py", "bridge": "bridge_manifest.py"}  # in boards/unix/
 # v1.28 is the last release with MICROPY_FORCE_32BIT; btree, ssl and ffi need submodules the snapshot lacks.
 MAKE_FLAGS = ("VARIANT=standard", "MICROPY_FORCE_32BIT=1", "MICROPY_PY_BTREE=0", "MICROPY_PY_SSL=0",
               "MICROPY_PY_FFI=0")
@@ -128,8 +133,14 @@ def _build(flavour, tree, key, jobs):
     cross = os.path.join(xdir, "mpy-cross")
     if not os.path.exists(cross):
         _make(["-C", os.path.join(tree, "mpy-cross"), "-j%d" % jobs, "BUILD=" + xdir])
-    manifest = (os.path.join(ROOT, "boards", "unix", "manifest.py") if flavour == "frozen"
+    manifest = (os.path.join(ROOT, "boards", "unix", _MANIFEST[flavour]) if flavour in _MANIFEST
                 else os.path.join(tree, "ports", "unix", "variants", "standard", "manifest.py"))
+    # makemanifest.py regenerates frozen_content.c only when a module is newer than it, so a switch to another
+    # manifest whose modules are all older (frozen <-> bridge) would relink the last flavour's content.
+    try:
+        os.remove(os.path.join(obj, "frozen_content.c"))
+    except OSError:
+        pass
     _make(["-C", os.path.join(tree, "ports", "unix"), "-j%d" % jobs, "BUILD=" + obj,
            "MICROPY_MPYCROSS=" + cross, "FROZEN_MANIFEST=" + manifest] + list(MAKE_FLAGS))
     out = binary(flavour)
@@ -138,7 +149,7 @@ def _build(flavour, tree, key, jobs):
     os.replace(out + ".tmp", out)
 
 
-def ensure(flavours=FLAVOURS, jobs=None, quiet=False):
+def ensure(flavours=DEFAULT, jobs=None, quiet=False):
     """Build what is missing or stale; returns {flavour: binary path}. Safe to call from parallel processes."""
     global QUIET
     QUIET = quiet
@@ -150,7 +161,7 @@ def ensure(flavours=FLAVOURS, jobs=None, quiet=False):
         key = "%s|%s" % (key, " ".join(MAKE_FLAGS))
         # loaded first: the frozen build then reuses its objects.
         for flavour in [f for f in FLAVOURS if f in flavours]:
-            want = key if flavour == "loaded" else key + "|" + _frozen_key()
+            want = key if flavour == "loaded" else key + ("|" if flavour == "frozen" else "|bridge|") + _frozen_key()
             stamp = binary(flavour) + ".key"
             if _read(stamp) == want and os.path.exists(binary(flavour)):
                 continue
@@ -163,14 +174,14 @@ def ensure(flavours=FLAVOURS, jobs=None, quiet=False):
 
 def main():
     ap = argparse.ArgumentParser(description="Build the 32-bit device model (MicroPython unix port, x86-32).")
-    ap.add_argument("flavours", nargs="*", help="loaded, frozen (default both)")
+    ap.add_argument("flavours", nargs="*", help="loaded, frozen, bridge (default: loaded and frozen)")
     ap.add_argument("-j", "--jobs", type=int, default=0, help="parallel compile jobs (default: all cores)")
     ap.add_argument("-q", "--quiet", action="store_true", help="compiler output to stderr")
     a = ap.parse_args()
     bad = [f for f in a.flavours if f not in FLAVOURS]
     if bad:
-        ap.error("unknown flavour %s (loaded, frozen)" % ", ".join(bad))
-    for f, path in ensure(tuple(a.flavours) or FLAVOURS, a.jobs, a.quiet).items():
+        ap.error("unknown flavour %s (%s)" % (", ".join(bad), ", ".join(FLAVOURS)))
+    for f, path in ensure(tuple(a.flavours) or DEFAULT, a.jobs, a.quiet).items():
         print("devmodel: %s: %s" % (f, os.path.relpath(path, ROOT)))
 
 

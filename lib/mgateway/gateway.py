@@ -10,7 +10,7 @@ import asyncio
 from micromesos import log, upid
 from micromesos.errors import ConfigError
 from micromesos.link import Link
-from micromesos.linkauth import TAG, Key, SealedHub, key_bytes
+from micromesos.linkauth import TRAILER, Key, key_bytes
 
 from . import gwstore
 from .hub import LinkHub
@@ -28,6 +28,7 @@ DEFAULTS = {
     "port": (5051, "int"),
     "advertise_ip": (None, "str"),
     "advertise_port": (None, "int"),
+    "link": ("udp", "str"),  # the nodes' transport: "udp", or "espnow" on an ESP32 bridge (LINK.md §6.2, §10)
     "link_ip": ("127.0.0.1", "str"),  # the nodes' UDP link (LINK.md §6.1)
     "link_port": (5052, "int"),
     "checkpoint_dir": ("gateway-state", "str"),
@@ -47,6 +48,7 @@ DEFAULTS = {
     "link_max_message": (8192, "int"),  # largest message a node may send (reassembly buffer per node)
     "link_rto_ms": (None, "int"),  # the Link's first retransmission timeout (None: link.py's default)
     "link_rto_max_ms": (None, "int"),
+    "http_buffer": (65536, "int"),  # libprocess: largest message from the master, and outbox per connection
     "tick_ms": (50, "int"),  # the gateway's clock: registration retries, update retries, the journal
     "check_master_ip": (True, "bool"),  # the master's messages must come from its IP, as the agent's (false: NAT)
     "log_level": ("info", "str"),
@@ -72,6 +74,10 @@ def check(cfg):
         if not ok:
             raise ConfigError("%s: expected %s, got %r" % (k, kind, v))
         out[k] = v
+    if out["link"] not in ("udp", "espnow"):
+        raise ConfigError("link: \"udp\" or \"espnow\", got %r" % (out["link"],))
+    if not 4096 <= out["http_buffer"] <= 65536:
+        raise ConfigError("http_buffer: 4096..65536 bytes, got %d" % out["http_buffer"])
     m = out["master"]
     if not isinstance(m, str) or not upid.valid("master@" + m):
         raise ConfigError("master: ip:port of the Mesos master (an IPv4 address) is required, got %r" % (m,))
@@ -141,11 +147,15 @@ class Gateway:
         if cfg["link_rto_max_ms"]:
             Link.rto_max_ms = cfg["link_rto_max_ms"]
         self.lp = Processes(cfg["ip"], cfg["port"], cfg["advertise_ip"], cfg["advertise_port"],
-                            {"outbox_size": 65536, "recv_buffer": 65536, "max_connections": 8})
+                            {"outbox_size": cfg["http_buffer"], "recv_buffer": cfg["http_buffer"], "max_connections": 8})
         self.lp.max_streamed = 64
         self.lp.max_http = 4
         self.hostname, _, port = self.lp.host.rpartition(":")
         self.port = int(port)
+        if link is None and cfg["link"] == "espnow":
+            from .espnow import ESPNowHub
+
+            link = ESPNowHub(cfg["link_mtu"])
         if link is None:
             link = UDPHub(cfg["link_ip"], cfg["link_port"], cfg["link_mtu"])
             if cfg["link_uarts"]:
@@ -154,12 +164,14 @@ class Gateway:
                 link = Lines([link] + [UARTHub(open_tty(t, cfg["link_baud"]), cfg["link_mtu"], t)
                                        for t in cfg["link_uarts"]])
         mtu = cfg["link_mtu"]
+        keys = None
         if cfg["link_keys"]:
-            # Every frame tagged with its node's key; only the listed names can attach at all.
-            link = SealedHub(link, {n: Key(key_bytes(h)) for n, h in cfg["link_keys"].items()})
-            mtu -= TAG
+            # Keyed datagrams, a key per session (LINK.md §8); only the listed names can attach at all.
+            keys = {n: Key(key_bytes(h)) for n, h in cfg["link_keys"].items()}
+            mtu -= TRAILER
         self.udp = link
-        self.hub = LinkHub(self.udp.sender, mtu, cfg["link_window"], cfg["link_max_message"], cfg["grace_ms"])
+        self.hub = LinkHub(self.udp.sender, mtu, cfg["link_window"], cfg["link_max_message"], cfg["grace_ms"],
+                           keys)
         self.hub.max_nodes = cfg["max_nodes"]
         if cfg["nodes"] is not None:
             self.hub.allowed = set(cfg["nodes"])  # type: ignore[assignment]  # (LinkHub.allowed: None or a set)
@@ -230,8 +242,12 @@ class Gateway:
             vouched += self.hub.vouch(va.peer)
             held += va.relay.outstanding()
             ups += va.relay.pending()
-        return ("%d nodes: %d registered, %d awake, %d vouched for; %d held, %d updates unacknowledged; heap %d B"
-                % (len(self.agents), reg, awake, vouched, held, ups, gc.mem_alloc()))
+        h, t = self.hub, self.udp
+        return ("%d nodes: %d registered, %d awake, %d vouched for; %d held, %d updates unacknowledged; heap %d B; "
+                "link: %d refused (%d for want of heap), %d bad, %d forged, %d replayed, %d failed (last: %r)"
+                % (len(self.agents), reg, awake, vouched, held, ups, gc.mem_alloc(), h.refused, h.no_room,
+                   getattr(t, "bad", 0) + h.bad, h.forged, h.replays, getattr(t, "errors", 0),
+                   getattr(t, "last_error", None)))
 
     async def _clock(self):
         every = self.cfg["tick_ms"]

@@ -51,11 +51,15 @@ _KillTaskMessage = const(67)
 _UpdateFrameworkMessage = const(70)
 _CheckpointResourcesMessage = const(71)
 _TEXT = const(3)
+_TASK_FAILED = const(3)
 _TASK_KILLED = const(4)
 _TASK_LOST = const(5)
 _TASK_STAGING = const(6)
 _SOURCE_SLAVE = const(1)
 _REASON_RECONCILIATION = const(9)
+_REASON_CONTAINER_LAUNCH_FAILED = const(21)
+_ExecutorInfo = const(38)
+_ExitedExecutorMessage = const(72)
 _TERMINAL = (2, 3, 4, 5, 7, 9, 11, 12)  # FINISHED FAILED KILLED LOST ERROR DROPPED GONE GONE_BY_OPERATOR
 _CAPS = [{"type": 1}, {"type": 2}, {"type": 3}]  # MULTI_ROLE, HIERARCHICAL_ROLE, RESERVATION_REFINEMENT
 _OBSERVER = b"slave-observer("
@@ -377,9 +381,11 @@ class VAgent:
         if kind == _RUN_TASK:
             m = codec.decode(_RunTaskMessage, body)
             infos = [m["task"]]
+            ex = m["task"].get("executor")
         else:
             m = codec.decode(_RunTaskGroupMessage, body)
             infos = m["task_group"].get("tasks", [])
+            ex = m.get("executor")
         fid = codec.decode(_FrameworkInfo, m["framework"])["id"]
         self.frameworks[fid] = m["framework"]
         for ti in infos:
@@ -387,10 +393,28 @@ class VAgent:
                 "name": ti["name"], "task_id": ti["task_id"], "framework_id": fid, "slave_id": self.slave_id,
                 "state": _TASK_STAGING, "resources": ti.get("resources", [])}
         self.checkpoint()
+        room = self.peer.max_message
+        if room and len(body) + 1 > room:  # + the kind byte (LINK.md §5)
+            self._too_big(kind, fid, ex, m.get("launch_executor"), infos, len(body), room)
+            return
         # Journalled before this returns: the master sends a launch once (GATEWAY.md §3).
         self.relay.hold(kind, body)
         log.info(_W, "%s: %s for %s held for node %s", self.upid, names.short(kind),
                  ",".join(ti["task_id"] for ti in infos), self.name)
+
+    def _too_big(self, kind, fid, ex, launch_executor, infos, size, room):
+        # The node would drop the launch whole (LINK.md §4.6) and its tasks stay STAGING for ever: the gateway
+        # fails them now as an agent does a launch it can't run (PROTOCOL.md §2.6), and an executor the launch
+        # would have started is reported exited so that the master releases its resources.
+        why = "%s of %d bytes: node %s takes messages of up to %d bytes (its max_message)" % (
+            names.short(kind), size, self.name, room)
+        log.warn(_W, "%s: %s: failed", self.upid, why)
+        for ti in infos:
+            self.gen_update(fid, ti["task_id"], _TASK_FAILED, _REASON_CONTAINER_LAUNCH_FAILED, why)
+        if ex is not None and launch_executor is not False and self.state == RUNNING:
+            eid = codec.decode(_ExecutorInfo, ex)["executor_id"]
+            self.gw.lp.send(self.gw.master, names.name(_EXITED_EXECUTOR), codec.encode(_ExitedExecutorMessage, {
+                "slave_id": self.slave_id, "framework_id": fid, "executor_id": eid, "status": 0}), self.mid)
 
     def _reconcile(self, rec):
         fid = rec["framework_id"]

@@ -1,5 +1,6 @@
-# The link's session-start bodies (docs/LINK.md §3.1-3.2): HELLO and WELCOME written and read.
-# MIT licence. Rare (once per session): imported when a session starts and dropped after, like registrar.py.
+# The link's session-start bodies (docs/LINK.md §3.1-3.2): HELLO and WELCOME written and read; and the other way
+# a node's session goes on, after a deep sleep (§7.2): what it keeps, put back. MIT licence. Rare (once per
+# session or sleep): imported when needed and dropped after, like registrar.py.
 from .linkframe import (HELLO, MAX_FRAME, MAX_NAME, MAX_WINDOW, MIN_FRAME, WELCOME, FrameError, put_header,
                         put_u32, u32)
 
@@ -26,9 +27,10 @@ def name_ok(b, i, e):
     return True
 
 
-def hello(buf, nonce, wake_ms, listen_ms, max_frame, window, name, attempt=0):
+def hello(buf, nonce, wake_ms, listen_ms, max_frame, window, name, attempt=0, max_message=0):
     """Write a HELLO into buf; its length. name: the node's stable identity (1..32 of A-Z a-z 0-9 . _ -).
-    attempt (header seq): the node's connect attempt, the same for the repeats of one (LINK.md §3.1)."""
+    attempt (header seq): the node's connect attempt, the same for the repeats of one (LINK.md §3.1).
+    max_message: the largest message the node reassembles (announced in 256-byte units, rounded down)."""
     nb = name.encode() if isinstance(name, str) else bytes(name)
     if not name_ok(nb, 0, len(nb)):
         raise ValueError("name: 1..%d of A-Z a-z 0-9 . _ -" % MAX_NAME)
@@ -41,7 +43,7 @@ def hello(buf, nonce, wake_ms, listen_ms, max_frame, window, name, attempt=0):
     put_u32(buf, 16, listen_ms)
     put_u16(buf, 20, max_frame)
     buf[22] = window
-    buf[23] = 0  # flags, reserved
+    buf[23] = min(max_message >> 8, 255)
     buf[24] = len(nb)
     buf[25 : 25 + len(nb)] = nb
     return 8 + _HELLO_FIXED + len(nb)
@@ -58,12 +60,18 @@ def read_hello(buf, n):
     return u32(buf, 8), u32(buf, 12), u32(buf, 16), mf, buf[22], name
 
 
-def welcome(buf, session, nonce, window, max_frame, unix_time):
-    """Write a WELCOME (session 1..255 for the node that sent nonce); its length."""
+def max_message(buf):
+    """The largest message a HELLO's node takes, in bytes; 0 if it did not say (LINK.md §3.1)."""
+    return buf[23] << 8
+
+
+def welcome(buf, session, nonce, window, max_frame, unix_time, attempt=0):
+    """Write a WELCOME (session 1..255 for the node that sent nonce); its length. attempt: the HELLO's, echoed in
+    seq (keyed links, LINK.md §8.3; 0 without a key)."""
     if not 0 < session < 256:
         raise ValueError("session: 1..255")
     _limits(max_frame, window, ValueError)
-    put_header(buf, WELCOME, 0, session, 0, 0, 0)
+    put_header(buf, WELCOME, 0, session, 0, attempt & 0xFFFF, 0)
     put_u32(buf, 8, nonce)
     put_u16(buf, 12, max_frame)
     buf[14] = window
@@ -86,3 +94,42 @@ def _limits(max_frame, window, E):
         raise E("max_frame %d: %d..%d" % (max_frame, MIN_FRAME, MAX_FRAME))
     if not 1 <= window <= MAX_WINDOW:
         raise E("window %d: 1..%d" % (window, MAX_WINDOW))
+
+
+def kept(nl, sealed=None):
+    """What a node keeps across a deep sleep (RTC memory, LINK.md §7.2), as bytes: session (u8), nxt, rnxt
+    (u16), nonce (u32), attempt (u16): 11 bytes; with a keyed transport (linkauth.Sealed) 40 more: its session
+    key, last counter sent, highest counter received (u32 each).
+    nl: a NodeLink, quiet() (every message acknowledged: that is all the link state there is)."""
+    session, nxt, rnxt = nl.link.saved()
+    b = bytearray(11)
+    b[0] = session
+    put_u16(b, 1, nxt)
+    put_u16(b, 3, rnxt)
+    put_u32(b, 5, nl.nonce)
+    put_u16(b, 9, nl.attempt)
+    s = sealed.s if sealed is not None else None
+    if s is not None:  # the session key, the last counter sent, the highest received (LINK.md §8.3)
+        b.extend(s.raw)
+        b.extend(bytes(8))
+        put_u32(b, 43, s.tx)
+        put_u32(b, 47, s.top)
+    return bytes(b)
+
+
+def resume(nl, b, sealed=None):
+    """Put back what kept() gave, in a NodeLink made after the wake (any nonce): its session goes on with
+    wake(), not HELLO. The attempt too, so that its next HELLO is newer than every earlier one of this nonce (a
+    keyed gateway drops older ones as replays, §8.3). False if b is no kept state (connect() instead)."""
+    if len(b) not in (11, 51) or not b[0] or (len(b) == 51) != (sealed is not None):
+        return False
+    nl.nonce = u32(b, 5)
+    nl.attempt = u16(b, 9)
+    nl.link.resume(b[0], u16(b, 1), u16(b, 3))
+    nl.link.hold = True  # asleep until wake()
+    nl.state = 1  # NodeLink's session-up state (what up() reads)
+    if sealed is not None:
+        from .linkauth import GATEWAY, NODE, Session
+
+        sealed.s = Session(bytes(b[11:43]), NODE, GATEWAY, u32(b, 43), u32(b, 47))
+    return nl.up()

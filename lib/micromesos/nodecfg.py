@@ -11,7 +11,7 @@ _SCHEMA = {
     "uart": (None, "str"),             # transport uart: a UART id ("1") on a board, a tty path on the unix port
     "baud": (115200, "int", 1200, 4000000),
     "gateway_mac": (None, "str"),      # transport espnow: the gateway's MAC, "aa:bb:cc:dd:ee:ff"
-    "link_key": (None, "str"),         # 32..128 hex digits: frames tagged with HMAC-SHA256 (LINK.md §8)
+    "link_key": (None, "str"),         # 32..128 hex digits: keyed link, session keys, tags, counters (LINK.md §8)
     "name": (None, "str"),             # the node's stable identity: 1..32 of A-Z a-z 0-9 . _ - (required)
     "ip": ("0.0.0.0", "ip"),           # local address the link's socket binds
     "wake_ms": (60000, "int", 0, 86400000),   # W: wakes every W ms (0: never sleeps; LINK.md §3.1)

@@ -425,8 +425,36 @@ def run():
                r["pongs"], r["unanswered_max"], r["unreachable"], r["problems"], r["wake_frames"],
                r["sleep_frames"], r["wake_frames"] / float(sum(batches)), r["hold_s"] * 1000.0 / c.wake_ms,
                ", ".join("%s process %.1f %%" % (k, v * 100) for k, v in cpu.items())), ""]
+    out += bridge()
     shutil.rmtree(WORK, ignore_errors=True)
     return "\n".join(out)
+
+
+def bridge(counts=(1, 8)):
+    """The ESP32 bridge's heap (docs/GATEWAY.md §10) on the 32-bit device model of its firmware (the gateway
+    frozen in) with its settings (ESP-NOW frames, window 2, 2 KB messages): tools/gateway_heap.py."""
+    rows = []
+    for n in counts:
+        r = mpy.run_mpy(script=os.path.join(mpy.ROOT, "tools", "gateway_heap.py"),
+                        args=[str(n), "2048", "", "250", "2"], heapsize="256k", device=mpy.BRIDGE, timeout=120).check()
+        mods = int(r.out.split("modules: ")[1].split()[0])
+        nums = r.out.split("nodes %d: heap " % n)[1].split()
+        rows.append((n, mods, int(nums[0]), int(nums[3]), int(nums[6])))
+    r = mpy.run_mpy("import gc\ngc.collect()\nm0 = gc.mem_alloc()\nimport mgateway.gateway, micromesos.linkhello\n"
+                    "gc.collect()\nprint(gc.mem_alloc() - m0)\n", heapsize="512k", device="loaded", timeout=60).check()
+    loaded = int(r.out.split()[-1])
+    out = ["ESP32 bridge (`make firmware BOARD=esp32 ROLE=bridge`: the gateway frozen in; firmware/gateway_main.py) on "
+           "its 32-bit device model (`tools/devmodel.py bridge`), `tools/gateway_heap.py N 2048 \"\" 250 2` (link_mtu "
+           "250, link_window 2, link_max_message 2048; nothing connected to a master):", "",
+           "| nodes | modules' objects | heap in use with the gateway made | with the nodes attached | per node |",
+           "|------:|-----------------:|---------------------------------:|------------------------:|---------:|"]
+    for n, mods, before, after, per in rows:
+        out.append("| %d | %d B | %d B | %d B | %d B |" % (n, mods, before, after, per))
+    return out + ["", "The same imports from .mpy files on the loaded device model (stock firmware: code read into RAM): "
+                  "%d B of heap, which is why the bridge is a frozen build." % loaded, "",
+                  "tests/test_gateway_bridge.py holds it to serving 6 ESP-NOW nodes (real node firmware on the "
+                  "frozen device model, the fake espnow module over loopback) to the stand-in master in -X heapsize=96k.",
+                  ""]
 
 
 if __name__ == "__main__":
