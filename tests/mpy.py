@@ -36,9 +36,10 @@ GOAL_HEAPSIZE = {"frozen": "48k", "loaded": "96k"}
 # What the agent is held to today (measured by `tools/bench/run.py --only devmodel`): a regression past it
 # fails the suite. Lower it as RAM work lands; a flavour whose budget equals its goal has met issue 9.
 # frozen: 48k passed 39 of 40 boots (tools/bench: smallest heaps), so the suite holds the next 4 KB step;
-# loaded: the smallest heaps register / +2 tasks / +/state are 116 / 124 / 128 KB in 4 KB steps (/state
-# passes 128k in 4 of 5 boots, 130k in every one), so the suite holds 132k.
-BUDGET_HEAPSIZE = {"frozen": "52k", "loaded": "132k"}
+# loaded: the smallest heaps register / +2 tasks / +/state are 116 / 124 / 128-132 KB in 4 KB steps (/state
+# passed 128k in 4 of 5 boots, and failed it in the `make bench` run of 2026-11-27 22:20), so the suite holds
+# the step above 132k.
+BUDGET_HEAPSIZE = {"frozen": "52k", "loaded": "136k"}
 _DEVICE_MPY = os.path.join(ROOT, "build", "device-mpy")
 _built = {}
 

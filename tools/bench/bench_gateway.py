@@ -68,7 +68,9 @@ from micromesos import node, nodeboot, nodecfg
 async def main(spec):
     for raw in spec["nodes"]:
         cfg = nodecfg.check(raw)
-        asyncio.create_task(node.main(cfg, board.inventory(cfg), nodeboot.transport(cfg)))
+        inv = board.inventory(cfg)
+        totals = nodeboot.node_info(inv, cfg)  # NODE_INFO into the node's state dir, as nodeboot.boot does
+        asyncio.create_task(node.main(cfg, inv, nodeboot.transport(cfg), totals))
         await asyncio.sleep_ms(spec["stagger_ms"])
     print("NODES", len(spec["nodes"]))
     while True:
