@@ -193,3 +193,25 @@ def test_deployed_agent_boots_after_the_deploy_and_mpremote_interrupts_it(vboard
     assert data == "hex:" + b"greetings from greeter-1".hex(), data
     # mpremote's Ctrl-C stops the running agent and gets the raw REPL, as on a board.
     assert vboard.exec("print('back at the REPL')").strip() == "back at the REPL"
+
+
+def test_a_ctrl_c_typed_while_the_board_boots_stops_main_py(tmp_path):
+    # mpremote types Ctrl-C right after the `reset` of `make deploy`: it can land before main.py runs (during
+    # the reset, the interpreter's start or boot.py), where nothing reads it. The virtual board hands it to
+    # main.py as it starts (a board would have the byte waiting in its UART): the REPL comes back, not a board
+    # that runs on while mpremote waits for a prompt (test_make_deploy_puts_the_agent_on_the_board hung so).
+    fs = tmp_path / "fs"
+    fs.mkdir()
+    (fs / "boot.py").write_text("import time\nprint('booting')\ntime.sleep(1.5)\n")
+    (fs / "main.py").write_text("import time\nprint('main running')\nwhile True:\n    time.sleep(0.05)\n")
+    b = PtyBoard(fs, main=True)
+    try:
+        con = b.open_pty()
+        con.expect(b"booting")
+        con.write(b"\x03")  # during boot.py's sleep: before main.py started
+        con.expect(b"KeyboardInterrupt", timeout=20)  # boot.py's (it was running)...
+        con.expect(b">>> ", timeout=20)  # ...and main.py stopped as it started: its endless loop never keeps the board
+        con.write(b"6 * 7\r")
+        con.expect(b"42\r\n")
+    finally:
+        b.stop()

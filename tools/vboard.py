@@ -30,6 +30,7 @@ _PASTE_WINDOW = 256  # raw-paste flow-control window; b"\x00\x01" holds no CR/LF
 # raw REPL), H hard (boot.py, main.py).
 _BUSY = b"B"
 _IDLE = b"I"
+_MAIN = b"M"  # main.py is about to run (a Ctrl-C typed while the board was still booting stops it)
 _RESET_BOOT = {"S": "main", "R": "raw", "H": "main"}
 
 
@@ -289,6 +290,8 @@ class _Device:
         self.mode = "raw" if boot == "raw" else "friendly"
         self.run_file("boot.py")
         if boot == "main":
+            if self.ctl is not None:
+                self.ctl.write(_MAIN)
             self.run_file("main.py")
         mode = self.mode
         while True:
@@ -405,10 +408,15 @@ def _host(argv):
     cmd = [exe, "-X", "heapsize=" + heapsize, os.path.abspath(__file__), "--serve", fs,
            "--ctl-fd", str(ctl_w), "--boot"]
     lock = threading.Lock()
-    board = {"proc": None, "busy": False, "reset": None, "boots": 0}
+    # booting: main.py has not started yet in this boot; pending: a Ctrl-C came in meanwhile (during the reset,
+    # the interpreter's start or boot.py): main.py gets it when it starts, so that `mpremote` typing Ctrl-C right
+    # after a reset gets the REPL instead of a board that runs on (the byte would wait unread in stdin).
+    board = {"proc": None, "busy": False, "reset": None, "boots": 0, "booting": True, "pending": False,
+             "arm": False}
 
     def power_on(boot):
         board["busy"] = False
+        board["booting"] = boot == "main"
         board["boots"] += 1
         board["proc"] = subprocess.Popen(cmd + [boot], cwd=fs, env=env, stdin=in_r, stdout=out_w,
                                          pass_fds=(ctl_w,))
@@ -422,8 +430,15 @@ def _host(argv):
             if not select.select([ctl_r], [], [], 0)[0]:
                 return
             for c in os.read(ctl_r, 64).decode():
-                if c in "BI":
+                if c == "M":
+                    board["booting"] = False
+                    board["arm"], board["pending"] = board["pending"], False
+                elif c in "BI":
                     board["busy"] = c == "B"
+                    if c == "B" and board["arm"]:
+                        board["arm"] = False
+                        if board["proc"].poll() is None:
+                            board["proc"].send_signal(signal.SIGINT)  # main.py started: the Ctrl-C typed before
                 elif c in _RESET_BOOT and board["reset"] is None:
                     board["reset"] = _RESET_BOOT[c]
                     board["proc"].kill()  # the device waits for this; nothing of it runs on
@@ -447,6 +462,8 @@ def _host(argv):
                     p = board["proc"]
                     if board["busy"] and board["reset"] is None and p.poll() is None:
                         p.send_signal(signal.SIGINT)  # interrupt running code, as a UART Ctrl-C does
+                    if board["booting"] or board["reset"] is not None:
+                        board["pending"] = True  # main.py has not started yet: it is stopped as it starts
 
     def to_host():
         last_cr = False
