@@ -343,6 +343,17 @@ def test_when_the_masters_link_breaks_every_node_behind_it_reregisters(tmp_path)
             nodes = [start_node(script, cfg["link_port"], "n%d" % i, W, A) for i in (1, 2)]
             try:
                 agents = [await registered(m, gw, "n%d" % i) for i in (1, 2)]
+                # A pong from each after its registration: no SlaveRegisteredMessage is still in flight on the
+                # link when it is cut (a lost one makes the master register the retry as a new agent).
+                mk = m.mark()
+                pids = {a.pid for a in agents}
+                ponged = set()
+
+                def both_ponged(e):
+                    if e.name == "PongSlaveMessage" and e.kind == "recv" and e.src in pids:
+                        ponged.add(e.src)
+                    return ponged == pids
+                await m.wait_for(both_ponged, since=mk, timeout=10)
                 mk = m.mark()
                 assert await m.cut_link(agents[0].id)  # one link to the gateway's address carries both
                 ids = set()
