@@ -27,16 +27,16 @@ async def _run(cfg, nic, creds):
 
     from mgateway.gateway import Gateway
 
+    ntp_host = cfg.pop("ntp_host", "pool.ntp.org")  # the bridge's own key: not a gateway config key
     if nic is not None:
         from micromesos.wifi import Supervisor
 
-        sup = Supervisor(nic, creds[0], creds[1], cfg.pop("ntp_host", "pool.ntp.org"))
+        sup = Supervisor(nic, creds[0], creds[1], ntp_host)
         asyncio.create_task(sup.run())
         ip = await sup.up()
         if hasattr(nic, "PM_NONE"):
             nic.config(pm=nic.PM_NONE)  # ESP-NOW frames are missed while the station dozes
         cfg.setdefault("ip", ip)  # libprocess listens there; the master must reach it (PROTOCOL.md §1.6)
-    cfg.pop("ntp_host", None)
     cfg.setdefault("link", "espnow")
     gw = Gateway(cfg)
     gc.collect()
