@@ -347,6 +347,39 @@ print(b.oversize, [k for k, _ in got["b"]], a.idle())
     assert out.splitlines() == ["una 0 1 False", "3 1 []", "-1 []", "1 [1, 3] True"]
 
 
+@pytest.mark.parametrize("win", [1, 3])
+def test_a_fragment_that_finds_no_heap_is_not_acknowledged_and_arrives_when_sent_again(mpy_run, win):
+    # A small board whose tasks hold its RAM (LINK.md §4.5): the fragment is not taken (not acknowledged,
+    # counted nomem), the sender's timer sends it again, and the message arrives once, whole.
+    out = run(mpy_run, r"""
+import micropython
+a, b, wa, wb, got = pair(mtu=64, win=%d, max_message=512)
+a.send(7, msg(7, 150))  # 3 fragments
+q = wa.q  # win 1: the first fragment alone (one frame in flight); win 3: three
+wa.q = []
+first = len(q) - 1
+q[0], q[first] = q[first], q[0]  # win 3: the last fragment first (kept out of order), then the first
+for i, f in enumerate(q):
+    if i != first:
+        b.input(f, len(f))
+        continue
+    micropython.heap_lock()  # the first fragment, in order now, finds no heap for the reassembly
+    try:
+        b.input(f, len(f))
+    finally:
+        micropython.heap_unlock()
+b.flush()
+print("held", b.nomem > 0, got["b"], b.rnxt)
+shuffle_deliver(wb, a, None, 0, 0, 0)
+for _ in range(30):
+    a.poll()
+    shuffle_deliver(wa, b, None, 0, 0, 0)
+    shuffle_deliver(wb, a, None, 0, 0, 0)
+print("got", [(k, v == msg(7, 150)) for k, v in got["b"]], a.idle(), b.received)
+""" % win)
+    assert out.splitlines() == ["held True [] 0", "got [(7, True)] True 3"], out
+
+
 ALLOC = r"""
 import gc
 from micromesos.link import Link

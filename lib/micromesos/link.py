@@ -72,6 +72,7 @@ class Link:
         self.msg = None
         self.max_message = max_message
         self.ackbuf = bytearray(_HEADER)  # the ACK frame, written in place
+        self.nomem = 0  # counted when there is no heap: its slot must exist before
         self.q = []  # [kind, body, last seq or -1]: messages not yet wholly acknowledged, in order
         self.timer = None  # the timers() task (a hub polls instead): a frame put in flight rouses it
         self.hold = False  # the peer sleeps: nothing is sent, no timer runs (release() resends)
@@ -322,11 +323,18 @@ class Link:
                     self.dups += 1
                 else:
                     a = slot * self.mtu
-                    self.rx[a : a + n] = memoryview(buf)[:n]  # kept until the gap before it is filled
-                    self.rxlen[slot] = n
+                    try:
+                        self.rx[a : a + n] = memoryview(buf)[:n]  # kept until the gap before it is filled
+                        self.rxlen[slot] = n
+                    except MemoryError:  # not kept, not in the sack: the peer sends it again
+                        self.nomem += 1
             else:
+                if self.win > 1:
+                    self.rxlen[self.rnxt % self.win] = 0  # a copy kept for want of heap: this one replaces it
                 self.rnxt = (self.rnxt + 1) & _MASK
-                self._take(buf, n)
+                if not self._take(buf, n):
+                    self.rnxt = (self.rnxt - 1) & _MASK
+                    return t  # not taken (no heap): left unacknowledged, the peer sends it again (§4.6)
             self._drain()  # also after a deliver() that raised: what waits is not stranded
         return t
 
@@ -337,17 +345,25 @@ class Link:
             n = self.rxlen[slot]
             if not n or self.win == 1:
                 return
+            a = slot * self.mtu
+            try:
+                b = memoryview(self.rx)[a : a + n]
+            except MemoryError:
+                return  # kept in its slot (the peer has its sack): flush() tries again after the next batch
             self.rxlen[slot] = 0
             self.rnxt = (self.rnxt + 1) & _MASK
-            a = slot * self.mtu
-            self._take(memoryview(self.rx)[a : a + n], n)
+            if not self._take(b, n):
+                self.rxlen[slot] = n
+                self.rnxt = (self.rnxt - 1) & _MASK
+                return
 
     def _take(self, buf, n):
-        # One in-order fragment; a message in one frame is delivered straight from buf (no copy).
-        self.received += 1
+        # One in-order fragment; a message in one frame is delivered straight from buf (no copy). False: a
+        # fragment that found no heap to be kept in is not taken (the caller leaves it unacknowledged).
         if buf[1] & _MORE == 0 and self.msgn == 0 and not self.skip:
+            self.received += 1
             self.deliver(buf[_HEADER], buf, _HEADER + 1, n)
-            return
+            return True
         k = n - _HEADER
         m = self.msgn
         if self.skip or m + k > self.max_message:
@@ -359,8 +375,10 @@ class Link:
                 else:
                     self.msg = bytearray(memoryview(buf)[_HEADER:n])
                 self.msgn = m + k
-            except MemoryError:  # no heap for it: dropped whole like an oversize one (the owner settles it)
-                self.skip = True
+            except MemoryError:  # no heap for it now (a small board): not taken, the peer sends it again
+                self.nomem += 1
+                return False
+        self.received += 1
         if self.skip:
             self.msg = None
         if buf[1] & _MORE == 0:
@@ -373,6 +391,7 @@ class Link:
                 self.oversize += 1  # over max_message: acknowledged and dropped whole (LINK.md §4.6)
             else:
                 self.deliver(b[0], b, 1, m)
+        return True
 
     def _sack(self):
         s = 0
@@ -387,6 +406,8 @@ class Link:
 
     def flush(self):
         """Send the ack now if a DATA frame came in since the last frame we sent (call after a batch)."""
+        if self.win > 1 and self.rxlen[self.rnxt % self.win]:
+            self._drain()  # a kept frame that found no heap before
         if self.ack_due and not self.hold:
             self.ack_due = False
             put_header(self.ackbuf, _ACK, self._pending(), self.session, self._sack(), self.nxt, self.rnxt)
