@@ -235,6 +235,40 @@ for bad in (b"", b"\x12\x00", b"\x0a\x00", b"\x08", b"\x08\x01\xff"):
     )]
 
 
+def test_good_bytes_that_find_no_heap_raise_memoryerror_not_decodeerror(mpy_run):
+    # A full board must never take a good message for a bad sender (the agent and the node count and log
+    # the two apart): the dict that finds no heap is a MemoryError, whatever depth it happens at.
+    lines = mpy_run("""
+import gc
+from micromesos import codec, schema
+from micromesos.errors import DecodeError
+T = schema.Value
+body = codec.encode(T, {"type": schema.SET, "set": {"item": ["item-%d" % i for i in range(60)]}})
+print(len(codec.decode(T, body)["set"]["item"]))
+gc.collect()
+ballast = []
+try:
+    while True:
+        ballast.append(bytearray(32))
+except MemoryError:
+    pass
+for _ in range(8):  # room for the reader and a few fields, not for 60 strings
+    ballast.pop()
+gc.collect()
+try:
+    codec.decode(T, body)
+    r = "decoded"
+except MemoryError:
+    r = "MemoryError"
+except DecodeError as e:
+    r = "DecodeError"
+ballast = None
+gc.collect()
+print(r)
+""", heapsize="64k").check().lines()
+    assert lines == ["60", "MemoryError"], lines
+
+
 # Allocation-free paths. heap_lock() turns any allocation into MemoryError, but MicroPython quietly puts
 # a call frame bigger than 11 words on the C stack instead of the heap while locked; mem_total() (every
 # byte ever allocated) also catches those, so both are checked.

@@ -23,7 +23,9 @@ def test_fuzz_codec_100k(tmp_path):
     f = dict(re.findall(r"(\w+)=(-?\d+)", line))
     assert line.startswith("fuzz_codec:") and int(f["inputs"]) == N
     assert int(f["bodies"]) >= 60  # vectors plus the distinct captured bodies
-    assert int(f["decodes"]) == 2 * N == int(f["ok"]) + int(f["decode_errors"])
+    # A decode whose dicts outgrow the fuzzer's heap is a MemoryError, never a DecodeError: counted apart, rare
+    assert int(f["decodes"]) == 2 * N == int(f["ok"]) + int(f["decode_errors"]) + int(f["decode_oom"])
+    assert int(f["decode_oom"]) * 1000 <= 2 * N
     # both outcomes really happen, and every successful decode re-encoded stably
     assert int(f["ok"]) > N // 20 and int(f["decode_errors"]) > N // 2
     # (a round trip the fuzzer's own 128 KB heap can't hold is skipped and counted: rare, bounded by the fuzzer)

@@ -65,16 +65,18 @@ def section(n, seed, codec, http, wall):
         SECTION, "",
         "Written by the last passing `make fuzz` (tools/fuzz.py; `make bench` keeps this section), %s, "
         "seed %d, unix port -X heapsize=%s. An escape is any exception other than the module's own "
-        "error type (DecodeError / ProtocolError), a wrapped internal error, an unstable re-encode or a "
+        "error type (DecodeError / ProtocolError; for the codec also MemoryError, a decode whose dicts outgrow "
+        "the fuzzer's heap, counted), a wrapped internal error, an unstable re-encode or a "
         "parser result that depends on how the bytes were split." % (time.strftime("%Y-%m-%d %H:%M UTC",
                                                                                      time.gmtime()), seed, heap),
         "",
         "| fuzzer | inputs | outcome | escapes | heap delta | slowest input | time |",
         "|---|---|---|---|---|---|---|",
         "| codec (`tests/fuzz/fuzz_codec.py`) | %d mutated bodies, %d decodes | %d decoded (%d re-encoded "
-        "stably), %d DecodeError | 0 | %d B (tolerance %d) | %.1f ms | %.0f s |"
+        "stably), %d DecodeError, %d MemoryError | 0 | %d B (tolerance %d) | %.1f ms | %.0f s |"
         % (codec["inputs"], codec["decodes"], codec["ok"], codec["roundtrips"], codec["decode_errors"],
-           codec["heap_delta"], codec["tolerance"], codec["max_input_us"] / 1000, wall[0]),
+           codec["decode_oom"], codec["heap_delta"], codec["tolerance"], codec["max_input_us"] / 1000,
+           wall[0]),
         "| HTTP parser (`tests/fuzz/fuzz_http.py`) | %d mutated requests, 3 parsers each | %d requests "
         "parsed, %d ProtocolError, %d incomplete | 0 | %d B (tolerance %d) | %.1f ms | %.0f s |"
         % (http["inputs"], http["requests"], http["protocol_errors"], http["incomplete"], http["heap_delta"],
@@ -82,8 +84,10 @@ def section(n, seed, codec, http, wall):
         "",
         "Round trips (encode, decode again, encode) that ran out of memory were retried on a collected heap: "
         "%d; of those, %d still did not fit next to the ~74 KB the fuzzer holds in its 128 KB heap and were "
-        "skipped (counted; more than 1 in 1000 fails the run). The agent never round-trips: a decode that runs "
-        "out of memory is a DecodeError." % (codec.get("oom_retries", 0), codec.get("oom_skipped", 0)),
+        "skipped (counted; more than 1 in 1000 fails the run). The agent never round-trips. A decode that runs "
+        "out of memory raises MemoryError, never DecodeError: the agent and the node log it as out of memory, "
+        "not as a bad message (more than 1 in 1000 decodes fails the run)."
+        % (codec.get("oom_retries", 0), codec.get("oom_skipped", 0)),
         "", "Reproduce: `make fuzz FUZZ_N=%d` (%d inputs to the codec, %d to the HTTP parser)."
         % (n, codec["inputs"], http["inputs"]), ""])
 

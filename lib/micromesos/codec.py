@@ -1,5 +1,6 @@
 # proto2 codec over the schema tables: decode(T, buf) -> dict, encode(T, dict) -> bytes, allocation-free ping.
-# MIT licence. Only DecodeError leaves decode(); encode raises ValueError/TypeError for bad input.
+# MIT licence. Only DecodeError leaves decode() for bad bytes (MemoryError for a heap too small for good ones);
+# encode raises ValueError/TypeError for bad input.
 from micropython import const
 
 from . import schema
@@ -48,7 +49,8 @@ def decode(T, buf, start=0, end=-1, raw=True):
     Absent optional fields are absent keys; repeated fields are lists (packed or not); IDs are str.
     With raw=True, RAW sub-messages (FrameworkInfo, Resource, ExecutorInfo, ...) come back as their exact
     wire bytes; decode them further with decode(T, those_bytes). Bad bytes of any kind raise DecodeError
-    and nothing else (ValueError only for a T that is not a message type: a bug in the caller). Errors
+    and nothing else (ValueError only for a T that is not a message type: a bug in the caller); good bytes
+    whose dict finds no heap raise MemoryError, so that a full board is never taken for a bad sender. Errors
     name a message type by its number, "#52.update" (its name is schema.name(52): names take RAM).
     """
     if not 0 < T < _NTYPES:
@@ -62,10 +64,8 @@ def decode(T, buf, start=0, end=-1, raw=True):
     r.reset(buf, start, end)
     try:
         return _decode(r, memoryview(buf), T, raw, 0, None)
-    except DecodeError:
-        raise
-    except MemoryError:
-        raise DecodeError("out of memory decoding #%d" % T)
+    except (DecodeError, MemoryError):
+        raise  # MemoryError: good bytes, too little heap for their dict (never a bad message)
     except (IndexError, ValueError, TypeError, KeyError, RuntimeError, OverflowError) as e:
         # Never seen on any input (tests/fuzz/fuzz_codec.py hunts for this "internal" marker); should a bug
         # slip through, the caller still gets the one error type it handles.
