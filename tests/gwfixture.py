@@ -47,6 +47,16 @@ class Proc:
         self.proc.wait(timeout=10)
 
 
+def stop_and_show(*procs, last=150):
+    """Stop every Proc (None: one never started), then print the last lines of each: pytest shows them when
+    the test fails."""
+    procs = [p for p in procs if p is not None]
+    for p in procs:
+        p.stop()
+    for p in procs:
+        print("--- %s ---\n%s" % (p.name, p.output(last)))
+
+
 def node_script(tmp_path):
     return NODES
 

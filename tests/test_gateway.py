@@ -5,11 +5,17 @@
 import asyncio
 import time
 
-from gwfixture import gateway_config, node_script, start_gateway, start_node
+from gwfixture import gateway_config, node_script, start_gateway, start_node, stop_and_show
 from standin import StandinMaster
 
 PING = 0.2  # the master's ping interval, s (15 s scaled by 1/75)
 MISSED = 5  # pings without a pong before the master marks the agent unreachable
+
+
+def scaled_master(**kw):
+    """The stand-in master with the real master's ping timeouts scaled like PING (kw: more of its options)."""
+    kw.setdefault("ping_timeout", PING * MISSED)
+    return StandinMaster(ping_interval=PING, max_missed=MISSED, **kw)
 
 
 async def get_state(port, pid):
@@ -71,7 +77,7 @@ def test_a_task_launched_while_the_node_sleeps_starts_at_its_next_wake_and_its_u
     W, A = 2500, 150  # the node sleeps 2.5 s (longer than the master's 1 s timeout), listens 150 ms
 
     async def body():
-        async with StandinMaster(ping_interval=PING, max_missed=MISSED, ping_timeout=PING * MISSED) as m:
+        async with scaled_master() as m:
             cfg, path = gateway_config(tmp_path, m.port, grace_ms=1000, status_update_retry_min_ms=5000)
             gw = start_gateway(path)
             node = start_node(node_script(tmp_path), cfg["link_port"], "n1", W, A)
@@ -104,10 +110,7 @@ def test_a_task_launched_while_the_node_sleeps_starts_at_its_next_wake_and_its_u
                 assert len(node.find("^RUN ")) == 1
                 no_problems(m)
             finally:
-                node.stop()
-                gw.stop()
-                print("--- gateway ---\n" + gw.output(200))
-                print("--- node ---\n" + node.output(100))
+                stop_and_show(node, gw)
     run(body())
 
 
@@ -117,7 +120,7 @@ def test_a_node_that_stops_waking_becomes_unreachable_within_its_wake_period_plu
     timeout = PING * MISSED
 
     async def body():
-        async with StandinMaster(ping_interval=PING, max_missed=MISSED, ping_timeout=timeout) as m:
+        async with scaled_master(ping_timeout=timeout) as m:
             cfg, path = gateway_config(tmp_path, m.port, grace_ms=GRACE)
             gw = start_gateway(path)
             node = start_node(node_script(tmp_path), cfg["link_port"], "n1", W, A, stop_after_ms=4000)
@@ -146,10 +149,7 @@ def test_a_node_that_stops_waking_becomes_unreachable_within_its_wake_period_plu
                 assert m.agents[a.id].state == "registered" and m.agents[a.id].connected
                 no_problems(m)
             finally:
-                node.stop()
-                gw.stop()
-                print("--- gateway ---\n" + gw.output(200))
-                print("--- node ---\n" + node.output(100))
+                stop_and_show(node, gw)
     run(body())
 
 
@@ -157,7 +157,7 @@ def test_after_a_gateway_restart_every_node_reregisters_under_its_old_id_with_it
     W, A = 2500, 150
 
     async def body():
-        async with StandinMaster(ping_interval=PING, max_missed=MISSED, ping_timeout=PING * MISSED) as m:
+        async with scaled_master() as m:
             cfg, path = gateway_config(tmp_path, m.port, grace_ms=1000, status_update_retry_min_ms=5000)
             gw = start_gateway(path)
             script = node_script(tmp_path)
@@ -197,14 +197,7 @@ def test_after_a_gateway_restart_every_node_reregisters_under_its_old_id_with_it
                 assert gw2.find("restored node n1") and gw2.find("restored node n2")
                 no_problems(m)
             finally:
-                for n in nodes:
-                    n.stop()
-                gw.stop()
-                if gw2 is not None:
-                    gw2.stop()
-                    print("--- gateway after restart ---\n" + gw2.output(200))
-                print("--- gateway ---\n" + gw.output(100))
-                print("--- n1 ---\n" + nodes[0].output(100))
+                stop_and_show(*nodes, gw, gw2)
     run(body())
 
 
@@ -215,7 +208,7 @@ def test_nodes_asleep_55_of_every_60_seconds_stay_registered_for_30_scaled_minut
     k = 3
 
     async def body():
-        async with StandinMaster(ping_interval=PING, max_missed=MISSED, ping_timeout=PING * MISSED) as m:
+        async with scaled_master() as m:
             cfg, path = gateway_config(tmp_path, m.port, grace_ms=500)
             gw = start_gateway(path)
             script = node_script(tmp_path)
@@ -240,10 +233,7 @@ def test_nodes_asleep_55_of_every_60_seconds_stay_registered_for_30_scaled_minut
                 assert not m.find("ReregisterSlaveMessage", since=mk, kind="recv")
                 no_problems(m)
             finally:
-                for n in nodes:
-                    n.stop()
-                gw.stop()
-                print("--- gateway ---\n" + gw.output(100))
+                stop_and_show(*nodes, gw)
     run(body())
 
 
@@ -253,7 +243,7 @@ def test_with_20_percent_loss_duplication_and_reordering_no_update_is_lost_or_du
     W, A, TASKS = 1000, 150, 4
 
     async def body():
-        async with StandinMaster(ping_interval=PING, max_missed=MISSED, ping_timeout=PING * MISSED) as m:
+        async with scaled_master() as m:
             cfg, path = gateway_config(tmp_path, m.port, grace_ms=2000, status_update_retry_min_ms=5000)
             imp = linksim.Impair(loss=0.2, dup=0.1, reorder=0.2, reorder_ms=30, delay_ms=2, jitter_ms=3)
             relay = linksim.Relay(("127.0.0.1", 0), ("127.0.0.1", cfg["link_port"]), imp, seed=11).start()
@@ -291,13 +281,9 @@ def test_with_20_percent_loss_duplication_and_reordering_no_update_is_lost_or_du
                 assert st["up"]["dropped"] > 0 and st["down"]["dropped"] > 0 and st["up"]["duplicated"] > 0, st
                 no_problems(m)
             finally:
-                for n in nodes:
-                    n.stop()
-                gw.stop()
                 relay.stop()
                 print("--- relay ---\n%s" % relay.stats)
-                print("--- gateway ---\n" + gw.output(100))
-                print("--- n1 ---\n" + nodes[0].output(60))
+                stop_and_show(*nodes, gw)
     run(body())
 
 
@@ -305,7 +291,7 @@ def test_a_kill_for_a_launch_still_held_is_answered_by_the_gateway_and_the_node_
     W, A = 2500, 150
 
     async def body():
-        async with StandinMaster(ping_interval=PING, max_missed=MISSED, ping_timeout=PING * MISSED) as m:
+        async with scaled_master() as m:
             cfg, path = gateway_config(tmp_path, m.port, grace_ms=1000, status_update_retry_min_ms=5000)
             gw = start_gateway(path)
             node = start_node(node_script(tmp_path), cfg["link_port"], "n1", W, A)
@@ -325,10 +311,7 @@ def test_a_kill_for_a_launch_still_held_is_answered_by_the_gateway_and_the_node_
                 assert len(updates_received(m, a.id)) == 1
                 no_problems(m)
             finally:
-                node.stop()
-                gw.stop()
-                print("--- gateway ---\n" + gw.output(100))
-                print("--- node ---\n" + node.output(100))
+                stop_and_show(node, gw)
     run(body())
 
 
@@ -336,7 +319,7 @@ def test_when_the_masters_link_breaks_every_node_behind_it_reregisters(tmp_path)
     W, A = 2000, 150
 
     async def body():
-        async with StandinMaster(ping_interval=PING, max_missed=MISSED, ping_timeout=PING * MISSED) as m:
+        async with scaled_master() as m:
             cfg, path = gateway_config(tmp_path, m.port, grace_ms=1000)
             gw = start_gateway(path)
             script = node_script(tmp_path)
@@ -368,10 +351,7 @@ def test_when_the_masters_link_breaks_every_node_behind_it_reregisters(tmp_path)
                     assert m.agents[a.id].state == "registered" and m.agents[a.id].connected
                 no_problems(m)
             finally:
-                for n in nodes:
-                    n.stop()
-                gw.stop()
-                print("--- gateway ---\n" + gw.output(100))
+                stop_and_show(*nodes, gw)
     run(body())
 
 
@@ -379,7 +359,7 @@ def test_a_shutdown_agent_comes_back_as_a_new_agent_and_the_node_is_told_its_new
     W, A = 1500, 150
 
     async def body():
-        async with StandinMaster(ping_interval=PING, max_missed=MISSED, ping_timeout=PING * MISSED) as m:
+        async with scaled_master() as m:
             cfg, path = gateway_config(tmp_path, m.port, grace_ms=1000)
             gw = start_gateway(path)
             node = start_node(node_script(tmp_path), cfg["link_port"], "n1", W, A)
@@ -396,9 +376,7 @@ def test_a_shutdown_agent_comes_back_as_a_new_agent_and_the_node_is_told_its_new
                 assert m.agents[new].state == "registered"
                 no_problems(m)
             finally:
-                node.stop()
-                gw.stop()
-                print("--- gateway ---\n" + gw.output(100))
+                stop_and_show(node, gw)
     run(body())
 
 
@@ -406,7 +384,7 @@ def test_updates_unacknowledged_at_a_gateway_restart_are_reported_and_relayed_af
     W, A = 1500, 150
 
     async def body():
-        async with StandinMaster(ping_interval=PING, max_missed=MISSED, ping_timeout=PING * MISSED,
+        async with scaled_master(
                                  default_ack="manual") as m:  # nothing acknowledged until the test says so
             cfg, path = gateway_config(tmp_path, m.port, grace_ms=1000, status_update_retry_min_ms=5000)
             gw = start_gateway(path)
@@ -451,13 +429,7 @@ def test_updates_unacknowledged_at_a_gateway_restart_are_reported_and_relayed_af
                 assert m.agents[a.id].state == "registered"
                 no_problems(m)
             finally:
-                node.stop()
-                gw.stop()
-                if gw2 is not None:
-                    gw2.stop()
-                    print("--- gateway after restart ---\n" + gw2.output(100))
-                print("--- gateway ---\n" + gw.output(100))
-                print("--- node ---\n" + node.output(100))
+                stop_and_show(node, gw, gw2)
     run(body())
 
 
@@ -468,7 +440,7 @@ def test_a_launch_larger_than_the_node_takes_fails_at_the_gateway_and_the_next_o
     from test_node import node_config, start_node as start_real_node, stop
 
     async def body():
-        async with StandinMaster(ping_interval=PING, max_missed=MISSED, ping_timeout=PING * MISSED) as m:
+        async with scaled_master() as m:
             cfg, path = gateway_config(tmp_path, m.port, status_update_retry_min_ms=2000)
             gw = start_gateway(path)
             node, log = start_real_node(tmp_path, node_config(tmp_path, cfg["link_port"], name="small-1",

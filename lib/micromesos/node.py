@@ -268,7 +268,9 @@ class Node:
         nl = self.nl
         try:
             with open(self.store.dir + _INFO, "rb") as f:
-                nl.first = (_NODE_INFO, f.read())
+                n = f.seek(0, 2)  # read() would grow a buffer from 256 B: one block of its size only
+                f.seek(0)
+                nl.first = (_NODE_INFO, f.read(n))
         except OSError as e:  # the file is gone: no session without NODE_INFO
             log.error(_W, "cannot read %s (%s)", _INFO, e)
             return False
