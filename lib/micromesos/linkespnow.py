@@ -5,7 +5,7 @@ import asyncio
 
 from micropython import const
 
-from .linkframe import FrameError
+from .linkframe import hand
 
 MAX_FRAME = const(250)  # ESP-NOW v1's largest payload: max_frame on this transport
 _EXIST = const(12395)  # ESP_ERR_ESPNOW_EXIST: add_peer() of a peer already there
@@ -74,13 +74,7 @@ class ESPNowNode:
                 if mac != gw:
                     self.foreign += 1  # anyone may send to us; only the gateway's frames count
                     continue
-                try:
-                    self.on_frame(msg, len(msg))  # the link refuses one over max_frame (FrameError)
-                except FrameError:
-                    self.bad += 1
-                except Exception as x:  # the owner's handler failed on one frame: counted, the link goes on
-                    self.errors += 1
-                    self.last_error = x
+                hand(self, msg, len(msg))  # the link refuses one over max_frame (counted in bad)
             if self.after_batch:
                 self.after_batch()
             await asyncio.sleep_ms(0)

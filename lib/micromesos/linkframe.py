@@ -61,6 +61,18 @@ def check(buf, n, mtu):
     return t
 
 
+def hand(t, buf, n):
+    """t.on_frame(buf, n) for a node's transport t (linkudp, linkespnow, linkuart): a frame the link refuses
+    counts in t.bad, a handler that failed on it in t.errors and t.last_error; the transport goes on."""
+    try:
+        t.on_frame(buf, n)
+    except FrameError:
+        t.bad += 1
+    except Exception as e:  # noqa: BLE001  the owner's handler failed on one frame: counted
+        t.errors += 1
+        t.last_error = e
+
+
 def put_header(buf, t, flags, session, sack, seq, ack):
     buf[0] = VERSION << 4 | t
     buf[1] = flags

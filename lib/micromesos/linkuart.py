@@ -6,7 +6,7 @@ import select
 
 from micropython import const
 
-from .linkframe import FrameError
+from .linkframe import hand
 from .linkserial import Deframer, encode, encoded_size
 
 _IDLE_MS = const(20)  # a wake-up that read nothing (a hung-up tty keeps polling readable): wait this long
@@ -71,13 +71,7 @@ class UARTNode:
         return self.de.bad
 
     def _frame(self, buf, n):
-        try:
-            self.on_frame(buf, n)
-        except FrameError:
-            self.bad += 1
-        except Exception as e:  # the owner's handler failed on one frame: counted, the link goes on
-            self.errors += 1
-            self.last_error = e
+        hand(self, buf, n)
 
     def _room(self):
         for _obj, ev in self.wp.ipoll(0):  # no allocation: ipoll reuses its tuple

@@ -7,7 +7,7 @@ import socket
 
 from micropython import const
 
-from .linkframe import FrameError
+from .linkframe import hand
 
 _AGAIN = errno.EAGAIN  # MicroPython has no EWOULDBLOCK: the same number on its ports
 _RETRY_MS = const(20)
@@ -70,13 +70,7 @@ class UDPNode:
                     self.lost += 1
                     await asyncio.sleep_ms(_RETRY_MS)  # what holds the heap may finish meanwhile
                     break
-                try:
-                    self.on_frame(buf, len(buf))
-                except FrameError:
-                    self.bad += 1
-                except Exception as e:  # the owner's handler failed on one frame: counted, the link goes on
-                    self.errors += 1
-                    self.last_error = e
+                hand(self, buf, len(buf))
             if self.after_batch:
                 self.after_batch()
 
