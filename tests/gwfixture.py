@@ -47,6 +47,39 @@ class Proc:
         self.proc.wait(timeout=10)
 
 
+# MicroPython source for hub fuzz scripts (tests/test_link_session.py, tests/test_link_auth.py): n frames at
+# hub.frame() from addr(): random bytes one time in four, else a seed frame as it was or with up to three bytes
+# changed; tick() every 500 frames. -> (escapes: anything but FrameError, printed; FrameErrors).
+HOSTILE_FRAMES = r"""
+import random
+from micromesos import linkframe as F
+
+
+def hostile_frames(hub, seeds, n, addr, tick):
+    escapes = errors = 0
+    for i in range(n):
+        a = addr()
+        if i % 4 == 0:
+            f = bytearray(random.getrandbits(8) for _ in range(random.getrandbits(7)))
+        else:
+            f = bytearray(seeds[random.getrandbits(16) % len(seeds)])
+            for _ in range(random.getrandbits(2)):
+                f[random.getrandbits(16) % len(f)] = random.getrandbits(8)
+        try:
+            lk = hub.frame(a, f, len(f))
+            if lk is not None:
+                lk.flush()
+        except F.FrameError:
+            errors += 1
+        except Exception as e:
+            escapes += 1
+            print("ESCAPE", repr(e))
+        if i % 500 == 0:
+            tick()
+    return escapes, errors
+"""
+
+
 def stop_and_show(*procs, last=150):
     """Stop every Proc (None: one never started), then print the last lines of each: pytest shows them when
     the test fails."""

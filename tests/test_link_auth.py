@@ -10,7 +10,7 @@ import pytest
 
 import mpy
 
-from gwfixture import gateway_config, start_gateway
+from gwfixture import HOSTILE_FRAMES, gateway_config, start_gateway
 from standin import StandinMaster
 from test_gateway import MISSED, PING, no_problems, registered, updates_received, wait_until
 from test_node import node_config, start_node, stop
@@ -250,7 +250,7 @@ def test_frame_counters_take_each_once_within_16_behind_the_highest_and_only_aft
     assert out == ["[8, 8, 8, -2, -2, 8]", "[8, 8, -2, 8, -2]", "-1 20 8 -2 40", "-1 -1"], out
 
 
-KEYED_FUZZ = r"""
+KEYED_FUZZ = HOSTILE_FRAMES + r"""
 import random
 from mgateway.hub import LinkHub
 from micromesos import linkframe as F, linkhello as H
@@ -304,26 +304,8 @@ print("set up", sessions == sorted(keys), len(seeds))
 sessions.clear()
 to.clear()
 state = [(p.session, p.addr, p.awake, p.nonce) for p in hub.peers.values()]
-escapes = errors = 0
-for i in range(4000):
-    addr = ("10.0.%d.%d" % (random.getrandbits(1), random.getrandbits(3)), 5000)
-    if i % 4 == 0:
-        f = bytearray(random.getrandbits(8) for _ in range(random.getrandbits(7)))
-    else:
-        f = bytearray(seeds[random.getrandbits(16) % len(seeds)])  # replayed as it was, or changed
-        for _ in range(random.getrandbits(2)):
-            f[random.getrandbits(16) % len(f)] = random.getrandbits(8)
-    try:
-        lk = hub.frame(addr, f, len(f))
-        if lk is not None:
-            lk.flush()
-    except F.FrameError:
-        errors += 1
-    except Exception as e:
-        escapes += 1
-        print("ESCAPE", repr(e))
-    if i % 500 == 0:
-        hub.tick()
+escapes, errors = hostile_frames(hub, seeds, 4000, lambda: ("10.0.%d.%d" % (random.getrandbits(1),
+                                 random.getrandbits(3)), 5000), hub.tick)  # seeds replayed as they were, or changed
 # Nothing started, nothing moved, nothing offered (every HELLO replayed is its node's running one), no RESET.
 sent = [d for ds in to.values() for d in ds]
 print(escapes, errors > 500, hub.forged > 500, hub.replays > 50, sessions, len(hub.peers),

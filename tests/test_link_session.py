@@ -4,6 +4,7 @@ import pytest
 
 import linksim
 import mpy
+from gwfixture import HOSTILE_FRAMES
 
 # Runs in MicroPython. argv: relay port, gateway port, nodes, messages each way per node.
 SCRIPT = r"""
@@ -366,7 +367,7 @@ def test_a_gateway_restart_resets_the_session_and_the_node_comes_back(tmp_path):
     assert out[7] == "SESSIONS [True, False] 1", res.out
 
 
-HUB_FUZZ = r"""
+HUB_FUZZ = HOSTILE_FRAMES + r"""
 import random
 from mgateway.hub import LinkHub
 from micromesos import linkframe as F, linkhello as H
@@ -394,29 +395,16 @@ for i in range(40):
 for t in (F.DATA, F.ACK, F.WAKE, F.SLEEP, F.RESET):
     F.put_header(b, t, 0, 1, 0, 0, 0)
     seeds.append(bytes(b[:{F.DATA: 20, F.SLEEP: 12, F.RESET: 9}.get(t, 8)]))
-escapes = errors = 0
-for i in range(20000):
-    addr = ("10.0.0.%d" % random.getrandbits(6), 5000)
-    if i % 4 == 0:
-        f = bytearray(random.getrandbits(8) for _ in range(random.getrandbits(7)))
-    else:
-        f = bytearray(seeds[random.getrandbits(16) % len(seeds)])
-        for _ in range(random.getrandbits(2)):
-            f[random.getrandbits(16) % len(f)] = random.getrandbits(8)
-    try:
-        lk = hub.frame(addr, f, len(f))
-        if lk is not None:
-            lk.flush()
-    except F.FrameError:
-        errors += 1
-    except Exception as e:
-        escapes += 1
-        print("ESCAPE", repr(e))
-    if i % 500 == 0:
-        hub.tick()
-        for p in hub.peers.values():
-            if p.link is not None:
-                p.link.poll()
+
+
+def tick():
+    hub.tick()
+    for p in hub.peers.values():
+        if p.link is not None:
+            p.link.poll()
+
+
+escapes, errors = hostile_frames(hub, seeds, 20000, lambda: ("10.0.0.%d" % random.getrandbits(6), 5000), tick)
 resets = counts["resets"]
 print(escapes, errors > 1000, len(hub.peers) <= 16, hub.refused > 0, len(hub._resets) <= 256,
       len(hub.by_addr) <= len(hub.peers), resets < 200)
