@@ -373,7 +373,7 @@ def test_a_launch_too_big_for_the_heap_as_dicts_fails_its_task_instead_of_leavin
     # gets TASK_FAILED (REASON_CONTAINER_LIMITATION_MEMORY) from its ids read in place, and the agent goes on.
     files = {"idle.py": "import asyncio\nasync def main(ctx):\n    await asyncio.sleep(60)\n"}
     got, out = scenario(tmp_path, r'''
-from micromesos import launch as L
+from micromesos.tasks import launch_ids
 
 def ld(tag, b):  # one length-delimited field
     n = len(b)
@@ -388,14 +388,14 @@ async def main():
     # A second RunTaskMessage fragment merges into the first (proto2): task (4) . command (7) . uris (1).
     big = run_task(tid="huge", value="idle") + ld(0x22, ld(0x3A, b"\x0a\x03\x0a\x01a" * 5000))
     a, rec = make()
-    # The ids launch reads in place are the ones the codec decodes (its field numbers, both messages).
+    # The ids read in place are the ones the codec decodes (tasks.launch_ids' field numbers, both messages).
     b = run_task(tid="x")
     m = codec.decode(schema.RunTaskMessage, b)
-    out("one", [list(L.launch_ids(b, 0, len(b), True)), [codec.decode(schema.FrameworkInfo, m["framework"])["id"],
+    out("one", [list(launch_ids(b, 0, len(b), True)), [codec.decode(schema.FrameworkInfo, m["framework"])["id"],
         None, [[m["task"]["task_id"], m["task"]["slave_id"]]]]])
     g = gold("run_task_group")
     m = codec.decode(schema.RunTaskGroupMessage, g)
-    out("group", [list(L.launch_ids(g, 0, len(g), False)), [codec.decode(schema.FrameworkInfo, m["framework"])["id"],
+    out("group", [list(launch_ids(g, 0, len(g), False)), [codec.decode(schema.FrameworkInfo, m["framework"])["id"],
         codec.decode(schema.ExecutorInfo, m["executor"])["executor_id"],
         [[t["task_id"], t["slave_id"]] for t in m["task_group"]["tasks"]]]])
     m = b = g = None
@@ -414,7 +414,7 @@ asyncio.run(main())
         ["after", "TASK_RUNNING", None, None], ["after", "TASK_STARTING", None, None],
         ["huge", "TASK_FAILED", 8, "the agent has no heap for this launch message"]], out  # LIMITATION_MEMORY
     assert by_tag(got, "live") == [["after"]]
-    assert "no heap to decode a 25267-byte launch of 1 task(s)" in out
+    assert "launch of 1 task(s) refused: the agent has no heap for this launch message" in out
 
 
 def test_refusals_slave_id_resources_and_launch_executor_checks(tmp_path):

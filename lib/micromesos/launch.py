@@ -10,7 +10,6 @@ from .ctx import Ctx
 from .errors import MesosError
 from .steps import Step
 from .tasks import describe, grace_ms
-from .wire import Reader
 _ExecutorInfo = const(38)  # schema.ExecutorInfo
 _LAUNCHING = const(0)  # ctx.LAUNCHING
 _FW_PARTITION_AWARE = const(5)  # schema.FW_PARTITION_AWARE
@@ -29,6 +28,7 @@ _TASK_FAILED = const(3)  # schema.TASK_FAILED
 _TASK_LOST = const(5)  # schema.TASK_LOST
 
 _EXECUTOR_GRACE_MS = const(5000)  # no shutdown_grace_period: EXECUTOR_SHUTDOWN_GRACE_PERIOD
+_NO_HEAP = "the agent has no heap for this launch message"
 
 
 class Invalid(MesosError):
@@ -40,8 +40,9 @@ def run_task(runner, msg):
     """RunTaskMessage: a command task, or a task for a custom executor (TaskInfo.executor)."""
     try:
         m = codec.decode(_RunTaskMessage, msg.buf, msg.start, msg.end)
-    except MemoryError:
-        _no_heap(runner, msg, True)
+    except MemoryError:  # good bytes, too many dicts for this heap: its tasks fail, none stays STAGING
+        gc.collect()
+        runner.refuse_launch(msg, True, _NO_HEAP)
         return
     t = m["task"]
     a = m["framework"], t.get("executor"), [t], m.get("launch_executor")
@@ -54,76 +55,10 @@ def run_task_group(runner, msg):
     try:
         m = codec.decode(_RunTaskGroupMessage, msg.buf, msg.start, msg.end)
     except MemoryError:
-        _no_heap(runner, msg, False)
+        gc.collect()
+        runner.refuse_launch(msg, True, _NO_HEAP)
         return
     _guarded(runner, m["framework"], m["executor"], m["task_group"].get("tasks", []), m.get("launch_executor"))
-
-
-def _no_heap(runner, msg, one):
-    """A launch message that does not fit the heap as dicts (a board full of tasks, thousands of labels): its
-    tasks fail (TASK_FAILED, REASON_CONTAINER_LIMITATION_MEMORY) instead of staying STAGING for ever, their
-    ids read in place. Field numbers: RunTaskMessage framework 2, task 4; RunTaskGroupMessage framework 1,
-    executor 2, task_group 3; TaskGroupInfo tasks 1; FrameworkInfo id 3; ExecutorInfo executor_id 1;
-    TaskInfo task_id 2, slave_id 3 (tests/test_tasks_code.py checks them against the codec)."""
-    gc.collect()
-    fid, eid, tids = launch_ids(msg.buf, msg.start, msg.end, one)
-    log.error("tasks", "no heap to decode a %d-byte launch of %d task(s)", msg.end - msg.start, len(tids))
-    agent = runner.agent
-    for tid, sid in tids:
-        if fid is not None and tid is not None and sid == agent.slave_id and (fid, tid) not in runner.live:
-            runner.updates.update(fid, tid, _TASK_FAILED, _SOURCE_SLAVE, executor_id=eid or tid,
-                                  reason=_REASON_CONTAINER_LIMITATION_MEMORY,
-                                  message="the agent has no heap for this launch message")
-    if fid is not None and eid is not None and (fid, eid) not in runner.executors:
-        runner.exited(fid, eid)  # the master releases the executor it allocated for the group
-
-
-def launch_ids(buf, start, end, one):
-    """(framework id, executor id or None, [(task id, agent id)]) of a RunTaskMessage (one) or a
-    RunTaskGroupMessage in buf[start:end], read in place: no dict, a few small strings. None for an id that
-    is missing or not UTF-8; DecodeError for bytes that are no message."""
-    fw = _spans(buf, start, end, 2 if one else 1)
-    fid = _id(buf, fw, 3)
-    eid = None
-    if one:
-        tasks = [_spans(buf, start, end, 4)]  # a singular field sent in pieces: they merge (proto2)
-    else:
-        eid = _id(buf, _spans(buf, start, end, 2), 1)
-        tasks = []
-        for a, b in _spans(buf, start, end, 3):
-            tasks.extend([t] for t in _spans(buf, a, b, 1))  # repeated: one task each
-    return fid, eid, [(_id(buf, t, 2), _id(buf, t, 3)) for t in tasks]
-
-
-def _spans(buf, start, end, num):
-    # (start, end) of each length-delimited field `num` of the message in buf[start:end].
-    r = Reader()
-    r.reset(buf, start, end)
-    out = []
-    while True:
-        fn = r.next()
-        if fn == 0:
-            return out
-        if fn == num and r.wt == 2:
-            e = r.lendelim()
-            out.append((r.pos, e))
-            r.pos = e
-        else:
-            r.skip()
-
-
-def _id(buf, spans, num):
-    # The string of the ID message (SlaveID & co: {1: value}) in field `num` of the last span (proto2: the
-    # last singular field wins), or None.
-    v = None
-    for a, b in spans:
-        for c, d in _spans(buf, a, b, num):
-            for x, y in _spans(buf, c, d, 1):
-                try:
-                    v = str(memoryview(buf)[x:y], "utf-8")
-                except UnicodeError:
-                    v = None
-    return v
 
 
 def _guarded(runner, fw_raw, ex_raw, infos, launch_executor):

@@ -10,6 +10,7 @@ from micropython import const
 from . import codec, log, schema
 from .ctx import DONE, LAUNCHING, RUNNING, Ctx
 from .steps import Watch, marker
+from .wire import Reader
 _EXITED_EXECUTOR = const(20)  # names.EXITED_EXECUTOR
 _FRAMEWORK_TO_EXECUTOR = const(16)  # names.FRAMEWORK_TO_EXECUTOR
 _KILL_TASK = const(9)  # names.KILL_TASK
@@ -17,15 +18,12 @@ _RUN_TASK = const(7)  # names.RUN_TASK
 _RUN_TASK_GROUP = const(8)  # names.RUN_TASK_GROUP
 _SHUTDOWN_EXECUTOR = const(13)  # names.SHUTDOWN_EXECUTOR
 _SHUTDOWN_FRAMEWORK = const(12)  # names.SHUTDOWN_FRAMEWORK
-_ExecutorInfo = const(38)  # schema.ExecutorInfo
 _ExitedExecutorMessage = const(72)  # schema.ExitedExecutorMessage
 _FrameworkInfo = const(23)  # schema.FrameworkInfo
 _FrameworkToExecutorMessage = const(74)  # schema.FrameworkToExecutorMessage
 _KillTaskMessage = const(67)  # schema.KillTaskMessage
 _REASON_CONTAINER_LAUNCH_FAILED = const(21)  # schema.REASON_CONTAINER_LAUNCH_FAILED
 _REASON_CONTAINER_LIMITATION_MEMORY = const(8)  # schema.REASON_CONTAINER_LIMITATION_MEMORY
-_RunTaskGroupMessage = const(66)  # schema.RunTaskGroupMessage
-_RunTaskMessage = const(65)  # schema.RunTaskMessage
 _SOURCE_EXECUTOR = const(2)  # schema.SOURCE_EXECUTOR
 _SOURCE_SLAVE = const(1)  # schema.SOURCE_SLAVE
 _ShutdownExecutorMessage = const(69)  # schema.ShutdownExecutorMessage
@@ -255,7 +253,10 @@ class Tasks:
             except Exception as e:  # noqa: BLE001  MemoryError, or a missing or damaged file (ImportError, ...)
                 log.error(_W, "cannot load the %s code: %s", mod, describe(e))
                 if mod == "launch":
-                    self._refuse_launch(kind, msg, e)
+                    if isinstance(e, MemoryError):
+                        self.refuse_launch(msg, True, "the agent is out of memory for its launch code")
+                    else:
+                        self.refuse_launch(msg, False, "the agent could not load its launch code: " + describe(e))
                 else:
                     self._stop_now(kind, msg)
                 return
@@ -263,23 +264,23 @@ class Tasks:
         finally:
             self.drop()
 
-    def _refuse_launch(self, kind, msg, e):
-        """No launch code: each task of the message is TASK_FAILED, none left STAGING (except those
-        launch would ignore too: another agent id's, or a live task's, whose stream it would corrupt)."""
-        one = kind == _RUN_TASK
-        m = codec.decode(_RunTaskMessage if one else _RunTaskGroupMessage, msg.buf, msg.start, msg.end)
-        infos = [m["task"]] if one else m["task_group"].get("tasks", ())
-        eid = None if one else codec.decode(_ExecutorInfo, m["executor"])["executor_id"]
-        fid = codec.decode(_FrameworkInfo, m["framework"])["id"]
-        oom = isinstance(e, MemoryError)
+    def refuse_launch(self, msg, oom, why):
+        """A launch that can't be run (no launch code, or no heap for its message as dicts): each task of the
+        message is TASK_FAILED (REASON_CONTAINER_LIMITATION_MEMORY if oom, else CONTAINER_LAUNCH_FAILED) with
+        message `why`, none left STAGING, except those launch would ignore too (another agent
+        id's, a live task's: its stream would be corrupted). Its ids are read in place (launch_ids): no dict.
+        An executor the launch would have started is reported exited (the master releases it)."""
+        fid, eid, tids = launch_ids(msg.buf, msg.start, msg.end, msg.kind == _RUN_TASK)
+        log.error(_W, "launch of %d task(s) refused: %s", len(tids), why)
+        if fid is None:
+            return
         reason = _REASON_CONTAINER_LIMITATION_MEMORY if oom else _REASON_CONTAINER_LAUNCH_FAILED
-        why = "the agent is out of memory for its launch code" if oom else \
-            "the agent could not load its launch code: " + describe(e)
-        for t in infos:
-            tid = t["task_id"]
-            if t["slave_id"] == self.agent.slave_id and (fid, tid) not in self.live:
+        for tid, sid in tids:
+            if tid is not None and sid == self.agent.slave_id and (fid, tid) not in self.live:
                 self.updates.update(fid, tid, _TASK_FAILED, _SOURCE_SLAVE, executor_id=eid or tid,
                                     reason=reason, message=why)
+        if eid is not None and (fid, eid) not in self.executors:
+            self.exited(fid, eid)
 
     def _stop_now(self, kind, msg):
         """No kill code: the tasks the message names end now, without a grace period (a kill is never lost
@@ -489,6 +490,56 @@ class Tasks:
                 n += 1
         if not n:
             log.debug(_W, "framework message for executor %s dropped: nothing running", eid)
+
+
+def launch_ids(buf, start, end, one):
+    """(framework id, executor id or None, [(task id, agent id)]) of a RunTaskMessage (one) or a
+    RunTaskGroupMessage in buf[start:end], read in place: no dict, a few small strings (a launch the heap
+    can't decode still gets its answer). None for an id missing or not UTF-8; DecodeError for bytes that are
+    no message. Fields: RunTaskMessage framework 2, task 4; RunTaskGroupMessage framework 1, executor 2,
+    task_group 3; TaskGroupInfo tasks 1; FrameworkInfo id 3; ExecutorInfo executor_id 1; TaskInfo task_id 2,
+    slave_id 3; each ID {value 1} (tests/test_tasks.py checks them against the codec)."""
+    fid = _id(buf, _spans(buf, start, end, 2 if one else 1), 3)
+    eid = None
+    if one:
+        tasks = [_spans(buf, start, end, 4)]  # a singular field sent in pieces: they merge (proto2)
+    else:
+        eid = _id(buf, _spans(buf, start, end, 2), 1)
+        tasks = []
+        for a, b in _spans(buf, start, end, 3):
+            tasks.extend([t] for t in _spans(buf, a, b, 1))  # repeated: one task each
+    return fid, eid, [(_id(buf, t, 2), _id(buf, t, 3)) for t in tasks]
+
+
+def _spans(buf, start, end, num):
+    # (start, end) of each length-delimited field `num` of the message in buf[start:end].
+    r = Reader()
+    r.reset(buf, start, end)
+    out = []
+    while True:
+        fn = r.next()
+        if fn == 0:
+            return out
+        if fn == num and r.wt == 2:
+            e = r.lendelim()
+            out.append((r.pos, e))
+            r.pos = e
+        else:
+            r.skip()
+
+
+def _id(buf, spans, num):
+    # The string of the ID message ({1: value}) in field `num` of the spans' message, or None; the last one
+    # wins, as proto2 merges a singular field sent twice.
+    v = None
+    for a, b in spans:
+        for c, d in _spans(buf, a, b, num):
+            for x, y in _spans(buf, c, d, 1):
+                try:
+                    v = str(memoryview(buf)[x:y], "utf-8")
+                except UnicodeError:
+                    v = None
+    return v
 
 
 def load(name):
