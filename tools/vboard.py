@@ -31,6 +31,7 @@ _PASTE_WINDOW = 256  # raw-paste flow-control window; b"\x00\x01" holds no CR/LF
 _BUSY = b"B"
 _IDLE = b"I"
 _MAIN = b"M"  # main.py is about to run (a Ctrl-C typed while the board was still booting stops it)
+_NO_MAIN = b"N"  # booted, and there is no main.py: a Ctrl-C typed while booting meant nothing to run
 _RESET_BOOT = {"S": "main", "R": "raw", "H": "main"}
 
 
@@ -290,9 +291,15 @@ class _Device:
         self.mode = "raw" if boot == "raw" else "friendly"
         self.run_file("boot.py")
         if boot == "main":
+            try:
+                self.os.stat("main.py")
+                main = True
+            except OSError:
+                main = False
             if self.ctl is not None:
-                self.ctl.write(_MAIN)
-            self.run_file("main.py")
+                self.ctl.write(_MAIN if main else _NO_MAIN)  # never armed for a raw-REPL command instead
+            if main:
+                self.run_file("main.py")
         mode = self.mode
         while True:
             try:
@@ -417,6 +424,8 @@ def _host(argv):
     def power_on(boot):
         board["busy"] = False
         board["booting"] = boot == "main"
+        if not board["booting"]:
+            board["pending"] = False  # no main.py runs in this boot: a Ctrl-C of the reset stopped nothing
         board["boots"] += 1
         board["proc"] = subprocess.Popen(cmd + [boot], cwd=fs, env=env, stdin=in_r, stdout=out_w,
                                          pass_fds=(ctl_w,))
@@ -430,9 +439,9 @@ def _host(argv):
             if not select.select([ctl_r], [], [], 0)[0]:
                 return
             for c in os.read(ctl_r, 64).decode():
-                if c == "M":
+                if c in "MN":
                     board["booting"] = False
-                    board["arm"], board["pending"] = board["pending"], False
+                    board["arm"], board["pending"] = board["pending"] and c == "M", False
                 elif c in "BI":
                     board["busy"] = c == "B"
                     if c == "B" and board["arm"]:
