@@ -242,7 +242,7 @@ def test_readme_config_table_lists_every_key():
             documented |= set(re.findall(r"`([a-z_]+)`", line.split("|")[1]))
     with open(os.path.join(LIB, "micromesos", "config.py")) as f:
         src = f.read()
-    keys = set(re.findall(r'^    "([a-z_]+)": \(', src, re.M))
+    keys = set(re.findall(r'^    ([a-z_]+)=\(', src, re.M))  # _SCHEMA = dict(key=(default, kind...), ...)
     assert "master" in keys and "state_dir" in keys
     assert keys - documented == set(), "README's config table lacks these keys"
     assert documented - keys == set(), "README documents keys config.py doesn't know"

@@ -726,9 +726,10 @@ asyncio.run(main())
 
 def test_transport_steady_state_heap_on_the_device_model():
     # Budget (issue 9: data heap <= 12 KB for the whole agent): one parser of the default recv_buffer (2 KB),
-    # one outbox (1 KB), one task per destination (no reader task, no rx buffer: the 202s are read into the
-    # gate's scratch before each write), no asyncio.stream or asyncio.lock module (the transport's own Stream;
-    # streamed responses take turns without a Lock). It held ~9.6 KB with a 4 KB parser and asyncio's streams.
+    # one outbox (outbox_size: 512 B), one task per destination (no reader task, no rx buffer: the 202s are read
+    # into the gate's scratch before each write), no asyncio.stream or asyncio.lock module (the transport's own
+    # Stream; streamed responses take turns without a Lock). It held ~9.6 KB with a 4 KB parser and asyncio's
+    # streams.
     p, peer = mpy.free_port(), mpy.free_port()
     r = mpy.run_mpy(code=STEADY, args=[str(p), str(peer)], device="loaded", heapsize="256k", timeout=60).check()
     line = [ln for ln in r.out.splitlines() if ln.startswith("HELD ")][-1].split()

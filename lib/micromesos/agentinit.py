@@ -43,12 +43,11 @@ def init(a, cfg, inventory, transport):
     a.authenticated = False  # the master took our SASL exchange (only with a credential)
     a.authentications = 0    # attempts so far: N of crammd5-authenticatee(N)
     a.started_ms = time.ticks_ms()
-    a.counters = {"registrations": 0, "reregistrations": 0, "pings": 0, "dropped": 0,
-                  "disconnects": 0, "invalid": 0}
+    # Keywords: interned names, so the keys are no strings of this module's, which is dropped (config._SCHEMA).
+    a.counters = dict(registrations=0, reregistrations=0, pings=0, dropped=0, disconnects=0, invalid=0)
     fs = inventory.fs.rstrip("/")
     a.store = Store((fs + "/" if fs else "/") + cfg["state_dir"])
     a.updates = StatusUpdates(a, a.store, cfg["status_update_retry_min"], cfg["status_update_retry_max"])
-    a._unregistered = asyncio.Event()  # set while the agent needs (re-)registration
-    a._registered = asyncio.Event()
+    a._registered = asyncio.Event()  # set while RUNNING (agent._run)
     a.totals = boardres.measure(inventory, cfg)
     a.attributes = boardres.attributes(inventory, cfg)

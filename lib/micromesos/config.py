@@ -9,45 +9,48 @@ from .errors import ConfigError
 # key: (default, kind) or, for "int", (default, "int", lo, hi). Kinds: "addr" ip:port, "port", "ip", "str",
 # "num" (> 0), "num0" (>= 0), "int", "res" (Mesos resource string or {name: value}), "attr" (string "k:v;k:v"
 # or {name: value}), "bool", "level", "host" (a DNS name or IPv4 address).
-_SCHEMA = {
-    "master": (None, "addr"),          # "ip:port" of the leading mesos-master (required)
-    "check_master_ip": (True, "bool"),  # the master's messages must come from its IP (false: NAT)
-    "ip": ("0.0.0.0", "ip"),          # address the listener binds
-    "port": (5051, "port"),            # listener port, also SlaveInfo.port
-    "advertise_ip": (None, "ip"),      # address the master must reach (NAT; PROTOCOL.md §1.7)
-    "advertise_port": (None, "port"),
-    "resources": ({}, "res"),          # override or add resources, e.g. "mem:64;sensors:{a,b}"
-    "attributes": ({}, "attr"),        # add attributes, e.g. "rack:lab1"
-    "log_level": ("info", "level"),
-    "state_dir": ("state", "str"),     # under the board's fs root
-    "tasks_dir": ("tasks", "str"),
-    "frozen_tasks": ("hello,thermo,blink", "str"),  # task modules looked for among frozen ones (fetch.find)
-    "task_slice_ms": (200, "int", 1, 600000),  # a task step longer than this fails the task (steps.Watch)
-    "fetch_max_bytes": (65536, "int", 1, 16777216),  # largest CommandInfo.URI file fetched into tasks_dir
+# Keyword arguments, not a {"key": ...} literal: the names are interned (qstrs), so the config the agent keeps
+# holds no string object of this module's once it is dropped (a loaded .mpy's long string constants would stay
+# alive as its keys: the agent's data heap after registration is 0.5 KB smaller on the 32-bit device model).
+_SCHEMA = dict(
+    master=(None, "addr"),          # "ip:port" of the leading mesos-master (required)
+    check_master_ip=(True, "bool"),  # the master's messages must come from its IP (false: NAT)
+    ip=("0.0.0.0", "ip"),          # address the listener binds
+    port=(5051, "port"),            # listener port, also SlaveInfo.port
+    advertise_ip=(None, "ip"),      # address the master must reach (NAT; PROTOCOL.md §1.7)
+    advertise_port=(None, "port"),
+    resources=({}, "res"),          # override or add resources, e.g. "mem:64;sensors:{a,b}"
+    attributes=({}, "attr"),        # add attributes, e.g. "rack:lab1"
+    log_level=("info", "level"),
+    state_dir=("state", "str"),     # under the board's fs root
+    tasks_dir=("tasks", "str"),
+    frozen_tasks=("hello,thermo,blink", "str"),  # task modules looked for among frozen ones (fetch.find)
+    task_slice_ms=(200, "int", 1, 600000),  # a task step longer than this fails the task (steps.Watch)
+    fetch_max_bytes=(65536, "int", 1, 16777216),  # largest CommandInfo.URI file fetched into tasks_dir
     # The next three: libprocess.py's _SIZES ranges (it raises at agent start; here they fail the boot).
-    "recv_buffer": (2048, "int", 1024, 65536),  # bytes per inbound connection: the largest message taken
-    "outbox_size": (1024, "int", 512, 65536),   # bytes of small messages queued per destination
-    "max_connections": (3, "int", 2, 8),        # inbound connections served at once (each a recv_buffer)
-    "heap_reserve": (24576, "int", 0, 16777216),  # bytes of heap kept for the agent (not offered as mem)
-    "registration_backoff_factor": (1.0, "num0"),  # seconds (PROTOCOL.md §2.3); 0: no initial wait
-    "registration_backoff_max": (60.0, "num"),
-    "ping_timeout": (None, "num"),     # seconds; overrides the master's total_ping_timeout_seconds
-    "status_update_retry_min": (10.0, "num"),     # seconds (§2.7)
-    "status_update_retry_max": (600.0, "num"),
-    "fs": (None, "str"),               # board filesystem root (virtual boards)
-    "seed": (None, "int", 0, 0x3FFFFFFF),  # simulated sensors (unix board)
-    "ntp_host": ("pool.ntp.org", "host"),  # clock source (ntptime.host); an IP skips DNS (no-internet labs)
+    recv_buffer=(2048, "int", 1024, 65536),  # bytes per inbound connection: the largest message taken
+    outbox_size=(512, "int", 512, 65536),    # bytes of small messages queued per destination (pongs)
+    max_connections=(3, "int", 2, 8),        # inbound connections served at once (each a recv_buffer)
+    heap_reserve=(24576, "int", 0, 16777216),  # bytes of heap kept for the agent (not offered as mem)
+    registration_backoff_factor=(1.0, "num0"),  # seconds (PROTOCOL.md §2.3); 0: no initial wait
+    registration_backoff_max=(60.0, "num"),
+    ping_timeout=(None, "num"),     # seconds; overrides the master's total_ping_timeout_seconds
+    status_update_retry_min=(10.0, "num"),     # seconds (§2.7)
+    status_update_retry_max=(600.0, "num"),
+    fs=(None, "str"),               # board filesystem root (virtual boards)
+    seed=(None, "int", 0, 0x3FFFFFFF),  # simulated sensors (unix board)
+    ntp_host=("pool.ntp.org", "host"),  # clock source (ntptime.host); an IP skips DNS (no-internet labs)
     # Agent authentication (SASL CRAM-MD5, authn.py): the `mesos-agent --credential` JSON file, under fs
     # unless absolute; the secret stays in that file, never in this config. Timeouts: seconds (§7).
-    "credential": (None, "str"),
-    "authentication_backoff_factor": (1.0, "num0"),
-    "authentication_timeout_min": (5.0, "num"),
-    "authentication_timeout_max": (60.0, "num"),
+    credential=(None, "str"),
+    authentication_backoff_factor=(1.0, "num0"),
+    authentication_timeout_min=(5.0, "num"),
+    authentication_timeout_max=(60.0, "num"),
     # Task code integrity (launch.py): refuse URIs without a #sha256= pin; the modules frameworks may
     # launch, "a,b" (absent: any).
-    "require_pinned_uris": (False, "bool"),
-    "allowed_modules": (None, "str"),
-}
+    require_pinned_uris=(False, "bool"),
+    allowed_modules=(None, "str"),
+)
 _MAX_CRED = const(128)  # wifi.json values, bytes: an SSID is <= 32, a WPA2 passphrase <= 63
 _MAX_FILE = const(8192)  # bytes of config.json read; a config is a few hundred
 
@@ -140,15 +143,17 @@ def values(raw, keys):
     for k, spec in keys.items():
         v = raw.get(k)
         cfg[k] = spec[0] if v is None else _check(k, spec, v)
-    # Resource and attribute strings are parsed here so a typo fails at boot, not at registration.
-    from . import resources
+    # Resource and attribute strings are parsed here so a typo fails at boot, not at registration. boardres,
+    # not the resources shim: the agent measures the board with it right after (the shim would be one more
+    # module loaded at boot, and its names interned for good on a board that loads .mpy files).
+    from . import boardres
 
     try:
-        cfg["resources"] = resources.parse(cfg["resources"])
+        cfg["resources"] = boardres.parse(cfg["resources"])
     except ValueError as e:
         raise ConfigError("resources: %s" % e)
     try:
-        cfg["attributes"] = resources.parse_attributes(cfg["attributes"])
+        cfg["attributes"] = boardres.parse_attributes(cfg["attributes"])
     except ValueError as e:
         raise ConfigError("attributes: %s" % e)
     return cfg

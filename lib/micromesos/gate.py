@@ -153,6 +153,11 @@ class Gate:
     link_idle_ms = 45000  # a link silent this long (3 pings missed, §2.5) may be replaced by a new one
     refuse_drain = 1024  # bytes read from a refused connection before its 503, 64 per loop turn
     parser = http.HTTPParser
+    # Counters and a flag that stay at these until something happens: on the class, so the instance's attribute
+    # table (8 B a slot, grown in steps) holds only what changed.
+    refused = 0  # connections answered 503 or closed at once
+    evicted = 0  # connections dropped to make room for a new one, or past a deadline
+    _closing = False  # stop_listening() ran
 
     def __init__(self):
         self.on_link_closed = None
@@ -160,11 +165,8 @@ class Gate:
         self._parsers = 0  # parsers in existence
         self._conns = []
         self._sock = self._server = self._sweeper = None
-        self._closing = False
         self._nodelay = nodelay_option()
         self._freed = asyncio.Event()  # a parser came back, or a connection went idle
-        self.refused = 0  # connections answered 503 or closed at once
-        self.evicted = 0  # connections dropped to make room for a new one, or past a deadline
         self._scratch = bytearray(64)  # bytes read only to be dropped: a refused connection's, the 202s
 
     async def _serve(self, c, r, w):  # the listener's: one connection's requests until it closes

@@ -237,13 +237,18 @@ class _Dest:
 class Libprocess(Listener):
     """The agent's libprocess endpoint (docs/ARCHITECTURE.md "transport"); receiving is listener.py's."""
 
-    outbox_size = 1024  # bytes of small messages queued per destination (copied: the pong path)
+    # Bytes of small messages queued per destination, copied: the pong path (a pong is ~210 B: two fit). A
+    # bigger message (a status update is 550-600 B) is queued by reference to its encoded body (max_streamed).
+    outbox_size = 512
     max_streamed = 4  # messages queued by reference per destination (those not fitting the outbox)
     SENDS_PIECES = True  # send() takes a body as a list of bytes-like pieces: no contiguous copy of the whole
     max_dests = 2  # outbound destinations (master@ and slave-observer(N)@ share one address)
     backoff_min_ms = 100
     backoff_max_ms = 10000
     connect_timeout_ms = 5000
+    # A second process of this agent while it lives: (id bytes, handler(msg)); the SASL authenticatee
+    # crammd5-authenticatee(N) (authn.py), as the real agent runs one per attempt. On the class as Gate.refused.
+    second = None
 
     def __init__(self, id="slave(1)", ip=None, port=5051, advertise_ip=None, advertise_port=None, cfg=None):
         if not ip:
@@ -256,9 +261,6 @@ class Libprocess(Listener):
             raise ConfigError("advertise_ip/advertise_port: %s" % e)  # 0.0.0.0 is no UPID (§1.1)
         Listener.__init__(self, id)
         self._mid = self.mid(self.upid)
-        # A second process of this agent while it lives: (id bytes, handler(msg)); the SASL
-        # authenticatee crammd5-authenticatee(N) (authn.py), as the real agent runs one per attempt.
-        self.second = None
         self._dests = []
         self._outboxes = []  # a free outbox for the next _Dest (at most one is kept)
         if cfg:

@@ -61,6 +61,8 @@ class Listener(Gate):
     max_http = 2  # of max_conns, plain HTTP clients; at most max_conns - 1, so one is left for the master
     send_timeout_ms = 5000  # an HTTP client not taking a streamed chunk within this is dropped
     out_size = 512  # the streamed-response buffer (jsonw.Writer): one response at a time, made per response
+    _streaming = False  # a streamed response is being written (one at a time); on the class as Gate.refused
+    oversize = 0  # messages dropped because their body exceeded the buffer (answered 202)
 
     def __init__(self, id):
         Gate.__init__(self)
@@ -68,8 +70,6 @@ class Listener(Gate):
         self.handler = None
         self._routes = {}
         self._msg = Message()
-        self._streaming = False  # a streamed response is being written (one at a time)
-        self.oversize = 0  # messages dropped because their body exceeded the buffer (answered 202)
 
     def route(self, path, fn):
         """GET path -> fn(jsonw.Request) -> (status, content_type, body). The body is bytes or str, an

@@ -71,13 +71,12 @@ def become_running(a, msg, connection):
         t = a.cfg["ping_timeout"]
     a.ping_timeout_ms = int(t * 1000) if t else _DEFAULT_PING_TIMEOUT_MS
     a.last_ping = time.ticks_ms()
-    a._unregistered.clear()
     a._registered.set()
     a.updates.resume()
 
 
 def attempt(a, st):
-    """One try of Agent._registrar: the (re-)registration queued for the master, or refused by the transport
+    """One try of Agent._register: the (re-)registration queued for the master, or refused by the transport
     (outbox full, no route) or the heap. st: the loop's [k, refused ms], updated. -> seconds to wait for the
     answer before the next try."""
     k, refused = st

@@ -158,8 +158,7 @@ async def main(cfg):
     if lp._dests:
         d = lp._dests[0]
         cost("generator _Dest._run", lambda: d._run())
-    cost("generator Agent._registrar", lambda: a._registrar())
-    cost("generator Agent._watchdog", lambda: a._watchdog())
+    cost("generator Agent._run", lambda: a._run())
     cost("generator StatusUpdates.run", lambda: a.updates.run())
 
     async def g():
