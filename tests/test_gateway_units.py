@@ -98,7 +98,7 @@ class Ping:  # what the listener hands over, as far as a VAgent reads it before 
     kind = 5
     buf = b"\x08\x01"  # connected: true
     start, end = 0, 2
-    _s0 = _s1 = 0  # no sender UPID: the pong is not sent (reply_as refuses it)
+    s0 = s1 = 0  # no sender UPID: the pong is not sent (reply_as refuses it)
 
     def __init__(self, ip):
         self.conn = Conn(ip)

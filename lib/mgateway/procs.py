@@ -44,7 +44,7 @@ class Processes(Libprocess):
     def reply_as(self, msg, name, mid, body=b""):
         """reply() from the process whose sender head is mid (the pong of slave(N), §0.1)."""
         try:
-            at = upid.check(msg.buf, msg._s0, msg._s1)
+            at = upid.check(msg.buf, msg.s0, msg.s1)
         except ProtocolError:
             return False
-        return self._queue(msg.buf, msg._s0, at, msg._s1, name, body, mid)
+        return self._queue(msg.buf, msg.s0, at, msg.s1, name, body, mid)

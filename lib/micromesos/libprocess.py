@@ -338,11 +338,11 @@ class Libprocess(Listener):
         """send() to msg's sender, read in place from msg.buf: with a bytes name and the
         connection already made, this allocates nothing (the pong path, §2.5)."""
         try:
-            at = upid.check(msg.buf, msg._s0, msg._s1)
+            at = upid.check(msg.buf, msg.s0, msg.s1)
         except ProtocolError as e:
             log.warn(_W, "cannot reply to %s: %s", msg.sender(), e)
             return False
-        return self._queue(msg.buf, msg._s0, at, msg._s1, name, body)
+        return self._queue(msg.buf, msg.s0, at, msg.s1, name, body)
 
     def _queue(self, u, s0, at, s1, name, body, mid=None):
         d = None

@@ -13,40 +13,40 @@ _SLASH = const(47)
 
 class Message:
     """The reused view of one inbound message, valid only during the handler call.
-    kind: names id (0 = unknown name); the body is buf[start:end]; conn: the inbound
-    connection it came on (opaque, .peer is (ip, port))."""
+    kind: names id (0 = unknown name); the body is buf[start:end]; the sender's UPID is buf[s0:s1] (what a
+    reply goes to); conn: the inbound connection it came on (opaque, .peer is (ip, port))."""
 
     def __init__(self):
         self.kind = 0
         self.buf = None
         self.start = self.end = 0
         self.conn = None
-        self._s0 = self._s1 = 0  # sender UPID in buf
+        self.s0 = self.s1 = 0  # sender UPID in buf
         self._n0 = self._n1 = 0  # message name in buf
 
     def name(self):  # allocates: for logs
         return log.text(self.buf, self._n0, self._n1)
 
     def sender(self):  # allocates: for logs and for keeping the master's UPID
-        return log.text(self.buf, self._s0, self._s1)
+        return log.text(self.buf, self.s0, self.s1)
 
     def sender_is(self, u):
         """The sender equals the UPID u (str or bytes). In place."""
-        return self._s1 - self._s0 == len(u) and self.buf.startswith(u, self._s0)
+        return self.s1 - self.s0 == len(u) and self.buf.startswith(u, self.s0)
 
     def sender_id_startswith(self, prefix):
         """The sender's id (before '@') starts with prefix, e.g. b"slave-observer(" (§0.1)."""
-        at = self.buf.find(b"@", self._s0, self._s1)
-        return at - self._s0 >= len(prefix) and self.buf.startswith(prefix, self._s0)
+        at = self.buf.find(b"@", self.s0, self.s1)
+        return at - self.s0 >= len(prefix) and self.buf.startswith(prefix, self.s0)
 
     def sender_host_is(self, u):
         """The sender's ip:port equals that of the UPID u (str or bytes). In place."""
         b = self.buf
-        at = b.find(b"@", self._s0, self._s1) + 1
+        at = b.find(b"@", self.s0, self.s1) + 1
         s = isinstance(u, str)
         ua = (u.find("@") if s else u.find(b"@")) + 1
         n = len(u) - ua
-        if at <= 0 or ua <= 0 or self._s1 - at != n:
+        if at <= 0 or ua <= 0 or self.s1 - at != n:
             return False
         for k in range(n):
             c = u[ua + k]
@@ -151,8 +151,8 @@ class Listener(Gate):
         msg.start = p.body0
         msg.end = p.body1
         msg.conn = c
-        msg._s0 = s0
-        msg._s1 = s1
+        msg.s0 = s0
+        msg.s1 = s1
         msg._n0 = n0
         msg._n1 = t1
         msg.kind = names.lookup(buf, n0, t1)
