@@ -17,7 +17,7 @@ for p in (os.path.join(ROOT, "tests"), os.path.join(ROOT, "tools", "hostcompat")
         sys.path.insert(0, p)
 
 import mpy  # noqa: E402
-from bench_agent import probe  # noqa: E402
+from bench_agent import probe, probe_path  # noqa: E402
 from devboot import STAGES, Boot  # noqa: E402
 from standin import StandinMaster  # noqa: E402
 
@@ -58,6 +58,23 @@ def smallest(device, tmp):
     return out, tried
 
 
+def qstr_headroom(device):
+    """(names a board can still intern with every agent module imported once, bytes of the pool the next one
+    allocates), from qstr_probe.py on the device model."""
+    pkg = os.path.join(ROOT, "lib", "micromesos")
+    mods = ["asyncio", "json"] + sorted(  # the agent's modules: a node's (node*, link*) never run on an agent
+        "micromesos." + f[:-3] for f in os.listdir(pkg)
+        if f.endswith(".py") and f != "__init__.py" and not f.startswith(("node", "link")))
+    p = subprocess.run(mpy.mpy_argv(PROBE_HEAP, device) + [os.path.join(HERE, "qstr_probe.py")] + mods,
+                       env=mpy.mpy_env((), {"MICROPYPATH": probe_path(device)}, device), capture_output=True,
+                       text=True, timeout=120)
+    for line in p.stdout.splitlines():
+        if line.startswith("QSTR_HEADROOM "):
+            n, b = line.split()[1:]
+            return int(n), int(b)
+    return None
+
+
 def firmware_bytes(path):
     """text + data of a binary (what a firmware image holds in flash), from binutils' size."""
     line = subprocess.run(["size", path], capture_output=True, text=True, check=True).stdout.splitlines()[1]
@@ -66,7 +83,8 @@ def firmware_bytes(path):
 
 
 def measure(device, tmp, into):
-    into[device] = {"probe": asyncio.run(_probe(device)), "smallest": smallest(device, tmp)}
+    into[device] = {"probe": asyncio.run(_probe(device)), "smallest": smallest(device, tmp),
+                    "qstr": qstr_headroom(device)}
 
 
 def run():
@@ -104,6 +122,9 @@ def run():
         row("smallest -X heapsize (%d KB steps): %s" % (STEP_KB, label),
             lambda d, stage=stage: "%d KB%s" % (res[d]["smallest"][0][stage],
                                                goal[stage] % mpy.GOAL_HEAPSIZE[d] if goal[stage] else ""))
+    row("names (qstrs) a board can still intern with every agent module imported once (tools/bench/qstr_probe.py; "
+        "loaded: a .mpy's names go to the heap for good), then the next pool: one block of",
+        lambda d: "%d, then %s" % (res[d]["qstr"][0], kb(res[d]["qstr"][1])) if res[d]["qstr"] else "-")
     # Flash writes per status update (issue 9 part 5): the journal measured inside each device model.
     import bench_flash
 
