@@ -72,6 +72,30 @@ async def wait_until(pred, timeout, what, *procs):
         "--- %s ---\n%s" % (p.name, p.output()) for p in procs)))
 
 
+async def hello_runs_once(m, gw, aid, what):
+    """Launch the example `hello` task on agent aid; -> the updates the master got once its TASK_FINISHED came,
+    each asserted to have arrived once."""
+    await m.launch(command="hello", agent_id=aid, resources="cpus:0.1;mem:0.01")
+    await wait_until(lambda: 2 in [s for _, s in updates_received(m, aid)], 60, what, gw)
+    ups = updates_received(m, aid)
+    assert len({u for u, _ in ups}) == len(ups), ups  # each update once
+    assert [s for _, s in ups][-1] == 2, ups
+    return ups
+
+
+def stop_with_logs(gw, *nodes, last=3000):
+    """Stop the firmware nodes ((proc, log) pairs from test_node.start_node) and the gateway, then print their
+    output: pytest shows it when the test fails."""
+    from test_node import stop
+
+    for p, log in nodes:
+        stop(p, log)
+    gw.stop()
+    print("--- %s ---\n%s" % (gw.name, gw.output(100)))
+    for p, log in nodes:
+        print("--- %s ---\n%s" % (log.name, open(log.name).read()[-last:]))
+
+
 def test_a_task_launched_while_the_node_sleeps_starts_at_its_next_wake_and_its_updates_reach_the_master_once(
         tmp_path):
     W, A = 2500, 150  # the node sleeps 2.5 s (longer than the master's 1 s timeout), listens 150 ms
@@ -437,7 +461,7 @@ def test_a_launch_larger_than_the_node_takes_fails_at_the_gateway_and_the_next_o
     # The node announces max_message 1024 in its HELLO (LINK.md §3.1): a RunTaskMessage larger than that would be
     # dropped whole by its Link (§4.6) and the task would stay STAGING for ever; the gateway fails it at once
     # (TASK_FAILED, REASON_CONTAINER_LAUNCH_FAILED, once) and holds nothing; a launch that fits runs as before.
-    from test_node import node_config, start_node as start_real_node, stop
+    from test_node import node_config, start_node as start_real_node
 
     async def body():
         async with scaled_master() as m:
@@ -465,9 +489,6 @@ def test_a_launch_larger_than_the_node_takes_fails_at_the_gateway_and_the_next_o
                 assert not gw.find("RunTaskMessage for %s held" % big), gw.output(40)
                 no_problems(m)
             finally:
-                stop(node, log)
-                gw.stop()
-                print("--- gateway ---\n" + gw.output(60))
-                print("--- node ---\n" + (tmp_path / "node.log").read_text()[-3000:])
+                stop_with_logs(gw, (node, log))
 
     asyncio.run(body())

@@ -8,9 +8,8 @@ import re
 
 import mpy
 from gwfixture import Proc, free_udp_port, gateway_config
-from standin import StandinMaster
-from test_gateway import MISSED, PING, no_problems, registered, updates_received, wait_until
-from test_node import node_config, stop
+from test_gateway import PING, hello_runs_once, no_problems, registered, scaled_master, stop_with_logs
+from test_node import node_config
 
 # The heap the bridge is held to with NODES nodes attached (stock ESP32 firmware: ~100 KB of Python heap).
 BRIDGE_HEAPSIZE = "96k"
@@ -42,7 +41,7 @@ def start_espnow_node(tmp_path, name, gateway_port):
 
 def test_an_esp32_bridge_in_a_board_heap_serves_espnow_nodes_to_the_master(tmp_path):
     async def body():
-        async with StandinMaster(ping_interval=PING, max_missed=MISSED, ping_timeout=PING * MISSED) as m:
+        async with scaled_master() as m:
             radio = free_udp_port()
             _cfg, path = gateway_config(tmp_path, m.port, status_update_retry_min_ms=2000, **BRIDGE)
             gw = start_bridge(path, radio)
@@ -50,12 +49,7 @@ def test_an_esp32_bridge_in_a_board_heap_serves_espnow_nodes_to_the_master(tmp_p
             try:
                 agents = [await registered(m, gw, "esp-%d" % i, timeout=60) for i in range(1, NODES + 1)]
                 a = agents[0]
-                await m.launch(command="hello", agent_id=a.id, resources="cpus:0.1;mem:0.01")
-                await wait_until(lambda: 2 in [s for _, s in updates_received(m, a.id)], 60,
-                                 "TASK_FINISHED from the node behind the bridge", gw)
-                ups = updates_received(m, a.id)
-                assert len({u for u, _ in ups}) == len(ups), ups  # each update once
-                assert [s for _, s in ups][-1] == 2, ups
+                await hello_runs_once(m, gw, a.id, "TASK_FINISHED from the node behind the bridge")
                 mark = len(m.find("PongSlaveMessage", kind="recv"))
                 await asyncio.sleep(3)  # the nodes sleep, the bridge answers their pings
                 assert len(m.find("PongSlaveMessage", kind="recv")) - mark >= NODES * 3 / PING / 2
@@ -68,12 +62,7 @@ def test_an_esp32_bridge_in_a_board_heap_serves_espnow_nodes_to_the_master(tmp_p
                 assert up, gw.output(80)
                 print("bridge at -X heapsize=%s: %s" % (BRIDGE_HEAPSIZE, up[0][1]))
             finally:
-                for p, log in nodes:
-                    stop(p, log)
-                gw.stop()
-                print("--- bridge ---\n" + gw.output(60))
-                for i in range(1, NODES + 1):
-                    print("--- esp-%d ---\n" % i + (tmp_path / ("esp-%d" % i) / "node.log").read_text()[-2000:])
+                stop_with_logs(gw, *nodes, last=2000)
 
     asyncio.run(body())
 

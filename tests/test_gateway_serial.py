@@ -11,9 +11,8 @@ import time
 import tty
 
 from gwfixture import gateway_config, start_gateway
-from standin import StandinMaster
-from test_gateway import MISSED, PING, no_problems, registered, updates_received, wait_until
-from test_node import node_config, start_node, stop
+from test_gateway import hello_runs_once, no_problems, registered, scaled_master, stop_with_logs
+from test_node import node_config, start_node
 
 
 def _cable(a, b, stop_ev):
@@ -42,7 +41,7 @@ def test_a_node_on_a_serial_line_registers_through_the_gateway_and_runs_a_task(t
     cable.start()
 
     async def body():
-        async with StandinMaster(ping_interval=PING, max_missed=MISSED, ping_timeout=PING * MISSED) as m:
+        async with scaled_master() as m:
             _cfg, path = gateway_config(tmp_path, m.port, link_uarts=[gpath], link_mtu=256,
                                         status_update_retry_min_ms=2000)
             gw = start_gateway(path)
@@ -50,19 +49,11 @@ def test_a_node_on_a_serial_line_registers_through_the_gateway_and_runs_a_task(t
                                                          uart=npath, mtu=256))
             try:
                 a = await registered(m, gw, "serial-1")
-                await m.launch(command="hello", agent_id=a.id, resources="cpus:0.1;mem:0.01")
-                await wait_until(lambda: 2 in [s for _, s in updates_received(m, a.id)], 60,
-                                 "TASK_FINISHED from the node on the serial line", gw)
-                ups = updates_received(m, a.id)
-                assert len({u for u, _ in ups}) == len(ups), ups  # each update once
-                assert [s for _, s in ups][-1] == 2, ups
+                await hello_runs_once(m, gw, a.id, "TASK_FINISHED from the node on the serial line")
                 assert m.agents[a.id].state == "registered"
                 no_problems(m)
             finally:
-                stop(node, log)
-                gw.stop()
-                print("--- gateway ---\n" + gw.output(100))
-                print("--- node ---\n" + (tmp_path / "node.log").read_text()[-4000:])
+                stop_with_logs(gw, (node, log), last=4000)
 
     try:
         asyncio.run(body())

@@ -11,28 +11,31 @@ import pytest
 import mpy
 
 from gwfixture import HOSTILE_FRAMES, gateway_config, start_gateway
-from standin import StandinMaster
-from test_gateway import MISSED, PING, no_problems, registered, updates_received, wait_until
+from test_gateway import no_problems, registered, scaled_master, updates_received, wait_until
 from test_node import node_config, start_node, stop
 
 KEY = "00112233445566778899aabbccddeeff"
 OTHER = "ffeeddccbbaa99887766554433221100"
 
-TAGS = r"""
+# MicroPython source: a node's transport (UDPNode's surface) that keeps every datagram it is given.
+KEPT_TRANSPORT = r"""
+class T:
+    after_batch = on_frame = None
+
+    def __init__(self, mtu=250):
+        self.mtu = mtu
+        self.sent = []
+
+    def send(self, d):
+        self.sent.append(bytes(d))
+"""
+
+TAGS = KEPT_TRANSPORT + r"""
 from micromesos.linkauth import Key, Sealed, key_bytes, NODE
 k = Key(key_bytes("%s"))
 for frame in (b"", b"\x11" * 8, bytes(range(200))):
     print(k.tag(NODE, frame, len(frame)).hex())
 print(key_bytes("abc"), key_bytes("zz" * 16), key_bytes("00" * 15), len(key_bytes("00" * 64)))
-
-class T:  # a transport that keeps what it is given
-    mtu = 250
-    after_batch = None
-    def __init__(self):
-        self.sent = []
-        self.on_frame = None
-    def send(self, f):
-        self.sent.append(bytes(f))
 
 t = T()
 s = Sealed(t, k)
@@ -60,22 +63,13 @@ VECTOR_HELLO = "110000000001000001020304000001900000001400ee0200046b6e2d31d96aa6
 VECTOR_WELCOME = "12000100000100000102030401f404005f5e1000a0a1a2a3a4a5a6a7a7b6eb3bd1d59dae"
 VECTOR_WAKE = "15000100000000000000000134a044ff0dccef7d"
 
-VECTOR = r"""
+VECTOR = KEPT_TRANSPORT + r"""
 from micromesos import linkhello as H
 from micromesos.linkauth import GATEWAY, NODE, Key, Sealed, Session, key_bytes, session_key
 K = Key(key_bytes("%s"))
 gn = bytes(range(0xA0, 0xA8))
 sk = session_key(K, 0x01020304, 1, gn, 1)
 print(sk.hex())
-
-class T:
-    mtu = 250
-    after_batch = None
-    def __init__(self):
-        self.sent = []
-        self.on_frame = None
-    def send(self, f):
-        self.sent.append(bytes(f))
 
 t = T()
 node = Sealed(t, K)
@@ -136,7 +130,7 @@ def test_the_documented_test_vector(mpy_run):
     assert out[8] == "other session byte -1", out
 def test_with_link_keys_a_node_with_its_key_runs_a_task_and_one_with_another_never_attaches(tmp_path):
     async def body():
-        async with StandinMaster(ping_interval=PING, max_missed=MISSED, ping_timeout=PING * MISSED) as m:
+        async with scaled_master() as m:
             cfg, path = gateway_config(tmp_path, m.port, status_update_retry_min_ms=2000,
                                        link_keys={"keyed-1": KEY, "keyed-2": KEY})
             gw = start_gateway(path)
@@ -170,7 +164,7 @@ def test_with_link_keys_a_node_comes_back_through_a_restarted_gateway_under_its_
     # session keys; the node's frames under the lost key go unanswered, it says HELLO, gets a new session and
     # runs the next task. The master sees the same agent re-register, no new one.
     async def body():
-        async with StandinMaster(ping_interval=PING, max_missed=MISSED, ping_timeout=PING * MISSED) as m:
+        async with scaled_master() as m:
             cfg, path = gateway_config(tmp_path, m.port, status_update_retry_min_ms=2000,
                                        link_keys={"keyed-1": KEY})
             gw = start_gateway(path)
@@ -250,7 +244,7 @@ def test_frame_counters_take_each_once_within_16_behind_the_highest_and_only_aft
     assert out == ["[8, 8, 8, -2, -2, 8]", "[8, 8, -2, 8, -2]", "-1 20 8 -2 40", "-1 -1"], out
 
 
-KEYED_FUZZ = HOSTILE_FRAMES + r"""
+KEYED_FUZZ = HOSTILE_FRAMES + KEPT_TRANSPORT + r"""
 import random
 from mgateway.hub import LinkHub
 from micromesos import linkframe as F, linkhello as H
@@ -270,23 +264,12 @@ sessions = []
 hub.on_session = lambda p, fresh: sessions.append(p.name)
 
 
-class T:  # a node's transport: what it sends is kept
-    mtu = 128
-    after_batch = on_frame = None
-
-    def __init__(self):
-        self.sent = []
-
-    def send(self, d):
-        self.sent.append(bytes(d))
-
-
 # Four real nodes, each with a session (HELLO, WELCOME, a DATA): valid datagrams to replay and mutate.
 seeds = []
 nodes = []
 b = bytearray(128)
 for i, name in enumerate(sorted(keys)):
-    t = T()
+    t = T(128)
     s = Sealed(t, keys[name])
     s.on_frame = lambda buf, n: None
     addr = ("10.0.1.%d" % i, 5000)
