@@ -3,6 +3,7 @@
 # tests/test_node.py: registered, one idle task RUNNING, its duty cycle kept for HOLD_S. MIT licence.
 # The smallest passing heap, in 2 KB steps:   python3 tests/test_node_ram.py frozen|loaded [from_kb] [to_kb]
 # Where the heap goes, module by module:      python3 tests/test_node_ram.py breakdown frozen|loaded
+# The heap as a board boots it, by kind:      python3 tests/test_node_ram.py heapmap frozen|loaded [heap]
 import os
 import re
 import subprocess
@@ -151,6 +152,51 @@ asyncio.run(go())
 """
 
 
+# Runs in MicroPython (argv: the node config): node_main.py's boot up to its idle duty cycle (no gateway
+# answers), then the GC heap map (micropython.mem_info(1)) for heapmap() to count.
+HEAPMAP = r"""
+import asyncio, gc, sys, micropython
+import board
+from micromesos import log, node, nodeboot
+cfg = nodeboot._load_config(sys.argv[1])
+log.set_level("error")
+inv = board.inventory(cfg)
+t = nodeboot.transport(cfg)
+totals = nodeboot.node_info(inv, cfg)
+gc.collect()
+async def go():
+    asyncio.create_task(node.main(cfg, inv, t, totals))
+    await asyncio.sleep_ms(200)
+    gc.collect()
+    micropython.mem_info(1)
+asyncio.run(go())
+"""
+
+
+def heapmap(device, heapsize="64k", link=LINK):
+    """The node's heap after boot, by block kind (mem_info(1) letters: B bytecode functions, D dicts, h other
+    heads; each with its tail blocks), plus the sizes of the larger 'other' objects (dict tables among them)."""
+    import collections
+
+    with tempfile.TemporaryDirectory() as d:
+        from pathlib import Path
+
+        cfg = node_config(Path(d), 9, resources={}, attributes={}, **link)
+        r = mpy.run_mpy(HEAPMAP, args=[cfg], heapsize=heapsize, device=device, timeout=60)
+    lines = r.out.splitlines()
+    cells = "".join(ln[10:] for ln in lines if re.match(r"^[0-9a-f]{8}: ", ln))
+    block = 16  # bytes per GC block on a 32-bit build
+    kinds, runs = collections.Counter(), collections.Counter()
+    for m in re.finditer(r"([^.=])(=*)", cells):
+        kinds[m.group(1)] += (1 + len(m.group(2))) * block
+        if m.group(1) == "h":
+            runs[(1 + len(m.group(2))) * block] += 1
+    out = [ln for ln in lines if ln.startswith(("GC:", " No."))]
+    out.append("bytes by kind: " + ", ".join("%s %d" % kv for kv in kinds.most_common()))
+    out.append("'h' objects by size (B: count): " + ", ".join("%d: %d" % kv for kv in sorted(runs.items())))
+    return "\n".join(out)
+
+
 def breakdown(device, link=LINK):
     """The BREAKDOWN figures on a device model (printed)."""
     with tempfile.TemporaryDirectory() as d:
@@ -178,6 +224,9 @@ def test_node_with_one_idle_task_fits_its_heap_budget_on_the_device_model(tmp_pa
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["heapmap"]:
+        print(heapmap(sys.argv[2] if len(sys.argv) > 2 else "frozen", *sys.argv[3:4]))
+        sys.exit(0)
     if sys.argv[1:2] == ["breakdown"]:
         print(breakdown(sys.argv[2] if len(sys.argv) > 2 else "frozen"))
         sys.exit(0)
