@@ -116,12 +116,10 @@ import asyncio
 m("asyncio")
 import board
 m("board (boards/unix)")
-from micromesos import log, errors, nodecfg
+from micromesos import drop, log, errors, nodecfg
 cfg = nodecfg.check({"gateway": "127.0.0.1:9", "name": "n1", "fs": sys.argv[4], "mtu": int(sys.argv[1]),
                      "window": int(sys.argv[2]), "max_message": int(sys.argv[3])})
-nodecfg.drop_module("nodecfg")
-for k in ("resources", "boardres"):
-    nodecfg.drop_module(k)
+drop("nodecfg", "resources", "boardres")
 m("log, errors, the config (dropped)")
 inv = board.inventory(cfg)
 m("inventory")

@@ -7,6 +7,7 @@ import time
 import asyncio
 from micropython import const
 
+from . import drop
 from .link import Link
 from .linkframe import put_u32
 
@@ -33,13 +34,6 @@ def _hello_module():
         __import__(_HELLO)
         m = sys.modules[_HELLO]
     return m
-
-
-def _drop_hello():
-    sys.modules.pop(_HELLO, None)
-    pkg = sys.modules.get("micromesos")
-    if pkg is not None and "linkhello" in pkg.__dict__:
-        delattr(pkg, "linkhello")
 
 
 class NodeLink:
@@ -98,7 +92,7 @@ class NodeLink:
         try:
             session, nonce, window, max_frame, self.unix_time = _hello_module().read_welcome(buf)
         finally:
-            _drop_hello()
+            drop("linkhello")
         if nonce != self.nonce:
             return  # for an earlier boot, or another node
         lk = self.link
@@ -146,7 +140,7 @@ class NodeLink:
             n = _hello_module().hello(self.ctl, self.nonce, self.wake_ms, self.listen_ms, lk.mtu, lk.win,
                                       self.name, self.attempt, lk.max_message)
         finally:
-            _drop_hello()
+            drop("linkhello")
         return await self._ask(n, tries) and self.state == _UP
 
     async def wake(self):

@@ -2,13 +2,12 @@
 # (issue 11 part 3; docs/GATEWAY.md §8, docs/LINK.md §5, §7). MIT licence. It stands where agent.py, libprocess,
 # listener, http and endpoints stand on a full agent: no HTTP, no JSON endpoints; the same tasks, ctx, updates.
 import gc
-import sys
 import time
 
 import asyncio
 from micropython import const
 
-from . import codec, log
+from . import codec, drop, log
 from .errors import MesosError
 from .linknode import NodeLink
 from .store import Store
@@ -224,7 +223,7 @@ class Node:
         try:
             ok = upid.valid(pid)
         finally:
-            _drop_module("upid")
+            drop("upid")
         if not ok:
             raise ValueError("AGENT: bad agent id or UPID")
         if sid == self.slave_id and pid == self.upid:
@@ -331,13 +330,6 @@ class Node:
             await asyncio.sleep_ms(ms)  # tasks keep running; the link holds (nothing goes out)
         finally:
             self.asleep = False
-
-
-def _drop_module(short):
-    sys.modules.pop("micromesos." + short, None)
-    pkg = sys.modules.get("micromesos")
-    if pkg is not None and short in pkg.__dict__:
-        delattr(pkg, short)
 
 
 async def main(cfg, inv, transport, totals, started=None):

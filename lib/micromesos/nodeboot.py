@@ -15,7 +15,7 @@ import sys
 import board
 from micropython import const
 
-from . import log
+from . import drop, log
 from .errors import ConfigError
 
 _SLAVE_INFO = const(20)  # schema.SlaveInfo
@@ -28,7 +28,7 @@ def _load_config(path):
     try:
         return nodecfg.load(path)
     finally:
-        nodecfg.drop_module("nodecfg")
+        drop("nodecfg")
 
 
 def transport(cfg):
@@ -90,8 +90,7 @@ def node_info(inv, cfg):
             "resources": [registrar.to_resource(n, v) for n, v in totals],
             "attributes": [registrar.to_attribute(n, v) for n, v in boardres.attributes(inv, cfg)]})
     finally:
-        for m in ("registrar", "boardres", "names"):  # names: registrar's; the node needs none of them
-            _drop(m)
+        drop("registrar", "boardres", "names")  # names: registrar's; the node needs none of them
     try:
         with open(path, "rb") as f:
             same = f.read() == info
@@ -101,13 +100,6 @@ def node_info(inv, cfg):
         with open(path, "wb") as f:
             f.write(info)
     return totals
-
-
-def _drop(short):
-    sys.modules.pop("micromesos." + short, None)
-    pkg = sys.modules.get("micromesos")
-    if pkg is not None and short in pkg.__dict__:
-        delattr(pkg, short)
 
 
 def _on_task_error(loop, context):

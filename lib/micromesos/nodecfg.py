@@ -1,7 +1,7 @@
 # A node's JSON config (the node side of issue 11, docs/GATEWAY.md §8): its keys, defaults and ranges, checked by
 # config.values() like the agent's. MIT licence. Boot only: firmware/node_main.py imports it and drops it after.
-import sys
 
+from . import drop
 from .errors import ConfigError
 
 # key: (default, kind[, lo, hi]) as config._SCHEMA. Durations in ms: a test scales them all the same way.
@@ -58,7 +58,7 @@ def check(raw):
     try:
         return _more(config.values(raw, _SCHEMA))
     finally:
-        drop_module("config")
+        drop("config")
 
 
 def load(path):
@@ -68,7 +68,7 @@ def load(path):
     try:
         return _more(config.load(path, wifi=False, keys=_SCHEMA))
     finally:
-        drop_module("config")
+        drop("config")
 
 
 def _more(cfg):
@@ -114,11 +114,3 @@ def mac(s):
     except ValueError:
         return None
     return b if all(len(h) == 2 for h in parts) else None
-
-
-def drop_module(short):
-    """micromesos.<short> out of sys.modules and the package: its RAM goes at the next collection."""
-    sys.modules.pop("micromesos." + short, None)
-    pkg = sys.modules.get("micromesos")
-    if pkg is not None and short in pkg.__dict__:
-        delattr(pkg, short)

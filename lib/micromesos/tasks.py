@@ -7,7 +7,7 @@ import sys
 
 from micropython import const
 
-from . import codec, log, schema
+from . import codec, drop, log, schema
 from .ctx import DONE, LAUNCHING, RUNNING, Ctx
 from .steps import Watch, marker
 from .wire import Reader
@@ -564,11 +564,7 @@ _CODE = ("launch", "kill", "fetch", "download", "taskstore", "resources", "resfm
 
 def drop_code():
     """The runner's occasional code out of sys.modules and the package: the next use imports it again."""
-    pkg = sys.modules.get("micromesos")
-    for name in _CODE:
-        sys.modules.pop("micromesos." + name, None)
-        if pkg is not None and name in pkg.__dict__:
-            delattr(pkg, name)
+    drop(*_CODE)
 
 
 def _from_source():

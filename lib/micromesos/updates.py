@@ -3,13 +3,12 @@
 import gc
 import json
 import os
-import sys
 import time
 
 import asyncio
 from micropython import const
 
-from . import codec, log
+from . import codec, drop, log
 from .steps import rouse
 _STATUS_UPDATE = const(10)  # names.STATUS_UPDATE
 _StatusUpdateMessage = const(52)  # schema.StatusUpdateMessage
@@ -278,7 +277,7 @@ class StatusUpdates:
             n = j.rewrite(self)
         finally:
             j = None
-            _drop_journal()
+            drop("journal")
         self._jbytes = n
         self._jmax = max(_JOURNAL_MIN, 2 * n)
         return True
@@ -349,32 +348,24 @@ class StatusUpdates:
             self.flush()  # its rewrite finds the module still loaded
         finally:
             j = None
-            _drop_journal()
+            drop("journal")
         return n
 
 
 def _load_journal(must):
-    """micromesos.journal for one call (then _drop_journal()). With the heap short: a collection and a second
+    """micromesos.journal for one call (then drop("journal")). With the heap short: a collection and a second
     try; then MemoryError if `must`, else None (logged: the caller goes on without it, tries later)."""
     for attempt in range(2):
         try:
             from . import journal
             return journal
         except MemoryError:
-            _drop_journal()  # whatever the failed import left
+            drop("journal")  # whatever the failed import left
             gc.collect()
             if attempt and must:
                 raise
     log.error("updates", "no heap to load the journal's rewrite: appended instead, rewritten later")
     return None
-
-
-def _drop_journal():
-    # Out of sys.modules and the package: freed at the next collection once the caller's reference is gone.
-    sys.modules.pop("micromesos.journal", None)
-    pkg = sys.modules.get("micromesos")
-    if pkg is not None and "journal" in pkg.__dict__:
-        delattr(pkg, "journal")
 
 
 def clip(message):
