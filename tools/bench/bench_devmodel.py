@@ -4,6 +4,7 @@
 # Run alone: .venv/bin/python tools/bench/run.py --only devmodel
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -60,7 +61,8 @@ def smallest(device, tmp):
 
 def qstr_headroom(device):
     """(names a board can still intern with every agent module imported once, bytes of the pool the next one
-    allocates), from qstr_probe.py on the device model."""
+    allocates, names interned then, heap bytes their pools and text hold), from qstr_probe.py on the device
+    model."""
     pkg = os.path.join(ROOT, "lib", "micromesos")
     mods = ["asyncio", "json"] + sorted(  # the agent's modules: a node's (node*, link*) never run on an agent
         "micromesos." + f[:-3] for f in os.listdir(pkg)
@@ -68,10 +70,11 @@ def qstr_headroom(device):
     p = subprocess.run(mpy.mpy_argv(PROBE_HEAP, device) + [os.path.join(HERE, "qstr_probe.py")] + mods,
                        env=mpy.mpy_env((), {"MICROPYPATH": probe_path(device)}, device), capture_output=True,
                        text=True, timeout=120)
+    held = re.search(r"n_qstr=(\d+), .*n_total_bytes=(\d+)", p.stdout)
     for line in p.stdout.splitlines():
-        if line.startswith("QSTR_HEADROOM "):
+        if line.startswith("QSTR_HEADROOM ") and held:
             n, b = line.split()[1:]
-            return int(n), int(b)
+            return int(n), int(b), int(held.group(1)), int(held.group(2))
     return None
 
 
@@ -125,6 +128,9 @@ def run():
     row("names (qstrs) a board can still intern with every agent module imported once (tools/bench/qstr_probe.py; "
         "loaded: a .mpy's names go to the heap for good), then the next pool: one block of",
         lambda d: "%d, then %s" % (res[d]["qstr"][0], kb(res[d]["qstr"][1])) if res[d]["qstr"] else "-")
+    row("names (qstrs) interned in the heap then (micropython.qstr_info()): names / heap their pools and text hold"
+        " (frozen: the firmware's own are in flash)",
+        lambda d: "%d / %s" % (res[d]["qstr"][2], kb(res[d]["qstr"][3])) if res[d]["qstr"] else "-")
     # Flash writes per status update (issue 9 part 5): the journal measured inside each device model.
     import bench_flash
 

@@ -3,6 +3,7 @@
 # double in size, each one heap block. Every agent module imported once first (what a long-lived board has
 # interned: tasks and views come and go, their names stay). MIT licence. tools/bench/bench_devmodel.py runs it.
 import gc
+import micropython
 import sys
 
 for m in sys.argv[1:]:
@@ -10,6 +11,9 @@ for m in sys.argv[1:]:
         __import__(m)
     except Exception:  # noqa: BLE001  a module for hardware this port lacks (espnow): its names are not counted
         pass
+
+
+micropython.qstr_info()  # "qstr pool: n_pool=.., n_qstr=.., n_str_data_bytes=.., n_total_bytes=..": what they hold
 
 
 class _O:
