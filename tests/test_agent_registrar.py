@@ -46,7 +46,8 @@ def test_registrar_leaves_ram_after_each_use_and_a_failed_import_is_retried(tmp_
     got, out = scenario(tmp_path, r'''
 import micropython, sys
 def resident():
-    return "micromesos.registrar" in sys.modules or hasattr(sys.modules["micromesos"], "registrar")
+    return any("micromesos." + m in sys.modules or hasattr(sys.modules["micromesos"], m)
+               for m in ("registrar", "recovery"))
 
 async def main():
     a, rec = make()
@@ -94,6 +95,40 @@ asyncio.run(main())
                                           False]], out
     assert by_tag(got, "steady") == [[2, 1, 1, False]], out
     assert by_tag(got, "shutdown") == [[1, None, False]], out
+
+
+def test_reconciliations_that_find_no_heap_for_their_code_come_again_with_the_next_reregistration(tmp_path):
+    # SlaveReregisteredMessage's reconciliations are handled by recovery.py, imported only for them. With no
+    # heap for it the agent must not stay registered having reported nothing (the master sends them once per
+    # re-registration): it re-registers, and the next answer's reconciliations are reported.
+    got, out = scenario(tmp_path, r'''
+import builtins
+async def main():
+    a, rec = make()
+    a.state = agentmod.DISCONNECTED
+    rr = codec.encode(schema.SlaveReregisteredMessage, {"slave_id": SID, "reconciliations": [
+        {"framework_id": FID, "statuses": [{"task_id": "ghost", "state": schema.TASK_RUNNING}]}]})
+    real = builtins.__import__
+    def short_heap(name, *args):
+        if name == "micromesos.recovery":
+            raise MemoryError("memory allocation failed")
+        return real(name, *args)
+    builtins.__import__ = short_heap
+    try:
+        deliver(a, names.SLAVE_REREGISTERED, rr)
+    finally:
+        builtins.__import__ = real
+    await settle(a, rec, 50, ack=False)
+    out("short", [a.state, [n for n, b in rec.out]])
+    rec.out.clear()
+    deliver(a, names.SLAVE_REREGISTERED, rr)  # the answer to the re-registration the agent sent again
+    await settle(a, rec, 50, ack=False)
+    out("again", [a.state, [(n, codec.decode(schema.StatusUpdateMessage, b)["update"]["status"]["task_id"])
+                            for n, b in rec.out if n == "StatusUpdateMessage"]])
+asyncio.run(main())
+''')
+    assert by_tag(got, "short") == [[1, []]], out  # DISCONNECTED: nothing reported, nothing lost
+    assert by_tag(got, "again") == [[2, [["StatusUpdateMessage", "ghost"]]]], out  # RUNNING, TASK_LOST sent
 
 
 def test_status_updates_the_outbox_refuses_go_again_soon_not_after_the_backoff(tmp_path):

@@ -204,11 +204,11 @@ print(cfg["task_slice_ms"], cfg["fetch_max_bytes"])
 
 
 def test_size_ranges_agree_with_the_transport(mpy_run):
-    # libprocess raises ConfigError for these when the agent starts (after Wi-Fi, with a traceback and a
+    # agentinit raises ConfigError for these when the agent starts (after Wi-Fi, with a traceback and a
     # reboot on a board); config must refuse exactly what it would, before anything starts.
     r = mpy_run("""
-from micromesos import config, libprocess
-for key, _attr, lo, hi in libprocess._SIZES:
+from micromesos import agentinit, config
+for key, _attr, lo, hi in agentinit._SIZES:
     spec = config._SCHEMA[key]
     print(key, spec[2] == lo and spec[3] == hi)
 """, heapsize="256k").check()  # both compiled from source here (a board loads .mpy): room for the compiler

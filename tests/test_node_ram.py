@@ -119,7 +119,8 @@ m("board (boards/unix)")
 from micromesos import drop, log, errors, nodecfg
 cfg = nodecfg.check({"gateway": "127.0.0.1:9", "name": "n1", "fs": sys.argv[4], "mtu": int(sys.argv[1]),
                      "window": int(sys.argv[2]), "max_message": int(sys.argv[3])})
-drop("nodecfg", "resources", "boardres")
+for k in ("nodecfg", "resources", "boardres"):
+    drop("micromesos." + k)
 m("log, errors, the config (dropped)")
 inv = board.inventory(cfg)
 m("inventory")

@@ -10,7 +10,7 @@ import time
 import asyncio
 from micropython import const
 
-from . import codec, log, names, schema, upid
+from . import codec, drop, log, names, schema, upid
 from .errors import MesosError
 from .steps import rouse
 
@@ -37,7 +37,8 @@ TERMINATING = const(3)
 _PONG = names.PONG
 _OBSERVER = b"slave-observer("
 _CHECKPOINT = "agent"  # registrar.py reads it back
-_COLD = "micromesos.registrar"
+_COLD = "micromesos.registrar"  # registration: each try, the messages, the master's answers
+_RECOVERY = "micromesos.recovery"  # the rest of the rare half: boot recovery, shutdown, framework updates
 _AUTHN = "micromesos.authn"  # SASL CRAM-MD5 (issue 13): imported only with a credential, dropped after
 _INIT = "micromesos.agentinit"  # Agent.__init__'s body: imported for it, dropped after
 _DRAIN = "micromesos.drain"  # DrainSlaveMessage, launches while draining: imported per message, dropped after
@@ -48,7 +49,8 @@ _W = "agent"
 
 
 def _cold_handler(kind):
-    # The master's messages handled by registrar.py (rare: registration replies, shutdown, updates).
+    # The master's messages handled by the rare half: registration replies (registrar.py: ids 3 and 4,
+    # the lowest), shutdown and updates (recovery.py).
     if kind == _SLAVE_REGISTERED:
         return "registered"
     if kind == _SLAVE_REREGISTERED:
@@ -60,15 +62,6 @@ def _cold_handler(kind):
     if kind == _CHECKPOINT_RESOURCES:
         return "checkpoint_resources"
     return None
-
-
-def drop_cold(name=_COLD):
-    """registrar.py (or `name`) out of sys.modules and the package: its code leaves RAM until needed again."""
-    sys.modules.pop(name, None)
-    pkg = sys.modules.get("micromesos")
-    short = name[11:]  # after "micromesos."
-    if pkg is not None and short in pkg.__dict__:
-        delattr(pkg, short)
 
 
 class Agent:
@@ -110,27 +103,27 @@ class Agent:
             __import__(_INIT)
             sys.modules[_INIT].init(self, cfg, inventory, transport)
         finally:
-            drop_cold(_INIT)
+            drop(_INIT)
 
     # --- the rarely-run half (registrar.py) ----------------------------------------------------
 
-    def cold(self, fn, *args):
-        """registrar.<fn>(self, *args): its module is imported for the call and dropped after, so that
-        registration, recovery and the master's rare messages hold no RAM while the agent idles.
-        MemoryError when the heap can't take the code now: every caller's retry covers it."""
-        m = sys.modules.get(_COLD)
+    def cold(self, fn, *args, mod=_COLD):
+        """<mod>.<fn>(self, *args), mod registrar.py or recovery.py: the module is imported for the call and
+        dropped after, so that registration, recovery and the master's rare messages hold no RAM while the
+        agent idles. MemoryError when the heap can't take the code now: every caller's retry covers it."""
+        m = sys.modules.get(mod)
         try:
             if m is None:
                 try:
-                    __import__(_COLD)
+                    __import__(mod)
                 except MemoryError:
-                    drop_cold()  # whatever the failed import left
+                    drop(mod)  # whatever the failed import left
                     gc.collect()
-                    __import__(_COLD)
-                m = sys.modules[_COLD]
+                    __import__(mod)
+                m = sys.modules[mod]
             return getattr(m, fn)(self, *args)
         finally:
-            drop_cold()
+            drop(mod)
             if self.tasks is not None:
                 self.tasks.drop()  # resources.py, which registrar.py imports (tasks.drop_code)
 
@@ -160,8 +153,8 @@ class Agent:
             "checkpointed_resources": [r.hex() for r in self.checkpointed]})
 
     def recover(self):
-        """Identity, update streams and tasks from flash (registrar.recover). -> an identity recovered?"""
-        return self.cold("recover")
+        """Identity, update streams and tasks from flash (recovery.recover). -> an identity recovered?"""
+        return self.cold("recover", mod=_RECOVERY)
 
     # --- state changes ------------------------------------------------------------------------
 
@@ -201,7 +194,7 @@ class Agent:
             __import__(_DRAIN)
             sys.modules[_DRAIN].handle(self, kind, msg)
         finally:
-            drop_cold(_DRAIN)
+            drop(_DRAIN)
             if self.tasks is not None:
                 self.tasks.drop()  # the kill and launch code it used
 
@@ -227,7 +220,7 @@ class Agent:
             log.error(_W, "no heap for the authentication code: retrying")
             await asyncio.sleep(1)
         finally:
-            drop_cold(_AUTHN)
+            drop(_AUTHN)
             gc.collect()  # its ~8 KB (loaded) back in one piece before the registration is built
         return self.authenticated
 
@@ -357,7 +350,7 @@ class Agent:
                 return
             fn = _cold_handler(kind)
             if fn is not None:
-                self.cold(fn, msg)
+                self.cold(fn, msg, mod=_COLD if kind <= _SLAVE_REREGISTERED else _RECOVERY)
                 return
             h = self.tasks.handler(kind) if self.tasks is not None else None
             if h is None:
@@ -381,7 +374,7 @@ class Agent:
 
     async def start(self):
         await self.lp.start()
-        self.cold("boot")  # recovery, and a log line with what the agent advertises
+        self.cold("boot", mod=_RECOVERY)  # recovery, and a log line with what the agent advertises
         d = self.store.load("drain")  # drain.py's checkpoint
         if d is not None:
             self._drain(0, d)  # a drain under way before the reboot (drain.recover)

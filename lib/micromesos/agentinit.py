@@ -6,18 +6,36 @@ import time
 import asyncio
 from micropython import const
 
-from . import boardres  # boot only: not resident (the runner drops it: tasks.drop_code)
-from .libprocess import Libprocess
-from .store import Store
-from .updates import StatusUpdates
+from .errors import ConfigError
 
+# Config keys sizing the transport's buffers per board: (key, Libprocess attribute, smallest, largest).
+# config.check refuses the same (tests/test_config.py checks they agree); sizes() for a cfg that skipped it.
+_SIZES = (("recv_buffer", "recv_size", 1024, 65536), ("outbox_size", "outbox_size", 512, 65536),
+          ("max_connections", "max_conns", 2, 8))
 _DEFAULT_PING_TIMEOUT_MS = const(75000)  # DEFAULT_MASTER_PING_TIMEOUT (§2.2; registrar.py's too)
 _RECOVERING = const(0)  # the agent's state until Agent.start is done (then agent.DISCONNECTED)
+
+
+def sizes(lp, cfg):
+    """The Libprocess lp's buffer sizes from cfg (Libprocess.__init__ with a cfg calls it). ConfigError for a
+    bad one."""
+    for key, attr, lo, hi in _SIZES:
+        v = cfg.get(key)
+        if v is not None:
+            if not isinstance(v, int) or not lo <= v <= hi:
+                raise ConfigError("%s: expected a whole number %d-%d, got %r" % (key, lo, hi, v))
+            setattr(lp, attr, v)
 
 
 def init(a, cfg, inventory, transport):
     """Agent.__init__'s body: every attribute of the agent but `tasks`. transport: a Libprocess, made
     from cfg when None."""
+    # Imported here, not at the top: Libprocess(cfg=...) imports this module for sizes() alone (a gateway's).
+    from . import boardres  # boot only: not resident (the runner drops it: tasks.drop_code)
+    from .libprocess import Libprocess
+    from .store import Store
+    from .updates import StatusUpdates
+
     a.cfg = cfg
     a.inv = inventory
     if transport is None:

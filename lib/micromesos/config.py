@@ -27,7 +27,7 @@ _SCHEMA = dict(
     frozen_tasks=("hello,thermo,blink", "str"),  # task modules looked for among frozen ones (fetch.find)
     task_slice_ms=(200, "int", 1, 600000),  # a task step longer than this fails the task (steps.Watch)
     fetch_max_bytes=(65536, "int", 1, 16777216),  # largest CommandInfo.URI file fetched into tasks_dir
-    # The next three: libprocess.py's _SIZES ranges (it raises at agent start; here they fail the boot).
+    # The next three: agentinit.py's _SIZES ranges (it raises at agent start; here they fail the boot).
     recv_buffer=(2048, "int", 1024, 65536),  # bytes per inbound connection: the largest message taken
     outbox_size=(512, "int", 512, 65536),    # bytes of small messages queued per destination (pongs)
     max_connections=(3, "int", 2, 8),        # inbound connections served at once (each a recv_buffer)

@@ -5,6 +5,7 @@ import time
 
 from micropython import const
 
+from . import drop
 from .updates import now
 
 # path -> (module, function(ep, request)). Both spellings where the real agent answers both: libprocess
@@ -21,7 +22,8 @@ _ROUTES = {
     "/files/download": ("sandbox", "download"),
 }
 # Imported by a request, dropped once no response is using them (jsonw: the listener's streamed responses).
-_VIEWS = ("webstate", "metrics", "sandbox", "query", "jsonw", "resources", "resfmt")
+_VIEWS = ("micromesos.webstate", "micromesos.metrics", "micromesos.sandbox", "micromesos.query", "micromesos.jsonw",
+          "micromesos.resources", "micromesos.resfmt")
 _STALE_MS = const(60000)  # a counted stream this old was abandoned before it started (see route)
 
 
@@ -107,13 +109,8 @@ class Endpoints:
         # response holding its functions is done; the next request imports it again.
         if self.streams > 0:
             return
-        pkg = sys.modules.get("micromesos")
         for v in _VIEWS:
-            if sys.modules.pop("micromesos." + v, None) is not None and pkg is not None:
-                try:
-                    delattr(pkg, v)
-                except AttributeError:
-                    pass
+            drop(v)
 
     def status(self, c, state):
         """tasks.on_status: an update for task c was just queued; keep its state and timestamp (the

@@ -24,10 +24,6 @@ _CHUNKED = b"\r\nTransfer-Encoding: chunked\r\n\r\n"
 _LAST_CHUNK = b"\r\n0\r\n\r\n"
 _HEX = b"0123456789abcdef"
 
-# Config keys sizing the buffers per board: (key, attribute, smallest, largest).
-_SIZES = (("recv_buffer", "recv_size", 1024, 65536), ("outbox_size", "outbox_size", 512, 65536),
-          ("max_connections", "max_conns", 2, 8))
-
 
 def _copy(ob, pos, src, a, b):
     # ob[pos:] = src[a:b] byte by byte: slicing src would allocate (ids only, ~20 bytes).
@@ -263,13 +259,13 @@ class Libprocess(Listener):
         self._mid = self.mid(self.upid)
         self._dests = []
         self._outboxes = []  # a free outbox for the next _Dest (at most one is kept)
-        if cfg:
-            for key, attr, lo, hi in _SIZES:
-                v = cfg.get(key)
-                if v is not None:
-                    if not isinstance(v, int) or not lo <= v <= hi:
-                        raise ConfigError("%s: expected a whole number %d-%d, got %r" % (key, lo, hi, v))
-                    setattr(self, attr, v)
+        if cfg:  # the buffer sizes it sets (recv_buffer ...): boot-only code, imported for it and dropped after
+            from . import agentinit, drop
+
+            try:
+                agentinit.sizes(self, cfg)
+            finally:
+                drop("micromesos.agentinit")
 
     @staticmethod
     def mid(upid_):

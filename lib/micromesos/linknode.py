@@ -92,7 +92,7 @@ class NodeLink:
         try:
             session, nonce, window, max_frame, self.unix_time = _hello_module().read_welcome(buf)
         finally:
-            drop("linkhello")
+            drop(_HELLO)
         if nonce != self.nonce:
             return  # for an earlier boot, or another node
         lk = self.link
@@ -140,7 +140,7 @@ class NodeLink:
             n = _hello_module().hello(self.ctl, self.nonce, self.wake_ms, self.listen_ms, lk.mtu, lk.win,
                                       self.name, self.attempt, lk.max_message)
         finally:
-            drop("linkhello")
+            drop(_HELLO)
         return await self._ask(n, tries) and self.state == _UP
 
     async def wake(self):

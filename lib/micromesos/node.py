@@ -223,7 +223,7 @@ class Node:
         try:
             ok = upid.valid(pid)
         finally:
-            drop("upid")
+            drop("micromesos.upid")
         if not ok:
             raise ValueError("AGENT: bad agent id or UPID")
         if sid == self.slave_id and pid == self.upid:

@@ -28,7 +28,7 @@ def _load_config(path):
     try:
         return nodecfg.load(path)
     finally:
-        drop("nodecfg")
+        drop("micromesos.nodecfg")
 
 
 def transport(cfg):
@@ -90,7 +90,8 @@ def node_info(inv, cfg):
             "resources": [registrar.to_resource(n, v) for n, v in totals],
             "attributes": [registrar.to_attribute(n, v) for n, v in boardres.attributes(inv, cfg)]})
     finally:
-        drop("registrar", "boardres", "names")  # names: registrar's; the node needs none of them
+        for m in ("micromesos.registrar", "micromesos.boardres", "micromesos.names"):  # names: registrar's
+            drop(m)
     try:
         with open(path, "rb") as f:
             same = f.read() == info

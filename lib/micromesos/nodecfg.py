@@ -58,7 +58,7 @@ def check(raw):
     try:
         return _more(config.values(raw, _SCHEMA))
     finally:
-        drop("config")
+        drop("micromesos.config")
 
 
 def load(path):
@@ -68,7 +68,7 @@ def load(path):
     try:
         return _more(config.load(path, wifi=False, keys=_SCHEMA))
     finally:
-        drop("config")
+        drop("micromesos.config")
 
 
 def _more(cfg):

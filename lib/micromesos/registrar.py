@@ -1,6 +1,6 @@
-# The agent's rarely-run half: SlaveInfo (PROTOCOL.md §3.5), each try of the registration loop and the
-# (re-)registration messages (§2.2-2.4), recovery from the checkpoint and the master's rare messages
-# (registration replies, shutdown, updates).
+# The agent's registration half: SlaveInfo (PROTOCOL.md §3.5), each try of the registration loop, the
+# (re-)registration messages and the master's answers to them (§2.2-2.4). Recovery at boot and the master's
+# other rare messages are recovery.py's (a registration loads none of that).
 # MIT licence. agent.py imports this module for one call and drops it (Agent.cold), so none of it sits
 # in RAM while the agent is registered and idle. Every function here takes the Agent first.
 import random
@@ -8,34 +8,25 @@ import time
 
 from micropython import const
 
-from . import MESOS_VERSION, codec, log, names, schema
+from . import MESOS_VERSION, codec, log, names
 from .wire import put_varint, varint_size
 _REGISTER_SLAVE = const(1)  # names.REGISTER_SLAVE
 _REREGISTER_SLAVE = const(2)  # names.REREGISTER_SLAVE
-_CheckpointResourcesMessage = const(71)  # schema.CheckpointResourcesMessage
-_FW_PARTITION_AWARE = const(5)  # schema.FW_PARTITION_AWARE
-_FrameworkInfo = const(23)  # schema.FrameworkInfo
 _HIERARCHICAL_ROLE = const(2)  # schema.HIERARCHICAL_ROLE
 _MULTI_ROLE = const(1)  # schema.MULTI_ROLE
 _RANGES = const(1)  # schema.RANGES
-_REASON_RECONCILIATION = const(9)  # schema.REASON_RECONCILIATION
 _RESERVATION_REFINEMENT = const(3)  # schema.RESERVATION_REFINEMENT
 _RegisterSlaveMessage = const(54)  # schema.RegisterSlaveMessage
 _ReregisterSlaveMessage = const(56)  # schema.ReregisterSlaveMessage
 _SCALAR = const(0)  # schema.SCALAR
 _SET = const(2)  # schema.SET
-_SOURCE_SLAVE = const(1)  # schema.SOURCE_SLAVE
-_ShutdownMessage = const(75)  # schema.ShutdownMessage
 _SlaveRegisteredMessage = const(58)  # schema.SlaveRegisteredMessage
 _SlaveReregisteredMessage = const(60)  # schema.SlaveReregisteredMessage
-_TASK_DROPPED = const(9)  # schema.TASK_DROPPED
-_TASK_LOST = const(5)  # schema.TASK_LOST
 _TEXT = const(3)  # schema.TEXT
 _Task = const(50)  # schema.Task
-_UpdateFrameworkMessage = const(70)  # schema.UpdateFrameworkMessage
 
-_CHECKPOINT = "agent"
 _W = "agent"
+_RECOVERY = "micromesos.recovery"  # agent.py's
 _DEFAULT_PING_TIMEOUT_MS = const(75000)  # DEFAULT_MASTER_PING_TIMEOUT (§2.2; agentinit.py's too)
 _SEND_RETRY_MS = const(100)  # a registration message the transport refused: first retry after this ...
 _SEND_RETRY_MAX_MS = const(5000)  # ... doubling up to this (agent.py's too)
@@ -180,7 +171,7 @@ def registered(a, msg):
     if a.connected():
         if sid != a.slave_id:
             log.error(_W, "master re-assigned id %s while running as %s: starting over", sid, a.slave_id)
-            forget(a, "master changed the agent id")
+            a.cold("forget", "master changed the agent id", mod=_RECOVERY)  # rare: recovery.py's
         return
     if a.slave_id is not None and not a.fresh_registration:
         log.warn(_W, "SlaveRegisteredMessage while re-registering ignored")
@@ -210,103 +201,9 @@ def reregistered(a, msg):
         a.counters["reregistrations"] += 1
         become_running(a, msg, m.get("connection"))
         log.info(_W, "re-registered with %s as agent %s", a.master, a.slave_id)
-    for rec in m.get("reconciliations", ()):
-        _reconcile(a, rec)
-
-
-def _reconcile(a, rec):
-    fid = rec["framework_id"]
-    aware = False
-    if "framework" in rec:
-        fw = codec.decode(_FrameworkInfo, rec["framework"])
-        aware = any(c.get("type") == _FW_PARTITION_AWARE for c in fw.get("capabilities", ()))
-    for st in rec.get("statuses", ()):
-        tid = st["task_id"]
-        if (a.tasks and a.tasks.known(fid, tid)) or a.updates.latest(fid, tid) is not None:
-            continue
-        log.info(_W, "reconciliation: task %s unknown here", tid)
-        a.updates.update(fid, tid, _TASK_DROPPED if aware else _TASK_LOST,
-                         _SOURCE_SLAVE, reason=_REASON_RECONCILIATION,
-                         message="Reconciliation: task unknown to the agent")
-
-
-def shutdown(a, msg):
-    m = codec.decode(_ShutdownMessage, msg.buf, msg.start, msg.end)
-    forget(a, "ShutdownMessage: %s" % m.get("message", ""))
-
-
-def forget(a, why):
-    from .agent import TERMINATING  # loaded: it called us
-
-    log.warn(_W, "%s: stopping all tasks and registering as a new agent", why)
-    a.state = TERMINATING
-    start_fresh(a)
-    a.become_disconnected(why)
-
-
-def update_framework(a, msg):
-    m = codec.decode(_UpdateFrameworkMessage, msg.buf, msg.start, msg.end)
-    fid = m["framework_id"]
-    if "framework_info" in m and fid in a.frameworks:
-        a.frameworks[fid] = m["framework_info"]
-        a.checkpoint()
-    a.updates.resume(fid)
-
-
-def checkpoint_resources(a, msg):
-    m = codec.decode(_CheckpointResourcesMessage, msg.buf, msg.start, msg.end)
-    a.checkpointed = m.get("resources", [])
-    a.checkpoint()
-
-
-# --- boot: recovery from the checkpoint -----------------------------------------------------------
-
-def boot(a):
-    """Recover, then log what the agent advertises (Agent.start)."""
-    from .resfmt import fmt  # its only use: not resident after boot (tasks.drop_code)
-
-    recover(a)
-    log.info(_W, "agent %s at %s, master %s, resources %s", a.slave_id or "(new)", a.upid, a.master,
-             ";".join(fmt(n, v) for n, v in a.totals))
-
-
-def recover(a):
-    """The identity, frameworks and checkpointed resources from flash, then the update streams and the
-    tasks. -> True if an identity was recovered; False: a new agent (nothing of an old one kept)."""
-    data = a.store.load(_CHECKPOINT)
-    if data is None:
-        start_fresh(a)
-        return False
-    try:
-        if data.get("upid") != a.upid:
-            # §1.6: the pid can't change for an agent id; after an address change the master would
-            # answer ShutdownMessage, so start as a new agent right away.
-            log.warn(_W, "address changed (%s -> %s): registering as a new agent", data.get("upid"), a.upid)
-            start_fresh(a)
-            return False
-        a.slave_id = data["slave_id"]
-        a.frameworks = {k: bytes.fromhex(v) for k, v in data["frameworks"].items()}
-        a.checkpointed = [bytes.fromhex(r) for r in data["checkpointed_resources"]]
-    except (KeyError, ValueError, TypeError, AttributeError) as e:
-        log.error(_W, "agent checkpoint unreadable (%s); registering as a new agent", e)
-        start_fresh(a)
-        return False
-    n = a.updates.recover()
-    if a.tasks is not None:
-        a.tasks.recover()  # after the streams: it reports what did not survive the reboot
-    log.info(_W, "recovered agent %s (%d unacknowledged status updates)", a.slave_id, n)
-    return True
-
-
-def start_fresh(a):
-    # A new agent owns no tasks and no updates: whatever an old identity left on flash goes, so it can't
-    # be reported under the new id after the next reboot.
-    if a.tasks is not None:
-        a.tasks.stop_all()
-    a.updates.clear()
-    a.slave_id = None
-    a.frameworks = {}
-    a.checkpointed = []
-    a.drain_config = None  # a drain was the old identity's (drain.py)
-    a.store.delete(_CHECKPOINT)
-    a.store.delete("drain")
+    recs = m.get("reconciliations")
+    if recs:  # the reboot race's answer (§2.2): rare, recovery.py's
+        try:
+            a.cold("reconcile", recs, mod=_RECOVERY)
+        except MemoryError:  # not lost: the next re-registration's answer carries them again
+            a.become_disconnected("no heap for the master's reconciliations")

@@ -559,12 +559,14 @@ def load(name):
 
 
 # The occasional code: the runner's, and resources / boardres (boot, launches, registration, /state).
-_CODE = ("launch", "kill", "fetch", "download", "taskstore", "resources", "resfmt", "boardres")
+_CODE = ("micromesos.launch", "micromesos.kill", "micromesos.fetch", "micromesos.download", "micromesos.taskstore",
+         "micromesos.resources", "micromesos.resfmt", "micromesos.boardres")
 
 
 def drop_code():
     """The runner's occasional code out of sys.modules and the package: the next use imports it again."""
-    drop(*_CODE)
+    for m in _CODE:
+        drop(m)
 
 
 def _from_source():

@@ -29,6 +29,7 @@ _TERMINAL = (_TASK_FINISHED, _TASK_FAILED, _TASK_KILLED, _TASK_ERROR,
 _FORBIDDEN = (_TASK_UNREACHABLE, _TASK_GONE_BY_OPERATOR, _TASK_UNKNOWN,
               _TASK_ERROR)
 JOURNAL = "updates"  # the store file (micromesos.journal reads and rewrites it too)
+_JOURNAL_CODE = "micromesos.journal"  # replay and rewrite: imported for a call, dropped after
 _REFUSED_MS = const(200)  # an update the outbox refused (a burst of them) is offered again after this
 _MAX_PENDING = const(16)  # updates queued per task; a task that floods ctx.update() is refused
 # TaskStatus.message in bytes of UTF-8: a longer one is cut (on a character boundary) and marked where it
@@ -277,7 +278,7 @@ class StatusUpdates:
             n = j.rewrite(self)
         finally:
             j = None
-            drop("journal")
+            drop(_JOURNAL_CODE)
         self._jbytes = n
         self._jmax = max(_JOURNAL_MIN, 2 * n)
         return True
@@ -348,19 +349,19 @@ class StatusUpdates:
             self.flush()  # its rewrite finds the module still loaded
         finally:
             j = None
-            drop("journal")
+            drop(_JOURNAL_CODE)
         return n
 
 
 def _load_journal(must):
-    """micromesos.journal for one call (then drop("journal")). With the heap short: a collection and a second
+    """micromesos.journal for one call (then drop(_JOURNAL_CODE)). With the heap short: a collection and a second
     try; then MemoryError if `must`, else None (logged: the caller goes on without it, tries later)."""
     for attempt in range(2):
         try:
             from . import journal
             return journal
         except MemoryError:
-            drop("journal")  # whatever the failed import left
+            drop(_JOURNAL_CODE)  # whatever the failed import left
             gc.collect()
             if attempt and must:
                 raise
