@@ -8,6 +8,21 @@ from test_tasks import by_tag, scenario
 MAX_TASKS = 32  # lib/micromesos/tasks.py Tasks.MAX_TASKS
 IDLE = "import asyncio\nasync def main(ctx):\n    await asyncio.sleep(60)\n"
 GROUP = {"sampler.py": IDLE, "uploader.py": IDLE}
+# Scenario code: a message delivered while module `mod` can't be imported (the heap can't take its code).
+NO_CODE = r'''
+import builtins
+def deliver_without(a, mod, kind, body):
+    real = builtins.__import__
+    def short_heap(name, *args):
+        if name == mod:
+            raise MemoryError("memory allocation failed")
+        return real(name, *args)
+    builtins.__import__ = short_heap
+    try:
+        deliver(a, kind, body)
+    finally:
+        builtins.__import__ = real
+'''
 
 
 def test_reregistration_pieces_are_the_whole_message_and_none_is_large(tmp_path):
@@ -43,7 +58,7 @@ asyncio.run(main())
 
 
 def test_registrar_leaves_ram_after_each_use_and_a_failed_import_is_retried(tmp_path):
-    got, out = scenario(tmp_path, r'''
+    got, out = scenario(tmp_path, NO_CODE + r'''
 import micropython, sys
 def resident():
     return any("micromesos." + m in sys.modules or hasattr(sys.modules["micromesos"], m)
@@ -64,17 +79,7 @@ async def main():
     out("retry", [a._send_registration(), [n for n, b in rec.out], resident()])
     # The master's answer while the code can't be loaded: counted, logged, the agent stays unregistered...
     reg = codec.encode(schema.SlaveRegisteredMessage, {"slave_id": SID})
-    import builtins
-    real = builtins.__import__
-    def short_heap(name, *args):
-        if name == "micromesos.registrar":
-            raise MemoryError("memory allocation failed")
-        return real(name, *args)
-    builtins.__import__ = short_heap
-    try:
-        deliver(a, names.SLAVE_REGISTERED, reg)
-    finally:
-        builtins.__import__ = real
+    deliver_without(a, "micromesos.registrar", names.SLAVE_REGISTERED, reg)
     out("reply_locked", [a.state, a.slave_id, a.counters["invalid"], resident()])
     # ... and the master's next answer (to the registration retried) registers it.
     deliver(a, names.SLAVE_REGISTERED, reg)
@@ -101,23 +106,13 @@ def test_reconciliations_that_find_no_heap_for_their_code_come_again_with_the_ne
     # SlaveReregisteredMessage's reconciliations are handled by recovery.py, imported only for them. With no
     # heap for it the agent must not stay registered having reported nothing (the master sends them once per
     # re-registration): it re-registers, and the next answer's reconciliations are reported.
-    got, out = scenario(tmp_path, r'''
-import builtins
+    got, out = scenario(tmp_path, NO_CODE + r'''
 async def main():
     a, rec = make()
     a.state = agentmod.DISCONNECTED
     rr = codec.encode(schema.SlaveReregisteredMessage, {"slave_id": SID, "reconciliations": [
         {"framework_id": FID, "statuses": [{"task_id": "ghost", "state": schema.TASK_RUNNING}]}]})
-    real = builtins.__import__
-    def short_heap(name, *args):
-        if name == "micromesos.recovery":
-            raise MemoryError("memory allocation failed")
-        return real(name, *args)
-    builtins.__import__ = short_heap
-    try:
-        deliver(a, names.SLAVE_REREGISTERED, rr)
-    finally:
-        builtins.__import__ = real
+    deliver_without(a, "micromesos.recovery", names.SLAVE_REREGISTERED, rr)
     await settle(a, rec, 50, ack=False)
     out("short", [a.state, [n for n, b in rec.out]])
     rec.out.clear()

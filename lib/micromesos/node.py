@@ -131,7 +131,7 @@ class Node:
         return True
 
     def _forget(self):
-        # A new identity owns no tasks and no updates (registrar.start_fresh).
+        # A new identity owns no tasks and no updates (recovery.start_fresh).
         if self.tasks is not None:
             self.tasks.stop_all()
         self.updates.clear()
