@@ -38,7 +38,7 @@ async def main():
     pieces = registrar.reregistration(a)
     t, e, f = a.tasks.reregistration()
     whole = codec.encode(schema.ReregisterSlaveMessage, {
-        "slave": registrar.slave_info(a, True), "version": "1.12.0", "checkpointed_resources": a.checkpointed,
+        "slave": b"".join(registrar.slave_info(a, True)), "version": "1.12.0", "checkpointed_resources": a.checkpointed,
         "tasks": t, "executor_infos": e, "frameworks": [a.frameworks[x] for x in sorted(f)],
         "agent_capabilities": [{"type": schema.MULTI_ROLE}, {"type": schema.HIERARCHICAL_ROLE},
                                {"type": schema.RESERVATION_REFINEMENT}, {"type": 7}]})  # 7: AGENT_DRAINING
@@ -70,13 +70,18 @@ async def main():
     a.slave_id = None
     a.state = agentmod.DISCONNECTED
     # No heap for the registrar's code: no message, no exception, False for the registration loop to retry.
+    def send():  # what the registration loop does: a MemoryError is a refusal to retry
+        try:
+            return a.cold("send_registration")
+        except MemoryError:
+            return False
     micropython.heap_lock()
     try:
-        ok = a._send_registration()
+        ok = send()
     finally:
         micropython.heap_unlock()
     out("locked", [ok, len(rec.out), resident()])
-    out("retry", [a._send_registration(), [n for n, b in rec.out], resident()])
+    out("retry", [send(), [n for n, b in rec.out], resident()])
     # The master's answer while the code can't be loaded: counted, logged, the agent stays unregistered...
     reg = codec.encode(schema.SlaveRegisteredMessage, {"slave_id": SID})
     deliver_without(a, "micromesos.registrar", names.SLAVE_REGISTERED, reg)

@@ -130,3 +130,16 @@ def test_a_missing_credential_file_is_one_line_per_try_and_no_registration(tmp_p
             finally:
                 b.stop()
     run(body())
+
+
+def test_authn_private_state_number_is_the_agents():
+    # authn.wanted() reads agent.state against its own const (no import of agent.py's globals from a module
+    # loaded per use); it must be agent.DISCONNECTED.
+    import re
+
+    import mpy
+
+    def const(f, name):
+        with open(os.path.join(mpy.LIB, "micromesos", f)) as fh:
+            return re.search(r"^%s = const\((\d+)\)" % name, fh.read(), re.M).group(1)
+    assert const("authn.py", "_DISCONNECTED") == const("agent.py", "DISCONNECTED") == "1"

@@ -9,6 +9,7 @@ import socket
 import pytest
 
 import mpy
+from test_http import FEED
 from test_transport import ACCEPTED, Board, recv_exactly
 
 SEED = 20261125
@@ -34,6 +35,7 @@ def test_capture_has_what_this_file_relies_on():
 SPLIT_RUNNER = r"""
 import json, sys
 from micromesos import http, names
+""" + FEED + r"""
 p = http.HTTPParser()
 while True:
     line = sys.stdin.readline()  # one case a line: the whole set would not fit a device heap
@@ -44,7 +46,7 @@ while True:
     got = []
     prev = 0
     for c in cuts + [len(raw)]:
-        p.feed(raw, prev, c)
+        feed(p, raw, prev, c)
         prev = c
         while p.parse():
             b = p.buf

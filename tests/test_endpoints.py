@@ -336,7 +336,7 @@ def test_bad_requests_get_clear_answers(rig):
     assert r.status == 200 and int(r.getheader("Content-Length")) > 1000 and r.read() == b""
     c.close()
     # Pipelined GETs in one write: a streamed answer borrows the parser's buffer only when nothing waits
-    # in it (listener._stream), so the second request survives the first response.
+    # in it (jsonw.stream), so the second request survives the first response.
     with socket.create_connection(("127.0.0.1", rig.port), timeout=10) as s:
         s.sendall(b"GET /version HTTP/1.1\r\nHost: x\r\n\r\nGET /flags?jsonp=cb HTTP/1.1\r\nHost: x\r\n"
                   b"Connection: close\r\n\r\n")

@@ -147,10 +147,15 @@ class Agent:
         if self.slave_id is None:
             self.store.delete(_CHECKPOINT)
             return
-        self.store.save(_CHECKPOINT, {
-            "slave_id": self.slave_id, "upid": self.lp.upid,
-            "frameworks": {k: v.hex() for k, v in self.frameworks.items()},
-            "checkpointed_resources": [r.hex() for r in self.checkpointed]})
+        # Loops, not comprehensions: each of those is one more function's code in RAM on a board.
+        fw = {}
+        for k in self.frameworks:
+            fw[k] = self.frameworks[k].hex()
+        res = []
+        for r in self.checkpointed:
+            res.append(r.hex())
+        self.store.save(_CHECKPOINT, {"slave_id": self.slave_id, "upid": self.lp.upid, "frameworks": fw,
+                                      "checkpointed_resources": res})
 
     def recover(self):
         """Identity, update streams and tasks from flash (recovery.recover). -> an identity recovered?"""
@@ -176,14 +181,6 @@ class Agent:
 
     # --- registration (§2.2-2.4) ---------------------------------------------------------------
 
-    def _send_registration(self):
-        # False if the transport refused the message (outbox full, no route) or the heap had no room for
-        # its code or to build it (it grows with the live tasks): the caller retries.
-        try:
-            return self.cold("send_registration")
-        except MemoryError:
-            return False
-
     def _reregistration(self):
         """The ReregisterSlaveMessage body the agent would send now, whole (for tests and tools)."""
         return b"".join(self.cold("reregistration"))
@@ -197,32 +194,6 @@ class Agent:
             drop(_DRAIN)
             if self.tasks is not None:
                 self.tasks.drop()  # the kill and launch code it used
-
-    # --- authentication (issue 13; authn.py) -------------------------------------------------------
-
-    def credential_path(self):
-        """The credential file (config key credential), under the board's fs root unless absolute."""
-        p = self.cfg["credential"]
-        if p.startswith("/"):
-            return p
-        fs = self.inv.fs.rstrip("/")
-        return (fs + "/" if fs else "") + p
-
-    def wants_authentication(self):
-        return self.state == DISCONNECTED and not self.authenticated and bool(self.cfg["credential"])
-
-    async def _authenticate(self):
-        """authn.run, its module imported for it and dropped after. -> authenticated?"""
-        try:
-            __import__(_AUTHN)
-            self.authenticated = await sys.modules[_AUTHN].run(self)
-        except MemoryError:
-            log.error(_W, "no heap for the authentication code: retrying")
-            await asyncio.sleep(1)
-        finally:
-            drop(_AUTHN)
-            gc.collect()  # its ~8 KB (loaded) back in one piece before the registration is built
-        return self.authenticated
 
     async def _run(self):
         """The agent's one task for its state: while RUNNING the ping watchdog (§2.5), else registration
@@ -248,8 +219,18 @@ class Agent:
         await asyncio.sleep(random.random() * self.cfg["registration_backoff_factor"])
         st = [1, 0]  # registrar.attempt's: backoff exponent k, ms to wait after a refused message
         while self.state == DISCONNECTED:
-            if self.wants_authentication():
-                if not await self._authenticate():
+            if self.cfg["credential"] and not self.authenticated:
+                # SASL (issue 13): authn.run, its module imported for it and dropped after.
+                try:
+                    __import__(_AUTHN)
+                    self.authenticated = await sys.modules[_AUTHN].run(self)
+                except MemoryError:
+                    log.error(_W, "no heap for the authentication code: retrying")
+                    await asyncio.sleep(1)
+                finally:
+                    drop(_AUTHN)
+                    gc.collect()  # its ~8 KB (loaded) back in one piece before the registration is built
+                if not self.authenticated:
                     break
                 st = [1, 0]  # doReliableRegistration(factor * 2) after authenticating: at once, then back off
             try:

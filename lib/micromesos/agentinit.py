@@ -1,6 +1,7 @@
-# Agent.__init__'s body: the agent's attributes, set once at boot. MIT licence. agent.py imports this module
-# for that call and drops it after (as registrar.py), so its code is not in RAM once the agent runs, nor
-# next to the registrar's while a registration is built.
+# Agent.__init__'s, Libprocess.__init__'s and Libprocess.start's bodies: set once at boot. MIT licence. agent.py
+# and libprocess.py import this module for that call and drop it after (as registrar.py), so its code is not in
+# RAM once the agent runs, nor next to the registrar's while a registration is built.
+import socket
 import time
 
 import asyncio
@@ -16,9 +17,46 @@ _DEFAULT_PING_TIMEOUT_MS = const(75000)  # DEFAULT_MASTER_PING_TIMEOUT (§2.2; r
 _RECOVERING = const(0)  # the agent's state until Agent.start is done (then agent.DISCONNECTED)
 
 
+def transport(lp, id, ip, port, advertise_ip, advertise_port, cfg):
+    """Libprocess.__init__'s body (boot only): its address, UPID and buffer sizes (from cfg, if given)."""
+    from . import upid
+    from .errors import ProtocolError
+    from .listener import Listener
+
+    if not ip:
+        raise ConfigError("ip: the address to listen on is required")
+    lp.ip = ip
+    lp.port = port
+    try:
+        lp.upid = upid.format(id, advertise_ip or ip, advertise_port or port)
+    except ProtocolError as e:
+        raise ConfigError("advertise_ip/advertise_port: %s" % e)  # 0.0.0.0 is no UPID (§1.1)
+    Listener.__init__(lp, id)
+    lp._mid = lp.mid(lp.upid)
+    lp._dests = []
+    lp._outboxes = []  # a free outbox for the next _Dest (at most one is kept)
+    if cfg:
+        sizes(lp, cfg)
+
+
+def listen(lp):
+    """Libprocess.start's body once its buffers are made: the listening socket, its accept loop and the
+    deadline sweep."""
+    from . import log
+
+    s = socket.socket()
+    s.setblocking(False)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(socket.getaddrinfo(lp.ip, lp.port)[0][-1])
+    s.listen(lp.max_conns + 2)
+    lp._sock = s
+    lp._server = asyncio.create_task(lp._accept_loop(s))
+    lp._sweeper = asyncio.create_task(lp._sweep())
+    log.info("libprocess", "listening as %s", lp.upid)
+
+
 def sizes(lp, cfg):
-    """The Libprocess lp's buffer sizes from cfg (Libprocess.__init__ with a cfg calls it). ConfigError for a
-    bad one."""
+    """The Libprocess lp's buffer sizes from cfg (transport() with a cfg calls it). ConfigError for a bad one."""
     for key, attr, lo, hi in _SIZES:
         v = cfg.get(key)
         if v is not None:
@@ -30,7 +68,7 @@ def sizes(lp, cfg):
 def init(a, cfg, inventory, transport):
     """Agent.__init__'s body: every attribute of the agent but `tasks`. transport: a Libprocess, made
     from cfg when None."""
-    # Imported here, not at the top: Libprocess(cfg=...) imports this module for sizes() alone (a gateway's).
+    # Imported here, not at the top: Libprocess() imports this module for transport() alone (a gateway's).
     from . import boardres  # boot only: not resident (the runner drops it: tasks.drop_code)
     from .libprocess import Libprocess
     from .store import Store

@@ -34,6 +34,7 @@ _MAX_CRED = const(256)  # bytes of a principal or secret: the file is read whole
 _DONE = const(1)
 _REFUSED = const(2)
 _FAILED = const(3)  # a protocol error or a timeout: retried with a longer timeout, as the real agent
+_DISCONNECTED = const(1)  # agent.DISCONNECTED
 
 # Messages to the authenticatee, by the name after mesos.internal.
 _MECHANISMS = b"AuthenticationMechanismsMessage"
@@ -236,6 +237,20 @@ def _uniform(lo, hi):
     return lo + (hi - lo) * random.random()
 
 
+def wanted(agent):
+    """Does the agent need to authenticate now (Slave::detected): disconnected, with a credential, not yet?"""
+    return agent.state == _DISCONNECTED and not agent.authenticated and bool(agent.cfg["credential"])
+
+
+def credential_path(agent):
+    """The credential file (config key credential), under the board's fs root unless absolute."""
+    p = agent.cfg["credential"]
+    if p.startswith("/"):
+        return p
+    fs = agent.inv.fs.rstrip("/")
+    return (fs + "/" if fs else "") + p
+
+
 async def run(agent):
     """Authenticate with agent.master until it completes (Slave::authenticate/_authenticate): attempt n
     times out after a random [min, min + factor * 2^n] s (capped at max) and the next attempt is a new
@@ -247,9 +262,9 @@ async def run(agent):
     top = cfg["authentication_timeout_max"]
     hi = min(lo + cfg["authentication_backoff_factor"] * 2, top)
     refusals = 0
-    while agent.wants_authentication():
+    while wanted(agent):
         try:
-            principal, secret = read_credential(agent.credential_path())
+            principal, secret = read_credential(credential_path(agent))
         except ConfigError as e:
             refusals += 1
             wait = min(lo * (1 << min(refusals - 1, 10)), top)

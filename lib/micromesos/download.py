@@ -9,7 +9,7 @@ import asyncio
 from micropython import const
 
 from .fetch import FetchError, exists, parse
-from .gate import connect
+from .dial import connect
 from .store import makedirs
 
 MAX_BYTES = 65536         # largest file fetched; config fetch_max_bytes overrides per agent

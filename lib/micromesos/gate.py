@@ -1,80 +1,19 @@
 # Inbound connections for the libprocess listener: a bounded accept loop, a parser lent per connection,
 # deadlines. MIT licence. Bursts, slowloris and clients that keep sending must not wedge the agent (§1.5).
 import asyncio
-import errno
-import select
-import socket
-import sys
 import time
 
 from micropython import const
 
-from micromesos import http, log
+from micromesos import drop, http, log
 from micromesos.errors import ProtocolError
+
+if False:  # for mypy only: the compiler drops this block (no import, no RAM on a board)
+    from typing import Any, Callable  # noqa: F401
 
 _W = "libprocess"
 _SWEEP_MS = const(250)  # how often deadlines are checked
 _MASTER_EXTRA = const(2)  # connections from a master's address may wait beyond max_waiting
-
-
-def nodelay_option(mod=socket, platform=sys.platform):
-    """(level, option) that turns Nagle off, from the socket module's own constants (lwIP's
-    TCP_NODELAY is not Linux's 1). A port whose module has none: the POSIX values on the unix
-    port (it hands them to the OS as they are), else None (the option is not set)."""
-    level = getattr(mod, "IPPROTO_TCP", None)
-    opt = getattr(mod, "TCP_NODELAY", None)
-    if level is not None and opt is not None:
-        return level, opt
-    if platform in ("linux", "darwin"):
-        return 6, 1  # <netinet/tcp.h>
-    return None
-
-
-def sockaddr_in(ip, port):
-    """The packed struct sockaddr_in the unix port's connect() takes (Linux: family in host byte order)."""
-    fam = socket.AF_INET
-    b = bytearray(16)
-    b[0], b[1] = (fam & 0xFF, fam >> 8) if sys.byteorder == "little" else (fam >> 8, fam & 0xFF)
-    b[2], b[3] = port >> 8, port & 0xFF
-    b[4:8] = bytes(int(p) for p in ip.split("."))
-    return bytes(b)
-
-
-async def connect(addr, timeout_ms=None, poll_ms=10):
-    """A non-blocking socket connected to addr: what socket.connect takes, or (ipv4 literal, port).
-    The connect is waited for without holding the loop (polled: connecting is rare), so no byte is
-    handed to a socket that never connects. OSError (ECONNREFUSED, ETIMEDOUT, ...) closes the socket;
-    so does a cancellation (the caller's own timeout)."""
-    s = socket.socket()
-    ok = False
-    try:
-        s.setblocking(False)
-        try:
-            try:
-                s.connect(addr)
-            except TypeError:  # the unix port's connect() takes only the packed form
-                s.connect(sockaddr_in(addr[0], addr[1]))
-        except OSError as e:
-            if e.errno != errno.EINPROGRESS:
-                raise
-        p = select.poll()
-        p.register(s, select.POLLOUT)
-        t0 = time.ticks_ms()
-        while True:
-            ev = p.poll(0)
-            if ev:
-                if ev[0][1] & (select.POLLERR | select.POLLHUP):
-                    raise OSError(errno.ECONNREFUSED)
-                break
-            if timeout_ms is not None and time.ticks_diff(time.ticks_ms(), t0) > timeout_ms:
-                raise OSError(errno.ETIMEDOUT)
-            await asyncio.sleep_ms(poll_ms)
-        p.unregister(s)
-        ok = True
-    finally:
-        if not ok:
-            s.close()
-    return s
 
 
 class Stream:
@@ -133,7 +72,8 @@ class _Conn:
 
 class Gate:
     """Accepts inbound connections within bounds and runs each as a task with a parser; the listener
-    (micromesos.listener.Listener) provides _serve(c, r, w) and _write(c, w, data)."""
+    (micromesos.listener.Listener) provides _serve(c, r, w) and _write(c, w, data). Listening starts in
+    agentinit.listen (boot only) and stops in Libprocess.close: neither is code a running agent keeps."""
 
     max_conns = 3  # served at once, each with a parser: the master's link, a temporary one, an HTTP client
     max_waiting = 4  # accepted connections waiting for a parser; any beyond are closed at once
@@ -157,7 +97,10 @@ class Gate:
     # table (8 B a slot, grown in steps) holds only what changed.
     refused = 0  # connections answered 503 or closed at once
     evicted = 0  # connections dropped to make room for a new one, or past a deadline
-    _closing = False  # stop_listening() ran
+    _closing = False  # Libprocess.close() ran
+    # The listener's (annotations only: no code, no RAM on a board).
+    _serve: "Callable[..., Any]"
+    _write: "Callable[..., Any]"
 
     def __init__(self):
         self.on_link_closed = None
@@ -165,15 +108,14 @@ class Gate:
         self._parsers = 0  # parsers in existence
         self._conns = []
         self._sock = self._server = self._sweeper = None
-        self._nodelay = nodelay_option()
+        from micromesos import dial  # outbound connects and socket options: rare, not kept in RAM
+
+        try:
+            self._nodelay = dial.nodelay_option()
+        finally:
+            drop("micromesos.dial")
         self._freed = asyncio.Event()  # a parser came back, or a connection went idle
         self._scratch = bytearray(64)  # bytes read only to be dropped: a refused connection's, the 202s
-
-    async def _serve(self, c, r, w):  # the listener's: one connection's requests until it closes
-        raise NotImplementedError
-
-    def _write(self, c, w, data):  # the listener's: an answer on c
-        raise NotImplementedError
 
     def _master_ip(self, ip):
         return False  # Libprocess: an address it sends to
@@ -183,33 +125,6 @@ class Gate:
         p.cap = p.max_body = self.recv_size  # the buffer is the limit
         self._parsers += 1
         return p
-
-    async def listen(self, ip, port):
-        # One parser up front, while the heap is in one piece: the master's link never needs a fresh
-        # block. Others are made per connection and freed when it goes (_give_back).
-        self._spare = self._new_parser(self.recv_size)
-        ai = socket.getaddrinfo(ip, port)[0]
-        s = socket.socket()
-        s.setblocking(False)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(ai[-1])
-        s.listen(self.max_conns + 2)
-        self._sock = s
-        self._server = asyncio.create_task(self._accept_loop(s))
-        self._sweeper = asyncio.create_task(self._sweep())
-
-    async def stop_listening(self):
-        self._closing = True
-        for t in (self._server, self._sweeper):
-            if t is not None:
-                t.cancel()
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
-        for c in list(self._conns):
-            if c.task is not None:
-                c.task.cancel()
-        await asyncio.sleep_ms(0)  # the cancelled tasks close their sockets
 
     async def _accept_loop(self, s):
         # Not asyncio.start_server: it makes a stream and a task for every connection before anyone
@@ -314,7 +229,14 @@ class Gate:
             self._write(c, w, http.UNAVAILABLE)
         finally:
             self._conns.remove(c)
-            self._give_back(c)
+            p = c.parser  # its parser comes back
+            c.parser = None
+            if p is not None:
+                if self._spare is None and (self._parsers == 1 or len(p.buf) >= self.recv_size):
+                    p.clear()
+                    self._spare = p  # one stays, full-size if it can: the master's next link needs no fresh block
+                else:
+                    self._parsers -= 1  # freed with the connection
             self._freed.set()
             w.s.close()
             cb = self.on_link_closed
@@ -338,17 +260,6 @@ class Gate:
             s.write(http.UNAVAILABLE)  # best effort: the socket is non-blocking, the answer tiny
         except OSError:
             pass
-
-    def _give_back(self, c):
-        p = c.parser
-        c.parser = None
-        if p is None:
-            return
-        if self._spare is None and (self._parsers == 1 or len(p.buf) >= self.recv_size):
-            p.clear()
-            self._spare = p  # one stays, full-size if it can: the master's next link needs no fresh block
-        else:
-            self._parsers -= 1  # freed with the connection
 
     def _can_serve(self, c):
         n = 0

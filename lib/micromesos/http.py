@@ -107,8 +107,8 @@ def move(mv, dst, src, n):
 
 
 class HTTPParser:
-    """One connection's request parser. Feed bytes into `buf` (recv_view()/received(n), or
-    feed(data)); parse() returns True once a whole request is in, with these fields (offsets
+    """One connection's request parser. Read bytes into `buf` (recv_view(), then received(n));
+    parse() returns True once a whole request is in, with these fields (offsets
     into buf, -1 when absent): method (GET/POST/HEAD/OTHER), target0/target1 (request-target),
     path1 (end of the path, before any '?'), version (10 or 11), from0/from1 (Libprocess-From
     value, trimmed), ua0/ua1 (User-Agent), snd0/snd1 (the sender UPID when the request is a
@@ -157,9 +157,6 @@ class HTTPParser:
 
     # -- filling the buffer -------------------------------------------------------------
 
-    def room(self):
-        return len(self.buf) - self.fill
-
     def recv_view(self):
         """Writable view of the free part of buf, for stream.readinto(). Allocation-free
         whenever the buffer is empty (the steady state between messages)."""
@@ -170,17 +167,6 @@ class HTTPParser:
     def received(self, n):
         """n bytes were read into recv_view()."""
         self.fill += n
-
-    def feed(self, data, start=0, end=-1):
-        """Copy data[start:end] into the buffer as far as it fits; return the count copied."""
-        if end < 0:
-            end = len(data)
-        n = min(end - start, len(self.buf) - self.fill)
-        if n > 0:
-            f = self.fill
-            self.mv[f : f + n] = memoryview(data)[start : start + n]
-            self.fill = f + n
-        return n if n > 0 else 0
 
     def done(self):
         """Forget the request parse() returned; pipelined bytes after it move to buf[0]."""

@@ -3,6 +3,7 @@
 # PROTOCOL.md §5: a body is written out in pieces, never built whole. Loaded per request by the listener and
 # dropped with the views after it (endpoints.py): an idle agent holds none of this code.
 import asyncio
+import time
 from micropython import const
 
 from . import http, log
@@ -40,7 +41,7 @@ class Request:
 
 def serve(c, p, w, path, fn, answer, freed):
     """The listener's answer to a GET of route `fn` (Listener._http, which found it) on connection c: a
-    streamed body is left in c.stream for Listener._stream; anything else is written now. answer(c, w, data):
+    streamed body is left in c.stream for stream(); anything else is written now. answer(c, w, data):
     the listener's writer of canned answers; freed: its Event, set once c's parser is idle again. False if
     the connection must close after it."""
     try:
@@ -55,7 +56,7 @@ def serve(c, p, w, path, fn, answer, freed):
         except Exception as e:
             log.error(_LW, "route %s failed: %r", req.path, e)
             status, ctype, body = 500, None, b""
-    if callable(body) and not c.broken:  # streamed by the listener once this returns (Listener._stream)
+    if callable(body) and not c.broken:  # streamed by the listener once this returns (stream())
         c.stream = (status, ctype, body, p.keep_alive, p.method == http.HEAD, p.version == 11)
         return True
     freed.set()  # this connection is idle again: a waiting one may take its parser
@@ -68,6 +69,39 @@ def serve(c, p, w, path, fn, answer, freed):
             log.error(_LW, "route %s returned a bad body: %r", req.path, e)
             answer(c, w, http.SERVER_ERROR)
     return True
+
+
+async def stream(lst, c, w, answer, freed):
+    """The streamed response serve() left in c.stream, written on connection c of the listener lst (its
+    _serve runs this before parsing c's next request); answer and freed as for serve(). -> whether the
+    connection may stay open."""
+    status, ctype, produce, keep, head, chunked_ok = c.stream
+    c.stream = None
+    c.busy = True
+    mine = False
+    try:
+        # One writer at a time: streamed responses take turns (each wakes the next through freed).
+        while lst.streaming:
+            freed.clear()
+            await freed.wait()
+        lst.streaming = mine = True
+        try:
+            # The writer's buffer: the connection's parser buffer, idle while the response goes when nothing
+            # is pipelined behind the request (the parser reads into it again from 0 after); else one of
+            # lst.out_size for this response. Either way no block is held between requests.
+            p = c.parser
+            out = Writer(p.buf if p.fill == 0 and len(p.buf) >= MIN_SIZE else lst.out_size)
+        except MemoryError:
+            log.error(_LW, "no heap for the response writer")
+            answer(c, w, http.SERVER_ERROR)
+            return True
+        return await respond(out, w, status, ctype, produce, keep, head, chunked_ok, lst.send_timeout_ms)
+    finally:
+        if mine:
+            lst.streaming = False
+        c.busy = False
+        c.last = time.ticks_ms()
+        freed.set()
 
 
 def body_parts(body):

@@ -8,8 +8,8 @@ import socket
 from micropython import const
 
 from micromesos import http, log, upid
-from micromesos.errors import ConfigError, ProtocolError
-from micromesos.gate import Stream, connect
+from micromesos.errors import ProtocolError
+from micromesos.gate import Stream
 from micromesos.listener import Listener, Message, _Conn  # noqa: F401 (the listener's half, re-exported)
 
 _W = "libprocess"
@@ -23,14 +23,6 @@ _END_HEAD = b"\r\n\r\n"
 _CHUNKED = b"\r\nTransfer-Encoding: chunked\r\n\r\n"
 _LAST_CHUNK = b"\r\n0\r\n\r\n"
 _HEX = b"0123456789abcdef"
-
-
-def _copy(ob, pos, src, a, b):
-    # ob[pos:] = src[a:b] byte by byte: slicing src would allocate (ids only, ~20 bytes).
-    for i in range(a, b):
-        ob[pos] = src[i]
-        pos += 1
-    return pos
 
 
 def _put(ob, pos, data):
@@ -60,12 +52,11 @@ class _Dest:
         self.stream = None
         self.task = asyncio.create_task(self._run())  # the only task: connects, writes, reads the 202s
 
-    def idle(self):
-        return self.n == 0 and not self.big and self.cur is None
-
     def _head(self, ob, pos, src, id0, id1, name, nb, k, mid):
         pos = _put(ob, pos, _POST)
-        pos = _copy(ob, pos, src, id0, id1)
+        for i in range(id0, id1):  # byte by byte: slicing src would allocate (ids only, ~20 bytes)
+            ob[pos] = src[i]
+            pos += 1
         ob[pos] = _SLASH
         pos = _put(ob, pos + 1, name)
         pos = _put(ob, pos, mid)
@@ -154,7 +145,7 @@ class _Dest:
         lp = self.lp
         delay = lp.backoff_min_ms
         while True:
-            while self.idle():  # connect lazily, when there is something to send
+            while self.n == 0 and not self.big and self.cur is None:  # connect lazily, once there is a message
                 self.ev.clear()
                 await self.ev.wait()
             connected = False
@@ -198,10 +189,12 @@ class _Dest:
             delay = min(delay * 2, lp.backoff_max_ms)
 
     async def _connect(self):
-        # Waited for before the stream takes any bytes: a batch handed to a socket that never
-        # connects would be lost; the socket is closed on failure, so a timeout leaks nothing.
-        s = await connect(self.addr, self.lp.connect_timeout_ms, _CONNECT_POLL_MS)
-        self.stream = Stream(s)
+        # Waited for before the stream takes any bytes: a batch handed to a socket that never connects would
+        # be lost; the socket is closed on failure, so a timeout leaks nothing. Connecting is rare: dial's
+        # code is in RAM only meanwhile (it drops itself; a method, so no frame that lives on holds it).
+        from micromesos import dial
+
+        self.stream = Stream(await dial.connect(self.addr, self.lp.connect_timeout_ms, _CONNECT_POLL_MS))
 
     def _open(self):
         # Before each write: the peer answers every message with an empty 202 nobody needs (§1.4),
@@ -242,30 +235,23 @@ class Libprocess(Listener):
     backoff_min_ms = 100
     backoff_max_ms = 10000
     connect_timeout_ms = 5000
-    # A second process of this agent while it lives: (id bytes, handler(msg)); the SASL authenticatee
-    # crammd5-authenticatee(N) (authn.py), as the real agent runs one per attempt. On the class as Gate.refused.
-    second = None
+    # Set by agentinit.transport, this class's __init__ body kept out of RAM (annotations only: no code on a board).
+    ip: str
+    port: int
+    upid: str
+    _mid: bytes
+    _dests: list
+    _outboxes: list
 
     def __init__(self, id="slave(1)", ip=None, port=5051, advertise_ip=None, advertise_port=None, cfg=None):
-        if not ip:
-            raise ConfigError("ip: the address to listen on is required")
-        self.ip = ip
-        self.port = port
-        try:
-            self.upid = upid.format(id, advertise_ip or ip, advertise_port or port)
-        except ProtocolError as e:
-            raise ConfigError("advertise_ip/advertise_port: %s" % e)  # 0.0.0.0 is no UPID (§1.1)
-        Listener.__init__(self, id)
-        self._mid = self.mid(self.upid)
-        self._dests = []
-        self._outboxes = []  # a free outbox for the next _Dest (at most one is kept)
-        if cfg:  # the buffer sizes it sets (recv_buffer ...): boot-only code, imported for it and dropped after
-            from . import agentinit, drop
+        # Runs once: its body is agentinit.transport (this class's own code, in RAM only for the call; it alone
+        # sets the _private attributes this class starts with). ConfigError for a bad address or buffer size.
+        from . import agentinit, drop
 
-            try:
-                agentinit.sizes(self, cfg)
-            finally:
-                drop("micromesos.agentinit")
+        try:
+            agentinit.transport(self, id, ip, port, advertise_ip, advertise_port, cfg)
+        finally:
+            drop("micromesos.agentinit")
 
     @staticmethod
     def mid(upid_):
@@ -275,36 +261,34 @@ class Libprocess(Listener):
         return (b" HTTP/1.1\r\nUser-Agent: libprocess/" + u + b"\r\nLibprocess-From: " + u
                 + b"\r\nConnection: Keep-Alive\r\nHost: ")
 
-    def _message(self, c, p, w, s0, s1):
-        # Messages addressed to the second process go to its handler; everything else is the
-        # listener's (slave(1), or 404 for a process that is not here, e.g. a finished authenticatee).
-        two = self.second
-        if two is not None:
-            buf = p.buf
-            t0 = p.target0 + 1
-            sl = buf.find(b"/", t0, p.path1)
-            if sl > t0 and http.pct_equal(buf, t0, sl, two[0]) > 0:
-                me, h = self._id, self.handler
-                self._id, self.handler = two
-                try:
-                    Listener._message(self, c, p, w, s0, s1)
-                finally:
-                    self._id, self.handler = me, h
-                return
-        Listener._message(self, c, p, w, s0, s1)
-
     async def start(self):
-        # The master's outbox and link parser up front, while the heap is still in one piece.
+        """Listen (accept loop, deadline sweep) on ip:port; the rest of the body is agentinit.listen's (boot only)."""
+        # The master's outbox and link parser first, while the heap is still in one piece (before agentinit's
+        # code splits it): the master's link never needs a fresh block. Other parsers are made per connection.
         self._outboxes = [bytearray(self.outbox_size)]
-        await self.listen(self.ip, self.port)
-        log.info(_W, "listening as %s", self.upid)
+        self._spare = self._new_parser(self.recv_size)
+        from . import agentinit, drop
+
+        try:
+            agentinit.listen(self)
+        finally:
+            drop("micromesos.agentinit")
 
     async def close(self):
-        await self.stop_listening()
+        self._closing = True
+        for t in (self._server, self._sweeper):
+            if t is not None:
+                t.cancel()
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        for c in list(self._conns):
+            if c.task is not None:
+                c.task.cancel()
         for d in self._dests:
             d.close()
         self._dests = []
-        await asyncio.sleep_ms(0)
+        await asyncio.sleep_ms(0)  # the cancelled tasks close their sockets
 
     def _spare_outbox(self):
         return self._outboxes.pop() if self._outboxes else bytearray(self.outbox_size)
@@ -350,7 +334,7 @@ class Libprocess(Listener):
         if d is None:
             if len(self._dests) >= self.max_dests:
                 for x in self._dests:
-                    if x.idle():  # take over the slot of a destination with nothing queued
+                    if x.n == 0 and not x.big and x.cur is None:  # nothing queued: its slot is taken over
                         x.close()
                         self._dests.remove(x)
                         break

@@ -1,11 +1,12 @@
 # The libprocess listener: messages handed to the agent, GET routes, streamed responses (connections: gate).
-# MIT licence. PROTOCOL.md §1.4-§1.5 (messages), §5 (HTTP endpoints); the Libprocess transport inherits it.
+# MIT licence. PROTOCOL.md §1.4-§1.5 (messages), §5 (HTTP endpoints; their answers are jsonw's, loaded per request).
+# The Libprocess transport inherits it.
 import time
 
 from micropython import const
 
 from micromesos import http, log, names
-from micromesos.gate import Gate, _Conn, nodelay_option  # noqa: F401 (re-exported)
+from micromesos.gate import Gate, _Conn  # noqa: F401 (re-exported)
 
 _W = "libprocess"
 _SLASH = const(47)
@@ -61,8 +62,12 @@ class Listener(Gate):
     max_http = 2  # of max_conns, plain HTTP clients; at most max_conns - 1, so one is left for the master
     send_timeout_ms = 5000  # an HTTP client not taking a streamed chunk within this is dropped
     out_size = 512  # the streamed-response buffer (jsonw.Writer): one response at a time, made per response
-    _streaming = False  # a streamed response is being written (one at a time); on the class as Gate.refused
+    streaming = False  # a response is being streamed (jsonw.stream: one at a time); on the class as Gate.refused
     oversize = 0  # messages dropped because their body exceeded the buffer (answered 202)
+    # A second process of this agent while it lives: (id bytes, handler(msg)); the SASL authenticatee
+    # crammd5-authenticatee(N) (authn.py), as the real agent runs one per attempt. Its messages go to its
+    # handler; those for any other id than these two are answered 404. On the class as Gate.refused.
+    second = None
 
     def __init__(self, id):
         Gate.__init__(self)
@@ -104,6 +109,13 @@ class Listener(Gate):
                 return
             await w.drain()
 
+    async def _stream(self, c, w):
+        # jsonw.serve left a streamed response in c.stream: jsonw (still imported) writes it. A method of its
+        # own: a local in _serve's frame, which lives as long as the connection, would keep jsonw in RAM.
+        from micromesos import jsonw
+
+        return await jsonw.stream(self, c, w, self._write, self._freed)
+
     def _write(self, c, w, data):
         # Write errors on our answers are normal (temporary connections close at once, §1.5):
         # the messages already buffered are still delivered, then the connection closes.
@@ -129,7 +141,13 @@ class Listener(Gate):
         t1 = p.path1
         sl = buf.find(b"/", t0, t1)
         n0 = sl + 1 if sl >= 0 else t1
-        m = http.pct_equal(buf, t0, sl if sl >= 0 else t1, self._id)
+        i1 = sl if sl >= 0 else t1  # the receiver id is buf[t0:i1]
+        m = http.pct_equal(buf, t0, i1, self._id)
+        h = self.handler
+        two = self.second
+        if m == 0 and two is not None:  # not ours: maybe the second process's
+            m = http.pct_equal(buf, t0, i1, two[0])
+            h = two[1]
         if m <= 0:
             # 404: no process of that id here; 500: an undecodable id (§1.4).
             self._write(c, w, http.NOT_FOUND if m == 0 else http.SERVER_ERROR)
@@ -156,59 +174,22 @@ class Listener(Gate):
         msg._n0 = n0
         msg._n1 = t1
         msg.kind = names.lookup(buf, n0, t1)
-        h = self.handler
         if h is not None:
             try:
                 h(msg)
             except Exception as e:  # the agent's bug must not take the master's link down
                 log.error(_W, "handler failed on %s: %r", msg.name(), e)
 
-    async def _stream(self, c, w):
-        status, ctype, produce, keep, head, chunked_ok = c.stream
-        c.stream = None
-        c.busy = True
-        mine = False
-        try:
-            # One writer at a time: streamed responses take turns (each wakes the next through _freed).
-            while self._streaming:
-                self._freed.clear()
-                await self._freed.wait()
-            self._streaming = mine = True
-            try:
-                # Like the views, the writer's code is loaded by the first request that needs it. Its
-                # buffer: the connection's parser buffer, idle while the response goes when nothing is
-                # pipelined behind the request (the parser reads into it again from 0 after); else one
-                # of out_size for this response. Either way no block is held between requests.
-                from micromesos import jsonw
-
-                p = c.parser
-                out = jsonw.Writer(p.buf if p.fill == 0 and len(p.buf) >= jsonw.MIN_SIZE else self.out_size)
-            except MemoryError:
-                log.error(_W, "no heap for the response writer")
-                self._write(c, w, http.SERVER_ERROR)
-                return True
-            return await jsonw.respond(out, w, status, ctype, produce, keep, head, chunked_ok,
-                                       self.send_timeout_ms)
-        finally:
-            if mine:
-                self._streaming = False
-            c.busy = False
-            c.last = time.ticks_ms()
-            self._freed.set()
-
-    def _http_conns(self):
-        n = 0
-        for x in self._conns:
-            if x.http:
-                n += 1
-        return n
-
     def _http(self, c, p, w):
         # A plain HTTP request; False if the connection must close after the answer.
         if not c.http:
             # At most max_http connections (and never all of them) serve HTTP clients (§1.2: the
             # master needs its link and, at times, a temporary connection).
-            if self._http_conns() >= min(self.max_http, self.max_conns - 1):
+            n = 0
+            for x in self._conns:
+                if x.http:
+                    n += 1
+            if n >= min(self.max_http, self.max_conns - 1):
                 self.refused += 1
                 self._write(c, w, http.UNAVAILABLE)
                 return False

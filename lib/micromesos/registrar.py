@@ -12,18 +12,15 @@ from . import MESOS_VERSION, codec, log, names
 from .wire import put_varint, varint_size
 _REGISTER_SLAVE = const(1)  # names.REGISTER_SLAVE
 _REREGISTER_SLAVE = const(2)  # names.REREGISTER_SLAVE
-_HIERARCHICAL_ROLE = const(2)  # schema.HIERARCHICAL_ROLE
-_MULTI_ROLE = const(1)  # schema.MULTI_ROLE
 _RANGES = const(1)  # schema.RANGES
-_RESERVATION_REFINEMENT = const(3)  # schema.RESERVATION_REFINEMENT
-_RegisterSlaveMessage = const(54)  # schema.RegisterSlaveMessage
-_ReregisterSlaveMessage = const(56)  # schema.ReregisterSlaveMessage
 _SCALAR = const(0)  # schema.SCALAR
 _SET = const(2)  # schema.SET
 _SlaveRegisteredMessage = const(58)  # schema.SlaveRegisteredMessage
 _SlaveReregisteredMessage = const(60)  # schema.SlaveReregisteredMessage
 _TEXT = const(3)  # schema.TEXT
 _Task = const(50)  # schema.Task
+_Resource = const(14)  # schema.Resource
+_Attribute = const(7)  # schema.Attribute
 
 _W = "agent"
 _RECOVERY = "micromesos.recovery"  # agent.py's
@@ -31,9 +28,9 @@ _DEFAULT_PING_TIMEOUT_MS = const(75000)  # DEFAULT_MASTER_PING_TIMEOUT (§2.2; a
 _SEND_RETRY_MS = const(100)  # a registration message the transport refused: first retry after this ...
 _SEND_RETRY_MAX_MS = const(5000)  # ... doubling up to this (agent.py's too)
 
-# ReregisterSlaveMessage is sent as pieces (none longer than one Task) in field-number order, byte for
+# Both registration messages are sent as pieces (none longer than one Task) in field-number order, byte for
 # byte what codec.encode writes for the whole message: 32 tasks make ~6 KB, more than the largest free
-# block of a busy heap. Keys of its length-delimited fields (§3.11): (number << 3) | 2.
+# block of a busy heap. Keys of ReregisterSlaveMessage's length-delimited fields (§3.11): (number << 3) | 2.
 _K_TASKS = const(0x1A)           # 3
 _K_EXECUTOR_INFOS = const(0x22)  # 4
 _K_VERSION = const(0x32)         # 6
@@ -42,7 +39,21 @@ _K_FRAMEWORKS = const(0x42)      # 8
 # agent_capabilities (9): MULTI_ROLE, HIERARCHICAL_ROLE, RESERVATION_REFINEMENT and AGENT_DRAINING (drain.py;
 # the master allows DRAIN_AGENT only with it), in the real 1.12 agent's order (it sends 1-8; §3.5).
 _RR_CAPABILITIES = b"\x4a\x02\x08\x01\x4a\x02\x08\x02\x4a\x02\x08\x03\x4a\x02\x08\x07"
-_AGENT_DRAINING = const(7)  # SlaveInfo.Capability.Type; not a schema global (tests/test_drain.py checks it)
+_R_CAPABILITIES = b"\x22\x02\x08\x01\x22\x02\x08\x02\x22\x02\x08\x03\x22\x02\x08\x07"  # RegisterSlaveMessage's: 4
+_K_RR_SLAVE = const(0x12)        # ReregisterSlaveMessage.slave: 2
+_K_SLAVE = const(0x0A)           # RegisterSlaveMessage.slave: 1
+_K_VERSION_1 = const(0x12)       # RegisterSlaveMessage.version: 2
+# SlaveInfo (§3.5): hostname 1, resources 3, attributes 5, id 6 (SlaveID.value: 1), checkpoint 7 (bool), port 8.
+_K_HOSTNAME = const(0x0A)
+_K_RESOURCES = const(0x1A)
+_K_ATTRIBUTES = const(0x2A)
+_K_ID = const(0x32)
+_K_VALUE = const(0x0A)
+_K_CHECKPOINT = const(0x38)
+_K_PORT = const(0x40)
+# AGENT_DRAINING, the last byte of both: a SlaveInfo.Capability.Type, not a schema global (tests/test_drain.py)
+_AGENT_DRAINING = const(7)
+_MERGE = const(96)  # _field: bodies up to this are copied behind their key
 
 
 # --- (re-)registration ----------------------------------------------------------------------------------
@@ -111,44 +122,81 @@ def to_attribute(name, v):
 
 
 def slave_info(a, with_id):
+    """SlaveInfo (§3.5) as bytes-like pieces: joined, they are codec.encode() of it. Each Resource and
+    Attribute is encoded as it is made: no dict of them all (~1.6 KB for a board's dozen) and no block of the
+    whole message (a 32-bit board at its registration peak has no free block of 400 B)."""
     # hostname = the advertised IP, as the real agent with --no-hostname_lookup (§3.5).
     ip, _, port = a.upid.partition("@")[2].rpartition(":")
-    info = {"hostname": ip, "port": int(port),
-            "resources": [to_resource(n, v) for n, v in a.totals],
-            "attributes": [to_attribute(n, v) for n, v in a.attributes],
-            "checkpoint": True}
-    if with_id:
-        info["id"] = a.slave_id
-    return info
+    out = []
+    _field(out, _K_HOSTNAME, ip.encode())
+    for n, v in a.totals:
+        _field(out, _K_RESOURCES, codec.encode(_Resource, to_resource(n, v)))
+    for n, v in a.attributes:
+        _field(out, _K_ATTRIBUTES, codec.encode(_Attribute, to_attribute(n, v)))
+    if with_id:  # id: a SlaveID, {1: value}
+        sid = a.slave_id.encode()
+        h = bytearray(1 + varint_size(len(sid)))
+        h[0] = _K_VALUE
+        put_varint(h, 1, len(sid))
+        _field(out, _K_ID, h + sid)
+    h = bytearray(3 + varint_size(int(port)))
+    h[0] = _K_CHECKPOINT
+    h[1] = 1
+    h[2] = _K_PORT
+    put_varint(h, 3, int(port))
+    out.append(h)
+    return out
+
+
+def _message(out, key, pieces):
+    # The length-delimited field `key` whose value is the pieces, appended to out without joining them.
+    n = 0
+    for p in pieces:
+        n += len(p)
+    h = bytearray(1 + varint_size(n))
+    h[0] = key
+    put_varint(h, 1, n)
+    out.append(h)
+    out.extend(pieces)
 
 
 def send_registration(a):
     """RegisterSlaveMessage, or ReregisterSlaveMessage once a has an id, queued for the master. False if
     the transport refused it; MemoryError if the heap had no room to build it (the caller retries)."""
+    kind = _REGISTER_SLAVE if a.slave_id is None else _REREGISTER_SLAVE
     if a.slave_id is None:
-        return a.send_to_master(_REGISTER_SLAVE, codec.encode(_RegisterSlaveMessage, {
-            "slave": slave_info(a, False), "version": MESOS_VERSION, "checkpointed_resources": [],
-            "agent_capabilities": [{"type": _MULTI_ROLE}, {"type": _HIERARCHICAL_ROLE},
-                                   {"type": _RESERVATION_REFINEMENT}, {"type": _AGENT_DRAINING}]}))
-    pieces = reregistration(a)
-    if not getattr(a.lp, "SENDS_PIECES", False):
-        pieces = b"".join(pieces)  # a transport that takes one body only: the whole message in one block
-    return a.send_to_master(_REREGISTER_SLAVE, pieces)
+        pieces = []  # slave, version, agent_capabilities: what codec.encode writes, in pieces
+        _message(pieces, _K_SLAVE, slave_info(a, False))
+        _field(pieces, _K_VERSION_1, MESOS_VERSION.encode())
+        pieces.append(_R_CAPABILITIES)
+    else:
+        pieces = reregistration(a)
+    if not getattr(a.lp, "SENDS_PIECES", False):  # a transport that takes one body only: the message in one block
+        return a.send_to_master(kind, b"".join(pieces))
+    return a.send_to_master(kind, pieces)
 
 
 def _field(out, key, body):
-    h = bytearray(1 + varint_size(len(body)))
+    # A small body (a Resource, an Attribute) is copied behind its key: one block instead of two (32 B less
+    # each on a 32-bit board, at the registration peak). A large one (a Task) stays a piece of its own.
+    n = len(body)
+    k = 1 + varint_size(n)
+    h = bytearray(k + n if n <= _MERGE else k)
     h[0] = key
-    put_varint(h, 1, len(body))
+    put_varint(h, 1, n)
     out.append(h)
-    out.append(body)
+    if n <= _MERGE:
+        h[k:] = body
+    else:
+        out.append(body)
 
 
 def reregistration(a):
     """ReregisterSlaveMessage as a list of bytes-like pieces; joined, they are codec.encode() of the whole
     message (§2.4): the live tasks with their executors and frameworks (tasks.reregistration)."""
     tasks, executors, fids = ([], [], ()) if a.tasks is None else a.tasks.reregistration()
-    out = [codec.encode(_ReregisterSlaveMessage, {"slave": slave_info(a, True)})]
+    out = []
+    _message(out, _K_RR_SLAVE, slave_info(a, True))
     while tasks:
         _field(out, _K_TASKS, codec.encode(_Task, tasks.pop(0)))  # each dict goes once encoded
     for e in executors:

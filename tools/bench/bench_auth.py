@@ -36,19 +36,14 @@ class Agent:  # what authn.run reads of micromesos.agent.Agent
         self.lp = lp
         self.master = "master@127.0.0.1:%d" % MPORT
         self.cfg = {"authentication_timeout_min": 5.0, "authentication_backoff_factor": 1.0,
-                    "authentication_timeout_max": 60.0, "check_master_ip": True}
+                    "authentication_timeout_max": 60.0, "check_master_ip": True, "credential": CRED}
         self.authentications = 0
-        self.done = False
+        self.state = 1  # agent.DISCONNECTED: authn.wanted()
+        self.authenticated = False
 
     @property
     def upid(self):
         return self.lp.upid
-
-    def wants_authentication(self):
-        return not self.done
-
-    def credential_path(self):
-        return CRED
 
 
 def drop(name):
@@ -66,7 +61,7 @@ async def main():
     import hashlib
     print("hashlib_md5", int(hasattr(hashlib, "md5")))
     for i in range(ROUNDS):
-        a.done = False
+        a.authenticated = False
         gc.collect()
         m0 = gc.mem_alloc()
         import micromesos.authn as authn
@@ -96,7 +91,7 @@ async def main():
         left = gc.mem_alloc() - m0
         print("round", i, int(ok), held, time.ticks_diff(t1, t0), m2 - m1, time.ticks_diff(t3, t2), m4 - m3,
               int(has_fallback), left)
-        a.done = True
+        a.authenticated = True
     await lp.close()
 
 asyncio.run(main())
