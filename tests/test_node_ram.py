@@ -127,9 +127,13 @@ m("inventory")
 from micromesos.linkudp import UDPNode
 t = UDPNode("127.0.0.1", 9, cfg["mtu"])
 m("linkudp + UDPNode")
+from micromesos import nodeinit
+totals = nodeinit.node_info(inv, cfg)
+nodeinit = None
+drop("micromesos.nodeinit")
+m("node_info (SlaveInfo to flash; nodeinit dropped)")
 from micromesos import nodeboot
-totals = nodeboot.node_info(inv, cfg)
-m("nodeboot; node_info (SlaveInfo to flash)")
+m("nodeboot (boot() runs the node)")
 for mod in ("codec", "store", "ctx", "steps", "updates", "link", "linknode", "node", "tasks"):
     __import__("micromesos." + mod)
     m("import " + mod)
@@ -156,12 +160,15 @@ asyncio.run(go())
 HEAPMAP = r"""
 import asyncio, gc, sys, micropython
 import board
-from micromesos import log, node, nodeboot
-cfg = nodeboot._load_config(sys.argv[1])
+from micromesos import drop, log, nodeboot, nodeinit
+cfg = nodeinit.load_config(sys.argv[1])
 log.set_level("error")
 inv = board.inventory(cfg)
-t = nodeboot.transport(cfg)
-totals = nodeboot.node_info(inv, cfg)
+t = nodeinit.transport(cfg)
+totals = nodeinit.node_info(inv, cfg)
+nodeinit = None
+drop("micromesos.nodeinit")
+from micromesos import node
 gc.collect()
 async def go():
     asyncio.create_task(node.main(cfg, inv, t, totals))

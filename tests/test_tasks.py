@@ -373,7 +373,7 @@ def test_a_launch_too_big_for_the_heap_as_dicts_fails_its_task_instead_of_leavin
     # gets TASK_FAILED (REASON_CONTAINER_LIMITATION_MEMORY) from its ids read in place, and the agent goes on.
     files = {"idle.py": "import asyncio\nasync def main(ctx):\n    await asyncio.sleep(60)\n"}
     got, out = scenario(tmp_path, r'''
-from micromesos.tasks import launch_ids
+from micromesos.tasks import field_id, launch_ids
 
 def ld(tag, b):  # one length-delimited field
     n = len(b)
@@ -398,6 +398,10 @@ async def main():
     out("group", [list(launch_ids(g, 0, len(g), False)), [codec.decode(schema.FrameworkInfo, m["framework"])["id"],
         codec.decode(schema.ExecutorInfo, m["executor"])["executor_id"],
         [[t["task_id"], t["slave_id"]] for t in m["task_group"]["tasks"]]]])
+    # launch.py reads FrameworkInfo.id (field 3) in place, as the codec decodes it; an info without one: None.
+    f = m["framework"]
+    out("fid", [field_id(f, 0, len(f), 3), codec.decode(schema.FrameworkInfo, f)["id"],
+                field_id(f, 0, len(f), 15)])
     m = b = g = None
     deliver(a, names.RUN_TASK, big)
     big = None
@@ -410,6 +414,8 @@ asyncio.run(main())
 ''', files=files)
     one, group = by_tag(got, "one")[0], by_tag(got, "group")[0]
     assert one[0] == one[1] and group[0] == group[1] and len(group[0][2]) == 2, out
+    fid = by_tag(got, "fid")[0]
+    assert fid[0] == fid[1] and fid[0] and fid[2] is None, out
     assert by_tag(got, "u")[0] == [
         ["after", "TASK_RUNNING", None, None], ["after", "TASK_STARTING", None, None],
         ["huge", "TASK_FAILED", 8, "the agent has no heap for this launch message"]], out  # LIMITATION_MEMORY

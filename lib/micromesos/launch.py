@@ -5,15 +5,14 @@ import gc
 import asyncio
 from micropython import const
 
-from . import codec, fetch, log, resources
+from . import codec, log, resources
 from .ctx import Ctx
 from .errors import MesosError
 from .steps import Step
-from .tasks import describe, grace_ms
+from .tasks import describe, field_id, grace_ms
 _ExecutorInfo = const(38)  # schema.ExecutorInfo
 _LAUNCHING = const(0)  # ctx.LAUNCHING
 _FW_PARTITION_AWARE = const(5)  # schema.FW_PARTITION_AWARE
-_FrameworkInfo = const(23)  # schema.FrameworkInfo
 _KillPolicy = const(17)  # schema.KillPolicy
 _REASON_CONTAINER_LAUNCH_FAILED = const(21)  # schema.REASON_CONTAINER_LAUNCH_FAILED
 _REASON_CONTAINER_LIMITATION_MEMORY = const(8)  # schema.REASON_CONTAINER_LIMITATION_MEMORY
@@ -73,7 +72,9 @@ def _guarded(runner, fw_raw, ex_raw, infos, launch_executor):
 
 def _launch(runner, fw_raw, ex_raw, infos, launch_executor):
     agent = runner.agent
-    fid = codec.decode(_FrameworkInfo, fw_raw)["id"]
+    fid = field_id(fw_raw, 0, len(fw_raw), 3)  # FrameworkInfo.id, read in place: no dict of the whole info
+    if fid is None:
+        raise KeyError("FrameworkInfo.id")
     for t in infos:
         why = None
         if t["slave_id"] != agent.slave_id:  # Slave::run ignores tasks meant for an old agent id
@@ -98,6 +99,7 @@ def _launch(runner, fw_raw, ex_raw, infos, launch_executor):
         if "framework_id" not in ex:  # required when echoed in a re-registration (§2.11)
             ex["framework_id"] = fid
             ex_raw = codec.encode(_ExecutorInfo, ex)
+    tids = [t["task_id"] for t in infos]  # what a refusal names: the TaskInfos go before the record is written
     exists = eid is not None and (fid, eid) in runner.executors
     starts = eid is not None and not exists  # this launch would start the executor
     # The launch_executor checks of Slave::__run; "drop" = TASK_DROPPED or TASK_LOST (§2.6).
@@ -111,18 +113,18 @@ def _launch(runner, fw_raw, ex_raw, infos, launch_executor):
     elif launch_executor is False and not exists:
         why = _REASON_EXECUTOR_TERMINATED, "executor %s is not running" % eid
     if why is not None:
-        _refuse(runner, fid, eid, infos, _TASK_DROPPED if runner.caps(fid, _FW_PARTITION_AWARE)
+        _refuse(runner, fid, eid, tids, _TASK_DROPPED if runner.caps(fid, _FW_PARTITION_AWARE)
                 else _TASK_LOST, why[0], why[1], launch_executor and starts)
         return
     if len(runner.live) + len(infos) > runner.MAX_TASKS:  # no record: a flood of launches can't grow the table
-        _refuse(runner, fid, eid, infos, _TASK_FAILED, _REASON_CONTAINER_LAUNCH_FAILED,
+        _refuse(runner, fid, eid, tids, _TASK_FAILED, _REASON_CONTAINER_LAUNCH_FAILED,
                 "the agent holds %d tasks already (MAX_TASKS %d)" % (len(runner.live), runner.MAX_TASKS), starts)
         return
     try:  # every resource decoded and checked before anything is recorded
         want = _resources(ex.get("resources", ())) if starts else None
         grants = [_resources(t.get("resources", ())) for t in infos]
     except Invalid as e:
-        _refuse(runner, fid, eid, infos, _TASK_FAILED, _REASON_TASK_INVALID, str(e), starts)
+        _refuse(runner, fid, eid, tids, _TASK_FAILED, _REASON_TASK_INVALID, str(e), starts)
         return
     ctxs = []
     try:
@@ -131,6 +133,11 @@ def _launch(runner, fw_raw, ex_raw, infos, launch_executor):
             runner.executors[(fid, eid)] = [ex_raw, 0, grace_ms(g) if g else _EXECUTOR_GRACE_MS]
         for t, grant in zip(infos, grants):
             ctxs.append(_admit(runner, fid, eid, ex, t, grant))
+        # What the tasks keep of their TaskInfos is in ctxs (ids, CommandInfo): the rest goes before the
+        # record is written and their code is looked for (a small heap's launch peak).
+        t = None
+        del grants
+        infos.clear()
         fail = _lease(runner, fid, eid, want, ctxs)
         runner.save()
     except Exception as e:  # MemoryError, a checkpoint that can't be written, ...: nothing stays recorded
@@ -142,14 +149,15 @@ def _launch(runner, fw_raw, ex_raw, infos, launch_executor):
             runner.leases.release((fid, eid))
         oom = isinstance(e, MemoryError)
         gc.collect()
-        _refuse(runner, fid, eid, infos, _TASK_FAILED, _REASON_CONTAINER_LIMITATION_MEMORY if oom
+        _refuse(runner, fid, eid, tids, _TASK_FAILED, _REASON_CONTAINER_LIMITATION_MEMORY if oom
                 else _REASON_CONTAINER_LAUNCH_FAILED, "the agent is out of memory for another task" if oom
                 else "the agent could not record the task: " + describe(e), starts)
         return
-    # Recorded: what the tasks keep of their TaskInfos is in ctxs (ids, CommandInfo); the rest may go before
-    # their code is imported and started.
-    t = None
-    infos.clear()
+    # Recorded. The code finding theirs is loaded only now, after the record's peak (on a board that loads .mpy
+    # files its bytecode is the largest part of that peak).
+    from . import fetch
+
+    del tids
     for c, cmd in ctxs:
         reason = _REASON_CONTAINER_LAUNCH_FAILED
         try:
@@ -192,11 +200,11 @@ def _resources(raws):
     return out
 
 
-def _refuse(runner, fid, eid, infos, state, reason, message, exited):
-    """Terminal updates for a launch that gets no record (§2.6); ExitedExecutorMessage if it would have
-    started an executor, so that the master releases the executor's resources."""
-    for t in infos:
-        runner.updates.update(fid, t["task_id"], state, _SOURCE_SLAVE, executor_id=eid or t["task_id"],
+def _refuse(runner, fid, eid, tids, state, reason, message, exited):
+    """Terminal updates for the tasks `tids` of a launch that gets no record (§2.6); ExitedExecutorMessage if it
+    would have started an executor, so that the master releases the executor's resources."""
+    for tid in tids:
+        runner.updates.update(fid, tid, state, _SOURCE_SLAVE, executor_id=eid or tid,
                               reason=reason, message=message)
     if exited:
         runner.exited(fid, eid)
@@ -262,6 +270,8 @@ async def _fetch_then_start(runner, c, cmd):
 async def _fetch(runner, c, cmd):
     uris = cmd.get("uris", ())
     name = cmd.get("value")
+    from . import fetch
+
     try:
         from . import download  # only now: a task without URIs to fetch launches without it
 

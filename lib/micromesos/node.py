@@ -23,7 +23,7 @@ _NODE_INFO = const(0x80)  # node -> gateway: SlaveInfo, the first message of eve
 _AGENT = const(0x81)  # gateway -> node: u8 n, agent id, u8 m, agent UPID
 _TASKS = const(0x82)  # node -> gateway: after a reboot with a checkpoint, u16 length + Task, repeated
 _CHECKPOINT = "node"
-_INFO = "/node_info.bin"  # in the store's directory (nodeboot.node_info writes it): NODE_INFO's SlaveInfo
+_INFO = "/node_info.bin"  # in the store's directory (nodeinit.node_info writes it): NODE_INFO's SlaveInfo
 _RUNTIME_KEYS = ("wake_ms", "listen_ms", "ack_wait_ms", "allowed_modules", "require_pinned_uris")
 _KEEPALIVE_MS = const(10000)  # wake_ms 0: the node never sleeps and says WAKE this often (LINK.md §3.1)
 _STEP_MS = const(10)
@@ -51,7 +51,7 @@ class Node:
     def __init__(self, cfg, inv, transport, totals):
         fs = inv.fs.rstrip("/")
         self.store = Store((fs + "/" if fs else "/") + cfg["state_dir"])
-        # What the runner leases from (agent.totals): nodeboot.node_info measured them and put NODE_INFO's
+        # What the runner leases from (agent.totals): nodeinit.node_info measured them and put NODE_INFO's
         # SlaveInfo in the store's directory (_INFO), before the node's code was loaded.
         self.totals = totals
         self.cfg = cfg
@@ -333,7 +333,7 @@ class Node:
 
 
 async def main(cfg, inv, transport, totals, started=None):
-    """Run a node until cancelled (totals: nodeboot.node_info's); started(node), if given, is called once it
+    """Run a node until cancelled (totals: nodeinit.node_info's); started(node), if given, is called once it
     exists."""
     log.set_level(cfg["log_level"])
     from .ctx import Ctx

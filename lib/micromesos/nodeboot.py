@@ -12,95 +12,8 @@
 import gc
 import sys
 
-import board
-from micropython import const
-
 from . import drop, log
 from .errors import ConfigError
-
-_SLAVE_INFO = const(20)  # schema.SlaveInfo
-
-
-def _load_config(path):
-    # The config code is read once at boot and dropped (as firmware/main.py does).
-    from . import nodecfg
-
-    try:
-        return nodecfg.load(path)
-    finally:
-        drop("micromesos.nodecfg")
-
-
-def transport(cfg):
-    """The link's transport for cfg["transport"] (LINK.md §6): an object with linkudp.UDPNode's surface; with
-    a link_key, its frames tagged (LINK.md §8) and cfg["mtu"] lowered by the tag for the link."""
-    t = _transport(cfg)
-    if cfg["link_key"] is not None:
-        from .linkauth import Key, Sealed
-
-        t = Sealed(t, Key(cfg["link_key"]))
-        cfg["mtu"] = t.mtu
-    return t
-
-
-def _transport(cfg):
-    if cfg["transport"] == "udp":
-        from .linkudp import UDPNode
-
-        ip, _, port = cfg["gateway"].rpartition(":")
-        return UDPNode(ip, int(port), cfg["mtu"], cfg["ip"])
-    if cfg["transport"] == "uart":
-        from .linkuart import UARTNode, open_tty
-
-        u = cfg["uart"]
-        if u.isdigit():  # a board's UART; non-blocking reads (timeout=0), room for a few frames
-            import machine
-
-            s = machine.UART(int(u), cfg["baud"], timeout=0, rxbuf=1024)
-        else:  # the unix port: a tty (a USB serial adapter, a pty)
-            s = open_tty(u, cfg["baud"])
-        return UARTNode(s, cfg["mtu"])
-    if cfg["transport"] == "espnow":
-        import network
-
-        from .linkespnow import ESPNowNode
-
-        network.WLAN(network.STA_IF).active(True)  # ESP-NOW needs the radio on, no association
-        return ESPNowNode(cfg["gateway_mac"], cfg["mtu"], cfg["window"])
-    raise ConfigError("transport: %s is not built into this firmware" % cfg["transport"])
-
-
-def node_info(inv, cfg):
-    """The totals (what the runner leases from); NODE_INFO's SlaveInfo bytes into the state directory's
-    node_info.bin (node._INFO; written only if they changed: flash wear): the resources and attributes as the
-    agent advertises them (boardres: the board measured, then the config's), hostname = the node's name, no id
-    (LINK.md §5). Before the node's code is loaded (boot's peak on a board that loads .mpy files): boardres and
-    registrar are imported for it and dropped after."""
-    from . import boardres, codec, registrar
-    from .store import makedirs
-
-    fs = inv.fs.rstrip("/")
-    d = (fs + "/" if fs else "/") + cfg["state_dir"]  # as node.Node's store
-    makedirs(d)
-    path = d + "/node_info.bin"
-    try:
-        totals = boardres.measure(inv, cfg)
-        info = codec.encode(_SLAVE_INFO, {
-            "hostname": cfg["name"], "checkpoint": True,
-            "resources": [registrar.to_resource(n, v) for n, v in totals],
-            "attributes": [registrar.to_attribute(n, v) for n, v in boardres.attributes(inv, cfg)]})
-    finally:
-        for m in ("micromesos.registrar", "micromesos.boardres", "micromesos.names"):  # names: registrar's
-            drop(m)
-    try:
-        with open(path, "rb") as f:
-            same = f.read() == info
-    except OSError:
-        same = False
-    if not same:
-        with open(path, "wb") as f:
-            f.write(info)
-    return totals
 
 
 def _on_task_error(loop, context):
@@ -112,22 +25,23 @@ def _on_task_error(loop, context):
 
 def boot(config_path="config.json"):
     """Bring the node up and run it. Returns an exit code (only on failure): 2 config, 1 crash, 130 Ctrl-C."""
+    from . import nodeinit
+
     try:
-        cfg = _load_config(config_path)
-        log.set_level(cfg["log_level"])
-        inv = board.inventory(cfg)
-        t = transport(cfg)
+        a = nodeinit.setup(config_path)
     except ConfigError as e:
         print("micromesos: config error: %s" % e)
         return 2
-    totals = node_info(inv, cfg)
+    finally:
+        del nodeinit
+        drop("micromesos.nodeinit")  # boot-only code: out of RAM before the node's is loaded
     gc.collect()
     import asyncio
 
     from . import node
 
-    main = node.main(cfg, inv, t, totals)
-    cfg = inv = t = totals = None  # this frame lives as long as the node: main() keeps only what it reads later
+    main = node.main(*a)
+    a = None  # this frame lives as long as the node: main() keeps only what it reads later
     gc.collect()
     asyncio.get_event_loop().set_exception_handler(_on_task_error)
     try:

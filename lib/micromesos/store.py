@@ -12,33 +12,36 @@ _CHUNK = const(256)
 _SMALL = const(48)  # the buffer when not even _CHUNK is free in one piece (a small board's heap mid-launch)
 
 
-class _Buffered(io.IOBase):
-    # json.dump() writes token by token; to an unbuffered file that is one syscall (or flash
-    # write) per token. This gathers them in a small preallocated buffer.
-    def __init__(self, f):
-        self.f = f
-        try:
-            self.buf = bytearray(_CHUNK)
-        except MemoryError:
-            self.buf = bytearray(_SMALL)
-        self.mv = memoryview(self.buf)
-        self.n = 0
-
-    def write(self, b):
-        n = len(b)
-        c = len(self.buf)
-        if self.n + n > c:
-            self.flush()
-            if n > c:
-                return self.f.write(b)
-        self.buf[self.n : self.n + n] = b
-        self.n += n
-        return n
-
-    def flush(self):
-        if self.n:
-            self.f.write(self.mv[: self.n])
+def _buffered(f):
+    # json.dump() writes token by token; to an unbuffered file that is one syscall (or flash write) per
+    # token. This gathers them in a small preallocated buffer. Only the rare paths use it (a JSON string too
+    # large for one block, a journal rewrite): the class is made per use, none resident (as tasks._tail).
+    class Buffered(io.IOBase):
+        def __init__(self):
+            try:
+                self.buf = bytearray(_CHUNK)
+            except MemoryError:
+                self.buf = bytearray(_SMALL)
+            self.mv = memoryview(self.buf)
             self.n = 0
+
+        def write(self, b):
+            n = len(b)
+            c = len(self.buf)
+            if self.n + n > c:
+                self.flush()
+                if n > c:
+                    return f.write(b)
+            self.buf[self.n : self.n + n] = b
+            self.n += n
+            return n
+
+        def flush(self):
+            if self.n:
+                f.write(self.mv[: self.n])
+                self.n = 0
+
+    return Buffered()
 
 
 def _exists(path):
@@ -90,7 +93,7 @@ class Store:
             data = None  # no contiguous block that large: stream it through a small buffer
         with open(tmp, "w") as f:
             if data is None:
-                w = _Buffered(f)
+                w = _buffered(f)
                 json.dump(obj, w)
                 w.flush()
             else:
@@ -104,7 +107,7 @@ class Store:
         tmp = path + ".tmp"
         n = 0
         with open(tmp, "wb") as f:
-            w = _Buffered(f)
+            w = _buffered(f)
             for p in pieces:
                 n += len(p)
                 w.write(p)
@@ -126,7 +129,7 @@ class Store:
                 f.write(data)
                 return len(data)
             n = 0
-            w = _Buffered(f)
+            w = _buffered(f)
             for p in pieces:
                 n += len(p)
                 w.write(p)

@@ -511,6 +511,12 @@ def launch_ids(buf, start, end, one):
     return fid, eid, [(_id(buf, t, 2), _id(buf, t, 3)) for t in tasks]
 
 
+def field_id(buf, start, end, num):
+    """The string of the ID message ({1: value}) in field `num` of the message in buf[start:end], read in place
+    (no dict of the message); None if it is missing or not UTF-8. DecodeError for bytes that are no message."""
+    return _id(buf, ((start, end),), num)
+
+
 def _spans(buf, start, end, num):
     # (start, end) of each length-delimited field `num` of the message in buf[start:end].
     r = Reader()

@@ -57,20 +57,20 @@ asyncio.run(main())
 """
 
 # Several real nodes in one MicroPython process: micromesos.node.main() once per node config, each with its
-# own transport (nodeboot.transport: a UDP socket), Link, task runner and flash directory (what
+# own transport (nodeinit.transport: a UDP socket), Link, task runner and flash directory (what
 # firmware/node_main.py does for one).
 NODES = r"""
 import asyncio, json, sys
 import board
-from micromesos import node, nodeboot, nodecfg
+from micromesos import node, nodecfg, nodeinit
 
 
 async def main(spec):
     for raw in spec["nodes"]:
         cfg = nodecfg.check(raw)
         inv = board.inventory(cfg)
-        totals = nodeboot.node_info(inv, cfg)  # NODE_INFO into the node's state dir, as nodeboot.boot does
-        asyncio.create_task(node.main(cfg, inv, nodeboot.transport(cfg), totals))
+        totals = nodeinit.node_info(inv, cfg)  # NODE_INFO into the node's state dir, as nodeboot.boot does
+        asyncio.create_task(node.main(cfg, inv, nodeinit.transport(cfg), totals))
         await asyncio.sleep_ms(spec["stagger_ms"])
     print("NODES", len(spec["nodes"]))
     while True:
