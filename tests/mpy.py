@@ -181,10 +181,13 @@ def compile_tree(dest, board="unix"):
     src = os.path.join(ROOT, "boards", board, "board.py")
     jobs.append((src, os.path.join(dest, "board.mpy"), "board.py"))
     for src, out, name in jobs:
-        if os.path.exists(out) and os.path.getmtime(out) >= os.path.getmtime(src):
+        # Each .mpy carries its source's mtime: any other (a source copied back with an older time) recompiles.
+        t = os.stat(src).st_mtime_ns
+        if os.path.exists(out) and os.stat(out).st_mtime_ns == t:
             continue
         os.makedirs(os.path.dirname(out), exist_ok=True)
         subprocess.run([mpy_cross_cmd(), "-O3", "-s", name, "-o", out, src], check=True)
+        os.utime(out, ns=(t, t))
     # Drop .mpy files whose source is gone (renamed modules).
     want = {j[1] for j in jobs}
     for base, _dirs, files in os.walk(dest):

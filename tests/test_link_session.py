@@ -54,6 +54,7 @@ gone_at = {}  # name -> ticks_ms the hub was first seen not vouching for a stopp
 awake_ms = {}  # name -> ms the node spent awake
 cycles = {}
 trace = {}  # name -> [(ms since the start, what)]: the node's handshakes, printed for a failure's message
+stall = [0]  # the longest this process's loop did not run (watch() measures it)
 T0 = time.ticks_ms()
 
 
@@ -78,7 +79,14 @@ async def gateway_sends():
 async def watch():
     # Every 5 ms, all along: when the hub stops vouching for the stopped node is seen here, whenever the
     # other nodes end (waiting for them first measured their lateness, not the hub's: 3.7 s in 1 loaded run).
+    # Its own lateness is this process's: a loop that did not run for longer than the grace had nodes that
+    # could not wake either (hub and nodes share it), so the hub was right to stop vouching then.
+    prev = time.ticks_ms()
     while True:
+        now = time.ticks_ms()
+        if time.ticks_diff(now, prev) > stall[0]:
+            stall[0] = time.ticks_diff(now, prev)
+        prev = now
         for p in hub.peers.values():
             if p.name in stopped:
                 if p.name not in gone_at and not hub.vouch(p):
@@ -169,7 +177,7 @@ async def main():
     for n in names:
         print("NODE", n, len(nodelog.got.get(n, ())), len(gwlog.got.get(n, ())), cycles[n], awake_ms[n])
     print("RESULT", nodelog.bad + gwlog.bad, len(unvouched), gone, len(sessions),
-          sum(p.sleeps for p in hub.peers.values()), hubsock.bad, hubsock.errors)
+          sum(p.sleeps for p in hub.peers.values()), hubsock.bad, hubsock.errors, stall[0])
 
 
 asyncio.run(main())
@@ -194,9 +202,9 @@ def test_sleeping_nodes_get_held_messages_once_in_order_and_stop_being_vouched_f
     finally:
         r.stop()
     nodes = [ln.split()[1:] for ln in res.lines() if ln.startswith("NODE")]
-    bad, unvouched, gone, sessions, sleeps, frame_bad, errors = map(int, res.lines()[-1].split()[1:])
+    bad, unvouched, gone, sessions, sleeps, frame_bad, errors, stall_ms = map(int, res.lines()[-1].split()[1:])
     assert len(nodes) == k
-    why = "%s\nrelay %s" % (res.out, r.stats)
+    why = "%s\nrelay %s, its loop stalled %.3f s at most" % (res.out, r.stats, r.stall_s)
     for name, to_node, to_gw, cycles, awake in nodes:
         # Every message each way, once, in order (Log counts any out of place as bad).
         assert int(to_node) == m and int(to_gw) == m, why
@@ -204,8 +212,11 @@ def test_sleeping_nodes_get_held_messages_once_in_order_and_stop_being_vouched_f
     assert bad == 0 and frame_bad == 0 and errors == 0, why
     assert sessions >= k and sleeps >= 3 * k, why
     assert r.stats["up"]["dropped"] > 0 and r.stats["down"]["duplicated"] > 0, why
-    # Nodes that keep their cycle are vouched for all along (grace 1.5 s over a 0.5 s sleep).
-    assert unvouched == 0, why
+    # Nodes that keep their cycle are vouched for all along (grace 1.5 s over a 0.5 s sleep). Unless the
+    # machine stopped this run for longer than the grace, measured: the MicroPython loop (nodes and hub alike)
+    # or the relay's (no frame went either way): then a node truly went unheard past due + grace.
+    if stall_ms < 1500 and r.stall_s < 1.5:
+        assert unvouched == 0, why
     # The node that stopped: vouched for no less than its announced sleep + grace (never early), and not
     # much longer (the hub checks every 20 ms; 1 s of slack for a loaded machine).
     assert 500 + 1500 <= gone <= 500 + 1500 + 1000, why
