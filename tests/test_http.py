@@ -1,24 +1,14 @@
 # The bounded incremental HTTP/1.1 parser (lib/micromesos/http.py), run in the unix port.
 # MIT licence. Cases are built here, parsed there in one process, and compared here.
 import json
+import os
 
 import pytest
 
-# The parser's buffer filled as the listener fills it (HTTPParser has no copy-in method: the listener reads
-# into recv_view()); run in MicroPython by the scripts below and under CPython by the last test.
-FEED = r"""
-def feed(p, data, start=0, end=-1):
-    # What the listener does with a socket read: copy into p.recv_view(), then p.received(n). -> n copied
-    if end < 0:
-        end = len(data)
-    v = p.recv_view()
-    n = min(end - start, len(v))
-    if n <= 0:
-        return 0
-    v[:n] = memoryview(data)[start:start + n]
-    p.received(n)
-    return n
-"""
+# The parser's buffer filled as the listener fills it: tests/fuzz/httpfeed.py's feed(), run in MicroPython by
+# the scripts below (the fuzzer imports it) and under CPython by the last test.
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "fuzz", "httpfeed.py")) as _f:
+    FEED = _f.read()
 exec(FEED)
 
 # Runs in MicroPython: parse each case whole (step 0) or fed `step` bytes at a time, and report

@@ -8,6 +8,7 @@ import sys
 import time
 from binascii import a2b_base64, hexlify
 
+from httpfeed import feed  # beside this script: its directory is sys.path[0]
 from micromesos import http, names
 from micromesos.errors import ProtocolError
 
@@ -16,19 +17,6 @@ from micromesos.errors import ProtocolError
 HEAP_TOLERANCE = 1024
 PROGRESS = 20000  # inputs between progress lines
 _HEX_PIECE = 48  # input bytes per piece of a reported input: the report needs no big block
-
-
-def feed(p, data, start=0, end=-1):
-    # What the listener does with a socket read: copy into p.recv_view(), then p.received(n). -> n copied
-    if end < 0:
-        end = len(data)
-    v = p.recv_view()
-    n = min(end - start, len(v))
-    if n <= 0:
-        return 0
-    v[:n] = memoryview(data)[start:start + n]
-    p.received(n)
-    return n
 
 
 def capture_path():
