@@ -597,10 +597,10 @@ for n in sys.argv[1:]:
 
 
 def test_local_copies_of_linkframe_constants_agree(mpy_run):
-    # link.py and linknode.py fold linkframe's numbers in as their own consts (no globals slot each on a
+    # link.py, linknode.py and linkhello.py fold linkframe's numbers in as their own consts (no globals slot each on a
     # board): `_X = const(N)  # linkframe.X`. N must be what linkframe says.
     seen = []
-    for f in ("link.py", "linknode.py", "node.py"):
+    for f in ("link.py", "linknode.py", "linkhello.py", "node.py"):
         with open(os.path.join(mpy.ROOT, "lib", "micromesos", f)) as fh:
             for line in fh:
                 m = re.match(r"\s*_\w+ = const\(([-\w]+)\)\s*#\s*linkframe\.(\w+)", line)

@@ -847,3 +847,27 @@ asyncio.run(main())
     assert by_tag(got, "sent") == [[]]                            # no update: the agent forgot its id (§2.1)
     assert by_tag(got, "state") == [[0, 0, 0, None]]
     assert by_tag(got, "saved") == [[]]
+
+
+def test_local_copies_of_the_ctx_phases_agree():
+    # launch, tasks and steps fold the runner phases in as their own consts (no globals slot for an imported
+    # name, each module's globals table a size smaller): `_X = const(N)  # ctx.Y`. N must be ctx's.
+    import re
+
+    consts = {}
+    with open(os.path.join(mpy.LIB, "micromesos", "ctx.py")) as f:
+        for line in f:
+            m = re.match(r"([A-Z]+) = const\((\d+)\)", line)
+            if m:
+                consts[m.group(1)] = int(m.group(2))
+    assert set(consts) >= {"LAUNCHING", "RUNNING", "KILLING", "DONE"}
+    seen = []
+    for name in sorted(os.listdir(os.path.join(mpy.LIB, "micromesos"))):
+        if name.endswith(".py"):
+            with open(os.path.join(mpy.LIB, "micromesos", name)) as f:
+                for line in f:
+                    m = re.match(r"_\w+ = const\((\d+)\)\s*#\s*ctx\.(\w+)", line)
+                    if m:
+                        seen.append(name)
+                        assert int(m.group(1)) == consts[m.group(2)], (name, line)
+    assert {"launch.py", "tasks.py", "steps.py"} <= set(seen)

@@ -173,11 +173,13 @@ def _read(path, limit, unreadable):
     # without a word, and says only "syntax error": the strict check below finds the place.
     try:
         with open(path, "rb") as f:
-            b = f.read(limit + 1)
+            n = f.seek(0, 2)  # one block of the file's size: read(limit + 1) would take limit + 1 first
+            if n > limit:
+                raise ConfigError("%s: larger than %d bytes" % (path, limit))
+            f.seek(0)
+            b = f.read(n)
     except OSError:
         raise ConfigError("%s: %s" % (path, unreadable))
-    if len(b) > limit:
-        raise ConfigError("%s: larger than %d bytes" % (path, limit))
     import sys
 
     from . import jsoncheck  # only for this: its code leaves RAM right after

@@ -34,9 +34,10 @@ class Link:
     """One end of a link with one peer. Sending: send(kind, body) queues a message (bytes-like, kept by
     reference until acknowledged: it must not change); it is cut into DATA frames of at most `mtu` bytes
     and at most `peer_window` of them are in flight. Receiving: input(buf, n) takes one datagram; every
-    whole message, in order and once, goes to deliver(kind, buf, start, end) (buf valid during the call
-    only). Call flush() after a batch of input() (the ack), poll() when its returned ms have passed
-    (retransmissions), or run timers() as a task."""
+    whole message, in order and once, goes to deliver(kind, buf, start, end): a message of one frame in
+    that frame's buffer (start 9; valid during the call only), one put together from fragments in a
+    bytearray of its own (start 1; the owner may keep it). Call flush() after a batch of input() (the ack),
+    poll() when its returned ms have passed (retransmissions), or run timers() as a task."""
 
     rto_ms = 300  # first retransmission timeout; doubled per try up to rto_max_ms (LINK.md §4.4)
     rto_max_ms = 4000
@@ -45,12 +46,15 @@ class Link:
     max_queue = 8  # messages queued or unacknowledged at once: send() is False beyond
     # Counters (LINK.md §4.8): zeros here, a slot in the instance only once one counts (dups, beyond,
     # oversize, dead: seldom ever; a node's RAM and the gateway's per node).
-    sent = resent = received = dups = beyond = oversize = bad = dead = 0
+    sent = resent = received = dups = beyond = oversize = dead = 0
+    # Defaults here, not instance slots, for what a node never sets (its instance dict stays one table size
+    # smaller, with room for the counters above, so a first count never needs a larger block mid-launch).
+    on_dead = None  # on_dead(): a frame was sent max_tries times without an ack
+    rx: bytes | bytearray = b""  # window 1: no out-of-order frames kept
 
     def __init__(self, out, mtu=512, window=4, peer_window=None, max_message=2048):
         self.out = out  # out(frame): send one datagram (the transport; it must not raise)
         self.deliver = _drop  # deliver(kind, buf, start, end): a whole message
-        self.on_dead = None  # on_dead(): a frame was sent max_tries times without an ack
         self.mtu = mtu  # slot size: the largest frame we take and keep
         self.frame = mtu  # the largest frame we send: min(mtu, the peer's max_frame), set at the session start
         self.win = window  # our receive window: out-of-order frames we keep
@@ -65,7 +69,8 @@ class Link:
         self.txt = [0] * self.pwin  # ticks_ms of the last transmission
         self.tries = [0] * self.pwin  # 0: acknowledged out of order (sack), never sent again
         # Out-of-order frames wait here (window 1: none kept, the sender sends them again).
-        self.rx = bytearray(mtu * self.win) if self.win > 1 else b""
+        if self.win > 1:
+            self.rx = bytearray(mtu * self.win)
         self.rxlen = [0] * self.win
         # A message of several fragments is put together here: made at its first fragment, grown per
         # fragment up to max_message, let go once delivered (an idle link holds no reassembly buffer).

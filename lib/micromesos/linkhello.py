@@ -1,10 +1,19 @@
 # The link's session-start bodies (docs/LINK.md §3.1-3.2): HELLO and WELCOME written and read; and the other way
 # a node's session goes on, after a deep sleep (§7.2): what it keeps, put back. MIT licence. Rare (once per
 # session or sleep): imported when needed and dropped after, like registrar.py.
-from .linkframe import (HELLO, MAX_FRAME, MAX_NAME, MAX_WINDOW, MIN_FRAME, WELCOME, FrameError, put_header,
-                        put_u32, u32)
+from micropython import const
 
-_HELLO_FIXED = 17  # HELLO body bytes before the name (linkframe checks the same)
+from .linkframe import FrameError, put_header, put_u32, u32
+
+# linkframe's numbers folded in: no globals slot each, so that this module's import (at every connect) needs
+# no large block for its globals table (tests/test_node.py checks they agree).
+_HELLO = const(1)  # linkframe.HELLO
+_WELCOME = const(2)  # linkframe.WELCOME
+_MIN_FRAME = const(64)  # linkframe.MIN_FRAME
+_MAX_FRAME = const(1400)  # linkframe.MAX_FRAME
+_MAX_WINDOW = const(8)  # linkframe.MAX_WINDOW
+_MAX_NAME = const(32)  # linkframe.MAX_NAME
+_HELLO_FIXED = const(17)  # HELLO body bytes before the name (linkframe checks the same)
 
 
 def u16(buf, i):
@@ -18,7 +27,7 @@ def put_u16(buf, i, v):
 
 def name_ok(b, i, e):
     """b[i:e] is a node name: 1..32 bytes of A-Z a-z 0-9 . _ - (safe in file names, UPIDs and logs)."""
-    if not 0 < e - i <= MAX_NAME:
+    if not 0 < e - i <= _MAX_NAME:
         return False
     for j in range(i, e):
         c = b[j]
@@ -33,11 +42,11 @@ def hello(buf, nonce, wake_ms, listen_ms, max_frame, window, name, attempt=0, ma
     max_message: the largest message the node reassembles (announced in 256-byte units, rounded down)."""
     nb = name.encode() if isinstance(name, str) else bytes(name)
     if not name_ok(nb, 0, len(nb)):
-        raise ValueError("name: 1..%d of A-Z a-z 0-9 . _ -" % MAX_NAME)
+        raise ValueError("name: 1..%d of A-Z a-z 0-9 . _ -" % _MAX_NAME)
     _limits(max_frame, window, ValueError)
     if not 0 <= wake_ms <= 0xFFFFFFFF or not 0 <= listen_ms <= 0xFFFFFFFF or not 0 <= nonce <= 0xFFFFFFFF:
         raise ValueError("nonce, wake_ms, listen_ms: u32")
-    put_header(buf, HELLO, 0, 0, 0, attempt & 0xFFFF, 0)
+    put_header(buf, _HELLO, 0, 0, 0, attempt & 0xFFFF, 0)
     put_u32(buf, 8, nonce)
     put_u32(buf, 12, wake_ms)
     put_u32(buf, 16, listen_ms)
@@ -55,7 +64,7 @@ def read_hello(buf, n):
     mf = u16(buf, 20)
     _limits(mf, buf[22], FrameError)
     if not name_ok(buf, 25, n):
-        raise FrameError("HELLO name: 1..%d of A-Z a-z 0-9 . _ -" % MAX_NAME)
+        raise FrameError("HELLO name: 1..%d of A-Z a-z 0-9 . _ -" % _MAX_NAME)
     name = bytes(buf[25:n]).decode()
     return u32(buf, 8), u32(buf, 12), u32(buf, 16), mf, buf[22], name
 
@@ -71,7 +80,7 @@ def welcome(buf, session, nonce, window, max_frame, unix_time, attempt=0):
     if not 0 < session < 256:
         raise ValueError("session: 1..255")
     _limits(max_frame, window, ValueError)
-    put_header(buf, WELCOME, 0, session, 0, attempt & 0xFFFF, 0)
+    put_header(buf, _WELCOME, 0, session, 0, attempt & 0xFFFF, 0)
     put_u32(buf, 8, nonce)
     put_u16(buf, 12, max_frame)
     buf[14] = window
@@ -90,10 +99,10 @@ def read_welcome(buf):
 
 
 def _limits(max_frame, window, E):
-    if not MIN_FRAME <= max_frame <= MAX_FRAME:
-        raise E("max_frame %d: %d..%d" % (max_frame, MIN_FRAME, MAX_FRAME))
-    if not 1 <= window <= MAX_WINDOW:
-        raise E("window %d: 1..%d" % (window, MAX_WINDOW))
+    if not _MIN_FRAME <= max_frame <= _MAX_FRAME:
+        raise E("max_frame %d: %d..%d" % (max_frame, _MIN_FRAME, _MAX_FRAME))
+    if not 1 <= window <= _MAX_WINDOW:
+        raise E("window %d: 1..%d" % (window, _MAX_WINDOW))
 
 
 def kept(nl, sealed=None):

@@ -1,6 +1,5 @@
 # A node's session with its gateway (docs/LINK.md §3, §7): HELLO until WELCOME, WAKE after a sleep, SLEEP when
 # quiet. MIT licence. Messages go through self.link (micromesos.link.Link); the owner decides when to sleep.
-import random
 import sys
 import time
 
@@ -9,7 +8,6 @@ from micropython import const
 
 from . import drop
 from .link import Link
-from .linkframe import put_u32
 
 # linkframe's numbers folded in: no globals slot each (tests/test_node.py checks they agree).
 _HEADER = const(8)  # linkframe.HEADER
@@ -45,8 +43,11 @@ class NodeLink:
 
     sleep_tries = 3  # SLEEP repeats without an answer before sleeping anyway (LINK.md §3.3)
     wake_tries = 6  # WAKE repeats (every rto_ms) before the gateway counts as gone: the owner connect()s
+    resets = 0  # sessions the gateway ended (RESET): a slot in the instance only once one counts
 
     def __init__(self, out, name, wake_ms, listen_ms, mtu=250, window=2, max_message=2048, nonce=None):
+        import random  # here and put_u32 in sleep(), not at the top: this module's globals table a size smaller
+
         self.out = out
         self.link = Link(out, mtu, window, max_message=max_message)
         self.name = name
@@ -63,7 +64,7 @@ class NodeLink:
         self.unix_time = 0  # the gateway's clock at WELCOME
         self.first = None  # (kind, body): the first message of every session (NODE_INFO, LINK.md §5)
         self.on_session = None
-        self.resets = self.sessions = 0
+        self.sessions = 0
 
     def up(self):
         return self.state == _UP
@@ -184,6 +185,8 @@ class NodeLink:
         if not self.quiet():
             return -1
         t0 = time.ticks_ms()
+        from .linkframe import put_u32
+
         n = lk.control(self.ctl, _SLEEP, 4)
         put_u32(self.ctl, _HEADER, sleep_ms)
         answered = await self._ask(n, self.sleep_tries)

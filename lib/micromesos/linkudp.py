@@ -71,6 +71,7 @@ class UDPNode:
                     await asyncio.sleep_ms(_RETRY_MS)  # what holds the heap may finish meanwhile
                     break
                 hand(self, buf, len(buf))
+                buf = None  # not held past its handling (a launch run after the batch wants the heap)
             if self.after_batch:
                 self.after_batch()
 

@@ -9,24 +9,20 @@ from micropython import const
 
 from . import codec, drop, log
 from .errors import MesosError
-from .linknode import NodeLink
-from .store import Store
-from .updates import StatusUpdates
 
 _STATUS_UPDATE_ACK = const(11)  # names.STATUS_UPDATE_ACK
 _UPDATE_FRAMEWORK = const(14)  # names.UPDATE_FRAMEWORK
 _StatusUpdateAcknowledgementMessage = const(53)  # schema.StatusUpdateAcknowledgementMessage
 _UpdateFrameworkMessage = const(70)  # schema.UpdateFrameworkMessage
-_Task = const(50)  # schema.Task
 # The link's own message kinds (LINK.md §5).
 _NODE_INFO = const(0x80)  # node -> gateway: SlaveInfo, the first message of every session
 _AGENT = const(0x81)  # gateway -> node: u8 n, agent id, u8 m, agent UPID
 _TASKS = const(0x82)  # node -> gateway: after a reboot with a checkpoint, u16 length + Task, repeated
 _CHECKPOINT = "node"
 _INFO = "/node_info.bin"  # in the store's directory (nodeinit.node_info writes it): NODE_INFO's SlaveInfo
-_RUNTIME_KEYS = ("wake_ms", "listen_ms", "ack_wait_ms", "allowed_modules", "require_pinned_uris")
 _KEEPALIVE_MS = const(10000)  # wake_ms 0: the node never sleeps and says WAKE this often (LINK.md §3.1)
 _STEP_MS = const(10)
+_OWN = const(1)  # link.deliver's start for a message put together from fragments: a bytearray of its own
 _W = "node"
 
 
@@ -41,16 +37,22 @@ class Node:
     # not return). None (the unix port): every sleep is an asyncio sleep with the link held.
     deep_sleep = None
     drain_config = None  # the runner asks (kill.py); a node is never drained
-    # The message being delivered, as the runner's handlers read it (msg.kind, buf, start, end): the node
-    # itself, no object of its own. buf is the link's and valid during the delivery only (handlers decode
-    # it at once).
-    kind = start = end = 0
+    # The message being handled, as the runner's handlers read it (msg.kind, buf, start, end): the node
+    # itself, no object of its own. buf is the link's or the transport's, valid while it is handled only
+    # (handlers decode it at once). Set from the delivery until it has been handled (_deliver, _batch).
     buf = None
     _dirty = False  # checkpoint() asked for during a delivery
 
     def __init__(self, cfg, inv, transport, totals):
+        from .linknode import NodeLink
+        from .store import Store
+        from .updates import StatusUpdates
+
         fs = inv.fs.rstrip("/")
         self.store = Store((fs + "/" if fs else "/") + cfg["state_dir"])
+        # NODE_INFO for the first session, read now, while the heap is in one piece: a small board's first
+        # wake may find no free block of its size (boot's garbage between the node's objects).
+        self.info = self._node_info()
         # What the runner leases from (agent.totals): nodeinit.node_info measured them and put NODE_INFO's
         # SlaveInfo in the store's directory (_INFO), before the node's code was loaded.
         self.totals = totals
@@ -66,7 +68,7 @@ class Node:
         self.tasks = None  # the runner (micromesos.tasks), attached by main()
         self.listening = False  # awake and past the gateway's held messages: updates may go
         self.asleep = False  # the radio is off: frames are dropped (the gateway holds what it has)
-        self._report = False  # TASKS due in the next session (a reboot with a checkpoint)
+        self.report = False  # TASKS due in the next session (a reboot with a checkpoint: nodeagent.recover)
         nl = self.nl = NodeLink(transport.send, cfg["name"], cfg["wake_ms"], cfg["listen_ms"], cfg["mtu"],
                                 cfg["window"], cfg["max_message"])
         lk = nl.link
@@ -76,7 +78,7 @@ class Node:
         nl.on_session = self._session
         self.transport = transport
         transport.on_frame = self._frame
-        transport.after_batch = lk.flush
+        transport.after_batch = self._batch
 
     # --- what the runner reads ---------------------------------------------------------------------
 
@@ -109,36 +111,6 @@ class Node:
         self.store.save(_CHECKPOINT, {"slave_id": self.slave_id, "upid": self.upid, "frameworks": {
             k: [v[i:i + 32].hex() for i in range(0, len(v), 32)] for k, v in self.frameworks.items()}})
 
-    def recover(self):
-        """The identity and frameworks from flash, then the update streams and the task records (as
-        registrar.recover). -> an identity recovered? (then TASKS goes in the first session)"""
-        data = self.store.load(_CHECKPOINT)
-        if data is not None:
-            try:
-                self.slave_id = data["slave_id"]
-                self.upid = data["upid"]
-                self.frameworks = {k: bytes.fromhex("".join(v)) for k, v in data["frameworks"].items()}
-            except (KeyError, ValueError, TypeError, AttributeError) as e:
-                log.error(_W, "node checkpoint unreadable (%s): starting as a new node", e)
-                data = None
-        if data is None:
-            self._forget()
-            return False
-        n = self.updates.recover()
-        self.tasks.recover()
-        self._report = True
-        log.info(_W, "recovered agent %s (%d unacknowledged status updates)", self.slave_id, n)
-        return True
-
-    def _forget(self):
-        # A new identity owns no tasks and no updates (recovery.start_fresh).
-        if self.tasks is not None:
-            self.tasks.stop_all()
-        self.updates.clear()
-        self.slave_id = self.upid = None
-        self.frameworks = {}
-        self.store.delete(_CHECKPOINT)
-
     # --- from the gateway --------------------------------------------------------------------------
 
     def _frame(self, buf, n):
@@ -146,24 +118,45 @@ class Node:
             self.nl.input(buf, n)
 
     def _session(self, session):
-        if self._report:
-            self._report = False
-            self.nl.link.send(_TASKS, self._tasks_body())  # right behind NODE_INFO: a new nonce's first session
+        if self.report:
+            self.report = False
+            from . import nodeagent
 
-    def _tasks_body(self):
-        out = bytearray()
-        for t in self.tasks.reregistration()[0]:
-            b = codec.encode(_Task, t)
-            out.append(len(b) >> 8)
-            out.append(len(b) & 255)
-            out.extend(b)
-        return bytes(out)
+            try:
+                b = nodeagent.tasks_body(self)
+            finally:
+                drop("micromesos.nodeagent")
+            self.nl.link.send(_TASKS, b)  # right behind NODE_INFO: a new nonce's first session
 
     def _deliver(self, kind, buf, start, end):
+        # link.deliver. A message put together from fragments (a launch, at a small mtu) is in a bytearray of
+        # its own: it is handled after the batch (_batch), once the frame that completed it and the calls
+        # that brought it have let go of their heap (a launch wants it all). A one-frame message is in the
+        # transport's buffer (ESP-NOW and UART read the next frame into it): handled now. In order either way.
+        if self.buf is not None:
+            self._handle()
         self.kind = kind
         self.buf = buf
         self.start = start
         self.end = end
+        if start != _OWN:
+            self._handle()
+
+    def _batch(self):
+        # transport.after_batch: the link's ack, then the message kept for after the batch.
+        self.nl.link.flush()
+        if self.buf is not None:
+            try:
+                self._handle()
+            except Exception as e:  # noqa: BLE001  as linkframe.hand counts a handler's failure on a frame
+                self.counters["invalid"] += 1
+                log.error(_W, "handling message %d failed: %r", self.kind, e)
+
+    def _handle(self):
+        kind = self.kind
+        buf = self.buf
+        start = self.start
+        end = self.end
         try:
             if kind == _STATUS_UPDATE_ACK:
                 a = codec.decode(_StatusUpdateAcknowledgementMessage, buf, start, end)
@@ -172,7 +165,12 @@ class Node:
                 else:
                     self.updates.ack(a["framework_id"], a["task_id"], a["uuid"])
             elif kind == _AGENT:
-                self._agent(buf, start, end)
+                from . import nodeagent
+
+                try:
+                    nodeagent.agent(self, buf, start, end)
+                finally:
+                    drop("micromesos.nodeagent")
             elif kind == _UPDATE_FRAMEWORK:
                 u = codec.decode(_UpdateFrameworkMessage, buf, start, end)
                 fid = u["framework_id"]
@@ -208,35 +206,6 @@ class Node:
         self.counters["dropped"] += 1
         log.warn(_W, "dropped message %d from the gateway: %s", kind, why)
 
-    def _agent(self, buf, start, end):
-        """AGENT (LINK.md §5): the agent id and UPID the gateway registered the node under. Another id than
-        the one held means the master forgot the old agent: its tasks and updates go (registrar.forget)."""
-        n = buf[start] if start < end else 0
-        i = start + 1 + n
-        k = buf[i] if 0 < n and i < end else 0
-        if not k or i + 1 + k != end:
-            raise ValueError("AGENT: bad lengths")
-        sid = bytes(buf[start + 1:i]).decode()
-        pid = bytes(buf[i + 1:end]).decode()
-        from . import upid
-
-        try:
-            ok = upid.valid(pid)
-        finally:
-            drop("micromesos.upid")
-        if not ok:
-            raise ValueError("AGENT: bad agent id or UPID")
-        if sid == self.slave_id and pid == self.upid:
-            return
-        if self.slave_id is not None and sid != self.slave_id:
-            log.warn(_W, "the gateway says agent %s, not %s: stopping all tasks", sid, self.slave_id)
-            self._forget()
-        self.slave_id = sid
-        self.upid = pid
-        self.checkpoint()
-        log.info(_W, "agent %s (%s)", sid, pid)
-        self.updates.kick()
-
     # --- the duty cycle (LINK.md §7.1) -------------------------------------------------------------
 
     async def run(self):
@@ -265,18 +234,27 @@ class Node:
         # HELLO (LINK.md §3.1). NODE_INFO goes first in the session (LINK.md §5): its SlaveInfo read back from
         # flash for it, not held in RAM between sessions (the link holds it until it is acknowledged).
         nl = self.nl
+        b = self.info or self._node_info()
+        if b is None:
+            return False
+        nl.first = (_NODE_INFO, b)
+        try:
+            ok = await nl.connect()
+        finally:
+            nl.first = None
+        if ok:
+            self.info = None  # the link holds it until it is acknowledged; a later session reads it again
+        return ok
+
+    def _node_info(self):
         try:
             with open(self.store.dir + _INFO, "rb") as f:
                 n = f.seek(0, 2)  # read() would grow a buffer from 256 B: one block of its size only
                 f.seek(0)
-                nl.first = (_NODE_INFO, f.read(n))
+                return f.read(n)
         except OSError as e:  # the file is gone: no session without NODE_INFO
             log.error(_W, "cannot read %s (%s)", _INFO, e)
-            return False
-        try:
-            return await nl.connect()
-        finally:
-            nl.first = None
+            return None
 
     async def _cycle(self, t0):
         """One wake: WAKE (HELLO without a session), take what the gateway held, let updates go, stay while
@@ -347,11 +325,18 @@ async def main(cfg, inv, transport, totals, started=None):
     t.MAX_TASKS = cfg["max_tasks"]
     t.presize()  # a node is there to run tasks: its task tables made now, while the heap is in one piece
     # What is read after boot (here and by fetch.allowed): the rest of the config leaves RAM.
-    node.cfg = {k: cfg[k] for k in _RUNTIME_KEYS}
+    node.cfg = {k: cfg[k] for k in ("wake_ms", "listen_ms", "ack_wait_ms", "allowed_modules",
+                                    "require_pinned_uris")}
     transport = cfg = inv = None
     if started is not None:
         started(node)
-    node.recover()
+    from . import nodeagent
+
+    try:
+        nodeagent.recover(node)  # the identity from flash, as it was before a reboot
+    finally:
+        del nodeagent  # main() runs as long as the node: no reference left in its frame
+        drop("micromesos.nodeagent")
     gc.collect()  # recovery's garbage goes before run() makes its lasting tasks
     c = node.cfg
     log.info(_W, "node %s: wakes every %d ms, listens %d ms; agent %s", node.nl.name, c["wake_ms"], c["listen_ms"],

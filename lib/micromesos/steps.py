@@ -6,13 +6,15 @@ import time
 import asyncio
 
 from . import log
-from .ctx import DONE, KILLING, RUNNING
 from micropython import const
 _REASON_CONTAINER_LIMITATION = const(19)  # schema.REASON_CONTAINER_LIMITATION
 _SOURCE_SLAVE = const(1)  # schema.SOURCE_SLAVE
 _TASK_FAILED = const(3)  # schema.TASK_FAILED
 
-_W = "tasks"
+_RUNNING = const(1)  # ctx.RUNNING
+_KILLING = const(2)  # ctx.KILLING
+_DONE = const(3)  # ctx.DONE
+# The ctx phases as local consts and "tasks" (the log's where) as a literal: 16 globals fit a 17-slot table.
 _IDLE_MS = const(3600000)  # Watch sleeps this long (or until wake()) while no task runs
 
 
@@ -82,7 +84,7 @@ class Step:
         if dt > ctx.max_step_ms:
             ctx.max_step_ms = dt
         w = runner.watch
-        if dt > w.slice_ms and ctx.phase == RUNNING:
+        if dt > w.slice_ms and ctx.phase == _RUNNING:
             w.hogs.append((ctx, dt))  # failed when the ticker next runs: it can't cancel itself here
 
     def _close(self):
@@ -92,7 +94,7 @@ class Step:
             try:
                 c.close()  # GeneratorExit at its await: its finally blocks run (they can't await)
             except BaseException as e:  # noqa: B036  its finally blocks are task code; close() doesn't await
-                log.warn(_W, "task %s: closing it raised %s", self.ctx.task_id, type(e).__name__)
+                log.warn("tasks", "task %s: closing it raised %s", self.ctx.task_id, type(e).__name__)
 
 
 class Watch:
@@ -123,8 +125,8 @@ class Watch:
         d = time.ticks_add(time.ticks_ms(), grace_ms)
         if c._deadline is None or time.ticks_diff(d, c._deadline) < 0:
             c._deadline = d
-        if c.phase == RUNNING:
-            c.phase = KILLING
+        if c.phase == _RUNNING:
+            c.phase = _KILLING
             self.stopping.append(c)
             cancel(c._atask)
         self.wake()
@@ -155,9 +157,9 @@ class Watch:
                 hogs = self.hogs
                 self.hogs = []
                 for c, ms in hogs:
-                    if c.phase == RUNNING:
+                    if c.phase == _RUNNING:
                         runner.counters["hogs"] += 1
-                        log.warn(_W, "task %s held the loop %d ms (slice %d ms; ticker woke %d ms late)",
+                        log.warn("tasks", "task %s held the loop %d ms (slice %d ms; ticker woke %d ms late)",
                                  c.task_id, ms, period, lag)
                         self.stop(c, (_TASK_FAILED, _SOURCE_SLAVE, _REASON_CONTAINER_LIMITATION,
                                       "held the event loop for %d ms without awaiting (slice %d ms)" % (ms, period)),
@@ -165,7 +167,7 @@ class Watch:
             if self.stopping:
                 keep = []
                 for c in self.stopping:
-                    if c.phase == DONE:
+                    if c.phase == _DONE:
                         continue
                     if time.ticks_diff(now, c._deadline) >= 0:
                         self._force(c)
@@ -240,7 +242,7 @@ def marker(agent):
         return m
     mach = _machine()
     if mach is not None and hasattr(mach, "reset_cause"):
-        log.info(_W, "no inventory.marker: a task hanging the loop can't be named after a watchdog reset")
+        log.info("tasks", "no inventory.marker: a task hanging the loop can't be named after a watchdog reset")
         return None
     return FileMarker(agent.store.dir + "/running")
 

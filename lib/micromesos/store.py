@@ -121,7 +121,7 @@ class Store:
         fragmented heap). -> bytes written. A power cut can leave a torn last line; whoever reads the file
         back must expect it."""
         try:
-            data = b"".join(pieces)
+            data = pieces[0] if len(pieces) == 1 else b"".join(pieces)  # one piece: no copy of it
         except MemoryError:
             data = None
         with open(self._path(name), "ab") as f:

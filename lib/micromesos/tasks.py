@@ -1,16 +1,13 @@
 # The task runner: its tables, the master's task messages routed to the code that handles them, and
 # what happens when a task ends. MIT licence. PROTOCOL.md §2.6 (launch.py), §2.7, §2.8 (kill.py), §3.12.
 import gc
-import io
-import os
 import sys
 
 from micropython import const
 
-from . import codec, drop, log, schema
-from .ctx import DONE, LAUNCHING, RUNNING, Ctx
+from . import codec, drop, log
+from .ctx import Ctx
 from .steps import Watch, marker
-from .wire import Reader
 _EXITED_EXECUTOR = const(20)  # names.EXITED_EXECUTOR
 _FRAMEWORK_TO_EXECUTOR = const(16)  # names.FRAMEWORK_TO_EXECUTOR
 _KILL_TASK = const(9)  # names.KILL_TASK
@@ -33,14 +30,15 @@ _TASK_FINISHED = const(2)  # schema.TASK_FINISHED
 _TASK_KILLED = const(4)  # schema.TASK_KILLED
 _TASK_RUNNING = const(1)  # schema.TASK_RUNNING
 _TASK_STARTING = const(0)  # schema.TASK_STARTING
+_LAUNCHING = const(0)  # ctx.LAUNCHING
+_RUNNING = const(1)  # ctx.RUNNING
+_DONE = const(3)  # ctx.DONE
 
 DEFAULT_GRACE_MS = const(3000)  # no KillPolicy: EXECUTOR_SIGNAL_ESCALATION_TIMEOUT (src/slave/constants.cpp)
 _MAX_GRACE_MS = const(600000)
 MAX_MESSAGE = const(400)  # characters of an exception kept in TaskStatus.message (updates bounds it too)
-_TRUNCATED = "...[truncated]"
-_W = "tasks"
-_CHECKPOINT = "tasks"
-_STOPPED = _TASK_KILLED, _SOURCE_SLAVE, None, "killed at once: the agent could not load its kill code"
+# Strings used once or twice are literals, not globals: this module's globals table stays a size smaller
+# (29 slots, not 47: resident on every board).
 
 
 def _code(kind):
@@ -66,10 +64,12 @@ def grace_ms(duration):
     return max(0, min(ns // 1000000, _MAX_GRACE_MS))
 
 
-def presized(n):
-    """An empty dict whose table already holds n entries. MicroPython never shrinks a dict's table and
-    re-uses deleted slots, so it won't need a bigger contiguous block later, in a fragmented heap."""
-    d = {}
+def presized(n, d=None):
+    """An empty dict whose table already holds n entries (or dict d, grown now to hold n more). MicroPython
+    never shrinks a dict's table and re-uses deleted slots, so it won't need a bigger contiguous block later,
+    in a fragmented heap."""
+    if d is None:
+        d = {}
     for i in range(n):
         d[i] = None
     for i in range(n):
@@ -88,7 +88,7 @@ def describe(exc):
         else:
             text = str(exc)
         if len(text) > MAX_MESSAGE:
-            text = text[:MAX_MESSAGE] + _TRUNCATED
+            text = text[:MAX_MESSAGE] + "...[truncated]"
         return name + ": " + text if text else name
     except BaseException:  # noqa: B036  a task's __str__ may raise anything; nothing here awaits
         return name
@@ -97,6 +97,8 @@ def describe(exc):
 def _tail(ring):
     # sys.print_exception streams into the stderr ring: a deep traceback needs no heap of its own. The class
     # is made for each use (a task raised): no class resident for it.
+    import io
+
     class Tail(io.IOBase):
         def write(self, b):
             ring.write(b)
@@ -229,6 +231,13 @@ class Tasks:
         used.update(self.leases.used)
         self.live = live
         self.leases.used = used
+        # A launch adds its code (launch, resources, fetch) to this package and sys.modules, and its task's
+        # module to sys.modules: room for them now too, not a bigger table (232 B on a small node) to find at
+        # the launch's peak. The same tables the first launch would grow: nothing more stays in RAM.
+        import micromesos
+
+        presized(3, micromesos.__dict__)
+        presized(4, sys.modules)
         self._sized = True
 
     def drop(self):
@@ -236,7 +245,7 @@ class Tasks:
         once no task's code is being fetched (launch drops them when the last fetch ends)."""
         if self.drop_code:
             for c in self.live.values():
-                if c.phase == LAUNCHING:
+                if c.phase == _LAUNCHING:
                     return
             drop_code()
 
@@ -249,9 +258,10 @@ class Tasks:
                     # forced deep inside an import scans a deep stack and can leave garbage alive.
                     gc.collect()
                     self.presize()  # MemoryError: refused as if its code could not load
+                    self.watch.wake()  # its task (a frame) made now, not at the launch's peak
                 m = load(mod)
             except Exception as e:  # noqa: BLE001  MemoryError, or a missing or damaged file (ImportError, ...)
-                log.error(_W, "cannot load the %s code: %s", mod, describe(e))
+                log.error("tasks", "cannot load the %s code: %s", mod, describe(e))
                 if mod == "launch":
                     if isinstance(e, MemoryError):
                         self.refuse_launch(msg, True, "the agent is out of memory for its launch code")
@@ -271,7 +281,7 @@ class Tasks:
         id's, a live task's: its stream would be corrupted). Its ids are read in place (launch_ids): no dict.
         An executor the launch would have started is reported exited (the master releases it)."""
         fid, eid, tids = launch_ids(msg.buf, msg.start, msg.end, msg.kind == _RUN_TASK)
-        log.error(_W, "launch of %d task(s) refused: %s", len(tids), why)
+        log.error("tasks", "launch of %d task(s) refused: %s", len(tids), why)
         if fid is None:
             return
         reason = _REASON_CONTAINER_LIMITATION_MEMORY if oom else _REASON_CONTAINER_LAUNCH_FAILED
@@ -296,7 +306,8 @@ class Tasks:
                 if gone:
                     c._silent = True
                     del self.live[k]
-                self.force(c, _STOPPED)
+                self.force(c, (_TASK_KILLED, _SOURCE_SLAVE, None,
+                               "killed at once: the agent could not load its kill code"))
         if gone:
             self.updates.drop_framework(fid)
             self.agent.frameworks.pop(fid, None)
@@ -309,7 +320,7 @@ class Tasks:
 
     def save(self):
         """Checkpoint every task record (running, or terminal and unacknowledged): slot, ids, raw resources."""
-        self.store.save(_CHECKPOINT, {
+        self.store.save("tasks", {
             "slave_id": self.agent.slave_id, "next": self.next_slot,
             "tasks": [[c._n, fid, tid, c.name, c._eid, [r.hex() for r in c._raw]]
                       for (fid, tid), c in self.live.items()]})
@@ -334,7 +345,7 @@ class Tasks:
         """main(ctx) is running as asyncio task `atask`: TASK_STARTING and TASK_RUNNING, as
         mesos-executor sends them once the command runs (§2.6); RUNNING leaves after STARTING's ack."""
         c._atask = atask
-        c.phase = RUNNING
+        c.phase = _RUNNING
         c._mod = module
         e = self.modules.get(module)
         if e is not None:
@@ -348,7 +359,7 @@ class Tasks:
     def force(self, c, outcome):
         """End task c now with `outcome` (state, source, reason, message) and cancel its asyncio task;
         steps.Step closes its coroutine if it is ever resumed."""
-        if c.phase == DONE:
+        if c.phase == _DONE:
             return
         t = c._atask
         c._forced = True
@@ -366,7 +377,7 @@ class Tasks:
         Only a cancellation the runner asked for (a kill, the fairness watchdog: c._outcome) is a kill;
         every BaseException the task raised itself (CancelledError, KeyboardInterrupt, GeneratorExit,
         SystemExit) fails it."""
-        if c.phase == DONE:
+        if c.phase == _DONE:
             return
         o = c._outcome
         tb = None
@@ -395,11 +406,11 @@ class Tasks:
     def finish(self, c, state, source, reason, message):
         """The one terminal update of a task (updates refuses a second one anyway, §2.7). It is queued
         before anything optional (the note, the log line, the history) can run out of heap."""
-        if c.phase == DONE:
+        if c.phase == _DONE:
             return
-        if c.phase != LAUNCHING:
+        if c.phase != _LAUNCHING:
             self.running -= 1
-        c.phase = DONE
+        c.phase = _DONE
         for k in ("_atask", "_deadline", "_inbox", "data"):
             if getattr(c, k) is not None:
                 setattr(c, k, None)  # only those it has: a class default stays shared, no slot is added
@@ -427,10 +438,12 @@ class Tasks:
         try:
             if self.on_finished is not None:
                 self.on_finished(c, state)
+            from .schema import task_state_name  # resident (codec's): a local name, not a globals slot
+
             note = "%s after %d steps; heap growth %d bytes; longest step %d ms" % (
-                schema.task_state_name(state), c.steps, c.heap, c.max_step_ms)
+                task_state_name(state), c.steps, c.heap, c.max_step_ms)
             c.stderr.write(note.encode())
-            log.info(_W, "task %s: %s (%s)", c.task_id, note, message)
+            log.info("tasks", "task %s: %s (%s)", c.task_id, note, message)
         except MemoryError:
             gc.collect()
 
@@ -485,11 +498,11 @@ class Tasks:
         eid = m["executor_id"]
         n = 0
         for (f, _), c in self.live.items():
-            if f == fid and c.executor_id == eid and c.phase == RUNNING:
+            if f == fid and c.executor_id == eid and c.phase == _RUNNING:
                 c._deliver(m["data"])
                 n += 1
         if not n:
-            log.debug(_W, "framework message for executor %s dropped: nothing running", eid)
+            log.debug("tasks", "framework message for executor %s dropped: nothing running", eid)
 
 
 def launch_ids(buf, start, end, one):
@@ -519,6 +532,8 @@ def field_id(buf, start, end, num):
 
 def _spans(buf, start, end, num):
     # (start, end) of each length-delimited field `num` of the message in buf[start:end].
+    from .wire import Reader
+
     r = Reader()
     r.reset(buf, start, end)
     out = []
@@ -580,6 +595,8 @@ def _from_source():
     f = globals().get("__file__", "")
     if not f.endswith(".py"):
         return False
+    import os
+
     try:
         os.stat(f)
         return True

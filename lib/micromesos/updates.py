@@ -1,8 +1,6 @@
 # Status update manager: one stream per task, one update in flight, resent until acknowledged.
 # MIT licence. Mirrors the real agent's task_status_update_manager (PROTOCOL.md §2.7).
-import gc
 import json
-import os
 import time
 
 import asyncio
@@ -23,13 +21,7 @@ _TASK_LOST = const(5)  # schema.TASK_LOST
 _TASK_UNKNOWN = const(13)  # schema.TASK_UNKNOWN
 _TASK_UNREACHABLE = const(10)  # schema.TASK_UNREACHABLE
 
-_TERMINAL = (_TASK_FINISHED, _TASK_FAILED, _TASK_KILLED, _TASK_ERROR,
-             _TASK_LOST, _TASK_DROPPED, _TASK_GONE, _TASK_GONE_BY_OPERATOR)
-# Never sent by an agent (§3.9): the master owns these, and UNKNOWN can crash it (§2.11).
-_FORBIDDEN = (_TASK_UNREACHABLE, _TASK_GONE_BY_OPERATOR, _TASK_UNKNOWN,
-              _TASK_ERROR)
 JOURNAL = "updates"  # the store file (micromesos.journal reads and rewrites it too)
-_JOURNAL_CODE = "micromesos.journal"  # replay and rewrite: imported for a call, dropped after
 _REFUSED_MS = const(200)  # an update the outbox refused (a burst of them) is offered again after this
 _MAX_PENDING = const(16)  # updates queued per task; a task that floods ctx.update() is refused
 # TaskStatus.message in bytes of UTF-8: a longer one is cut (on a character boundary) and marked where it
@@ -41,9 +33,10 @@ _MARK = const(32)  # room kept for the marker: 3 bytes of U+2026 + " [truncated 
 # update record [0, ...] per update, an ack record [1, uuid hex] per acknowledgement. Replaying it at boot
 # and rewriting it with only the live records once it passes max(_JOURNAL_MIN, twice its size after the
 # last rewrite) are micromesos.journal's, imported for that and dropped after (_load_journal).
+# RAM: what is used in one place is a literal or a local import there, not a global (23 globals fit a 23-slot
+# table, 30 took 37 slots), and the state sets are literal tuples of consts (in the code, not in RAM).
 _UPDATE = const(0)
 _JOURNAL_MIN = const(4096)
-_SEP = (",", ":")  # json.dumps separators: no spaces on flash
 
 # Seconds between 1970 and the port's epoch (2000 on some embedded ports).
 _EPOCH = 946684800 if time.gmtime(0)[0] == 2000 else 0
@@ -61,6 +54,8 @@ def now():
 
 def uuid4():
     """16 random bytes made an RFC-4122 version-4 UUID (the master rejects others, §0.8)."""
+    import os
+
     b = bytearray(os.urandom(16))
     b[6] = (b[6] & 0x0F) | 0x40
     b[8] = (b[8] & 0x3F) | 0x80
@@ -68,7 +63,8 @@ def uuid4():
 
 
 def is_terminal(state):
-    return state in _TERMINAL
+    return state in (_TASK_FINISHED, _TASK_FAILED, _TASK_KILLED, _TASK_ERROR,
+                     _TASK_LOST, _TASK_DROPPED, _TASK_GONE, _TASK_GONE_BY_OPERATOR)
 
 
 class Stream:
@@ -110,7 +106,8 @@ class StatusUpdates:
     def update(self, fid, tid, state, source, executor_id=None, reason=None, message=None,
                data=None):
         """Queue a reliable update; False (logged) if the task already had its terminal update."""
-        if state in _FORBIDDEN:
+        # Never sent by an agent (§3.9): the master owns these, and UNKNOWN can crash it (§2.11).
+        if state in (_TASK_UNREACHABLE, _TASK_GONE_BY_OPERATOR, _TASK_UNKNOWN, _TASK_ERROR):
             raise ValueError("an agent must not send state %d" % state)
         key = (fid, tid)
         s = self.streams.get(key)
@@ -278,7 +275,7 @@ class StatusUpdates:
             n = j.rewrite(self)
         finally:
             j = None
-            drop(_JOURNAL_CODE)
+            drop("micromesos.journal")
         self._jbytes = n
         self._jmax = max(_JOURNAL_MIN, 2 * n)
         return True
@@ -334,7 +331,8 @@ class StatusUpdates:
         out = []
         for i in range(self._jn):
             r = q[i]
-            out.append(_ack_line(r) if isinstance(r, bytes) else update_line(r[0], r[1]))
+            out.append(b'[1,"' + r.hex().encode() + b'"]\n' if isinstance(r, bytes)  # an ack: its uuid
+                       else update_line(r[0], r[1]))
         self._drop_queue()
         return out
 
@@ -349,19 +347,21 @@ class StatusUpdates:
             self.flush()  # its rewrite finds the module still loaded
         finally:
             j = None
-            drop(_JOURNAL_CODE)
+            drop("micromesos.journal")
         return n
 
 
 def _load_journal(must):
-    """micromesos.journal for one call (then drop(_JOURNAL_CODE)). With the heap short: a collection and a second
+    """micromesos.journal for one call (then dropped). With the heap short: a collection and a second
     try; then MemoryError if `must`, else None (logged: the caller goes on without it, tries later)."""
     for attempt in range(2):
         try:
             from . import journal
             return journal
         except MemoryError:
-            drop(_JOURNAL_CODE)  # whatever the failed import left
+            drop("micromesos.journal")  # whatever the failed import left
+            import gc
+
             gc.collect()
             if attempt and must:
                 raise
@@ -390,11 +390,8 @@ def clip(message):
 
 
 def update_line(s, u):
+    # No spaces (json.dumps separators): fewer bytes on flash.
     d = u.get("data")
     return json.dumps([_UPDATE, s.fid, s.tid, u["state"], u["source"], u["timestamp"], u["uuid"].hex(),
                        u.get("executor_id"), u.get("reason"), u.get("message"),
-                       None if d is None else d.hex()], separators=_SEP).encode() + b"\n"
-
-
-def _ack_line(uuid):
-    return b'[1,"' + uuid.hex().encode() + b'"]\n'
+                       None if d is None else d.hex()], separators=(",", ":")).encode() + b"\n"
