@@ -49,6 +49,7 @@ hub.on_message = lambda p, kind, buf, s, e: gwlog.add(p.name, kind, buf[s:e])
 sessions = []
 hub.on_session = lambda p, fresh: sessions.append((p.name, fresh))
 unvouched = []  # (name, ms) whenever the hub would not answer a ping for a node that keeps its cycle
+early = []  # ... while it had heard the node within W + GRACE: the hub gave up on it too soon
 stopped = {}  # name -> ticks_ms the hub's wake clock for the stopped node starts from (see node())
 gone_at = {}  # name -> ticks_ms the hub was first seen not vouching for a stopped node
 awake_ms = {}  # name -> ms the node spent awake
@@ -92,9 +93,12 @@ async def watch():
                 if p.name not in gone_at and not hub.vouch(p):
                     gone_at[p.name] = time.ticks_ms()
             elif not hub.vouch(p):
+                quiet = time.ticks_diff(now, p.last)
                 if not unvouched or unvouched[-1][0] != p.name:
-                    note(p.name, "hub: not vouched, due %d" % time.ticks_diff(p.due, T0))
-                unvouched.append((p.name, time.ticks_ms()))
+                    note(p.name, "hub: not vouched, due %d, heard %d ms ago" % (time.ticks_diff(p.due, T0), quiet))
+                unvouched.append((p.name, now))
+                if quiet < W + GRACE - 10:  # 10 ms: this clock is read before vouch() reads its own
+                    early.append((p.name, quiet))
         await asyncio.sleep_ms(5)
 
 
@@ -176,8 +180,8 @@ async def main():
         print("TRACE", n, trace.get(n))
     for n in names:
         print("NODE", n, len(nodelog.got.get(n, ())), len(gwlog.got.get(n, ())), cycles[n], awake_ms[n])
-    print("RESULT", nodelog.bad + gwlog.bad, len(unvouched), gone, len(sessions),
-          sum(p.sleeps for p in hub.peers.values()), hubsock.bad, hubsock.errors, stall[0])
+    print("RESULT", nodelog.bad + gwlog.bad, len(early), gone, len(sessions),
+          sum(p.sleeps for p in hub.peers.values()), hubsock.bad, hubsock.errors, stall[0], len(unvouched))
 
 
 asyncio.run(main())
@@ -202,9 +206,11 @@ def test_sleeping_nodes_get_held_messages_once_in_order_and_stop_being_vouched_f
     finally:
         r.stop()
     nodes = [ln.split()[1:] for ln in res.lines() if ln.startswith("NODE")]
-    bad, unvouched, gone, sessions, sleeps, frame_bad, errors, stall_ms = map(int, res.lines()[-1].split()[1:])
+    bad, early, gone, sessions, sleeps, frame_bad, errors, stall_ms, unvouched = map(
+        int, res.lines()[-1].split()[1:])
     assert len(nodes) == k
-    why = "%s\nrelay %s, its loop stalled %.3f s at most" % (res.out, r.stats, r.stall_s)
+    why = "%s\nrelay %s, its loop stalled %.3f s at most; MicroPython's loop %d ms; %d samples unvouched" % (
+        res.out, r.stats, r.stall_s, stall_ms, unvouched)
     for name, to_node, to_gw, cycles, awake in nodes:
         # Every message each way, once, in order (Log counts any out of place as bad).
         assert int(to_node) == m and int(to_gw) == m, why
@@ -212,11 +218,13 @@ def test_sleeping_nodes_get_held_messages_once_in_order_and_stop_being_vouched_f
     assert bad == 0 and frame_bad == 0 and errors == 0, why
     assert sessions >= k and sleeps >= 3 * k, why
     assert r.stats["up"]["dropped"] > 0 and r.stats["down"]["duplicated"] > 0, why
-    # Nodes that keep their cycle are vouched for all along (grace 1.5 s over a 0.5 s sleep). Unless the
-    # machine stopped this run for longer than the grace, measured: the MicroPython loop (nodes and hub alike)
-    # or the relay's (no frame went either way): then a node truly went unheard past due + grace.
-    if stall_ms < 1500 and r.stall_s < 1.5:
-        assert unvouched == 0, why
+    # A node that keeps its cycle is vouched for as long as the hub hears from it: the hub stops only once it
+    # has heard nothing for its announced sleep (W) + the grace. That does happen to a cycling node here, and
+    # is right: awake but waiting for an ack, it retransmits at most every rto_max_ms, and at 20 % loss each
+    # way its frames can all be lost for 2 s (the truth is never hidden longer than W + grace, issue 11).
+    # Seen in 9 runs of 70 once, and in CI with neither loop stalled: so no count of those is asserted, only
+    # that none came early (checked in watch(), every 5 ms).
+    assert early == 0, why
     # The node that stopped: vouched for no less than its announced sleep + grace (never early), and not
     # much longer (the hub checks every 20 ms; 1 s of slack for a loaded machine).
     assert 500 + 1500 <= gone <= 500 + 1500 + 1000, why
