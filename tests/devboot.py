@@ -10,8 +10,13 @@ import threading
 import time
 
 import mpy
-import standin
-from vboard_proc import Board
+
+if __name__ == "__main__":  # run as a script (below): the paths conftest.py gives the tests
+    import sys
+
+    sys.path[:0] = [os.path.join(mpy.ROOT, "tools"), os.path.join(mpy.ROOT, "tools", "hostcompat"), mpy.LIB]
+import standin  # noqa: E402
+from vboard_proc import Board  # noqa: E402
 
 STAGES = ("register", "tasks", "state")
 PING_S = 0.5          # the stand-in master's ping interval (a real master: 15 s)
@@ -147,3 +152,38 @@ class Boot:
         return "%s model, -X heapsize=%s: reached %r%s; %s" % (
             self.device, self.heapsize, self.stage, ", then " + self.error if self.error else "",
             ", ".join("%s %s" % kv for kv in self.figures.items()) or "no figures")
+
+
+def tally(device, heapsize, n, hold_s, pairs=2):
+    """Boot `n` times at `heapsize`, `pairs` boards at once (threads): -> (passed, the failed Boots)."""
+    import tempfile
+
+    done = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(0, n, pairs):
+            boots = [Boot(device, heapsize, os.path.join(tmp, str(i + k)), hold_s=hold_s)
+                     for k in range(min(pairs, n - i))]
+            for b in boots:
+                os.makedirs(b.tmp)
+            threads = [threading.Thread(target=b.run) for b in boots]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(hold_s + 240)
+            for b in boots:
+                print(b.report(), flush=True)
+            done += boots
+    failed = [b for b in done if b.error]
+    return len(done) - len(failed), failed
+
+
+if __name__ == "__main__":
+    # How often a heap size passes (register, 2 idle tasks, /state, pings held), the evidence behind
+    # mpy.BUDGET_HEAPSIZE:   python3 tests/devboot.py frozen|loaded HEAPSIZE [BOOTS] [HOLD_S]
+    dev, heap = sys.argv[1], sys.argv[2]
+    n = int(sys.argv[3]) if len(sys.argv) > 3 else 10
+    hold = int(sys.argv[4]) if len(sys.argv) > 4 else 5
+    ok, failed = tally(dev, heap, n, hold)
+    for b in failed:
+        print("--- %s\n%s" % (b.report(), b.output[-1500:]))
+    print("%s model, -X heapsize=%s: %d of %d boots passed (hold %d s)" % (dev, heap, ok, n, hold))
