@@ -127,6 +127,36 @@ asyncio.run(main())
     assert [u[1] for u in ups if u[0] == "next"] == ["TASK_STARTING", "TASK_RUNNING"]
 
 
+def test_no_heap_for_the_code_finding_a_recorded_task_fails_it_and_the_next_launch_runs(tmp_path):
+    # The import of fetch.py comes after the record is written: a MemoryError there (a small board's heap in
+    # pieces) used to escape the launch and leave the task recorded and STAGING for good.
+    got, out = scenario(tmp_path, r'''
+import micromesos
+def no_heap(name):
+    if name == "fetch":
+        raise MemoryError  # what `from . import fetch` raises when the heap has no block for it
+    raise AttributeError(name)
+async def main():
+    a, rec = make()
+    m = run_task(tid="noheap", value="idle")
+    micromesos.__getattr__ = no_heap
+    deliver(a, names.RUN_TASK, m)
+    del micromesos.__getattr__
+    await settle(a, rec, 100)
+    out("live", [len(a.tasks.live), len(a.tasks.leases.used)])
+    deliver(a, names.RUN_TASK, run_task(tid="next", value="idle"))
+    await settle(a, rec, 100)
+    for tid, st, s in updates(rec):
+        out("u", [tid, st, s.get("source"), s.get("reason"), s.get("message")])
+asyncio.run(main())
+''', files={"idle.py": IDLE})
+    ups = by_tag(got, "u")
+    noheap = [u for u in ups if u[0] == "noheap"]
+    # TASK_FAILED from the agent (source 1), REASON_CONTAINER_LIMITATION_MEMORY (8), and nothing else for it
+    assert noheap == [["noheap", "TASK_FAILED", 1, 8, "out of memory finding the task's code"]], out
+    assert [u[1] for u in ups if u[0] == "next"] == ["TASK_STARTING", "TASK_RUNNING"], out
+
+
 # --- 7: the terminal update is queued first, its message bounded and never mislabelled -----------------------
 
 def test_terminal_update_survives_failing_logging_and_formatting(tmp_path):

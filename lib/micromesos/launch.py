@@ -155,8 +155,14 @@ def _launch(runner, fw_raw, ex_raw, infos, launch_executor):
         return
     # Recorded. The code finding theirs is loaded only now, after the record's peak (on a board that loads .mpy
     # files its bytecode is the largest part of that peak).
-    from . import fetch
-
+    try:
+        from . import fetch
+    except MemoryError:  # the allocator collected already: recorded tasks fail, none is left STAGING
+        gc.collect()
+        for c, _ in ctxs:
+            runner.finish(c, _TASK_FAILED, _SOURCE_SLAVE, _REASON_CONTAINER_LIMITATION_MEMORY,
+                          "out of memory finding the task's code")
+        return
     del tids
     for c, cmd in ctxs:
         reason = _REASON_CONTAINER_LAUNCH_FAILED
