@@ -143,7 +143,6 @@ async def main():
     deliver(a, names.RUN_TASK, m)
     del micromesos.__getattr__
     await settle(a, rec, 100)
-    out("live", [len(a.tasks.live), len(a.tasks.leases.used)])
     deliver(a, names.RUN_TASK, run_task(tid="next", value="idle"))
     await settle(a, rec, 100)
     for tid, st, s in updates(rec):
