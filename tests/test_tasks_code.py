@@ -189,7 +189,11 @@ def test_a_heap_too_fragmented_for_the_code_fails_the_launch_and_still_kills(tmp
 async def main():
     a, rec = make()
     deliver(a, names.RUN_TASK, run_task(tid="k1", value="idle"))
-    await settle(a, rec, 100)
+    for _ in range(200):  # k1's RUNNING sent and acknowledged, however slow the machine: its kill's update is
+        await settle(a, rec, 10)  # then the head of its stream and goes out at once, not behind a retry
+        if any(st == "TASK_RUNNING" for tid, st, s in updates(rec)):
+            break
+    await settle(a, rec, 50)
     msgs = [run_task(tid="big"), codec.encode(schema.KillTaskMessage, {"framework_id": FID, "task_id": "k1"})]
     ballast = squeeze(128)
     out("free", gc.mem_free())
@@ -197,7 +201,7 @@ async def main():
     deliver(a, names.KILL_TASK, msgs[1])
     ballast = None
     gc.collect()
-    await settle(a, rec, 100)
+    await settle(a, rec, 500)  # more than an update's retry after a refusal (updates._REFUSED_MS)
     deliver(a, names.RUN_TASK, run_task(tid="later", value="idle"))  # the heap is back: launches work again
     await settle(a, rec, 100)
     out("u", terminal(rec))
@@ -208,7 +212,7 @@ asyncio.run(main())
     assert by_tag(got, "free")[0] > 24 * 1024, out  # more than launch + fetch take, none of it in one piece
     assert sorted(by_tag(got, "u")[0]) == [
         ["big", "TASK_FAILED", 8, "the agent is out of memory for its launch code"],  # CONTAINER_LIMITATION_MEMORY
-        ["k1", "TASK_KILLED", None, "killed at once: the agent could not load its kill code"]]
+        ["k1", "TASK_KILLED", None, "killed at once: the agent could not load its kill code"]], out
     assert "out of memory handling" not in out
     assert by_tag(got, "running") == [["later"]]
     assert by_tag(got, "code") == [[]]
