@@ -117,16 +117,20 @@ class Node:
         if not self.asleep:  # the radio is off while the node sleeps
             self.nl.input(buf, n)
 
+    def _rare(self, fn, *args):
+        # nodeagent.<fn>(self, *args): the node's rare identity code, imported for the call and dropped after
+        # (as Agent.cold), so none of it stays resident.
+        from . import nodeagent
+
+        try:
+            return getattr(nodeagent, fn)(self, *args)
+        finally:
+            drop("micromesos.nodeagent")
+
     def _session(self, session):
         if self.report:
             self.report = False
-            from . import nodeagent
-
-            try:
-                b = nodeagent.tasks_body(self)
-            finally:
-                drop("micromesos.nodeagent")
-            self.nl.link.send(_TASKS, b)  # right behind NODE_INFO: a new nonce's first session
+            self.nl.link.send(_TASKS, self._rare("tasks_body"))  # right behind NODE_INFO: a new nonce's first session
 
     def _deliver(self, kind, buf, start, end):
         # link.deliver. A message put together from fragments (a launch, at a small mtu) is in a bytearray of
@@ -165,12 +169,7 @@ class Node:
                 else:
                     self.updates.ack(a["framework_id"], a["task_id"], a["uuid"])
             elif kind == _AGENT:
-                from . import nodeagent
-
-                try:
-                    nodeagent.agent(self, buf, start, end)
-                finally:
-                    drop("micromesos.nodeagent")
+                self._rare("agent", buf, start, end)
             elif kind == _UPDATE_FRAMEWORK:
                 u = codec.decode(_UpdateFrameworkMessage, buf, start, end)
                 fid = u["framework_id"]
@@ -330,13 +329,7 @@ async def main(cfg, inv, transport, totals, started=None):
     transport = cfg = inv = None
     if started is not None:
         started(node)
-    from . import nodeagent
-
-    try:
-        nodeagent.recover(node)  # the identity from flash, as it was before a reboot
-    finally:
-        del nodeagent  # main() runs as long as the node: no reference left in its frame
-        drop("micromesos.nodeagent")
+    node._rare("recover")  # the identity from flash, as it was before a reboot
     gc.collect()  # recovery's garbage goes before run() makes its lasting tasks
     c = node.cfg
     log.info(_W, "node %s: wakes every %d ms, listens %d ms; agent %s", node.nl.name, c["wake_ms"], c["listen_ms"],
