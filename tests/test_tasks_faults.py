@@ -128,7 +128,7 @@ asyncio.run(main())
 
 
 def test_no_heap_for_the_code_finding_a_recorded_task_fails_it_and_the_next_launch_runs(tmp_path):
-    # The import of fetch.py comes after the record is written: a MemoryError there (a small board's heap in
+    # The import of fetch.py comes after the record is written (on the next turn): a MemoryError there (a small board's heap in
     # pieces) used to escape the launch and leave the task recorded and STAGING for good.
     got, out = scenario(tmp_path, r'''
 import micromesos
@@ -141,6 +141,7 @@ async def main():
     m = run_task(tid="noheap", value="idle")
     micromesos.__getattr__ = no_heap
     deliver(a, names.RUN_TASK, m)
+    await asyncio.sleep_ms(0)  # the recorded task's code is looked for on the next turn (launch._begin)
     del micromesos.__getattr__
     await settle(a, rec, 100)
     deliver(a, names.RUN_TASK, run_task(tid="next", value="idle"))

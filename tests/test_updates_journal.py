@@ -527,3 +527,38 @@ print(got)
 def test_journal_lines_are_read_in_small_pieces_and_oversize_ones_skipped(mpy_run, tmp_path):
     out = mpy_run(RECORDS % str(tmp_path), heapsize="512k").check().lines()
     assert out == ["[1, 3000, None, 2, 502, None]"], out
+
+
+def test_an_update_with_no_heap_to_be_encoded_is_counted_and_sent_once_there_is(mpy_run, tmp_path):
+    # A small board's heap in pieces: encoding the update fails (MemoryError). It is offered again every
+    # _REFUSED_MS, as if refused, and each try is counted (/metrics, the node's wake line), not lost or sent twice.
+    r = run(mpy_run, tmp_path, r'''
+FAILS = [3]
+_enc = codec.encode_buf
+def enc(T, obj):
+    if FAILS[0]:
+        FAILS[0] -= 1
+        raise MemoryError("test: no heap")
+    return _enc(T, obj)
+codec.encode_buf = enc
+
+async def main():
+    a, u = boot()
+    u.recover()
+    asyncio.create_task(u.run())
+    u.update("F", "t", schema.TASK_RUNNING, schema.SOURCE_EXECUTOR)
+    await turns()
+    print("starved", u.no_heap, len(a.out))
+    for _ in range(40):
+        await asyncio.sleep_ms(50)
+        if a.out:
+            break
+    m = sent(a)
+    print("sent", u.no_heap, len(m), m[0]["status"]["state"] if m else None)
+    for x in m:
+        u.ack(x["framework_id"], x["status"]["task_id"], x["uuid"])
+    await asyncio.sleep_ms(300)
+    print("after", len(a.out), u.pending_count())
+asyncio.run(main())
+''')
+    assert r.lines()[-3:] == ["starved 1 0", "sent 3 1 %d" % STATES["TASK_RUNNING"], "after 0 0"], r.out

@@ -11,17 +11,7 @@ _LCG_A = const(1103515245)
 _LCG_C = const(12345)
 _LCG_MASK = const(0x3FFFFFFF)  # 30 bits: stays a small int on 32-bit builds too
 _DEFAULT_SEED = const(1)
-_DEFAULT_FS = "./var/board"
-_GPIO = tuple(range(2, 6)) + tuple(range(12, 16))  # simulated free pins, shaped like a devkit's
-
-
-# kind, instance, centre, half-span: what the simulated board measures.
-_SIM = (
-    ("temperature", "temp0", 22.0, 3.0),
-    ("temperature", "temp1", 35.0, 5.0),
-    ("humidity", "hum0", 45.0, 10.0),
-    ("light", "light0", 300.0, 250.0),
-)
+_GPIO = (2, 3, 4, 5, 12, 13, 14, 15)  # simulated free pins, shaped like a devkit's (a literal: kept in flash)
 
 
 class SimSensor:
@@ -33,12 +23,9 @@ class SimSensor:
         self.span = span
         self._pos = 0.0  # -1.0 .. 1.0
 
-    def _next(self):
-        self._state = (self._state * _LCG_A + _LCG_C) & _LCG_MASK
-        return self._state
-
     def read(self):
-        step = ((self._next() >> 14) & 0xFFFF) / 0xFFFF - 0.5  # -0.5 .. 0.5
+        s = self._state = (self._state * _LCG_A + _LCG_C) & _LCG_MASK  # the LCG's next state
+        step = ((s >> 14) & 0xFFFF) / 0xFFFF - 0.5  # -0.5 .. 0.5
         p = self._pos + step * 0.4
         if p > 1.0:
             p = 2.0 - p
@@ -84,49 +71,52 @@ class SimPin:
         return "SimPin(%d)" % self.n
 
 
-class SimPins:
-    """inventory.pin: SimPins(ns)(n) -> the one SimPin for n; ValueError for pins the board lacks.
-    A pin's object is made on its first use: an idle board holds none."""
-
-    def __init__(self, ns):
-        self._ns = ns
-        self._pins = None
-
-    def __call__(self, n, *args, **kw):
-        if n not in self._ns:
-            raise ValueError("no pin %r on this board" % (n,))
-        if self._pins is None:
-            self._pins = {}
-        p = self._pins.get(n)
-        if p is None:
-            p = self._pins[n] = SimPin(n)
-        if args or kw:
-            p.init(*args, **kw)
-        return p
+_pins = None  # n -> its SimPin, made on its first use: an idle board holds none
 
 
-def _seed(config):
-    s = config.get("seed") if config else None
-    return _DEFAULT_SEED if s is None else s
+def _pin(n, *args, **kw):
+    # inventory.pin: the one SimPin for n (args as Pin.init's); ValueError for pins the board lacks. A function,
+    # not a class: no class object in RAM for it.
+    global _pins
+    if n not in _GPIO:
+        raise ValueError("no pin %r on this board" % (n,))
+    if _pins is None:
+        _pins = {}
+    p = _pins.get(n)
+    if p is None:
+        p = _pins[n] = SimPin(n)
+    if args or kw:
+        p.init(*args, **kw)
+    return p
 
 
 def inventory(config):
     """The virtual board's Inventory; config "seed" fixes the readings, "fs" the filesystem root."""
+    # Boot-only values are literals here, not module globals: the board module's globals table stays a size
+    # smaller for as long as the board runs.
     config = config or {}
-    seed = _seed(config)
+    seed = config.get("seed")
+    if seed is None:
+        seed = _DEFAULT_SEED
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ValueError("seed: expected a whole number")
-    fs = config.get("fs") or _DEFAULT_FS
+    fs = config.get("fs") or "./var/board"
     _makedirs(fs)
     sensors = {}
-    for i, (kind, name, centre, span) in enumerate(_SIM):
+    # kind, instance, centre, half-span: what the simulated board measures.
+    sim = (
+        ("temperature", "temp0", 22.0, 3.0),
+        ("temperature", "temp1", 35.0, 5.0),
+        ("humidity", "hum0", 45.0, 10.0),
+        ("light", "light0", 300.0, 250.0),
+    )
+    for i, (kind, name, centre, span) in enumerate(sim):
         # Each instance gets its own stream, so reading one sensor never shifts another's values.
         sensors.setdefault(kind, {})[name] = SimSensor(seed * 7919 + i * 104729 + 1, centre, span)
     led = SimPin(25, SimPin.OUT, 0)
-    pins = SimPins(_GPIO)
     return Inventory(
         NAME, mpy_arch(), sensors=sensors, actuators={"led": {"led0": led}}, gpio=_GPIO,
-        pin=pins, attributes={"features": "sim"}, fs=fs)
+        pin=_pin, attributes={"features": "sim"}, fs=fs)
 
 
 def wlan():

@@ -29,7 +29,7 @@ class NodeStore:
         self.st.save("node", state)
 
     def _put(self, rec):
-        self.st.append("journal", [json.dumps(rec).encode(), b"\n"])
+        self.st.append("journal", [rec])  # one JSON line (Store.append)
         self.records += 1
 
     def held(self, kind, body):

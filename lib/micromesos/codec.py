@@ -282,9 +282,15 @@ def encode(T, obj):
     """Serialize dict obj as message T: fields in field-number order, required fields always (zero values
     too, §0.6), optional fields iff their key is present. A sub-message may be a dict or bytes-like (written
     verbatim: how raw bytes are echoed). ValueError/TypeError for bad input."""
+    return bytes(encode_buf(T, obj))
+
+
+def encode_buf(T, obj):
+    """encode() into the bytearray it returns, with no bytes copy: one block of the message's size, not two (a
+    small board's status update)."""
     buf = bytearray(_size(T, obj, 0))
     _write(T, obj, memoryview(buf), 0)
-    return bytes(buf)
+    return buf
 
 
 def _size(T, obj, depth):

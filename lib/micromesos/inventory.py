@@ -36,15 +36,19 @@ class Inventory:
                  task that hung the loop), or None: then the unix port uses a file, other boards none
     """
 
+    marker = None
+
     def __init__(self, board, arch, sensors=None, actuators=None, gpio=(), pin=None,
                  attributes=None, fs="/", marker=None):
         self.board = board
         self.arch = arch
         self.sensors = sensors or {}
         self.actuators = actuators or {}
-        self.gpio = tuple(sorted(gpio))
+        g = tuple(sorted(gpio))
+        self.gpio = gpio if g == gpio else g  # the board's own tuple if sorted (in flash when frozen)
         self.pin = pin
         self.attributes = attributes or {}
         self.fs = fs
-        self.marker = marker
+        if marker is not None:  # else the class's None: the instance dict stays a table size smaller
+            self.marker = marker
 

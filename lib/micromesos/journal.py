@@ -16,7 +16,7 @@ import time
 from micropython import const
 
 from . import log
-from .updates import JOURNAL, Stream, is_terminal, update_line
+from .updates import JOURNAL, Stream, is_terminal, update_record
 
 _UPDATE = const(0)  # record kinds, as updates writes them
 _ACK = const(1)
@@ -42,9 +42,13 @@ def _live(u):
     for s in u.streams.values():
         if s.pending:
             for p in s.pending:
-                yield update_line(s, p)
+                yield _dumps(update_record(s, p))
         else:
-            yield json.dumps([_STREAM, s.fid, s.tid, s.latest], separators=(",", ":")).encode() + b"\n"
+            yield _dumps([_STREAM, s.fid, s.tid, s.latest])
+
+
+def _dumps(r):
+    return json.dumps(r, separators=(",", ":")).encode() + b"\n"  # no spaces: fewer bytes on flash
 
 
 def recover(u):

@@ -5,11 +5,11 @@ import gc
 import asyncio
 from micropython import const
 
-from . import codec, log, resources
+from . import codec, drop, log
 from .ctx import Ctx
 from .errors import MesosError
 from .steps import Step
-from .tasks import describe, field_id, grace_ms
+from .tasks import describe, field_id, grace_ms, load
 _ExecutorInfo = const(38)  # schema.ExecutorInfo
 _LAUNCHING = const(0)  # ctx.LAUNCHING
 _FW_PARTITION_AWARE = const(5)  # schema.FW_PARTITION_AWARE
@@ -153,41 +153,20 @@ def _launch(runner, fw_raw, ex_raw, infos, launch_executor):
                 else _REASON_CONTAINER_LAUNCH_FAILED, "the agent is out of memory for another task" if oom
                 else "the agent could not record the task: " + describe(e), starts)
         return
-    # Recorded. The code finding theirs is loaded only now, after the record's peak (on a board that loads .mpy
-    # files its bytecode is the largest part of that peak).
-    try:
-        from . import fetch
-    except MemoryError:  # the allocator collected already: recorded tasks fail, none is left STAGING
-        gc.collect()
-        for c, _ in ctxs:
-            runner.finish(c, _TASK_FAILED, _SOURCE_SLAVE, _REASON_CONTAINER_LIMITATION_MEMORY,
-                          "out of memory finding the task's code")
-        return
     del tids
+    if fail:
+        for c, _ in ctxs:
+            runner.finish(c, _TASK_FAILED, _SOURCE_SLAVE, _REASON_CONTAINER_LAUNCH_FAILED, fail)
+        return
+    # Recorded. Their code is found and started by an asyncio task each (_begin), on the next turn of the
+    # loop: the frames and bytes of this message are gone by then (a small heap's launch peak).
     for c, cmd in ctxs:
-        reason = _REASON_CONTAINER_LAUNCH_FAILED
-        try:
-            if fail:
-                raise fetch.FetchError(fail)
-            name = cmd.get("value")
-            mod = fetch.find(runner, name, cmd.get("uris", ()))
-            if mod is None:
-                c._atask = asyncio.create_task(_fetch_then_start(runner, c, cmd))
-            else:
-                _start(runner, c, name, mod)
-            continue
-        except fetch.FetchError as e:
-            why = str(e)
-        except MemoryError:
-            gc.collect()
-            reason, why = _REASON_CONTAINER_LIMITATION_MEMORY, "out of memory starting the task"
-        except Exception as e:  # a CommandInfo the code above could not use: the task fails, it isn't stuck
-            why = describe(e)
-        runner.finish(c, _TASK_FAILED, _SOURCE_SLAVE, reason, why)
+        c._atask = asyncio.create_task(_begin(runner, c, cmd))
 
 
 def _resources(raws):
     """[(name, value)] of TaskInfo/ExecutorInfo resources; Invalid names the first unusable one."""
+    resources = load("resources")  # not a global: it leaves RAM before the task's code is imported (_begin)
     out = []
     for r in raws:
         try:
@@ -266,34 +245,45 @@ def _lease(runner, fid, eid, want, ctxs):
             leases.release(owner)
 
 
-async def _fetch_then_start(runner, c, cmd):
+async def _begin(runner, c, cmd):
+    # A recorded task (STAGING): its code found, fetched first if it must be, and started. A kill before it
+    # starts cancels it: kill.terminate reported it (TASK_KILLED during launch).
+    reason = _REASON_CONTAINER_LAUNCH_FAILED
+    why = None
     try:
-        await _fetch(runner, c, cmd)
+        drop("micromesos.resources")  # the leases' arithmetic: its part of the launch is over
+        gc.collect()  # from a shallow stack: the launch message's garbage goes (the allocator's own may not)
+        try:
+            from . import fetch
+        except MemoryError:
+            reason, why = _REASON_CONTAINER_LIMITATION_MEMORY, "out of memory finding the task's code"
+            return
+        uris = cmd.get("uris", ())
+        name = cmd.get("value")
+        try:
+            mod = fetch.find(runner, name, uris)
+            if mod is None:
+                from . import download  # only now: a task without URIs to fetch launches without it
+
+                await download.fetch_all(runner, uris)
+                if c.phase != _LAUNCHING:
+                    return  # killed during the fetch: kill.terminate reported it
+                mod = fetch.find(runner, name, uris, True)
+            gc.collect()  # the import's garbage goes before the task's lasting objects are made: they fill its holes
+            _start(runner, c, name, mod)
+        except asyncio.CancelledError:
+            return  # killed during launch: kill.terminate reported it
+        except fetch.FetchError as e:
+            why = str(e)
+        except MemoryError:
+            gc.collect()
+            reason, why = _REASON_CONTAINER_LIMITATION_MEMORY, "out of memory starting the task"
+        except Exception as e:  # OSError, a CommandInfo the code could not use: the task fails, it isn't stuck
+            why = describe(e)
     finally:
-        runner.drop()  # the runner kept its code loaded while a task's code was being fetched
-
-
-async def _fetch(runner, c, cmd):
-    uris = cmd.get("uris", ())
-    name = cmd.get("value")
-    from . import fetch
-
-    try:
-        from . import download  # only now: a task without URIs to fetch launches without it
-
-        await download.fetch_all(runner, uris)
-        mod = fetch.find(runner, name, uris, True) if c.phase == _LAUNCHING else None
-    except asyncio.CancelledError:
-        return  # killed during launch: kill.terminate reported it
-    except Exception as e:  # fetch.FetchError, OSError, MemoryError, ...: the task fails, it isn't left STAGING
-        if c.phase == _LAUNCHING:
-            runner.finish(c, _TASK_FAILED, _SOURCE_SLAVE, _REASON_CONTAINER_LAUNCH_FAILED,
-                          str(e) if isinstance(e, fetch.FetchError) else describe(e))
-        return
-    if c.phase == _LAUNCHING:
-        _start(runner, c, name, mod)
-    elif mod is not None:
-        runner.unload(name)
+        if why is not None and c.phase == _LAUNCHING:
+            runner.finish(c, _TASK_FAILED, _SOURCE_SLAVE, reason, why)
+        runner.drop()  # the runner kept its code loaded while a task was launching
 
 
 def _start(runner, c, name, mod):

@@ -51,6 +51,7 @@ class Link:
     # smaller, with room for the counters above, so a first count never needs a larger block mid-launch).
     on_dead = None  # on_dead(): a frame was sent max_tries times without an ack
     rx: bytes | bytearray = b""  # window 1: no out-of-order frames kept
+    rxlen: list[int] | tuple[int] = (0,)  # window 1: its one slot never holds a frame (a constant, no list)
 
     def __init__(self, out, mtu=512, window=4, peer_window=None, max_message=2048):
         self.out = out  # out(frame): send one datagram (the transport; it must not raise)
@@ -71,7 +72,7 @@ class Link:
         # Out-of-order frames wait here (window 1: none kept, the sender sends them again).
         if self.win > 1:
             self.rx = bytearray(mtu * self.win)
-        self.rxlen = [0] * self.win
+            self.rxlen = [0] * self.win
         # A message of several fragments is put together here: made at its first fragment, grown per
         # fragment up to max_message, let go once delivered (an idle link holds no reassembly buffer).
         self.msg = None
@@ -103,7 +104,7 @@ class Link:
         self.session = session
         self.una = self.nxt = 0  # oldest unacknowledged, next to assign
         self.rnxt = 0  # next sequence number we deliver
-        for i in range(self.win):
+        for i in range(self.win if self.win > 1 else 0):
             self.rxlen[i] = 0
         self.msgn = 0
         self.msg = None
@@ -405,23 +406,20 @@ class Link:
                 s |= 1 << (i - 1)
         return s
 
-    def _pending(self):
-        # PENDING on ACK and control frames: anything not yet acknowledged or still held by the owner.
-        return _PENDING if self.more or self.q else 0
-
     def flush(self):
         """Send the ack now if a DATA frame came in since the last frame we sent (call after a batch)."""
         if self.win > 1 and self.rxlen[self.rnxt % self.win]:
             self._drain()  # a kept frame that found no heap before
         if self.ack_due and not self.hold:
             self.ack_due = False
-            put_header(self.ackbuf, _ACK, self._pending(), self.session, self._sack(), self.nxt, self.rnxt)
+            put_header(self.ackbuf, _ACK, _PENDING if self.more or self.q else 0, self.session, self._sack(),
+                       self.nxt, self.rnxt)  # PENDING: anything unacknowledged or still held by the owner
             self.out(self.ackbuf)
 
     def control(self, buf, t, body):
         """Write a header-only or small control frame (WAKE, SLEEP, ...) of this session carrying our
         acks into buf; its length (the owner sends it). body: bytes after the header, already in buf."""
-        put_header(buf, t, self._pending(), self.session, self._sack(), self.nxt, self.rnxt)
+        put_header(buf, t, _PENDING if self.more or self.q else 0, self.session, self._sack(), self.nxt, self.rnxt)
         self.ack_due = False
         return _HEADER + body
 

@@ -24,6 +24,9 @@ _UP = const(1)
 _HELLO = "micromesos.linkhello"  # session-start bodies: imported per connect(), dropped after
 _MAX_HELLO = const(57)  # 8 + 17 + 32
 _ASK_POLL_MS = const(2)  # _ask: how often an answer is looked for (adds at most this to a handshake)
+_LINGER_STEP_MS = const(10)  # linger: how often quiet() is looked at
+_SLEEP_TRIES = const(3)  # SLEEP repeats without an answer before sleeping anyway (LINK.md §3.3)
+_WAKE_TRIES = const(6)  # WAKE repeats (every rto_ms) before the gateway counts as gone: the owner connect()s
 
 
 def _hello_module():
@@ -41,14 +44,13 @@ class NodeLink:
     link.deliver for what arrives. first = (kind, body) goes first in every session (NODE_INFO);
     on_session(session) runs after each WELCOME."""
 
-    sleep_tries = 3  # SLEEP repeats without an answer before sleeping anyway (LINK.md §3.3)
-    wake_tries = 6  # WAKE repeats (every rto_ms) before the gateway counts as gone: the owner connect()s
     resets = 0  # sessions the gateway ended (RESET): a slot in the instance only once one counts
 
     def __init__(self, out, name, wake_ms, listen_ms, mtu=250, window=2, max_message=2048, nonce=None):
         import random  # here and put_u32 in sleep(), not at the top: this module's globals table a size smaller
 
-        self.out = out
+        # out is the link's (link.out); the gateway's clock at WELCOME is not kept. This dict holds 15 of its 17 slots:
+        # room for the counters (resets) without a larger table mid-run.
         self.link = Link(out, mtu, window, max_message=max_message)
         self.name = name
         self.wake_ms = wake_ms
@@ -61,7 +63,6 @@ class NodeLink:
         self.heard = False  # a WELCOME, or any frame of the session came (answers WAKE and SLEEP): _ask polls it
         self.heard_type = 0  # the type of that frame: only an ACK answers SLEEP
         self.ctl = bytearray(_MAX_HELLO)
-        self.unix_time = 0  # the gateway's clock at WELCOME
         self.first = None  # (kind, body): the first message of every session (NODE_INFO, LINK.md §5)
         self.on_session = None
         self.sessions = 0
@@ -73,9 +74,7 @@ class NodeLink:
         """One frame from the gateway (FrameError for bytes that are none). Returns its type."""
         lk = self.link
         t = lk.input(buf, n)
-        if t == _WELCOME:
-            self._welcome(buf)
-        elif t == _RESET:
+        if t == _RESET:
             if self.state == _UP:
                 self.state = _NONE
                 self.resets += 1
@@ -85,44 +84,40 @@ class NodeLink:
             self.pending = buf[1] & _PENDING != 0
             self.heard_at = time.ticks_ms()
             self.heard = True
+        elif t == _WELCOME and self.state == _NONE:  # (a repeated WELCOME is ignored: the session runs)
+            # Handled here, not in a method of its own: the class dict stays a table size smaller.
+            try:
+                session, nonce, window, max_frame, _ = _hello_module().read_welcome(buf)
+            finally:
+                drop(_HELLO)
+            if nonce == self.nonce:  # else for an earlier boot, or another node
+                lk.limits(window, max_frame)
+                f = self.first
+                if f is not None:
+                    # Ahead of what the last session left unacknowledged (start() sends that again), and once.
+                    q = lk.q
+                    for i in range(len(q) - 1, -1, -1):
+                        if q[i][0] == f[0]:
+                            q.pop(i)
+                    q.insert(0, [f[0], f[1], -1])
+                lk.hold = False  # a RESET may have answered our SLEEP: the link held since; a new session sends
+                lk.start(session)
+                self.state = _UP
+                self.pending = False
+                self.sessions += 1
+                self.heard = True
+                if self.on_session:
+                    self.on_session(session)
         return t
 
-    def _welcome(self, buf):
-        if self.state != _NONE:
-            return  # a repeated WELCOME: the session runs already
-        try:
-            session, nonce, window, max_frame, self.unix_time = _hello_module().read_welcome(buf)
-        finally:
-            drop(_HELLO)
-        if nonce != self.nonce:
-            return  # for an earlier boot, or another node
-        lk = self.link
-        lk.limits(window, max_frame)
-        f = self.first
-        if f is not None:
-            # Ahead of what the last session left unacknowledged (start() sends that again), and once.
-            q = lk.q
-            for i in range(len(q) - 1, -1, -1):
-                if q[i][0] == f[0]:
-                    q.pop(i)
-            q.insert(0, [f[0], f[1], -1])
-        lk.hold = False  # a RESET may have answered our SLEEP: the link held since, and a new session sends
-        lk.start(session)
-        self.state = _UP
-        self.pending = False
-        self.sessions += 1
-        self.heard = True
-        if self.on_session:
-            self.on_session(session)
-
-    async def _ask(self, n, tries, backoff=True):
+    async def _ask(self, n, tries, backoff):
         # Send ctl[:n] until the gateway answers (heard), every rto (doubling if backoff); True if it did.
         # Polled every _ASK_POLL_MS, not wait_for_ms(): that makes a task and closures (~500 B on a 32-bit
         # board) per call, and a node asks twice per wake (WAKE, SLEEP).
         rto = self.link.rto_ms
         for _ in range(tries):
             self.heard = False
-            self.out(memoryview(self.ctl)[:n])
+            self.link.out(memoryview(self.ctl)[:n])
             t0 = time.ticks_ms()
             while not self.heard and time.ticks_diff(time.ticks_ms(), t0) < rto:
                 await asyncio.sleep_ms(_ASK_POLL_MS)
@@ -142,7 +137,7 @@ class NodeLink:
                                       self.name, self.attempt, lk.max_message)
         finally:
             drop(_HELLO)
-        return await self._ask(n, tries) and self.state == _UP
+        return await self._ask(n, tries, True) and self.state == _UP
 
     async def wake(self):
         """After a sleep: WAKE until the gateway answers; what it held starts coming. False: no answer, or it
@@ -153,9 +148,9 @@ class NodeLink:
         lk.release()
         n = lk.control(self.ctl, _WAKE, 0)
         # Every rto_ms, no backoff: the gateway vouches for us only until due + grace (LINK.md §7.3).
-        return await self._ask(n, self.wake_tries, False) and self.state == _UP
+        return await self._ask(n, _WAKE_TRIES, False) and self.state == _UP
 
-    async def linger(self, since, listen_ms, step_ms=10):
+    async def linger(self, since, listen_ms):
         """Stay awake until listen_ms have passed since `since` (ticks_ms of the wake) and quiet() (LINK.md
         §7.1). While the gateway has more for us (PENDING) and has said nothing for rto_ms, WAKE again: it
         may have lost our frames and taken us for asleep. False if the session went (connect() again)."""
@@ -168,8 +163,8 @@ class NodeLink:
             if (self.pending and time.ticks_diff(now, self.heard_at) >= lk.rto_ms
                     and time.ticks_diff(now, poked) >= lk.rto_ms):
                 poked = now
-                self.out(memoryview(self.ctl)[: lk.control(self.ctl, _WAKE, 0)])
-            await asyncio.sleep_ms(step_ms)
+                lk.out(memoryview(self.ctl)[: lk.control(self.ctl, _WAKE, 0)])
+            await asyncio.sleep_ms(_LINGER_STEP_MS)
         return False
 
     def quiet(self):
@@ -189,7 +184,7 @@ class NodeLink:
 
         n = lk.control(self.ctl, _SLEEP, 4)
         put_u32(self.ctl, _HEADER, sleep_ms)
-        answered = await self._ask(n, self.sleep_tries)
+        answered = await self._ask(n, _SLEEP_TRIES, True)
         if answered and (self.pending or not lk.quiet() or self.heard_type != _ACK):
             # Not an ACK (e.g. a DATA the gateway sent again, our SLEEP lost): it doesn't know we sleep.
             # Stay awake; the owner's next sleep() says SLEEP again (LINK.md §3.3).

@@ -73,9 +73,10 @@ def _metrics(out, ep):
     for name in ("registrations", "reregistrations", "disconnects", "pings", "dropped", "invalid"):
         out.t(b',%:%', "micromesos/agent_" + name, a.counters.get(name, 0))
     out.t(b',"micromesos/status_updates_pending":%,"micromesos/status_updates_sent":%,'
+          b'"micromesos/status_updates_no_heap":%,'
           b'"micromesos/http_connections_refused":%,"micromesos/http_connections_dropped":%,'
-          b'"micromesos/http_requests":%}', a.updates.pending_count(), a.updates.sent, getattr(a.lp, "refused", 0),
-          getattr(a.lp, "evicted", 0), ep.requests)
+          b'"micromesos/http_requests":%}', a.updates.pending_count(), a.updates.sent, a.updates.no_heap,
+          getattr(a.lp, "refused", 0), getattr(a.lp, "evicted", 0), ep.requests)
 
 
 def monitor(ep, req):

@@ -1,9 +1,6 @@
 # A node: the agent's task runner on a board that reaches the master through a gateway over a datagram link
 # (issue 11 part 3; docs/GATEWAY.md §8, docs/LINK.md §5, §7). MIT licence. It stands where agent.py, libprocess,
 # listener, http and endpoints stand on a full agent: no HTTP, no JSON endpoints; the same tasks, ctx, updates.
-import gc
-import time
-
 import asyncio
 from micropython import const
 
@@ -18,8 +15,6 @@ _UpdateFrameworkMessage = const(70)  # schema.UpdateFrameworkMessage
 _NODE_INFO = const(0x80)  # node -> gateway: SlaveInfo, the first message of every session
 _AGENT = const(0x81)  # gateway -> node: u8 n, agent id, u8 m, agent UPID
 _TASKS = const(0x82)  # node -> gateway: after a reboot with a checkpoint, u16 length + Task, repeated
-_CHECKPOINT = "node"
-_INFO = "/node_info.bin"  # in the store's directory (nodeinit.node_info writes it): NODE_INFO's SlaveInfo
 _KEEPALIVE_MS = const(10000)  # wake_ms 0: the node never sleeps and says WAKE this often (LINK.md §3.1)
 _STEP_MS = const(10)
 _OWN = const(1)  # link.deliver's start for a message put together from fragments: a bytearray of its own
@@ -54,7 +49,7 @@ class Node:
         # wake may find no free block of its size (boot's garbage between the node's objects).
         self.info = self._node_info()
         # What the runner leases from (agent.totals): nodeinit.node_info measured them and put NODE_INFO's
-        # SlaveInfo in the store's directory (_INFO), before the node's code was loaded.
+        # SlaveInfo in the store's directory (_node_info), before the node's code was loaded.
         self.totals = totals
         self.cfg = cfg
         self.inv = inv
@@ -68,14 +63,12 @@ class Node:
         self.tasks = None  # the runner (micromesos.tasks), attached by main()
         self.listening = False  # awake and past the gateway's held messages: updates may go
         self.asleep = False  # the radio is off: frames are dropped (the gateway holds what it has)
-        self.report = False  # TASKS due in the next session (a reboot with a checkpoint: nodeagent.recover)
         nl = self.nl = NodeLink(transport.send, cfg["name"], cfg["wake_ms"], cfg["listen_ms"], cfg["mtu"],
                                 cfg["window"], cfg["max_message"])
         lk = nl.link
         lk.rto_ms = cfg["link_rto_ms"]
         lk.rto_max_ms = cfg["link_rto_max_ms"]
         lk.deliver = self._deliver
-        nl.on_session = self._session
         self.transport = transport
         transport.on_frame = self._frame
         transport.after_batch = self._batch
@@ -105,10 +98,10 @@ class Node:
             return
         self._dirty = False
         if self.slave_id is None:
-            self.store.delete(_CHECKPOINT)
+            self.store.delete("node")  # the checkpoint's key (as nodeagent.recover reads it)
             return
         # Each FrameworkInfo as hex in pieces of 64 digits: no string of its whole size (a small heap).
-        self.store.save(_CHECKPOINT, {"slave_id": self.slave_id, "upid": self.upid, "frameworks": {
+        self.store.save("node", {"slave_id": self.slave_id, "upid": self.upid, "frameworks": {
             k: [v[i:i + 32].hex() for i in range(0, len(v), 32)] for k, v in self.frameworks.items()}})
 
     # --- from the gateway --------------------------------------------------------------------------
@@ -128,9 +121,10 @@ class Node:
             drop("micromesos.nodeagent")
 
     def _session(self, session):
-        if self.report:
-            self.report = False
-            self.nl.link.send(_TASKS, self._rare("tasks_body"))  # right behind NODE_INFO: a new nonce's first session
+        # nl.on_session while TASKS is due (a reboot with a checkpoint: nodeagent.recover sets it), once: no bound
+        # method held otherwise.
+        self.nl.on_session = None
+        self.nl.link.send(_TASKS, self._rare("tasks_body"))  # right behind NODE_INFO: a new nonce's first session
 
     def _deliver(self, kind, buf, start, end):
         # link.deliver. A message put together from fragments (a launch, at a small mtu) is in a bytearray of
@@ -208,6 +202,9 @@ class Node:
     # --- the duty cycle (LINK.md §7.1) -------------------------------------------------------------
 
     async def run(self):
+        import gc  # here and in _cycle, main, not at the top: this module's globals table a size smaller
+        import time
+
         asyncio.create_task(self.transport.run())
         asyncio.create_task(self.nl.link.timers())
         asyncio.create_task(self.updates.run())
@@ -224,8 +221,9 @@ class Node:
                 g = gc.mem_alloc()
                 gc.collect()
                 u = gc.mem_alloc()
-                log.debug(_W, "wake %d: heap %d used, %d free, %d garbage since the last wake; sleeping %d ms",
-                          self.counters["wakes"], u, gc.mem_free(), g - u, nap)
+                log.debug(_W, "wake %d: heap %d used, %d free, %d garbage since the last wake; sleeping %d ms; "
+                          "%d update sends found no heap", self.counters["wakes"], u, gc.mem_free(), g - u, nap,
+                          self.updates.no_heap)
             if nap:
                 await self._nap(nap)
 
@@ -247,18 +245,20 @@ class Node:
 
     def _node_info(self):
         try:
-            with open(self.store.dir + _INFO, "rb") as f:
+            with open(self.store.dir + "/node_info.bin", "rb") as f:
                 n = f.seek(0, 2)  # read() would grow a buffer from 256 B: one block of its size only
                 f.seek(0)
                 return f.read(n)
         except OSError as e:  # the file is gone: no session without NODE_INFO
-            log.error(_W, "cannot read %s (%s)", _INFO, e)
+            log.error(_W, "cannot read /node_info.bin (%s)", e)
             return None
 
     async def _cycle(self, t0):
         """One wake: WAKE (HELLO without a session), take what the gateway held, let updates go, stay while
         either side has more (and up to ack_wait_ms while an update awaits its ack), SLEEP. -> the ms to
         sleep now, or -1 if no gateway answered or the link died."""
+        import time
+
         nl = self.nl
         cfg = self.cfg
         self.counters["wakes"] += 1
@@ -312,6 +312,8 @@ class Node:
 async def main(cfg, inv, transport, totals, started=None):
     """Run a node until cancelled (totals: nodeinit.node_info's); started(node), if given, is called once it
     exists."""
+    import gc
+
     log.set_level(cfg["log_level"])
     from .ctx import Ctx
     from .tasks import Tasks

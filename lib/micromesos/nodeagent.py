@@ -6,7 +6,7 @@ from micropython import const
 from . import codec, drop, log
 
 _Task = const(50)  # schema.Task
-_CHECKPOINT = "node"  # node._CHECKPOINT
+_CHECKPOINT = "node"  # the store key Node.checkpoint() writes
 _W = "node"
 
 
@@ -27,7 +27,7 @@ def recover(node):
         return False
     n = node.updates.recover()
     node.tasks.recover()
-    node.report = True
+    node.nl.on_session = node._session  # TASKS in the next session (once)
     log.info(_W, "recovered agent %s (%d unacknowledged status updates)", node.slave_id, n)
     return True
 

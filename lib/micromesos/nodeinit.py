@@ -9,6 +9,14 @@ from . import drop, log
 from .errors import ConfigError
 
 _SLAVE_INFO = const(20)  # schema.SlaveInfo
+# The names the node's imports intern (a module's full name, and a short name the package binds): named here, in
+# frozen code, they are in the firmware's qstr pool in flash; otherwise each import puts its name in a qstr pool in
+# RAM (~20 B each, and a second pool, ~300 B, past the first 20). Never read: the literals are what counts (a .mpy
+# build interns them when this module loads, as the imports would). tests/test_node_ram.py checks the list.
+_NAMES = ("micromesos.log", "micromesos.errors", "micromesos.inventory", "micromesos.linkframe",
+          "micromesos.linkudp", "micromesos.codec", "micromesos.schema", "micromesos.wire", "micromesos.store",
+          "micromesos.nodeboot", "micromesos.node", "micromesos.ctx", "micromesos.steps", "micromesos.updates",
+          "micromesos.link", "micromesos.linknode", "micromesos.tasks", "asyncio.core", "nodeboot", "linkhello")
 
 
 def setup(config_path):
@@ -71,10 +79,10 @@ def _transport(cfg):
 
 def node_info(inv, cfg):
     """The totals (what the runner leases from); NODE_INFO's SlaveInfo bytes into the state directory's
-    node_info.bin (node._INFO; written only if they changed: flash wear): the resources and attributes as the
-    agent advertises them (boardres: the board measured, then the config's), hostname = the node's name, no id
-    (LINK.md §5). Before the node's code is loaded (boot's peak on a board that loads .mpy files): boardres and
-    registrar are imported for it and dropped after."""
+    node_info.bin (Node._node_info reads it; written only if they changed: flash wear): the resources and
+    attributes as the agent advertises them (boardres: the board measured, then the config's), hostname = the
+    node's name, no id (LINK.md §5). Before the node's code is loaded (boot's peak on a board that loads .mpy
+    files): boardres and registrar are imported for it and dropped after."""
     from . import boardres, codec, registrar
     from .store import makedirs
 

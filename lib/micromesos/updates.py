@@ -1,6 +1,5 @@
 # Status update manager: one stream per task, one update in flight, resent until acknowledged.
 # MIT licence. Mirrors the real agent's task_status_update_manager (PROTOCOL.md §2.7).
-import json
 import time
 
 import asyncio
@@ -52,16 +51,6 @@ def now():
     return int(time.time()) + _EPOCH
 
 
-def uuid4():
-    """16 random bytes made an RFC-4122 version-4 UUID (the master rejects others, §0.8)."""
-    import os
-
-    b = bytearray(os.urandom(16))
-    b[6] = (b[6] & 0x0F) | 0x40
-    b[8] = (b[8] & 0x3F) | 0x80
-    return bytes(b)
-
-
 def is_terminal(state):
     return state in (_TASK_FINISHED, _TASK_FAILED, _TASK_KILLED, _TASK_ERROR,
                      _TASK_LOST, _TASK_DROPPED, _TASK_GONE, _TASK_GONE_BY_OPERATOR)
@@ -80,6 +69,8 @@ class Stream:
 
 class StatusUpdates:
     """Owned by the agent; `send` is agent.send_to_master(name_id, body) -> bool."""
+
+    no_heap = 0  # sends put off because the update found no heap to be encoded in (an instance slot once one counts)
 
     def __init__(self, agent, store, retry_min, retry_max):
         self.agent = agent
@@ -119,7 +110,12 @@ class StatusUpdates:
         if len(s.pending) >= _MAX_PENDING and not is_terminal(state):
             log.warn("updates", "task %s: %d updates unacknowledged; update dropped", tid, len(s.pending))
             return False
-        u = {"task_id": tid, "state": state, "source": source, "timestamp": now(), "uuid": uuid4()}
+        import os  # here, not a function of its own: one function object less resident
+
+        b = bytearray(os.urandom(16))  # made an RFC-4122 version-4 UUID (the master rejects others, §0.8)
+        b[6] = (b[6] & 0x0F) | 0x40
+        b[8] = (b[8] & 0x3F) | 0x80
+        u = {"task_id": tid, "state": state, "source": source, "timestamp": now(), "uuid": bytes(b)}
         if executor_id is not None:
             u["executor_id"] = executor_id
         if reason is not None:
@@ -147,7 +143,7 @@ class StatusUpdates:
                 st[k] = u[k]
         if "executor_id" in u:
             up["executor_id"] = u["executor_id"]
-        return codec.encode(_StatusUpdateMessage, {"update": up, "pid": self.agent.upid})
+        return codec.encode_buf(_StatusUpdateMessage, {"update": up, "pid": self.agent.upid})  # sent, never kept
 
     def _send_head(self, s, now_ms):
         """Send the head of s; False if the transport refused it (outbox full): tried again soon, as it
@@ -156,6 +152,7 @@ class StatusUpdates:
             ok = self.agent.send_to_master(_STATUS_UPDATE, self.encode(s, s.pending[0]))
         except MemoryError:  # no heap to encode it now (a small board): offered again soon, as if refused;
             ok = False  # run() must not die of it, or no update would ever go again
+            self.no_heap += 1  # counted, not logged (a log line needs heap too): /metrics, the node's wake line
         if not ok:
             s.due = time.ticks_add(now_ms, _REFUSED_MS)
             return False
@@ -325,14 +322,14 @@ class StatusUpdates:
         self._jn = 0
 
     def _queued(self):
-        # The queued records as lines, not joined: a burst (tasks starting together) can be many KB, and
-        # the store streams what it can't join in one block (no MemoryError on a fragmented heap).
+        # The queued records as the store's JSON lines will hold them: a burst (tasks starting together) can
+        # be many KB, and the store streams what it can't join in one block (no MemoryError on a fragmented
+        # heap).
         q = self._jq
         out = []
         for i in range(self._jn):
             r = q[i]
-            out.append(b'[1,"' + r.hex().encode() + b'"]\n' if isinstance(r, bytes)  # an ack: its uuid
-                       else update_line(r[0], r[1]))
+            out.append([1, r.hex()] if isinstance(r, bytes) else update_record(r[0], r[1]))  # an ack: its uuid
         self._drop_queue()
         return out
 
@@ -389,9 +386,8 @@ def clip(message):
     return head + "\u2026 [truncated %d bytes]" % (len(b) - cut)
 
 
-def update_line(s, u):
-    # No spaces (json.dumps separators): fewer bytes on flash.
+def update_record(s, u):
+    """The journal's record of update u of stream s (micromesos.journal)."""
     d = u.get("data")
-    return json.dumps([_UPDATE, s.fid, s.tid, u["state"], u["source"], u["timestamp"], u["uuid"].hex(),
-                       u.get("executor_id"), u.get("reason"), u.get("message"),
-                       None if d is None else d.hex()], separators=(",", ":")).encode() + b"\n"
+    return [_UPDATE, s.fid, s.tid, u["state"], u["source"], u["timestamp"], u["uuid"].hex(),
+            u.get("executor_id"), u.get("reason"), u.get("message"), None if d is None else d.hex()]
