@@ -84,11 +84,11 @@ class NodeStore:
 
     def rewrite(self, held, unacked, acked):
         """The journal again with only what is live: one file replace."""
-        lines = [json.dumps(["a", u.hex()]).encode() + b"\n" for u in acked]
+        lines = [["a", u.hex()] for u in acked]  # the records; the store writes each as a JSON line
         for u, b in unacked:
-            lines.append(json.dumps(["u", u.hex(), bytes(b).hex()]).encode() + b"\n")
+            lines.append(["u", u.hex(), bytes(b).hex()])
         for k, b in held:
-            lines.append(json.dumps(["h", k, bytes(b).hex()]).encode() + b"\n")
+            lines.append(["h", k, bytes(b).hex()])
         self.st.replace("journal", lines)
         self.records = len(lines)
         self.given = len(held)

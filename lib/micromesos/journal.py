@@ -42,13 +42,9 @@ def _live(u):
     for s in u.streams.values():
         if s.pending:
             for p in s.pending:
-                yield _dumps(update_record(s, p))
+                yield update_record(s, p)
         else:
-            yield _dumps([_STREAM, s.fid, s.tid, s.latest])
-
-
-def _dumps(r):
-    return json.dumps(r, separators=(",", ":")).encode() + b"\n"  # no spaces: fewer bytes on flash
+            yield [_STREAM, s.fid, s.tid, s.latest]
 
 
 def recover(u):

@@ -52,6 +52,12 @@ def _size(path):
         return -1
 
 
+def _dump_line(r, w):
+    # One JSON line, token by token into the buffered writer w: no block the size of the line is needed.
+    json.dump(r, w, separators=(",", ":"))  # type: ignore[call-overload]  # the stubs lack it; no spaces: fewer bytes
+    w.write(b"\n")
+
+
 def makedirs(path):
     """mkdir -p (MicroPython's os has no makedirs)."""
     cur = ""
@@ -100,18 +106,17 @@ class Store:
                 f.write(data)
         _commit(tmp, path)
 
-    def replace(self, name, pieces):
-        """Atomically replace the file with the bytes `pieces` (an iterable), streamed through a small
-        buffer. -> bytes written."""
+    def replace(self, name, records):
+        """Atomically replace the file with each JSON value of `records` (an iterable) as one line, as append()
+        writes them, streamed through a small buffer. -> bytes written."""
         path = self._path(name)
         tmp = path + ".tmp"
-        n = 0
-        with open(tmp, "wb") as f:
+        with open(tmp, "w") as f:
             w = _buffered(f)
-            for p in pieces:
-                n += len(p)
-                w.write(p)
+            for r in records:
+                _dump_line(r, w)
             w.flush()
+        n = _size(tmp)
         _commit(tmp, path)
         return n
 
@@ -132,8 +137,7 @@ class Store:
             n = max(_size(path), 0)
             w = _buffered(f)
             for r in records:
-                json.dump(r, w, separators=(",", ":"))  # type: ignore[call-overload]  # the stubs lack it
-                w.write(b"\n")
+                _dump_line(r, w)
             w.flush()
         return _size(path) - n
 
