@@ -632,7 +632,7 @@ def run():
 print(b.msg)
 a.send(7, bytes(range(200)))   # 4 fragments of 56 B
 run()
-print(len(got), got[0][0], got[0][1] == bytes(range(200)), got[0][2], b.msg, b.msgn)
+print(len(got), got[0][0], got[0][1] == bytes(range(200)), got[0][2], b.msg, len(b.msg or b""))
 a.send(8, bytes(400))          # over max_message: dropped whole, and its partial buffer with it
 a.send(9, b"after")
 run()

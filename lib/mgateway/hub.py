@@ -335,7 +335,7 @@ class LinkHub:
         p.wake_ms = wake_ms
         p.listen_ms = listen_ms
         p.session = session
-        if p.link is None or len(p.link.txlen) < window:  # send slots for the window it announced
+        if p.link is None or len(p.link.tx) < window * p.link.mtu:  # send slots for the window it announced
             self._drop_link(p)
             p.link = Link(self._out(p), self.mtu, self.window, window, self.max_message)
             p.link.deliver = self._deliverer(p)

@@ -22,8 +22,14 @@ _HALF = const(0x8000)  # serial arithmetic on u16 sequence numbers: a difference
 _MASK = const(0xFFFF)
 _NEVER = const(-1)  # poll(): no timer running
 _RETRY_MS = const(20)
+_MAX_QUEUE = const(8)  # LINK.md §4.4's max_queue: messages queued or unacknowledged at once; send() is False beyond
 _IDLE_MS = const(3600000)  # timers() with nothing in flight: until a frame goes (it is roused then)
 _DATA_VT = const(0x13)  # byte 0 of a DATA frame: VERSION << 4 | DATA (a test checks)
+# Per send slot, three entries of one list (one list, not three: -64 B at window 1): the frame's length, its
+# transmissions (0: acknowledged out of order, never sent again), ticks_ms of the last one.
+_LEN = const(0)
+_TRIES = const(1)
+_AT = const(2)
 
 
 def _drop(kind, buf, start, end):
@@ -43,13 +49,13 @@ class Link:
     rto_max_ms = 4000
     max_tries = 12  # transmissions of one frame before the peer counts as gone (on_dead): 36.5 s at the
     # defaults; at 20 % loss each way a frame still gets through 1 - 0.36**12 of the time (LINK.md §4.4)
-    max_queue = 8  # messages queued or unacknowledged at once: send() is False beyond
     # Counters (LINK.md §4.8): zeros here, a slot in the instance only once one counts (dups, beyond,
     # oversize, dead: seldom ever; a node's RAM and the gateway's per node).
     sent = resent = received = dups = beyond = oversize = dead = 0
     # Defaults here, not instance slots, for what a node never sets (its instance dict stays one table size
     # smaller, with room for the counters above, so a first count never needs a larger block mid-launch).
     on_dead = None  # on_dead(): a frame was sent max_tries times without an ack
+    more = False  # the owner (a gateway) holds more messages for the peer than it gave us (PENDING, LINK.md §7)
     rx: bytes | bytearray = b""  # window 1: no out-of-order frames kept
     rxlen: list[int] | tuple[int] = (0,)  # window 1: its one slot never holds a frame (a constant, no list)
 
@@ -66,15 +72,14 @@ class Link:
             raise ValueError("mtu: %d..%d; max_message: 1 or more" % (_MIN_FRAME, _MAX_FRAME))
         self.tx = bytearray(mtu * self.pwin)  # one slot per frame in flight, kept for retransmission
         self.txv = memoryview(self.tx)
-        self.txlen = [0] * self.pwin
-        self.txt = [0] * self.pwin  # ticks_ms of the last transmission
-        self.tries = [0] * self.pwin  # 0: acknowledged out of order (sack), never sent again
+        self.txs = [0] * (3 * self.pwin)  # slot i at 3 * i: _LEN, _TRIES, _AT
         # Out-of-order frames wait here (window 1: none kept, the sender sends them again).
         if self.win > 1:
             self.rx = bytearray(mtu * self.win)
             self.rxlen = [0] * self.win
         # A message of several fragments is put together here: made at its first fragment, grown per
-        # fragment up to max_message, let go once delivered (an idle link holds no reassembly buffer).
+        # fragment up to max_message, let go once delivered (an idle link holds no reassembly buffer). Its
+        # length is the bytes taken so far (no count of its own: the instance dict stays a table size smaller).
         self.msg = None
         self.max_message = max_message
         self.ackbuf = bytearray(_HEADER)  # the ACK frame, written in place
@@ -86,12 +91,12 @@ class Link:
 
     def limits(self, window, max_frame):
         """The peer's receive window and max_frame from its HELLO/WELCOME; call before start()."""
-        self.pwin = min(window, len(self.txlen))
+        self.pwin = min(window, len(self.txs) // 3)
         self.frame = min(max_frame, self.mtu)
 
     def quiet(self):
         """Nothing to send or resend, nothing half-received: a node may sleep (LINK.md §7.1)."""
-        if self.q or self.msgn or self.skip:
+        if self.q or self.msg or self.skip:
             return False
         for n in self.rxlen:
             if n:
@@ -106,14 +111,14 @@ class Link:
         self.rnxt = 0  # next sequence number we deliver
         for i in range(self.win if self.win > 1 else 0):
             self.rxlen[i] = 0
-        self.msgn = 0
         self.msg = None
         self.skip = False  # the message being put together is over max_message (or the heap): dropped at its end
         self.frag = 0  # bytes of q[self.cur] already cut into frames (the kind byte counts as one)
         self.cur = 0  # index in q of the message being cut into frames
         for m in self.q:
             m[2] = -1
-        self.more = False  # the owner holds more messages for the peer than it gave us (PENDING, LINK.md §7)
+        if self.more:  # set only when true (a node never sets it): see the class
+            self.more = False
         self.ack_due = False
         self.down = False
         self._fill()
@@ -137,8 +142,8 @@ class Link:
     # --- sending ----------------------------------------------------------------------------------
 
     def send(self, kind, body=b""):
-        """Queue one message (kind 0..255, LINK.md §5); False when max_queue messages are waiting."""
-        if len(self.q) >= self.max_queue:
+        """Queue one message (kind 0..255, LINK.md §5); False when _MAX_QUEUE messages are waiting."""
+        if len(self.q) >= _MAX_QUEUE:
             return False
         self.q.append([kind, body, -1])
         self._fill()
@@ -172,8 +177,8 @@ class Link:
             self.frag = off + k + 1  # the kind byte and the body bytes cut so far
             last = off + k >= len(body)
             tx[a + 1] = 0 if last else _MORE  # the rest of the header is written at each transmission
-            self.txlen[slot] = p + k - a
-            self.tries[slot] = 1
+            self.txs[3 * slot + _LEN] = p + k - a
+            self.txs[3 * slot + _TRIES] = 1
             self.nxt = (seq + 1) & _MASK
             if last:
                 m[2] = seq
@@ -183,7 +188,7 @@ class Link:
             self.sent += 1
 
     def _transmit(self, slot, seq):
-        self.txt[slot] = time.ticks_ms()  # type: ignore[call-overload]  # ticks are small ints
+        self.txs[3 * slot + _AT] = time.ticks_ms()  # type: ignore[call-overload]  # ticks are small ints
         if self.hold:
             return
         a = slot * self.mtu
@@ -200,7 +205,7 @@ class Link:
         tx[a + 6] = self.rnxt >> 8
         tx[a + 7] = self.rnxt & 255
         self.ack_due = False  # the ack rides on this frame
-        self.out(self.txv[a : a + self.txlen[slot]])
+        self.out(self.txv[a : a + self.txs[3 * slot + _LEN]])
         t = self.timer
         if t is not None and t is not asyncio.core.cur_task:  # type: ignore[attr-defined]
             # Its sleep brought forward to now, as Task.cancel() does: no Event, no wait_for (a task and
@@ -226,7 +231,7 @@ class Link:
         while sack:
             s = (s + 1) & _MASK
             if sack & 1 and (s - self.una) & _MASK < (self.nxt - self.una) & _MASK:
-                self.tries[s % self.pwin] = 0
+                self.txs[3 * (s % self.pwin) + _TRIES] = 0
                 top = s
             sack >>= 1
         if top >= 0:
@@ -241,9 +246,10 @@ class Link:
         s = self.una
         while s != top:
             slot = s % self.pwin
-            n = self.tries[slot]
-            if n and n < self.max_tries and time.ticks_diff(now, self.txt[slot]) >= self.rto_ms >> 1:
-                self.tries[slot] = n + 1
+            i = 3 * slot
+            n = self.txs[i + _TRIES]
+            if n and n < self.max_tries and time.ticks_diff(now, self.txs[i + _AT]) >= self.rto_ms >> 1:
+                self.txs[i + _TRIES] = n + 1
                 self.resent += 1
                 self._transmit(slot, s)
             s = (s + 1) & _MASK
@@ -257,12 +263,13 @@ class Link:
         s = self.una
         while s != self.nxt:
             slot = s % self.pwin
-            n = self.tries[slot]
+            i = 3 * slot
+            n = self.txs[i + _TRIES]
             if n:
                 rto = self.rto_ms << (n - 1) if n < 16 else self.rto_max_ms
                 if rto > self.rto_max_ms:
                     rto = self.rto_max_ms
-                left = rto - time.ticks_diff(now, self.txt[slot])
+                left = rto - time.ticks_diff(now, self.txs[i + _AT])
                 if left <= 0:
                     if n >= self.max_tries:
                         self.down = True
@@ -270,7 +277,7 @@ class Link:
                         if self.on_dead:
                             self.on_dead()
                         return _NEVER
-                    self.tries[slot] = n + 1
+                    self.txs[i + _TRIES] = n + 1
                     self.resent += 1
                     self._transmit(slot, s)
                     left = rto * 2 if rto * 2 < self.rto_max_ms else self.rto_max_ms
@@ -287,8 +294,8 @@ class Link:
         s = self.una
         while s != self.nxt:
             slot = s % self.pwin
-            if self.tries[slot]:
-                self.tries[slot] = 1
+            if self.txs[3 * slot + _TRIES]:
+                self.txs[3 * slot + _TRIES] = 1
                 self._transmit(slot, s)
             s = (s + 1) & _MASK
         self._fill()
@@ -366,12 +373,12 @@ class Link:
     def _take(self, buf, n):
         # One in-order fragment; a message in one frame is delivered straight from buf (no copy). False: a
         # fragment that found no heap to be kept in is not taken (the caller leaves it unacknowledged).
-        if buf[1] & _MORE == 0 and self.msgn == 0 and not self.skip:
+        if buf[1] & _MORE == 0 and not self.msg and not self.skip:
             self.received += 1
             self.deliver(buf[_HEADER], buf, _HEADER + 1, n)
             return True
         k = n - _HEADER
-        m = self.msgn
+        m = len(self.msg) if self.msg else 0
         if self.skip or m + k > self.max_message:
             self.skip = True
         else:
@@ -380,7 +387,6 @@ class Link:
                     self.msg.extend(memoryview(buf)[_HEADER:n])
                 else:
                     self.msg = bytearray(memoryview(buf)[_HEADER:n])
-                self.msgn = m + k
             except MemoryError:  # no heap for it now (a small board): not taken, the peer sends it again
                 self.nomem += 1
                 return False
@@ -388,15 +394,13 @@ class Link:
         if self.skip:
             self.msg = None
         if buf[1] & _MORE == 0:
-            m = self.msgn
             b = self.msg
-            self.msgn = 0
             self.msg = None
             if self.skip:
                 self.skip = False
                 self.oversize += 1  # over max_message: acknowledged and dropped whole (LINK.md §4.6)
             else:
-                self.deliver(b[0], b, 1, m)
+                self.deliver(b[0], b, 1, len(b))  # type: ignore[arg-type]  # b: the bytearray put together
         return True
 
     def _sack(self):
