@@ -93,11 +93,14 @@ class _Device:
         a _RESET_BOOT key). Never returns, like a board's reset."""
         if self.ctl is None:
             raise SystemExit(0)  # no host half: the process ends, which is all a reset can be here
-        self.ctl.write(kind.encode())
         import time
 
-        while True:
+        asked = False
+        while True:  # a Ctrl-C from here on can't stop the reset: the host carries it to the next boot
             try:
+                if not asked:
+                    self.ctl.write(kind.encode())
+                    asked = True
                 time.sleep(1)
             except KeyboardInterrupt:
                 pass
@@ -366,6 +369,7 @@ def _host(argv):
     import signal
     import subprocess
     import threading
+    import time
     import tty
 
     here = os.path.dirname(os.path.abspath(__file__))
@@ -418,11 +422,45 @@ def _host(argv):
     # booting: main.py has not started yet in this boot; pending: a Ctrl-C came in meanwhile (during the reset,
     # the interpreter's start or boot.py): main.py gets it when it starts, so that `mpremote` typing Ctrl-C right
     # after a reset gets the REPL instead of a board that runs on (the byte would wait unread in stdin).
+    # sigint: a SIGINT was sent and the code it interrupts has not ended yet ("I"): if that code was a reset
+    # (mpremote's `reset` runs machine.reset() after a 100 ms sleep), the Ctrl-C is pending for the next boot.
     board = {"proc": None, "busy": False, "reset": None, "boots": 0, "booting": True, "pending": False,
-             "arm": False}
+             "arm": False, "sigint": False}
+
+    def interrupt(p):
+        # SIGINT, as a UART Ctrl-C, sent while the interpreter waits in a system call. The unix port raises
+        # KeyboardInterrupt from inside its signal handler (MICROPY_ASYNC_KBD_INTR, threads without a GIL): one
+        # landing while it holds its qstr or GC mutex leaves that locked, and its next new name or allocation
+        # waits forever (seen: a board stopped during main.py's imports hung the next mpremote command in a futex).
+        # Stopped, it is interrupted only if /proc says it sits in a system call; a loop that makes none gets the
+        # SIGINT anyway after 200 tries: only a signal can stop it.
+        for _ in range(200):
+            waiting = False
+            try:
+                os.kill(p.pid, signal.SIGSTOP)
+                for _ in range(1000):  # the stop takes effect asynchronously
+                    with open("/proc/%d/stat" % p.pid) as f:
+                        if f.read().rsplit(")", 1)[1].split()[0] in "Tt":
+                            break
+                    time.sleep(0.0002)
+                with open("/proc/%d/syscall" % p.pid) as f:
+                    waiting = not f.read().startswith(("running", "-1"))
+                if waiting:
+                    os.kill(p.pid, signal.SIGINT)  # delivered at SIGCONT, in that system call
+            except OSError:  # it ended meanwhile
+                return
+            finally:
+                try:
+                    os.kill(p.pid, signal.SIGCONT)
+                except OSError:
+                    pass
+            if waiting:
+                return
+            time.sleep(0.001)
+        p.send_signal(signal.SIGINT)
 
     def power_on(boot):
-        board["busy"] = False
+        board["busy"] = board["sigint"] = board["arm"] = False
         board["booting"] = boot == "main"
         if not board["booting"]:
             board["pending"] = False  # no main.py runs in this boot: a Ctrl-C of the reset stopped nothing
@@ -439,17 +477,26 @@ def _host(argv):
             if not select.select([ctl_r], [], [], 0)[0]:
                 return
             for c in os.read(ctl_r, 64).decode():
-                if c in "MN":
-                    board["booting"] = False
-                    board["arm"], board["pending"] = board["pending"] and c == "M", False
+                if c == "M":
+                    board["arm"] = True  # main.py's "B" comes next: until then a Ctrl-C is still pending
+                elif c == "N":
+                    board["booting"] = board["pending"] = False
                 elif c in "BI":
+                    if board["reset"] is not None:
+                        continue  # the flags of an interpreter being reset: its Ctrl-C is already pending
                     board["busy"] = c == "B"
+                    if c == "I":
+                        board["sigint"] = False
                     if c == "B" and board["arm"]:
-                        board["arm"] = False
-                        if board["proc"].poll() is None:
-                            board["proc"].send_signal(signal.SIGINT)  # main.py started: the Ctrl-C typed before
+                        board["arm"] = board["booting"] = False
+                        if board["pending"] and board["proc"].poll() is None:
+                            board["pending"] = False
+                            interrupt(board["proc"])  # main.py started: the Ctrl-C typed before
+                            board["sigint"] = True
                 elif c in _RESET_BOOT and board["reset"] is None:
                     board["reset"] = _RESET_BOOT[c]
+                    if board["sigint"]:
+                        board["pending"] = True  # the reset went on: the Ctrl-C stops main.py as it starts
                     board["proc"].kill()  # the device waits for this; nothing of it runs on
 
     def track_ctl():
@@ -470,7 +517,8 @@ def _host(argv):
                 with lock:
                     p = board["proc"]
                     if board["busy"] and board["reset"] is None and p.poll() is None:
-                        p.send_signal(signal.SIGINT)  # interrupt running code, as a UART Ctrl-C does
+                        interrupt(p)  # interrupt running code, as a UART Ctrl-C does
+                        board["sigint"] = True
                     if board["booting"] or board["reset"] is not None:
                         board["pending"] = True  # main.py has not started yet: it is stopped as it starts
 
