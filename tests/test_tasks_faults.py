@@ -99,7 +99,8 @@ asyncio.run(main())
 ''', files={"idle.py": IDLE}, heapsize="1m")
     # 1m: the 40 refusals, and this driver keeping and decoding every message sent, leave the wheel's heap in
     # pieces. The launch compiles fetch.py from source, and its new names need one ~14 KB block for the qstr
-    # pool's next step (1280 entries): at 512k that block was not there (290 KB free, none over 4.8 KB).
+    # pool's next step (1280 entries): at 512k that block was not there (mem_info in a /tmp copy of launch.py, once:
+    # 290 KB free, no run over 4.8 KB).
     assert by_tag(got, "live") == [0] and by_tag(got, "leases") == [0] and by_tag(got, "queued") == [0], out
     ups = terminal(by_tag(got, "u"))
     for i in range(40):

@@ -433,7 +433,8 @@ def _host(argv):
         # landing while it holds its qstr or GC mutex leaves that locked, and its next new name or allocation
         # waits forever (seen: a board stopped during main.py's imports hung the next mpremote command in a futex).
         # Stopped, it is interrupted only if /proc says it sits in a system call; a loop that makes none gets the
-        # SIGINT anyway after 200 tries: only a signal can stop it.
+        # SIGINT anyway after 200 tries: only a signal can stop it. Called with the lock held.
+        board["sigint"] = True  # until its "I" (or a reset, which then keeps the Ctrl-C pending)
         for _ in range(200):
             waiting = False
             try:
@@ -492,7 +493,6 @@ def _host(argv):
                         if board["pending"] and board["proc"].poll() is None:
                             board["pending"] = False
                             interrupt(board["proc"])  # main.py started: the Ctrl-C typed before
-                            board["sigint"] = True
                 elif c in _RESET_BOOT and board["reset"] is None:
                     board["reset"] = _RESET_BOOT[c]
                     if board["sigint"]:
@@ -518,7 +518,6 @@ def _host(argv):
                     p = board["proc"]
                     if board["busy"] and board["reset"] is None and p.poll() is None:
                         interrupt(p)  # interrupt running code, as a UART Ctrl-C does
-                        board["sigint"] = True
                     if board["booting"] or board["reset"] is not None:
                         board["pending"] = True  # main.py has not started yet: it is stopped as it starts
 
