@@ -15,8 +15,10 @@ import mpy
 import pytest
 from test_node import GATEWAY, node_config, start_node, stop
 
-GOAL = {"frozen": "24k"}  # the goal: not met yet (the smallest passing heaps: frozen 26k, loaded 90k)
-BUDGET = {"frozen": "28k", "loaded": "92k"}  # held by the test below: one 2 KB step above the measured edge
+# The goal: not met yet. The smallest heaps that passed every run: frozen 25k (10 of 10; 24k passed 19 of
+# 26: after a launch no free block for the UDP transport's 251 B recv is left), loaded 90k.
+GOAL = {"frozen": "24k"}
+BUDGET = {"frozen": "26k", "loaded": "92k"}  # held by the test below: a step above the measured edge
 HOLD_S = 10
 WAKE_MS, LISTEN_MS = 500, 50
 # The link as a small board runs it: ESP-NOW-sized frames (LINK.md §2), no out-of-order slots, 1 KB messages

@@ -113,7 +113,9 @@ asyncio.run(main())
     assert [ups["ok-%d" % i][0] for i in range(3)] == ["TASK_RUNNING"] * 3, [ups["ok-%d" % i] for i in range(3)]
 
 
-def test_any_failure_while_recording_undoes_the_records(tmp_path):
+def test_a_task_record_that_cannot_be_written_fails_the_task_and_frees_what_it_held(tmp_path):
+    # The record goes to flash from launch._begin, on the turn after the RunTaskMessage (a small node's launch peak),
+    # before any update or code of the task: a write that fails ends the task there, TASK_FAILED.
     got, out = scenario(tmp_path, r'''
 async def main():
     a, rec = make()
@@ -124,20 +126,26 @@ async def main():
         real(name, obj)
     a.store.save = broken
     deliver(a, names.RUN_TASK, run_task(tid="nospace", value="idle"))
+    out("staged", [len(a.tasks.live), len(a.tasks.leases.used)])
+    await asyncio.sleep_ms(0)  # its _begin: the write fails
     a.store.save = real
+    await settle(a, rec, 100)
     out("live", [len(a.tasks.live), len(a.tasks.leases.used)])
     deliver(a, names.RUN_TASK, run_task(tid="next", value="idle"))
     await settle(a, rec, 100)
     for tid, st, s in updates(rec):
         out("u", [tid, st, s.get("source"), s.get("reason"), s.get("message")])
+    out("file", [t[2] for t in json.load(open(a.store._path("tasks")))["tasks"]])
 asyncio.run(main())
 ''', files={"idle.py": IDLE})
-    assert by_tag(got, "live") == [[0, 0]], out
+    assert by_tag(got, "staged") == [[1, 1]], out  # recorded in RAM, its resources leased
+    assert by_tag(got, "live") == [[0, 0]], out  # its terminal update acknowledged: record and lease gone
     ups = by_tag(got, "u")
     nospace = [u for u in ups if u[0] == "nospace"]
     assert len(nospace) == 1 and nospace[0][1:4] == ["TASK_FAILED", 1, 21], out
     assert "could not record the task: OSError" in nospace[0][4]
     assert [u[1] for u in ups if u[0] == "next"] == ["TASK_STARTING", "TASK_RUNNING"]
+    assert by_tag(got, "file") == [["next"]], out
 
 
 def test_no_heap_for_the_code_finding_a_recorded_task_fails_it_and_the_next_launch_runs(tmp_path):

@@ -28,6 +28,7 @@ _TASK_LOST = const(5)  # schema.TASK_LOST
 
 _EXECUTOR_GRACE_MS = const(5000)  # no shutdown_grace_period: EXECUTOR_SHUTDOWN_GRACE_PERIOD
 _NO_HEAP = "the agent has no heap for this launch message"
+_NO_RECORD = "the agent is out of memory for another task"
 
 
 class Invalid(MesosError):
@@ -139,8 +140,7 @@ def _launch(runner, fw_raw, ex_raw, infos, launch_executor):
         del grants
         infos.clear()
         fail = _lease(runner, fid, eid, want, ctxs)
-        runner.save()
-    except Exception as e:  # MemoryError, a checkpoint that can't be written, ...: nothing stays recorded
+    except Exception as e:  # MemoryError, ...: nothing stays recorded
         for c, _ in ctxs:
             runner.live.pop((fid, c.task_id), None)
             runner.leases.release(c)
@@ -150,7 +150,7 @@ def _launch(runner, fw_raw, ex_raw, infos, launch_executor):
         oom = isinstance(e, MemoryError)
         gc.collect()
         _refuse(runner, fid, eid, tids, _TASK_FAILED, _REASON_CONTAINER_LIMITATION_MEMORY if oom
-                else _REASON_CONTAINER_LAUNCH_FAILED, "the agent is out of memory for another task" if oom
+                else _REASON_CONTAINER_LAUNCH_FAILED, _NO_RECORD if oom
                 else "the agent could not record the task: " + describe(e), starts)
         return
     del tids
@@ -158,8 +158,8 @@ def _launch(runner, fw_raw, ex_raw, infos, launch_executor):
         for c, _ in ctxs:
             runner.finish(c, _TASK_FAILED, _SOURCE_SLAVE, _REASON_CONTAINER_LAUNCH_FAILED, fail)
         return
-    # Recorded. Their code is found and started by an asyncio task each (_begin), on the next turn of the
-    # loop: the frames and bytes of this message are gone by then (a small heap's launch peak).
+    # Recorded in RAM. Each is checkpointed, its code found and started by an asyncio task of its own (_begin), on
+    # the next turn of the loop: the frames and bytes of this message are gone by then (a small heap's launch peak).
     for c, cmd in ctxs:
         c._atask = asyncio.create_task(_begin(runner, c, cmd))
 
@@ -246,13 +246,26 @@ def _lease(runner, fid, eid, want, ctxs):
 
 
 async def _begin(runner, c, cmd):
-    # A recorded task (STAGING): its code found, fetched first if it must be, and started. A kill before it
-    # starts cancels it: kill.terminate reported it (TASK_KILLED during launch).
+    # A task recorded in RAM (STAGING): its record written to flash, its code found, fetched first if it must be,
+    # and started. A kill before it starts cancels it: kill.terminate reported it (TASK_KILLED during launch).
     reason = _REASON_CONTAINER_LAUNCH_FAILED
     why = None
     try:
         drop("micromesos.resources")  # the leases' arithmetic: its part of the launch is over
         gc.collect()  # from a shallow stack: the launch message's garbage goes (the allocator's own may not)
+        if c._n >= runner.saved:  # not in the checkpoint yet (one write for the tasks of a group, or none)
+            # Written here, not in the launch handler: on a 24 KB node that peak had the RunTask's bytes and
+            # decoded dicts beside it. Still before any update or code of the task: a reboot from now on finds
+            # the record (taskstore.recover); one before it leaves the task to the master's reconciliation.
+            try:
+                runner.save()
+            except Exception as e:  # MemoryError, a checkpoint that can't be written (flash full, ...)
+                gc.collect()
+                if isinstance(e, MemoryError):
+                    reason, why = _REASON_CONTAINER_LIMITATION_MEMORY, _NO_RECORD
+                else:
+                    why = "the agent could not record the task: " + describe(e)
+                return
         try:
             from . import fetch
         except MemoryError:

@@ -142,6 +142,7 @@ class Tasks:
     # needs several times that: docs/ARCHITECTURE.md); True/False: always/never.
     DROP_CODE = None
     _sized = False  # presize() ran
+    saved = 0  # next_slot at the last checkpoint written: records in slots below it are on flash
 
     def __init__(self, agent):
         cfg = agent.cfg
@@ -320,10 +321,12 @@ class Tasks:
 
     def save(self):
         """Checkpoint every task record (running, or terminal and unacknowledged): slot, ids, raw resources."""
+        n = self.next_slot
         self.store.save("tasks", {
-            "slave_id": self.agent.slave_id, "next": self.next_slot,
+            "slave_id": self.agent.slave_id, "next": n,
             "tasks": [[c._n, fid, tid, c.name, c._eid, [r.hex() for r in c._raw]]
                       for (fid, tid), c in self.live.items()]})
+        self.saved = n
 
     def send(self, c, state, source, reason=None, message=None):
         """Queue a status update for task c (updates.py) and tell /state. -> queued?"""
