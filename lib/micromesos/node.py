@@ -187,13 +187,8 @@ class Node:
             self.counters["invalid"] += 1
             log.error(_W, "out of memory handling message %d", kind)
         finally:
-            self.buf = buf = None
+            self.buf = buf = None  # the message's bytes may go before the checkpoint's JSON wants a block
             if self._dirty:
-                import gc
-
-                # The message's bytes and what its handler left (a launch's dicts) go first, from this frame: the
-                # checkpoint's JSON wants a block of its own (at 26k under load it once found none without this).
-                gc.collect()
                 try:
                     self.checkpoint()
                 except (OSError, MemoryError) as e:  # written at the next change; a reboot before it
