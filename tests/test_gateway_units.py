@@ -136,6 +136,17 @@ early = va2.tasks[("f", "r1")]["state"]
 va2.peer.sleeps += 1  # as a SLEEP from it does
 va2.tick(time.ticks_ms())
 print("REBOOT", early, va2.tasks[("f", "r1")]["state"], va2.tasks[("f", "r2")]["state"], va2.rebooted)
+
+# A node's update names no agent and no UPID (LINK.md §5): the master gets this VAgent's in both places.
+out = []
+gw2.lp.send = lambda to, name, body, mid: out.append((name, body)) or True
+u = uuid(5)
+st = {"task_id": "t", "state": 1, "timestamp": 1.0, "source": 2, "uuid": u}
+node_up = codec.encode(52, {"update": {"framework_id": "f", "status": st, "timestamp": 1.0, "uuid": u}})
+va2._send_update(node_up)
+m = codec.decode(52, out[-1][1])
+print("IDS", out[-1][0], m["update"]["slave_id"] == m["update"]["status"]["slave_id"] == va2.slave_id == "S1",
+      m["pid"] == va2.upid, len(out[-1][1]) - len(node_up))
 """
 
 
@@ -157,6 +168,10 @@ def test_config_names_bad_input_dedup_and_checkpoint(tmp_path):
     # A ping over a connection from another host than the master's is dropped before anything else.
     assert out["IPCHECK"] == "1 0 0 1" and out["BADPING"] == "1", res.out
     assert out["REBOOT"] == "1 5 6 None", res.out
+    # ... and what it adds: 2 SlaveIDs of "S1" (key, length, ID key, length, 2 bytes: 6 B each) and the pid.
+    name, ids_ok, pid_ok, grew = out["IDS"].split()
+    assert name == "b'mesos.internal.StatusUpdateMessage'" and ids_ok == pid_ok == "True", res.out
+    assert int(grew) == 12 + 2 + len("slave(1)@127.0.0.1:5151"), res.out
     assert re.match(r"1 nodes: 0 registered, 0 awake, 1 vouched for; 2 held, 3 updates unacknowledged; heap \d+ B; "
                     r"link: 0 refused \(0 for want of heap\), 0 bad, 0 forged, 0 replayed, 0 failed \(last: None\)$",
                     out["STATUS"]), res.out

@@ -23,7 +23,7 @@ BUDGET = {"frozen": "26k", "loaded": "92k"}  # held by the test below: a step ab
 HOLD_S = 10
 WAKE_MS, LISTEN_MS = 500, 50
 # The link as a small board runs it: ESP-NOW-sized frames (LINK.md §2), no out-of-order slots, 1 KB messages
-# (a RunTaskMessage is 263-334 B in the reference capture; a StatusUpdateMessage 315-367 B).
+# (a RunTaskMessage is 263-334 B in the reference capture; the node's StatusUpdateMessages 127-153 B: LINK.md §7.4).
 LINK = {"mtu": 250, "window": 1, "max_message": 1024}
 
 

@@ -23,6 +23,7 @@ FS = sys.argv[1]
 class Agent:
     slave_id = "S1"
     upid = "slave(1)@127.0.0.1:5051"
+    ids_in_updates = True
     def __init__(s): s.out = []; s.up = True
     def connected(s): return s.up
     def send_to_master(s, kind, body):

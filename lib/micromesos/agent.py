@@ -95,6 +95,7 @@ class Agent:
     attributes: list
 
     _sleeper = None  # _run()'s task while the ping watchdog sleeps (become_disconnected rouses it)
+    ids_in_updates = True  # each status update names the agent and its UPID (a node's do not: node.py)
 
     def __init__(self, cfg, inventory, transport=None):
         self.tasks = None  # the task runner (micromesos.tasks), attached by main()

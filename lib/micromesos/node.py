@@ -37,6 +37,8 @@ class Node:
     # (handlers decode it at once). Set from the delivery until it has been handled (_deliver, _batch).
     buf = None
     _dirty = False  # checkpoint() asked for during a delivery
+    # Its status updates name no agent and no UPID: the gateway puts in the ones it gave the node (LINK.md §5).
+    ids_in_updates = False
 
     def __init__(self, cfg, inv, transport, totals):
         from .linknode import NodeLink

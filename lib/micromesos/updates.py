@@ -134,16 +134,20 @@ class StatusUpdates:
         return True
 
     def encode(self, s, u):
-        st = {"task_id": u["task_id"], "state": u["state"], "slave_id": self.agent.slave_id,
-              "timestamp": u["timestamp"], "source": u["source"], "uuid": u["uuid"]}
-        up = {"framework_id": s.fid, "slave_id": self.agent.slave_id, "status": st,
-              "timestamp": u["timestamp"], "uuid": u["uuid"], "latest_state": s.latest}
+        st = {"task_id": u["task_id"], "state": u["state"], "timestamp": u["timestamp"], "source": u["source"],
+              "uuid": u["uuid"]}
+        up = {"framework_id": s.fid, "status": st, "timestamp": u["timestamp"], "uuid": u["uuid"],
+              "latest_state": s.latest}
+        m = {"update": up}
+        if self.agent.ids_in_updates:
+            st["slave_id"] = up["slave_id"] = self.agent.slave_id
+            m["pid"] = self.agent.upid
         for k in ("executor_id", "reason", "message", "data"):
             if k in u:
                 st[k] = u[k]
         if "executor_id" in u:
             up["executor_id"] = u["executor_id"]
-        return codec.encode_buf(_StatusUpdateMessage, {"update": up, "pid": self.agent.upid})  # sent, never kept
+        return codec.encode_buf(_StatusUpdateMessage, m)  # sent, never kept
 
     def _send_head(self, s, now_ms):
         """Send the head of s; False if the transport refused it (outbox full): tried again soon, as it

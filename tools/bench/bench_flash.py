@@ -73,6 +73,7 @@ FS, TASKS, CYCLES = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 class Agent:
     slave_id = "a3c1f0d2-7e55-4d8e-b1c9-0f6a2d4e8b10-S3"
     upid = "slave(1)@127.0.0.1:5051"
+    ids_in_updates = True
     def __init__(s): s.out = []
     def connected(s): return True
     def send_to_master(s, kind, body):
