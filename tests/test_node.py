@@ -670,7 +670,7 @@ print(min(s[0] for s in sizes), max(s[0] for s in sizes), min(s[1] for s in size
 """
 
 
-def test_a_node_update_is_the_agents_less_its_ids_and_takes_one_esp_now_frame():
+def test_a_node_update_is_the_agents_less_its_ids():
     import base64
 
     bodies = []
