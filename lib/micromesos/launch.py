@@ -28,6 +28,7 @@ _TASK_LOST = const(5)  # schema.TASK_LOST
 
 _EXECUTOR_GRACE_MS = const(5000)  # no shutdown_grace_period: EXECUTOR_SHUTDOWN_GRACE_PERIOD
 _NO_HEAP = "the agent has no heap for this launch message"
+_NO_RECORD = "the agent is out of memory for another task"
 
 
 class Invalid(MesosError):
@@ -146,9 +147,11 @@ def _launch(runner, fw_raw, ex_raw, infos, launch_executor):
         if starts:
             runner.executors.pop((fid, eid), None)
             runner.leases.release((fid, eid))
+        oom = isinstance(e, MemoryError)
         gc.collect()
-        reason, why = _unrecorded(e)
-        _refuse(runner, fid, eid, tids, _TASK_FAILED, reason, why, starts)
+        _refuse(runner, fid, eid, tids, _TASK_FAILED, _REASON_CONTAINER_LIMITATION_MEMORY if oom
+                else _REASON_CONTAINER_LAUNCH_FAILED, _NO_RECORD if oom
+                else "the agent could not record the task: " + describe(e), starts)
         return
     del tids
     if fail:
@@ -242,13 +245,6 @@ def _lease(runner, fid, eid, want, ctxs):
             leases.release(owner)
 
 
-def _unrecorded(e):
-    # (reason, message) of a task the agent could not record: in RAM (_launch) or on flash (_begin).
-    if isinstance(e, MemoryError):
-        return _REASON_CONTAINER_LIMITATION_MEMORY, "the agent is out of memory for another task"
-    return _REASON_CONTAINER_LAUNCH_FAILED, "the agent could not record the task: " + describe(e)
-
-
 async def _begin(runner, c, cmd):
     # A task recorded in RAM (STAGING): its record written to flash, its code found, fetched first if it must be,
     # and started. A kill before it starts cancels it: kill.terminate reported it (TASK_KILLED during launch).
@@ -265,7 +261,10 @@ async def _begin(runner, c, cmd):
                 runner.save()
             except Exception as e:  # MemoryError, a checkpoint that can't be written (flash full, ...)
                 gc.collect()
-                reason, why = _unrecorded(e)
+                if isinstance(e, MemoryError):
+                    reason, why = _REASON_CONTAINER_LIMITATION_MEMORY, _NO_RECORD
+                else:
+                    why = "the agent could not record the task: " + describe(e)
                 return
         try:
             from . import fetch
