@@ -7,19 +7,10 @@ import gc
 import sys
 
 import board
-from micromesos import log
+from micromesos import log, reboot
 
 _W = "bridge"
-_WDT_MS = 8000
-_FEED_MS = 2000
-
-
-async def _feed(wdt):
-    import asyncio
-
-    while True:
-        wdt.feed()
-        await asyncio.sleep_ms(_FEED_MS)
+_state = {"wdt": None}  # the armed watchdog, for the paths that stop the gateway
 
 
 async def _run(cfg, nic, creds):
@@ -40,11 +31,9 @@ async def _run(cfg, nic, creds):
     cfg.setdefault("link", "espnow")
     gw = Gateway(cfg)
     gc.collect()
-    wdt = board.watchdog(_WDT_MS)
-    if wdt is not None:
-        asyncio.create_task(_feed(wdt))
-        if nic is not None:
-            sup.feed = wdt.feed
+    wdt = _state["wdt"] = reboot.arm()
+    if wdt is not None and nic is not None:
+        sup.feed = wdt.feed
     log.info(_W, "gateway bridge up: heap %d B used, %d B free", gc.mem_alloc(), gc.mem_free())
     await gw.run()
 
@@ -77,11 +66,17 @@ def boot(path="gateway.json"):
         print("gateway: config error: %s" % e)
         return 2
     except KeyboardInterrupt:
+        reboot.stopped(_state["wdt"])  # the REPL stays up: the armed watchdog is fed from a timer
         return 130
+    except Exception as e:  # noqa: BLE001  anything the gateway could not recover from: report, then start over
+        print("gateway: failed: %r" % (e,))
+        sys.print_exception(e)
+        return 1
     return 0
 
 
 if __name__ == "__main__":
     _rc = boot(sys.argv[1] if len(sys.argv) > 1 else "gateway.json")
     if sys.argv:
-        sys.exit(_rc)
+        sys.exit(_rc)  # launched from a command line (unix port): report through the exit code
+    reboot.after_crash(_rc, _state["wdt"], None)  # a crash: reboot after a pause

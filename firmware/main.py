@@ -5,18 +5,10 @@
 #   MICROPYPATH=.frozen:lib:boards/unix .venv/bin/micropython firmware/main.py boards/unix/config.json
 import gc
 import sys
-import time
-
-from micropython import const
 
 import board
-from micromesos import __version__, log
+from micromesos import __version__, log, reboot
 from micromesos.errors import ConfigError
-
-_WDT_MS = const(8000)            # <= 8388 ms, the RP2040's limit
-_FEED_MS = const(2000)
-_CRASH_HOLD_MS = const(10000)    # pause before a reset so Ctrl-C can still reach the REPL...
-_HOLD_STEP_MS = const(500)       # ...feeding the armed watchdog every step of it (< _WDT_MS)
 
 
 def _on_task_error(loop, context):
@@ -27,31 +19,12 @@ def _on_task_error(loop, context):
         sys.print_exception(e)
 
 
-async def _feed(wdt):
-    import asyncio
-
-    while True:
-        wdt.feed()
-        await asyncio.sleep_ms(_FEED_MS)
-
-
-def _clear_marker(inv):
-    # Before a deliberate reset: rp2's machine.reset() is a watchdog reboot (reset_cause() WDT_RESET), so
-    # a marker left set (Ctrl-C mid-step) would blame that task for hanging the loop after the reboot.
-    m = getattr(inv, "marker", None)
-    if m is not None:
-        m.write(0)
-
-
 def _on_address(inv):
     def changed(old, new):
         # The master sends everything to the pid it registered and a pid can't change for an agent id
         # (PROTOCOL.md §1.6): reboot, and the agent registers as a new one (agent.recover: pid mismatch).
         log.warn("main", "address changed %s -> %s: rebooting to register as a new agent", old, new)
-        _clear_marker(inv)
-        import machine
-
-        machine.reset()
+        reboot.now(inv)
     return changed
 
 
@@ -71,12 +44,9 @@ async def _run(cfg, inv, nic, creds):
         if cfg["advertise_ip"] is None:
             cfg["advertise_ip"] = ip  # the master must reach us at a routable address (§1.6, §1.7)
     gc.collect()
-    wdt = board.watchdog(_WDT_MS)
-    _state["wdt"] = wdt
-    if wdt is not None:
-        asyncio.create_task(_feed(wdt))
-        if nic is not None:
-            sup.feed = wdt.feed
+    wdt = _state["wdt"] = reboot.arm()
+    if wdt is not None and nic is not None:
+        sup.feed = wdt.feed
     hook = None
     if nic is not None:
         def hook(a):
@@ -125,9 +95,9 @@ def boot(config_path="config.json"):
     if rc == 130:
         # Ctrl-C (or mpremote) stopped the agent; an armed watchdog cannot be stopped on ESP32/RP2040,
         # so keep feeding it from a timer and the REPL stays usable until the next hard reset.
-        _clear_marker(inv)
+        reboot.clear_marker(inv)
         _release()
-        _stopped(_state["wdt"])
+        reboot.stopped(_state["wdt"])
     return rc
 
 
@@ -159,37 +129,8 @@ def _release():
     gc.collect()
 
 
-def _stopped(wdt):
-    if wdt is not None:
-        board.feed_in_background(wdt, _FEED_MS)
-    print("micromesos: stopped")
-
-
-def _reset_after(rc):
-    # On a board (no sys.argv) a crashed agent means a clean reboot after a pause; a config error
-    # or Ctrl-C leaves the REPL up instead. The watchdog armed at boot can't be stopped, so the pause
-    # keeps feeding it; Ctrl-C during it hands the feeding to a timer, as after a Ctrl-C above.
-    if rc != 1:
-        return
-    wdt = _state["wdt"]
-    print("micromesos: rebooting in %d s (Ctrl-C for the REPL)" % (_CRASH_HOLD_MS // 1000))
-    t0 = time.ticks_ms()
-    try:
-        while time.ticks_diff(time.ticks_ms(), t0) < _CRASH_HOLD_MS:
-            if wdt is not None:
-                wdt.feed()
-            time.sleep_ms(_HOLD_STEP_MS)
-    except KeyboardInterrupt:
-        _stopped(wdt)
-        return
-    _clear_marker(_state.get("inv"))
-    import machine
-
-    machine.reset()
-
-
 if __name__ == "__main__":
     _rc = boot(sys.argv[1] if len(sys.argv) > 1 else "config.json")
     if sys.argv:
         sys.exit(_rc)  # launched from a command line (unix port): report through the exit code
-    _reset_after(_rc)
+    reboot.after_crash(_rc, _state["wdt"], _state.get("inv"))  # a crash: reboot after a pause

@@ -7,6 +7,7 @@ import sys
 from micromesos import nodeboot
 
 if __name__ == "__main__":
-    _rc = nodeboot.boot(sys.argv[1] if len(sys.argv) > 1 else "config.json")
+    # On a board (no sys.argv) a crash reboots it after a pause; on the unix port the exit code reports it.
+    _rc = nodeboot.boot(sys.argv[1] if len(sys.argv) > 1 else "config.json", not sys.argv)
     if sys.argv:
-        sys.exit(_rc)  # launched from a command line (unix port): report through the exit code
+        sys.exit(_rc)

@@ -384,9 +384,11 @@ def test_wifi_board_without_wifi_json_stops_at_boot(tmp_path):
     assert r.out.strip() == "micromesos: config error: ssid: expected a non-empty string in wifi.json"
 
 
-# The crash path: the hold before the reboot keeps feeding the armed watchdog (simulated clock).
+# The crash path (micromesos.reboot, for the agent's, the node's and the bridge's boot): the hold before the
+# reboot keeps feeding the armed watchdog (simulated clock).
 _CRASH = r'''
-import machine, main
+import machine
+from micromesos import reboot
 now = [0]
 class FakeTime:
     @staticmethod
@@ -400,12 +402,11 @@ class FakeTime:
         now[0] += ms
         if now[0] >= %d:
             raise KeyboardInterrupt   # Ctrl-C at that moment (never, unless a test asks for it)
-main.time = FakeTime
+reboot.time = FakeTime
 machine.WDT.clock = FakeTime.ticks_ms
 d = machine.WDT(timeout=8000)           # armed at boot, as board.watchdog() does
-main._state["wdt"] = d
 try:
-    main._reset_after(1)
+    reboot.after_crash(1, d, None)
     print("RESULT returned")
 except SystemExit as e:                 # the fake machine.reset()
     print("RESULT", e)
@@ -590,11 +591,10 @@ def test_main_boots_the_unix_board_into_a_registered_agent(tmp_path, standin_mas
 # The ESP32 board's whole boot path, in the unix port with fake machine/network/ntptime: `code` runs
 # main.boot() on a board whose "/" is re-rooted to a host directory. STOP is a file the test creates
 # to end the run (Ctrl-C on a board), MOVE one that moves the DHCP lease to 127.0.0.3.
-_WIFI_BOARD = r"""
+_BOARD_SETUP = r"""
 import asyncio, machine, network, ntptime, os, sys
 network.networks["lab"] = "pw"
-network.address = %(address)r
-ntptime.fail = 1                 # NTP unreachable at boot: the agent must start anyway
+ntptime.fail = 1                 # NTP unreachable at boot: the program must start anyway
 machine.NVRAM = %(nvram)r
 from micromesos import wifi
 wifi.Supervisor.POLL_MS = 100
@@ -612,6 +612,9 @@ def exists(p):
         return True
     except OSError:
         return False
+"""
+_WIFI_BOARD = _BOARD_SETUP + r"""
+network.address = %(address)r
 
 async def control():
     waited = 0
@@ -718,6 +721,64 @@ def test_main_reboots_into_a_new_agent_when_the_dhcp_address_changes(tmp_path, s
         out2 = _finish(proc)
     assert second["id"] != first["id"], out2
     assert "address changed (slave(1)@127.0.0.2:%d -> slave(1)@127.0.0.3:%d)" % (aport, aport) in out2
+
+
+# A node (firmware/node_main.py: micromesos.nodeboot) on the same ESP32 board model, its link over UDP to the
+# scripted gateway of tests/test_node.py on loopback: it must join Wi-Fi itself (wifi.json beside its config)
+# and arm and feed the board's watchdog, as the agent's main.py does.
+_NODE_WIFI_BOARD = _BOARD_SETUP + r"""
+network.polls = 5                # the station associates a few polls after boot: the node's first wakes go unheard
+wifi.Supervisor.STEP_MS = 50
+
+async def control():
+    while not exists(%(stop)r):
+        await asyncio.sleep_ms(50)
+    raise KeyboardInterrupt  # what Ctrl-C (or mpremote) does to a running board
+asyncio.create_task(control())
+from micromesos import nodeboot
+rc = nodeboot.boot("node.json", True)
+w = network.WLAN.made[0]
+d = machine.WDT.made[0] if machine.WDT.made else None
+t = machine.Timer.made[-1] if machine.Timer.made else None
+print("RESULT", rc, w.connects, w.isconnected(), d and d.timeout, d and d.feeds > 1, t and t.period,
+      len(machine.resets))
+"""
+
+
+def test_a_node_on_a_wifi_board_joins_wifi_feeds_the_watchdog_and_registers_through_its_gateway(tmp_path):
+    from test_node import GATEWAY, node_config
+
+    port = mpy.free_port()
+    cfg = node_config(tmp_path, port)
+    os.replace(cfg, str(tmp_path / "node.json"))
+    (tmp_path / "wifi.json").write_text(json.dumps({"ssid": "lab", "password": "pw"}))
+    gw = tmp_path / "gateway.py"
+    gw.write_text(GATEWAY)
+    g_json = tmp_path / "golden.json"
+    with open(os.path.join(mpy.GOLDEN, "vectors.jsonl")) as f:
+        g_json.write_text(json.dumps({v["name"]: v["hex"] for v in map(json.loads, f)}))
+    args = {"nvram": str(tmp_path / "nvram"), "fs": str(tmp_path / "fs"), "stop": str(tmp_path / "STOP")}
+    node = subprocess.Popen(
+        mpy.mpy_argv(_AGENT_HEAP) + ["-c", _NODE_WIFI_BOARD % args], cwd=str(tmp_path),
+        env=mpy.mpy_env((FIRMWARE, os.path.join(BOARDS, "esp32"),
+                         mpy.compile_tree(os.path.join(mpy.ROOT, "build", "test-mpy")))), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
+    try:
+        # Registered (NODE_INFO over the link, AGENT taken), an idle task RUNNING, then 2.5 s of its duty cycle:
+        # the watchdog, fed every 2 s, has been fed more than once by then.
+        g = mpy.run_mpy(script=str(gw), args=[str(port), str(g_json), "ram", "1", "2500"], heapsize="512k",
+                        timeout=90)
+    finally:
+        (tmp_path / "STOP").write_text("")
+        out = _finish(node)
+    why = "gateway:\n%s\nnode:\n%s" % (g.out[-3000:], out[-4000:])
+    evs = [json.loads(ln[3:]) for ln in g.out.splitlines() if ln.startswith("EV ")]
+    assert g.rc == 0 and evs[-1][1] == "END", why
+    assert any(e[1] == "IDLE" and e[2] == "end" and e[3] >= 1 for e in evs), why  # it kept waking and sleeping
+    result = [ln for ln in out.splitlines() if ln.startswith("RESULT")]
+    # Ctrl-C: one association, the 8 s watchdog armed and fed, a timer feeding it from then on, no reset
+    assert result == ["RESULT 130 1 True 8000 True 2000 0"], why
+    assert "micromesos: stopped" in out
 
 
 def test_the_host_command_in_main_py_runs_the_agent(tmp_path, standin_master):

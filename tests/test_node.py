@@ -61,7 +61,7 @@ def gold(name):
     return binascii.unhexlify(G[name])
 
 
-def run_task(tid, env):
+def run_task(tid, env, value="hello"):
     global FID
     m = codec.decode(schema.RunTaskMessage, gold("run_task"))
     FID = codec.decode(schema.FrameworkInfo, m["framework"])["id"]
@@ -69,7 +69,7 @@ def run_task(tid, env):
     t["task_id"] = tid
     t["name"] = tid
     t["slave_id"] = SID
-    t["command"] = {"value": "hello", "shell": False,
+    t["command"] = {"value": value, "shell": False,
                     "environment": {"variables": [{"name": k, "value": v} for k, v in env.items()]}}
     for k in ("labels", "kill_policy", "data", "executor"):
         t.pop(k, None)
@@ -250,6 +250,22 @@ async def scenario_hostile():
     ev("END", sock.bad, sock.errors)
 
 
+async def scenario_shatter():
+    # A task leaves the node's heap in pieces: the node can neither hear nor report, gives up after a few wakes
+    # (exit 1; a board reboots), and the test starts it again on its filesystem: it comes back as itself and
+    # reports the task gone.
+    await until("NODE_INFO", lambda: peer[0] is not None, 30000)
+    p = peer[0]
+    await until("AGENT taken", lambda: p.link.idle() and not p.held, 10000)
+    hub.send(p, 7, run_task("s1", {}, "shatter"))
+    ev("LAUNCHED")
+    await until("the rebooted node's TASKS", lambda: TASKS_SEEN[0], 60000)
+    await until("s1 reported", lambda: any(r[0] == "s1" and r[1] in ("TASK_LOST", "TASK_GONE") for r in seen.values())
+                and acked_all(), 20000)
+    await asyncio.sleep_ms(1000)  # late copies of acknowledged updates would show here
+    ev("END", sock.bad, sock.errors)
+
+
 async def scenario_awake():
     # wake_ms 0: the node never sleeps; a launch needs no wake, and the hub counts it awake all along.
     await until("NODE_INFO", lambda: peer[0] is not None, 30000)
@@ -271,7 +287,8 @@ async def main():
     asyncio.create_task(sock.run())
     runner[0] = asyncio.create_task(hub.run(every_ms=20))
     asyncio.create_task(watch())
-    plans = {"ram": scenario_ram, "restart": scenario_restart, "hostile": scenario_hostile, "awake": scenario_awake}
+    plans = {"ram": scenario_ram, "restart": scenario_restart, "hostile": scenario_hostile, "awake": scenario_awake,
+             "shatter": scenario_shatter}
     await plans.get(PLAN, scenario)()
 
 
@@ -393,26 +410,18 @@ def test_node_registers_runs_tasks_through_a_gateway_and_keeps_its_duty_cycle(tm
     assert "Traceback" not in out, why
 
 
-def test_node_comes_back_after_a_gateway_restart_and_reports_its_tasks_after_a_reboot(tmp_path, golden):
-    port = mpy.free_port()
-    gw = tmp_path / "gateway.py"
-    gw.write_text(GATEWAY)
-    cfg = node_config(tmp_path, port)
-    node, log = start_node(tmp_path, cfg)
-    logs = [log]
+def with_a_reboot(tmp_path, port, golden, plan, node, log, cue, reboot):
+    """The scripted gateway run with `plan` beside a started node; once it prints `cue`, reboot(node, log)
+    -> the node started again, (node, log). -> (the gateway's output, the gateway process)."""
     lines = []
-    g = mpy.popen_mpy(script=str(gw), args=[str(port), golden, "restart", "1", "0"], heapsize="512k",
-                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    g = mpy.popen_mpy(script=str(tmp_path / "gateway.py"), args=[str(port), golden, plan, "1", "0"],
+                      heapsize="512k", stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.time() + 150
         for line in iter(g.stdout.readline, ""):
             lines.append(line.rstrip("\n"))
-            if '"KILL_NODE"' in line:
-                node.kill()  # a power cut: only the node's filesystem survives
-                node.wait(10)
-                log.close()
-                node, log = start_node(tmp_path, cfg, log_name="node2.log")
-                logs.append(log)
+            if cue in line:
+                node, log = reboot(node, log)
             if time.time() > deadline:
                 break
         g.wait(10)
@@ -421,7 +430,23 @@ def test_node_comes_back_after_a_gateway_restart_and_reports_its_tasks_after_a_r
             g.kill()
             g.wait(10)
         stop(node, log)
-    out = "\n".join(lines)
+    return "\n".join(lines), g
+
+
+def test_node_comes_back_after_a_gateway_restart_and_reports_its_tasks_after_a_reboot(tmp_path, golden):
+    port = mpy.free_port()
+    gw = tmp_path / "gateway.py"
+    gw.write_text(GATEWAY)
+    cfg = node_config(tmp_path, port)
+    node, log = start_node(tmp_path, cfg)
+
+    def power_cut(node, log):  # only the node's filesystem survives
+        node.kill()
+        node.wait(10)
+        log.close()
+        return start_node(tmp_path, cfg, log_name="node2.log")
+
+    out, g = with_a_reboot(tmp_path, port, golden, "restart", node, log, '"KILL_NODE"', power_cut)
     nodes = "".join((tmp_path / n).read_text() for n in ("node.log", "node2.log") if (tmp_path / n).exists())
     why = "gateway:\n%s\nnode:\n%s" % (out[-6000:], nodes[-6000:])
     assert g.returncode == 0, why
@@ -441,6 +466,65 @@ def test_node_comes_back_after_a_gateway_restart_and_reports_its_tasks_after_a_r
     lost = [u for u in evs if u[1] == "UPDATE" and u[2] == "t4" and u[5] == 1 and u[3] in ("TASK_LOST", "TASK_GONE")]
     assert len(lost) == 1 and "restarted" in lost[0][8], why
     assert "Traceback" not in nodes, why
+
+
+# A task that leaves no free block bigger than ~80 B: it fills the heap with small blocks, two chains of them
+# interleaved, yielding now and then (a step over the runner's slice would get it failed), then lets one chain go.
+SHATTER = """
+import asyncio
+
+
+async def main(ctx):
+    keep = gap = None
+    try:
+        while True:
+            k = [None] * 16
+            g = [None] * 16
+            keep = (k, keep)  # rows in a short chain: a collection's mark stack stays shallow
+            gap = (g, gap)
+            for i in range(16):
+                k[i] = bytearray(40)
+                g[i] = bytearray(40)
+            await asyncio.sleep_ms(0)
+    except MemoryError:
+        pass
+    k = g = gap = None
+    await asyncio.sleep_ms(3600000)
+"""
+
+
+def test_a_node_whose_heap_a_task_left_in_pieces_gives_up_reboots_and_reports_it(tmp_path, golden):
+    # MicroPython never moves an object: a heap in pieces stays so while the task lives. The node stops after
+    # 3 wakes in a row found no heap (exit 1, where a board reboots: firmware/node_main.py), instead of staying
+    # deaf to its gateway for good; started again (the reboot), it is the same agent and reports the task gone.
+    port = mpy.free_port()
+    gw = tmp_path / "gateway.py"
+    gw.write_text(GATEWAY)
+    cfg = node_config(tmp_path, port)
+    (tmp_path / "fs" / "tasks" / "shatter.py").write_text(SHATTER)
+    # The 32-bit device model with the node frozen in, a board's heap: the fill takes a few hundred steps.
+    node, log = start_node(tmp_path, cfg, heapsize="48k", device="frozen")
+    rc = []
+
+    def gives_up(node, log):  # by itself, then the board's reboot
+        rc.append(node.wait(60))
+        log.close()
+        return start_node(tmp_path, cfg, heapsize="48k", device="frozen", log_name="node2.log")
+
+    out, g = with_a_reboot(tmp_path, port, golden, "shatter", node, log, '"LAUNCHED"', gives_up)
+    first = (tmp_path / "node.log").read_text()
+    second = (tmp_path / "node2.log").read_text() if (tmp_path / "node2.log").exists() else ""
+    why = "gateway:\n%s\nnode:\n%s\nrebooted:\n%s" % (out[-4000:], first[-6000:], second[-3000:])
+    assert rc == [1], why
+    assert "micromesos: node failed: MemoryError('the heap is in pieces: 3 wakes in a row found no block',)" in first, why
+    assert g.returncode == 0, why
+    evs = events(out)
+    assert evs[-1][1] == "END" and evs[-1][2:] == [0, 0], why
+    tasks = next(e for e in evs if e[1] == "TASKS")[2]
+    assert [t[0] for t in tasks] == ["s1"] and tasks[0][1] in ("TASK_LOST", "TASK_GONE"), why
+    gone = [u for u in evs if u[1] == "UPDATE" and u[2] == "s1" and u[3] in ("TASK_LOST", "TASK_GONE")]
+    assert len(gone) == 1 and "restarted" in gone[0][8], why  # once, from the rebooted node
+    assert "MemoryError" not in second and "Traceback" not in second, why
 
 
 @pytest.mark.parametrize("change, key", [

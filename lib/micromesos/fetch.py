@@ -1,19 +1,12 @@
 # Finding a task's code: frozen module, or a file in tasks_dir (fetched there from CommandInfo.URIs by
 # download.py); .mpy header checks; the import, recorded so the module can leave RAM with its last task.
 # MIT licence. Every failure is a FetchError. Imported by launch.py, and dropped with it (Tasks.DROP_CODE):
-# its state lives on the runner (tasks.Tasks).
-import gc
-import os
+# its state lives on the runner (tasks.Tasks). RAM: a launch imports it beside its task, in a heap that may be in
+# pieces: what one function uses is imported or written there, so its globals table is small (16 keys; with 23 the
+# import wanted one 184 B block, which a 24 KB node's launch often could not find).
 import sys
 
-from micropython import const
-
 from .errors import MesosError
-from .inventory import arch_name as _arch
-
-MAX_NAME = const(32)      # CommandInfo.value: one module name
-_SHA = "#sha256="
-_FROZEN = ".frozen"
 
 
 class FetchError(MesosError):
@@ -22,7 +15,7 @@ class FetchError(MesosError):
 
 
 def module_name(s):
-    if not isinstance(s, str) or not s or len(s) > MAX_NAME or s[0].isdigit():
+    if not isinstance(s, str) or not s or len(s) > 32 or s[0].isdigit():  # the longest name taken: 32
         return False
     for c in s:
         if not (c.isalpha() or c.isdigit() or c == "_"):
@@ -43,7 +36,7 @@ def parse(uri, output_file=None):
     """'http://host[:port]/path[#sha256=<hex>]' -> (host, port, path, file name, sha256 hex or None)."""
     if not uri.startswith("http://"):
         raise FetchError("%s: only http:// URIs can be fetched" % uri)
-    rest, sep, pin = uri[7:].partition(_SHA)
+    rest, sep, pin = uri[7:].partition("#sha256=")
     if sep:
         pin = pin.lower()
         if len(pin) != 64 or any(c not in "0123456789abcdef" for c in pin):
@@ -66,6 +59,8 @@ def parse(uri, output_file=None):
 
 
 def exists(path):
+    import os
+
     try:
         os.stat(path)
         return True
@@ -100,7 +95,10 @@ def check_mpy(path, fname):
             raise FetchError("%s is mpy v%d.%d native code, this firmware loads v%d.%d" % (
                 fname, h[1], h[2] & 3, ver, sub))
         if a != arch:
-            raise FetchError("%s holds native code for %s, this firmware runs %s" % (fname, _arch(a), _arch(arch)))
+            from .inventory import arch_name
+
+            raise FetchError("%s holds native code for %s, this firmware runs %s" % (
+                fname, arch_name(a), arch_name(arch)))
     if h[3] > bits:
         raise FetchError("%s was compiled for %d-bit small ints, this firmware has %d" % (fname, h[3], bits))
 
@@ -132,10 +130,10 @@ def find(runner, name, uris, fetched=False):
     known = runner.modules  # the task modules this runner imported: name -> [users, pin, imported]
     e = known.get(name)
     mod = sys.modules.get(name)
-    if mod is not None and (e is None or e[1] == _FROZEN):
+    if mod is not None and (e is None or e[1] == ".frozen"):
         return mod  # frozen and in use, built in, or imported by the firmware itself
     if e is None and name in runner.frozen:
-        mod = _import(runner, name, (_FROZEN,), True, _FROZEN)
+        mod = _import(runner, name, (".frozen",), True, ".frozen")
         if mod is not None:
             return mod
     pin = ""
@@ -182,6 +180,8 @@ def _import(runner, name, path, probe, src):
         try:
             mod = __import__(name)
         except MemoryError:  # often garbage, not a full heap: collect and try once more
+            import gc
+
             for m in [m for m in sys.modules if m not in before]:
                 sys.modules.pop(m, None)
             gc.collect()

@@ -17,6 +17,7 @@ _AGENT = const(0x81)  # gateway -> node: u8 n, agent id, u8 m, agent UPID
 _TASKS = const(0x82)  # node -> gateway: after a reboot with a checkpoint, u16 length + Task, repeated
 _KEEPALIVE_MS = const(10000)  # wake_ms 0: the node never sleeps and says WAKE this often (LINK.md §3.1)
 _STEP_MS = const(10)
+_STARVED_WAKES = const(3)  # wakes in a row without heap before the node gives up (a reboot: nodeboot)
 _OWN = const(1)  # link.deliver's start for a message put together from fragments: a bytearray of its own
 _W = "node"
 
@@ -211,12 +212,19 @@ class Node:
         asyncio.create_task(self.nl.link.timers())
         asyncio.create_task(self.updates.run())
         w = self.cfg["wake_ms"]
+        starved = 0  # wakes in a row that found no heap
         while True:
             try:
                 nap = await self._cycle(time.ticks_ms())
+                starved = 0
             except MemoryError:  # the wake found no heap (a task holds it): the node goes on, the next wake
                 log.error(_W, "out of memory during a wake")  # tries again (WAKE, or HELLO if it must)
                 nap = -1
+                starved += 1
+            if starved >= _STARVED_WAKES:
+                # MicroPython never moves an object: a heap in pieces stays so while its tasks live. The board
+                # reboots (nodeboot), recovers its identity and updates from flash, and reports the tasks gone.
+                raise MemoryError("the heap is in pieces: %d wakes in a row found no block" % starved)
             if nap < 0:
                 nap = w or _KEEPALIVE_MS  # no gateway, or the link died: HELLO at the next wake
             if log.level <= log.DEBUG:  # the RAM figures tests/test_node_ram.py reads (a collection each)

@@ -23,8 +23,11 @@ def _on_task_error(loop, context):
         sys.print_exception(e)
 
 
-def boot(config_path="config.json"):
-    """Bring the node up and run it. Returns an exit code (only on failure): 2 config, 1 crash, 130 Ctrl-C."""
+def boot(config_path="config.json", on_board=False):
+    """Bring the node up and run it. Returns an exit code (only on failure): 2 config, 1 crash (a heap in
+    pieces included: node.run), 130 Ctrl-C. on_board (firmware/node_main.py on a board, no sys.argv): after a
+    crash the board reboots after a pause instead (reboot.after_crash), its identity and unacknowledged updates
+    recovered from flash."""
     from . import nodeinit
 
     try:
@@ -40,17 +43,52 @@ def boot(config_path="config.json"):
 
     from . import node
 
-    main = node.main(*a)
+    main = node.main(*a[:4])
+    inv = a[1]
+    wdt = _watch(a[4])
     a = None  # this frame lives as long as the node: main() keeps only what it reads later
     gc.collect()
     asyncio.get_event_loop().set_exception_handler(_on_task_error)
     try:
         asyncio.run(main)
+        return 0
     except KeyboardInterrupt:
-        return 130
+        rc = 130
     except Exception as e:  # noqa: BLE001  anything the node could not recover from: report it
+        del main
+        asyncio.new_event_loop()  # the node's tasks (and the heap they hold) go: room for the report
+        gc.collect()
         print("micromesos: node failed: %r" % (e,))
         sys.print_exception(e)
-        return 1
-    return 0
+        rc = 1
+    from . import reboot
 
+    if rc == 130:
+        reboot.clear_marker(inv)
+        reboot.stopped(wdt)  # the REPL stays up: the armed watchdog is fed from a timer
+    elif on_board:
+        reboot.after_crash(rc, wdt, inv)
+    return rc
+
+
+def _watch(wifi):
+    # The board's watchdog armed, its feeding task made (it runs once the node's loop does): a task that holds the
+    # loop resets the board, and the marker names it (steps.py). On a Wi-Fi board (wifi: nodeinit.setup's) the
+    # station associated and kept so, the clock set by NTP (micromesos.wifi, as for the agent); until then the
+    # node's wakes go unanswered. -> the watchdog, or None. reboot's code is dropped: only its feeding task stays.
+    from . import reboot
+
+    try:
+        wdt = reboot.arm()
+    finally:
+        drop("micromesos.reboot")
+    if wifi is not None:
+        import asyncio
+
+        from .wifi import Supervisor
+
+        s = Supervisor(*wifi)
+        if wdt is not None:
+            s.feed = wdt.feed  # NTP's wait blocks the loop
+        asyncio.create_task(s.run())
+    return wdt

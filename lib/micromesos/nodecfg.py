@@ -14,6 +14,7 @@ _SCHEMA = {
     "link_key": (None, "str"),         # 32..128 hex digits: keyed link, session keys, tags, counters (LINK.md §8)
     "name": (None, "str"),             # the node's stable identity: 1..32 of A-Z a-z 0-9 . _ - (required)
     "ip": ("0.0.0.0", "ip"),           # local address the link's socket binds
+    "ntp_host": ("pool.ntp.org", "str"),  # transport udp on a Wi-Fi board: the clock for status update timestamps
     "wake_ms": (60000, "int", 0, 86400000),   # W: wakes every W ms (0: never sleeps; LINK.md §3.1)
     "listen_ms": (200, "int", 1, 600000),     # A: listens at least A ms after each wake
     "ack_wait_ms": (500, "int", 0, 600000),   # stays awake up to this past A while a status update awaits its ack

@@ -16,16 +16,33 @@ _SLAVE_INFO = const(20)  # schema.SlaveInfo
 _NAMES = ("micromesos.log", "micromesos.errors", "micromesos.inventory", "micromesos.linkframe",
           "micromesos.linkudp", "micromesos.codec", "micromesos.schema", "micromesos.wire", "micromesos.store",
           "micromesos.nodeboot", "micromesos.node", "micromesos.ctx", "micromesos.steps", "micromesos.updates",
-          "micromesos.link", "micromesos.linknode", "micromesos.tasks", "asyncio.core", "nodeboot", "linkhello")
+          "micromesos.link", "micromesos.linknode", "micromesos.tasks", "micromesos.reboot", "micromesos.wifi",
+          "asyncio.core", "nodeboot", "linkhello")
 
 
 def setup(config_path):
-    """(cfg, inv, transport, totals) for node.main(): ConfigError for a bad config or transport."""
+    """(cfg, inv, transport, totals, wifi) for node.main() (the first four) and nodeboot: ConfigError for a bad
+    config or transport. wifi: (WLAN, ssid, password, ntp_host) on a board with a Wi-Fi station and transport
+    udp (the credentials from wifi.json beside the config, as the agent's), else None."""
     cfg = load_config(config_path)
     log.set_level(cfg["log_level"])
     inv = board.inventory(cfg)
+    w = _wifi(cfg, config_path)
     t = transport(cfg)
-    return cfg, inv, t, node_info(inv, cfg)
+    return cfg, inv, t, node_info(inv, cfg), w
+
+
+def _wifi(cfg, path):
+    nic = board.wlan() if cfg["transport"] == "udp" else None  # None: no station (the unix port, a Pico)
+    if nic is None:
+        return None
+    from . import config
+
+    try:
+        ssid, pw = config.wifi(path[:path.rfind("/") + 1] + "wifi.json")
+    finally:
+        drop("micromesos.config")
+    return nic, ssid, pw, cfg["ntp_host"]
 
 
 def load_config(path):

@@ -1,5 +1,6 @@
 # Wi-Fi supervisor: one long-lived asyncio task keeps the station associated, watches its address and
-# sets the clock from NTP. MIT licence. Started by firmware/main.py next to the agent; never time.sleep()s.
+# sets the clock from NTP. MIT licence. Started by firmware/main.py next to the agent, and by nodeboot for a node
+# on UDP; never time.sleep()s.
 import random
 import time
 
