@@ -14,10 +14,14 @@ CHIP ?= esp32
 CONFIG_unix = boards/unix/vboard.json
 # ROLE=bridge (BOARD=esp32): the board is a gateway bridging Wi-Fi and ESP-NOW (docs/GATEWAY.md §10): its
 # firmware freezes lib/mgateway too, and deploy puts firmware/gateway_main.py and CONFIG (gateway.json) on it.
+# ROLE=node: a node behind a gateway (docs/GATEWAY.md §8): the agent's firmware and files, with
+# firmware/node_main.py as main.py and CONFIG (node.json, a node config) as config.json.
 ROLE ?= agent
 FIRMWARE_MANIFEST = $(if $(filter bridge,$(ROLE)),bridge_manifest.py,manifest.py)
 CONFIG_bridge = gateway.json
-CONFIG ?= $(or $(CONFIG_$(BOARD)),$(if $(filter bridge,$(ROLE)),$(CONFIG_bridge)),config.json)
+CONFIG_node = node.json
+CONFIG ?= $(or $(CONFIG_$(BOARD)),$(CONFIG_$(ROLE)),config.json)
+MAIN_PY = $(if $(filter node,$(ROLE)),firmware/node_main.py,firmware/main.py)
 WIFI ?= wifi.json
 # The board's config "tasks_dir".
 TASKS_DIR ?= tasks
@@ -88,7 +92,7 @@ LIB_MPY = $(patsubst lib/%.py,build/$(BOARD)/%.mpy,$(sort $(LIB_PY)))
 LIB_DIRS = $(sort lib $(patsubst %/,%,$(dir $(LIB_PY))))
 BOARD_MPY = build/$(BOARD)/board.mpy
 DEPLOY_COPY = $(foreach f,$(LIB_MPY),+ cp $(f) :lib/$(patsubst build/$(BOARD)/%,%,$(f))) \
-	+ cp $(BOARD_MPY) :board.mpy + cp firmware/boot.py :boot.py + cp firmware/main.py :main.py \
+	+ cp $(BOARD_MPY) :board.mpy + cp firmware/boot.py :boot.py + cp $(MAIN_PY) :main.py \
 	+ cp $(CONFIG) :config.json $(if $(filter unix,$(BOARD)),,$(if $(wildcard $(WIFI)),+ cp $(WIFI) :wifi.json))
 
 TASK_NAME = $(basename $(notdir $(TASK)))
@@ -142,7 +146,8 @@ endif
 
 deploy-check:
 	$(call need,$(wildcard $(PORT)),$(no_port))
-	$(call need,$(wildcard $(CONFIG)),no config at CONFIG=$(CONFIG): copy boards/$(BOARD)/$(if $(filter bridge,$(ROLE)),gateway,config).example.json to $(CONFIG) and set "master")
+	$(call need,$(filter agent bridge node,$(ROLE)),unknown ROLE=$(ROLE) (agent; node for a node behind a gateway; bridge for an ESP32 gateway))
+	$(call need,$(wildcard $(CONFIG)),no config at CONFIG=$(CONFIG): copy boards/$(BOARD)/$(if $(filter bridge,$(ROLE)),gateway,$(if $(filter node,$(ROLE)),node,config)).example.json to $(CONFIG) and set $(if $(filter node,$(ROLE)),"gateway" and "name","master"))
 
 task-upload: venv
 	$(call need,$(TASK),usage: make task-upload TASK=path/to/task.py BOARD=$(BOARD) PORT=$(PORT))
@@ -166,7 +171,7 @@ board: venv $(DEVICE_DEP)
 
 # --- frozen firmware, built by the port's own make (ESP-IDF or the Pico SDK toolchain needed) ---
 firmware:
-	$(call need,$(filter agent bridge,$(ROLE)),unknown ROLE=$(ROLE) (agent, or bridge for an ESP32 gateway))
+	$(call need,$(filter agent bridge node,$(ROLE)),unknown ROLE=$(ROLE) (agent; node for a node behind a gateway; bridge for an ESP32 gateway))
 	$(call need,$(wildcard boards/$(BOARD)/$(FIRMWARE_MANIFEST)),BOARD=$(BOARD) has no $(ROLE) firmware (ROLE=bridge: BOARD=esp32))
 	$(call need,$(PORT_DIR_$(BOARD)),BOARD=$(BOARD) has no firmware build (esp32, rp2); the unix port comes from .venv)
 	$(call need,$(MICROPY_DIR),set MICROPY_DIR to a micropython checkout: make firmware BOARD=$(BOARD) MICROPY_DIR=~/src/micropython)

@@ -25,7 +25,7 @@ def lib_files():
                   if os.path.basename(f) != "manifest.py")
 
 
-def expected_deploy(board, port, reset=True, config="config.json"):
+def expected_deploy(board, port, reset=True, config="config.json", main="firmware/main.py"):
     """The one mpremote command `make deploy` must run, built from the lib/ files on disk."""
     dirs = sorted({"lib"} | {os.path.dirname(f) for f in lib_files()})
     mk = ("import os;m=lambda d:d.split('/')[-1] in os.listdir(*d.split('/')[:-1]) or os.mkdir(d);"
@@ -35,7 +35,7 @@ def expected_deploy(board, port, reset=True, config="config.json"):
         rel = f[len("lib/"):-3] + ".mpy"
         parts.append("cp build/%s/%s :lib/%s" % (board, rel, rel))
     parts += ["cp build/%s/board.mpy :board.mpy" % board, "cp firmware/boot.py :boot.py",
-              "cp firmware/main.py :main.py", "cp %s :config.json" % config]
+              "cp %s :main.py" % main, "cp %s :config.json" % config]
     if reset:
         parts.append("reset")
     return " + ".join(parts)
@@ -113,6 +113,24 @@ def test_deploy_and_repl_without_a_board_fail_with_one_clear_line():
     assert "make board" in line
     line = _one_line(make("deploy", "BOARD=esp32", "PORT=/dev/null", "CONFIG=nope.json", ok=False))
     assert "no config at CONFIG=nope.json" in line and "config.example.json" in line
+
+
+def test_deploy_role_node_puts_the_node_and_its_config_on_the_board():
+    # A node behind a gateway (docs/GATEWAY.md §8): the agent's files, firmware/node_main.py as main.py, node.json
+    # (a node config) as config.json.
+    out = make("-n", "deploy", "BOARD=rp2", "ROLE=node", "PORT=/dev/ttyACM0").stdout.splitlines()
+    remote = [ln for ln in out if ln.startswith(".venv/bin/mpremote")]
+    assert remote == [expected_deploy("rp2", "/dev/ttyACM0", config="node.json", main="firmware/node_main.py")]
+    line = _one_line(make("deploy", "BOARD=esp32", "ROLE=node", "PORT=/dev/null", ok=False))
+    assert "no config at CONFIG=node.json" in line and "boards/esp32/node.example.json" in line, line
+    assert '"gateway" and "name"' in line, line
+    line = _one_line(make("deploy", "BOARD=esp32", "ROLE=nodes", "PORT=/dev/null", ok=False))
+    assert "unknown ROLE=nodes" in line, line
+    # The examples are node configs the node's own checks accept.
+    for b in ("esp32", "rp2"):
+        r = mpy.run_mpy(code="from micromesos import nodecfg; c = nodecfg.load(%r); print(c['name'], c['gateway'])"
+                        % os.path.join(ROOT, "boards", b, "node.example.json"))
+        assert r.out.split() == ["greenhouse-3", "192.0.2.7:5052"], r
 
 
 def test_rp2_flash_copies_the_uf2_then_deploys():
