@@ -20,7 +20,7 @@ ROLE ?= agent
 FIRMWARE_MANIFEST = $(if $(filter bridge,$(ROLE)),bridge_manifest.py,manifest.py)
 CONFIG_bridge = gateway.json
 CONFIG_node = node.json
-CONFIG ?= $(or $(CONFIG_$(BOARD)),$(CONFIG_$(ROLE)),config.json)
+CONFIG ?= $(or $(CONFIG_$(ROLE)),$(CONFIG_$(BOARD)),config.json)
 MAIN_PY = $(if $(filter node,$(ROLE)),firmware/node_main.py,firmware/main.py)
 WIFI ?= wifi.json
 # The board's config "tasks_dir".

@@ -347,8 +347,9 @@ class Agent:
             self.counters["invalid"] += 1
             log.error(_W, "unusable %s from %s: %r", msg.name(), msg.sender(), e)
         except MemoryError:
-            # A message too big for what the heap has left: the master's retry or reconciliation
-            # brings it back; the agent and its link stay up.
+            # A message too big for what the heap has left: the agent and its link stay up. What answers
+            # the agent's own retries comes again (a registration reply, an update's ack); a framework
+            # retries a kill and reconciles a launch it hears nothing of.
             self.counters["invalid"] += 1
             log.error(_W, "out of memory handling %s", names.short(kind))
 
