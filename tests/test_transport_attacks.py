@@ -443,6 +443,11 @@ def test_oversize_message_body_that_trickles_forever_is_cut_by_the_request_deadl
             for took, got, how in res:
                 assert how != "still open" and got == b"", (took, got, how)  # closed, never answered
                 assert 14.0 <= took < 40, took
+            # The board logs each drop before it closes the socket, but another thread reads its output: on a
+            # loaded machine the lines may come a little after the clients saw the close.
+            deadline = time.time() + 10
+            while len(b.find("past its request deadline", since=mark)) < 2 and time.time() < deadline:
+                await asyncio.sleep(0.05)
             assert len(b.find("past its request deadline", since=mark)) == 2, b.output()[-3000:]
             assert not b.find("exceeds recv_buffer|disconnected", since=mark), b.output()[-3000:]
             assert max(gaps) < 3.0, gaps
