@@ -45,7 +45,7 @@ def boot(config_path="config.json", on_board=False):
 
     main = node.main(*a[:4])
     inv = a[1]
-    wdt = _watch(a[4])
+    wdt = _supervise(a[4])
     a = None  # this frame lives as long as the node: main() keeps only what it reads later
     gc.collect()
     asyncio.get_event_loop().set_exception_handler(_on_task_error)
@@ -71,7 +71,7 @@ def boot(config_path="config.json", on_board=False):
     return rc
 
 
-def _watch(wifi):
+def _supervise(wifi):
     # The board's watchdog armed, its feeding task made (it runs once the node's loop does): a task that holds the
     # loop resets the board, and the marker names it (steps.py). On a Wi-Fi board (wifi: nodeinit.setup's) the
     # station associated and kept so, the clock set by NTP (micromesos.wifi, as for the agent); until then the

@@ -13,8 +13,9 @@ _HOLD_STEP_MS = const(500)  # ...feeding the armed watchdog every step of it (< 
 
 
 def arm():
-    """The board's watchdog armed and fed from an asyncio task (call it with the loop running): code that
-    holds the loop for _WDT_MS resets the board, and the task marker names a task that did (steps.py).
+    """The board's watchdog armed and fed from an asyncio task (made now; it runs with the loop, so arm just
+    before asyncio.run or inside it): code that holds the loop for _WDT_MS resets the board, and the task
+    marker names a task that did (steps.py).
     -> the watchdog, or None on a board without one (the unix port)."""
     import asyncio
 
