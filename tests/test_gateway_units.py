@@ -220,3 +220,20 @@ def test_a_node_that_reconnects_after_a_sleep_gets_a_session_that_sends(mpy_run)
     out = mpy_run(HUB_HOLD, heapsize="512k").check().lines()
     assert out == ["after SLEEP: awake False hold True", "after re-HELLO: awake True hold False",
                    "DATA frames out after send: 1", "after a repeated HELLO: awake True hold False"], out
+
+
+def test_the_gateway_gives_nodes_its_clock_only_once_it_is_set(mpy_run):
+    # The WELCOME's unix_time (LINK.md §3.2): this host's clock in seconds since 1970; 0 while a board's clock
+    # still reads before 2024 (an ESP32 bridge before NTP), which no node takes.
+    out = mpy_run("""
+import time
+from mgateway import gateway
+t = gateway.unix_time()
+print(abs(t - time.time()) <= 2)
+class Unset:  # a clock never set: 1000 s past this port's epoch
+    def time(self):
+        return 1000
+gateway.time = Unset()
+print(gateway.unix_time())
+""", heapsize="512k").check().lines()
+    assert out == ["True", "0"], out

@@ -121,6 +121,8 @@ def on_message(p, kind, buf, s, e):
         r[2] += 1
         ev("UPDATE", st["task_id"], r[1], h, r[2], [u.get("slave_id"), st.get("slave_id")], d.get("pid"),
            st.get("message", ""), p.awake, h in acked and acked[h] is not None, e - s)
+        if PLAN == "clock":
+            ev("STAMP", st["task_id"], r[1], st["timestamp"], u["timestamp"], hub.unix_time())
         first = len(seen) == 1
         if h not in acked and (not first or r[2] >= HELD_ACKS):
             ack(p, d)
@@ -278,6 +280,17 @@ async def scenario_awake():
     ev("END", sock.bad, sock.errors, p.sleeps, p.awake, hub.vouch(p))
 
 
+async def scenario_clock():
+    # The gateway's clock is 10**6 s (11.6 days) ahead of the node's, as a board's without NTP is behind: the
+    # WELCOME carries it (LINK.md §3.2) and the node stamps its status updates with it.
+    hub.unix_time = lambda: int(time.time()) + 1000000
+    await until("NODE_INFO", lambda: peer[0] is not None, 30000)
+    p = peer[0]
+    await until("AGENT taken", lambda: p.link.idle() and not p.held, 10000)
+    await launched("t7")
+    ev("END", sock.bad, sock.errors)
+
+
 runner = [None]
 
 
@@ -288,7 +301,7 @@ async def main():
     runner[0] = asyncio.create_task(hub.run(every_ms=20))
     asyncio.create_task(watch())
     plans = {"ram": scenario_ram, "restart": scenario_restart, "hostile": scenario_hostile, "awake": scenario_awake,
-             "shatter": scenario_shatter}
+             "shatter": scenario_shatter, "clock": scenario_clock}
     await plans.get(PLAN, scenario)()
 
 
@@ -346,19 +359,28 @@ def golden(tmp_path):
     return str(p)
 
 
-def test_node_registers_runs_tasks_through_a_gateway_and_keeps_its_duty_cycle(tmp_path, golden):
+def beside_the_gateway(tmp_path, golden, plan, held_acks=1, timeout=90, **cfg):
+    """A node (config node_config's, changed by cfg) beside the scripted gateway running `plan` to its end ->
+    (the gateway's events, its MpyResult, the node's log, whether the node was still running, why: both outputs
+    for an assertion's message)."""
     port = mpy.free_port()
     gw = tmp_path / "gateway.py"
     gw.write_text(GATEWAY)
-    node, log = start_node(tmp_path, node_config(tmp_path, port))
+    node, log = start_node(tmp_path, node_config(tmp_path, port, **cfg))
     try:
-        res = mpy.run_mpy(script=str(gw), args=[str(port), golden, "main", "3", "0"], heapsize="512k", timeout=150)
+        res = mpy.run_mpy(script=str(gw), args=[str(port), golden, plan, str(held_acks), "0"], heapsize="512k",
+                          timeout=timeout)
+        alive = node.poll() is None
     finally:
         stop(node, log)
     out = (tmp_path / "node.log").read_text()
     why = "gateway:\n%s\n%s\nnode:\n%s" % (res.out[-6000:], res.err[-3000:], out[-6000:])
+    return events(res.out), res, out, alive, why
+
+
+def test_node_registers_runs_tasks_through_a_gateway_and_keeps_its_duty_cycle(tmp_path, golden):
+    evs, res, out, _, why = beside_the_gateway(tmp_path, golden, "main", held_acks=3, timeout=150)
     assert res.rc == 0, why
-    evs = events(res.out)
     kinds = [e[1] for e in evs]
     assert kinds[-1] == "END", why
 
@@ -550,19 +572,8 @@ def test_a_bad_node_config_stops_the_boot_with_a_line_naming_the_key(tmp_path, c
 
 
 def test_hostile_messages_on_the_link_are_refused_and_the_node_goes_on(tmp_path, golden):
-    port = mpy.free_port()
-    gw = tmp_path / "gateway.py"
-    gw.write_text(GATEWAY)
-    node, log = start_node(tmp_path, node_config(tmp_path, port))
-    try:
-        res = mpy.run_mpy(script=str(gw), args=[str(port), golden, "hostile", "1", "0"], heapsize="512k", timeout=90)
-        alive = node.poll() is None
-    finally:
-        stop(node, log)
-    out = (tmp_path / "node.log").read_text()
-    why = "gateway:\n%s\n%s\nnode:\n%s" % (res.out[-6000:], res.err[-3000:], out[-6000:])
+    evs, res, out, alive, why = beside_the_gateway(tmp_path, golden, "hostile")
     assert res.rc == 0 and alive, why
-    evs = events(res.out)
     assert evs[-1][1] == "END" and evs[-1][2:] == [0, 0], why
     # Each refusal is one log line naming the message kind; none is a crash, and the identity held.
     assert len(re.findall(r"ERROR node: (bad|unusable) message", out)) >= 6, why
@@ -575,21 +586,40 @@ def test_hostile_messages_on_the_link_are_refused_and_the_node_goes_on(tmp_path,
 
 
 def test_a_node_that_never_sleeps_stays_awake_and_runs_tasks_at_once(tmp_path, golden):
-    port = mpy.free_port()
-    gw = tmp_path / "gateway.py"
-    gw.write_text(GATEWAY)
-    node, log = start_node(tmp_path, node_config(tmp_path, port, wake_ms=0))
-    try:
-        res = mpy.run_mpy(script=str(gw), args=[str(port), golden, "awake", "1", "0"], heapsize="512k", timeout=90)
-    finally:
-        stop(node, log)
-    out = (tmp_path / "node.log").read_text()
-    why = "gateway:\n%s\n%s\nnode:\n%s" % (res.out[-6000:], res.err[-3000:], out[-6000:])
+    evs, res, out, _, why = beside_the_gateway(tmp_path, golden, "awake", wake_ms=0)
     assert res.rc == 0, why
-    evs = events(res.out)
     # No SLEEP ever, awake and vouched for; the launch ran without waiting for a wake (generous: loaded machine).
     assert evs[-1][1] == "END" and evs[-1][2:] == [0, 0, 0, True, True], why
     assert next(e for e in evs if e[1] == "LAUNCHED")[2] < 5000, why
+
+
+def test_a_node_stamps_its_status_updates_with_its_gateways_clock_when_its_own_is_off(tmp_path, golden):
+    evs, res, _, _, why = beside_the_gateway(tmp_path, golden, "clock")
+    assert res.rc == 0, why
+    stamps = [e for e in evs if e[1] == "STAMP"]
+    assert [e[3] for e in stamps if e[2] == "t7"][:2] == ["TASK_STARTING", "TASK_RUNNING"], why
+    for e in stamps:
+        # TaskStatus.timestamp == StatusUpdate.timestamp, within 3 s of the gateway's clock as it took the update
+        # (the WELCOME's whole seconds, and the update's age: made at most a wake before it arrived).
+        assert e[4] == e[5] and abs(e[4] - e[6]) <= 3, (e, why)
+
+
+SET_CLOCK = r"""
+import time, machine
+from micromesos import linkhello, updates
+t = int(updates.now())
+print(linkhello.set_clock(0), linkhello.set_clock(t + 1), updates.EPOCH)
+print(linkhello.set_clock(1700000000), machine.RTC().datetime(), abs(updates.now() - 1700000000) <= 1)
+print(linkhello.set_clock(1700000000), linkhello.set_clock(t))
+print(abs(updates.now() - t) <= 1)
+"""
+
+
+def test_a_nodes_clock_follows_its_gateways_only_when_more_than_2_s_away(mpy_run):
+    # The fake machine.RTC (tests/fakes) takes the date as ntptime.settime gives it: Tuesday 2023-11-14 22:13:20 UTC
+    # is weekday 2; the unix port's time.time() doesn't follow it, so updates.now() is corrected too.
+    out = mpy_run(SET_CLOCK).check().lines()
+    assert out == ["False False 0", "True (2023, 11, 14, 2, 22, 13, 20, 0) True", "False True", "True"], out
 
 
 def test_a_node_configured_for_a_serial_line_says_hello_on_it(tmp_path):

@@ -16,10 +16,11 @@ from . import gwstore
 from .hub import LinkHub
 from .procs import Processes
 from .udp import UDPHub
-from .vagent import RUNNING, VAgent
+from .vagent import EPOCH, RUNNING, VAgent
 
 _W = "gateway"
 _STATUS_MS = 60000  # a status line this often
+_CLOCK_SET = 1704067200  # 2024-01-01: a clock before it was never set (a bridge before NTP)
 
 # key: (default, kind). Durations in ms: tests scale them all down together (GATEWAY.md §7).
 DEFAULTS = {
@@ -82,6 +83,13 @@ def check(cfg):
     if not isinstance(m, str) or not upid.valid("master@" + m):
         raise ConfigError("master: ip:port of the Mesos master (an IPv4 address) is required, got %r" % (m,))
     return out
+
+
+def unix_time():
+    """The clock a WELCOME gives a node (LINK.md §3.2): seconds since 1970, or 0 while this board's is unset (an
+    ESP32 bridge before NTP, at its epoch), so that no node takes it."""
+    t = int(time.time()) + EPOCH
+    return t if t >= _CLOCK_SET else 0
 
 
 def dirname(name):
@@ -175,7 +183,7 @@ class Gateway:
         self.hub.max_nodes = cfg["max_nodes"]
         if cfg["nodes"] is not None:
             self.hub.allowed = set(cfg["nodes"])  # type: ignore[assignment]  # (LinkHub.allowed: None or a set)
-        self.hub.unix_time = lambda: int(time.time())
+        self.hub.unix_time = unix_time
         self.udp.on_frame = self.hub.frame
         self.lp.on_link_closed = self._link_closed
         self.hub.on_session = self._session

@@ -68,7 +68,7 @@ _PONG = names.PONG
 # states
 DISCONNECTED = const(1)
 RUNNING = const(2)
-_EPOCH = 946684800 if time.gmtime(0)[0] == 2000 else 0
+EPOCH = 946684800 if time.gmtime(0)[0] == 2000 else 0  # seconds from this port's time.time() to Unix time
 
 
 def valid_uuid(u):
@@ -426,7 +426,7 @@ class VAgent:
     def gen_update(self, fid, tid, state, reason, message):
         """A status update the gateway makes for the node (source SLAVE), relayed like the node's own."""
         u = _uuid4()
-        ts = time.time() + _EPOCH
+        ts = time.time() + EPOCH
         st = {"task_id": tid, "state": state, "source": _SOURCE_SLAVE, "timestamp": ts, "uuid": u,
               "message": message}
         if reason is not None:

@@ -98,6 +98,30 @@ def read_welcome(buf):
     return buf[2], u32(buf, 8), buf[14], mf, u32(buf, 16)
 
 
+def set_clock(unix_time):
+    """A node takes its gateway's clock from the WELCOME (unix_time: seconds since 1970, 0 if the gateway has
+    none; LINK.md §3.2) when its own is more than 2 s away from it (never set: a board without NTP starts at its
+    epoch; or drifted): the board's RTC set, as ntptime.settime does (it keeps time through deep sleep), or,
+    with no RTC to set (the unix port: the OS's clock), updates.now() corrected. True if it changed either."""
+    import time
+
+    from . import updates
+
+    if unix_time == 0 or abs(unix_time - updates.now()) <= 2:
+        return False
+    e = updates.EPOCH
+    try:
+        import machine
+
+        tm = time.gmtime(unix_time - e)
+        machine.RTC().datetime((tm[0], tm[1], tm[2], tm[6] + 1, tm[3], tm[4], tm[5], 0))
+    except (ImportError, AttributeError, OSError, ValueError, OverflowError):
+        pass  # no RTC here
+    if abs(unix_time - updates.now()) > 2:  # no RTC, or not the one time.time() reads
+        updates.EPOCH = e + unix_time - int(updates.now())
+    return True
+
+
 def _limits(max_frame, window, E):
     if not _MIN_FRAME <= max_frame <= _MAX_FRAME:
         raise E("max_frame %d: %d..%d" % (max_frame, _MIN_FRAME, _MAX_FRAME))

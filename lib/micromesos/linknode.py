@@ -49,7 +49,7 @@ class NodeLink:
     def __init__(self, out, name, wake_ms, listen_ms, mtu=250, window=2, max_message=2048, nonce=None):
         import random  # here and put_u32 in sleep(), not at the top: this module's globals table a size smaller
 
-        # out is the link's (link.out); the gateway's clock at WELCOME is not kept. This dict holds 15 of its 17 slots:
+        # out is the link's (link.out). This dict holds 15 of its 17 slots:
         # room for the counters (resets) without a larger table mid-run.
         self.link = Link(out, mtu, window, max_message=max_message)
         self.name = name
@@ -87,7 +87,9 @@ class NodeLink:
         elif t == _WELCOME and self.state == _NONE:  # (a repeated WELCOME is ignored: the session runs)
             # Handled here, not in a method of its own: the class dict stays a table size smaller.
             try:
-                session, nonce, window, max_frame, _ = _hello_module().read_welcome(buf)
+                session, nonce, window, max_frame, t = _hello_module().read_welcome(buf)
+                if t and nonce == self.nonce:  # t 0: the gateway has no clock
+                    _hello_module().set_clock(t)  # updates are stamped with the gateway's clock if ours is off
             finally:
                 drop(_HELLO)
             if nonce == self.nonce:  # else for an earlier boot, or another node

@@ -37,8 +37,9 @@ _MARK = const(32)  # room kept for the marker: 3 bytes of U+2026 + " [truncated 
 _UPDATE = const(0)
 _JOURNAL_MIN = const(4096)
 
-# Seconds between 1970 and the port's epoch (2000 on some embedded ports).
-_EPOCH = 946684800 if time.gmtime(0)[0] == 2000 else 0
+# Seconds from the port's time.time() to Unix time: its epoch (2000 on some embedded ports); on a node whose clock
+# is off and can't be set (no RTC: the unix port), corrected from its gateway's (linkhello.set_clock, LINK.md §3.2).
+EPOCH = 946684800 if time.gmtime(0)[0] == 2000 else 0
 # Ports built with single-precision floats can't hold epoch seconds (24-bit mantissa): send whole
 # seconds as an int there; the codec encodes an int into a double exactly.
 _DOUBLE = 1.0 + 2.0 ** -30 != 1.0
@@ -47,8 +48,8 @@ _DOUBLE = 1.0 + 2.0 ** -30 != 1.0
 def now():
     """Seconds since 1970 for TaskStatus.timestamp (a double on the wire)."""
     if _DOUBLE:
-        return time.time_ns() / 1e9 + _EPOCH if hasattr(time, "time_ns") else time.time() + _EPOCH
-    return int(time.time()) + _EPOCH
+        return time.time_ns() / 1e9 + EPOCH if hasattr(time, "time_ns") else time.time() + EPOCH
+    return int(time.time()) + EPOCH
 
 
 def is_terminal(state):

@@ -49,13 +49,16 @@ def _mem():
 
 
 class RTC:
+    # One clock per board, as machine.RTC() on a port: every instance reads what any of them set.
+    _dt = (2000, 1, 1, 5, 0, 0, 0, 0)
+
     def __init__(self, id=0):
-        self._dt = (2000, 1, 1, 5, 0, 0, 0, 0)
+        pass
 
     def datetime(self, dt=None):
         if dt is None:
-            return self._dt
-        self._dt = tuple(dt)
+            return RTC._dt
+        RTC._dt = tuple(dt)
         return None
 
     def memory(self, data=None):
