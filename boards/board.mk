@@ -88,8 +88,11 @@ mkdirs_py = import os;m=lambda d:d.split('/')[-1] in os.listdir(*d.split('/')[:-
 
 # What `deploy` puts on the board: compiled lib/ and board module, then sources boot.py/main.py
 # (a board runs those two by file name) and the config.
-LIB_MPY = $(patsubst lib/%.py,build/$(BOARD)/%.mpy,$(sort $(LIB_PY)))
-LIB_DIRS = $(sort lib $(patsubst %/,%,$(dir $(LIB_PY))))
+# Of lib/, not enums.py (message and enum names for tools and tests: the agent and the node read schema's numbers)
+# nor mgateway/ (a gateway runs on a host, or frozen into the ESP32 bridge's firmware): tools/deploy.py on_a_board().
+DEPLOY_PY = $(filter-out lib/mgateway/% lib/micromesos/enums.py,$(LIB_PY))
+LIB_MPY = $(patsubst lib/%.py,build/$(BOARD)/%.mpy,$(sort $(DEPLOY_PY)))
+LIB_DIRS = $(sort lib $(patsubst %/,%,$(dir $(DEPLOY_PY))))
 BOARD_MPY = build/$(BOARD)/board.mpy
 DEPLOY_COPY = $(foreach f,$(LIB_MPY),+ cp $(f) :lib/$(patsubst build/$(BOARD)/%,%,$(f))) \
 	+ cp $(BOARD_MPY) :board.mpy + cp firmware/boot.py :boot.py + cp $(MAIN_PY) :main.py \

@@ -11,6 +11,7 @@ import urllib.request
 
 import mpy
 import pytest
+from deploy import on_a_board
 
 from test_boards import _free_port, _wait_agents, standin_master  # noqa: F401 (fixture)
 from vboard_proc import MPREMOTE, PtyBoard, PtyTranscript
@@ -47,7 +48,8 @@ def make(*args, ok=True):
 
 
 def lib_modules():
-    return sorted(os.path.basename(f)[:-3] for f in glob.glob(os.path.join(ROOT, "lib", "micromesos", "*.py")))
+    return sorted(os.path.basename(f)[:-3] for f in glob.glob(os.path.join(ROOT, "lib", "micromesos", "*.py"))
+                  if on_a_board("micromesos/" + os.path.basename(f)))
 
 
 def test_vboard_speaks_the_raw_repl_and_keeps_state(vboard):

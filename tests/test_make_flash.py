@@ -7,6 +7,7 @@ import subprocess
 
 import mpy
 import pytest
+from deploy import on_a_board
 
 ROOT = mpy.ROOT
 
@@ -22,7 +23,7 @@ def make(*args, ok=True):
 def lib_files():
     return sorted(os.path.relpath(f, ROOT) for f in glob.glob(os.path.join(ROOT, "lib", "**", "*.py"),
                                                               recursive=True)
-                  if os.path.basename(f) != "manifest.py")
+                  if os.path.basename(f) != "manifest.py" and on_a_board(os.path.relpath(f, mpy.LIB)))
 
 
 def expected_deploy(board, port, reset=True, config="config.json", main="firmware/main.py"):

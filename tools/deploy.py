@@ -19,14 +19,23 @@ def lib_version():
     return m.group(1)
 
 
+def on_a_board(rel):
+    """Whether `make deploy` (boards/board.mk DEPLOY_PY) and package.json put lib/`rel` ("micromesos/x.py") on a
+    board: all of lib/ but the names for tools and tests (micromesos/enums.py: the agent and the node read schema's
+    numbers) and the gateway (mgateway/: on a host, or frozen into the ESP32 bridge's firmware)."""
+    rel = rel.replace(os.sep, "/")
+    return not rel.startswith("mgateway/") and rel != "micromesos/enums.py"
+
+
 def lib_files():
-    """Every .py under lib/micromesos, as paths relative to lib/ with "/" separators, sorted."""
+    """Every .py under lib/micromesos a board gets, as paths relative to lib/ with "/" separators, sorted."""
     out = []
     for d, dirs, files in os.walk(os.path.join(LIB, "micromesos")):
         dirs[:] = sorted(x for x in dirs if x != "__pycache__")
         for f in files:
-            if f.endswith(".py"):
-                out.append(os.path.relpath(os.path.join(d, f), LIB).replace(os.sep, "/"))
+            rel = os.path.relpath(os.path.join(d, f), LIB).replace(os.sep, "/")
+            if f.endswith(".py") and on_a_board(rel):
+                out.append(rel)
     return sorted(out)
 
 
