@@ -65,8 +65,7 @@ def _load_config(path, wifi):
         cfg = config.load(path, wifi=wifi)
         creds = None
         if wifi:
-            slash = path.rfind("/")
-            creds = config.wifi(path[:slash + 1] + "wifi.json")
+            creds = config.wifi_beside(path)
         return cfg, creds
     finally:
         del sys.modules["micromesos.config"]

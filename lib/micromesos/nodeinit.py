@@ -39,7 +39,7 @@ def _wifi(cfg, path):
     from . import config
 
     try:
-        ssid, pw = config.wifi(path[:path.rfind("/") + 1] + "wifi.json")
+        ssid, pw = config.wifi_beside(path)
     finally:
         drop("micromesos.config")
     return nic, ssid, pw, cfg["ntp_host"]
