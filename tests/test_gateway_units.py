@@ -57,6 +57,11 @@ for k in (3, 3, 4):
     b = update(k)
     gw._message(va.peer, 10, b, 0, len(b))
 print("DEDUP", va.relay.pending(), va.relay.dups, va.info == INFO)
+# Those were stamped 1.0 (a node whose clock was never set): kept with this clock as they arrived, both timestamps.
+import time
+ups = [codec.decode(52, e[1])["update"] for st in va.relay.streams.values() for e in st]
+print("STAMPED", len(ups), all(abs(x["timestamp"] - time.time()) < 5 and x["status"]["timestamp"] == x["timestamp"]
+                               for x in ups))
 va.relay.hold(7, b"run-task-body")
 va.relay.hold(9, b"kill-task-body")
 print("DIRS", sorted(os.listdir(root)))
@@ -159,6 +164,7 @@ def test_config_names_bad_input_dedup_and_checkpoint(tmp_path):
     assert out["BAD"] == "6 0 True", res.out
     # The same uuid twice: relayed once.
     assert out["DEDUP"] == "2 1 True", res.out
+    assert out["STAMPED"] == "2 True", res.out
     assert out["DIRS"] == "['x2e2e']", res.out
     # t9 (running, not reported) is lost, source SLAVE; t8 (reported) and t10 (never started) are not.
     assert out["TASKS"] == "[('t9', 1)] 5 1", res.out
@@ -224,16 +230,17 @@ def test_a_node_that_reconnects_after_a_sleep_gets_a_session_that_sends(mpy_run)
 
 def test_the_gateway_gives_nodes_its_clock_only_once_it_is_set(mpy_run):
     # The WELCOME's unix_time (LINK.md §3.2): this host's clock in seconds since 1970; 0 while a board's clock
-    # still reads before 2024 (an ESP32 bridge before NTP), which no node takes.
+    # still reads before 2024 (an ESP32 bridge before NTP), which no node takes. (An update a node stamped before
+    # 2024 gets the gateway's clock as it arrives: STAMPED above.)
     out = mpy_run("""
 import time
-from mgateway import gateway
+from mgateway import gateway, vagent
 t = gateway.unix_time()
 print(abs(t - time.time()) <= 2)
 class Unset:  # a clock never set: 1000 s past this port's epoch
     def time(self):
         return 1000
-gateway.time = Unset()
+vagent.time = Unset()
 print(gateway.unix_time())
 """, heapsize="512k").check().lines()
     assert out == ["True", "0"], out

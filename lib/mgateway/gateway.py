@@ -16,11 +16,10 @@ from . import gwstore
 from .hub import LinkHub
 from .procs import Processes
 from .udp import UDPHub
-from .vagent import EPOCH, RUNNING, VAgent
+from .vagent import RUNNING, VAgent, unix_time
 
 _W = "gateway"
 _STATUS_MS = 60000  # a status line this often
-_CLOCK_SET = 1704067200  # 2024-01-01: a clock before it was never set (a bridge before NTP)
 
 # key: (default, kind). Durations in ms: tests scale them all down together (GATEWAY.md §7).
 DEFAULTS = {
@@ -83,13 +82,6 @@ def check(cfg):
     if not isinstance(m, str) or not upid.valid("master@" + m):
         raise ConfigError("master: ip:port of the Mesos master (an IPv4 address) is required, got %r" % (m,))
     return out
-
-
-def unix_time():
-    """The clock a WELCOME gives a node (LINK.md §3.2): seconds since 1970, or 0 while this board's is unset (an
-    ESP32 bridge before NTP, at its epoch), so that no node takes it."""
-    t = int(time.time()) + EPOCH
-    return t if t >= _CLOCK_SET else 0
 
 
 def dirname(name):

@@ -69,6 +69,14 @@ _PONG = names.PONG
 DISCONNECTED = const(1)
 RUNNING = const(2)
 EPOCH = 946684800 if time.gmtime(0)[0] == 2000 else 0  # seconds from this port's time.time() to Unix time
+_CLOCK_SET = 1704067200  # 2024-01-01: a clock that reads earlier was never set
+
+
+def unix_time():
+    """The clock a WELCOME gives a node (LINK.md §3.2): seconds since 1970, or 0 while this board's is unset (an
+    ESP32 bridge before NTP, at its epoch), so that no node takes it."""
+    t = int(time.time()) + EPOCH
+    return t if t >= _CLOCK_SET else 0
 
 
 def valid_uuid(u):
@@ -457,7 +465,15 @@ class VAgent:
                 log.warn(_W, "%s: update from node %s without a valid uuid dropped", self.upid, self.name)
                 return
             fid, tid = up["framework_id"], st["task_id"]
-            if self.relay.update(fid, tid, u, bytes(buf[s:e]), st["state"]):
+            now = unix_time()
+            if now and up["timestamp"] < _CLOCK_SET:
+                # Stamped by a node whose clock was never set (made before its first WELCOME since a power loss):
+                # this clock as the update arrives, in both timestamps, and kept so (its retries are these bytes).
+                up["timestamp"] = st["timestamp"] = float(now)
+                body = codec.encode(_StatusUpdateMessage, m)
+            else:
+                body = bytes(buf[s:e])
+            if self.relay.update(fid, tid, u, body, st["state"]):
                 self._note_task(fid, tid, up.get("latest_state", st["state"]))
             return
         if kind == NODE_INFO:
