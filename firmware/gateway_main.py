@@ -55,7 +55,7 @@ def boot(path="gateway.json"):
         if nic is not None:
             from micromesos import config
 
-            creds = config.wifi_beside(path)
+            creds = config.wifi(path[: path.rfind("/") + 1] + "wifi.json")
             del sys.modules["micromesos.config"]
     except (OSError, ValueError, ConfigError) as e:
         print("gateway: config error: %s" % e)

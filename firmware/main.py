@@ -65,7 +65,8 @@ def _load_config(path, wifi):
         cfg = config.load(path, wifi=wifi)
         creds = None
         if wifi:
-            creds = config.wifi_beside(path)
+            slash = path.rfind("/")
+            creds = config.wifi(path[:slash + 1] + "wifi.json")
         return cfg, creds
     finally:
         del sys.modules["micromesos.config"]

@@ -199,11 +199,6 @@ def _read(path, limit, unreadable):
         raise ConfigError("%s: not valid JSON (%s)" % (path, e))
 
 
-def wifi_beside(config_path):
-    """wifi() of the wifi.json in config_path's directory (the agent's, the node's and the bridge's boot)."""
-    return wifi(config_path[:config_path.rfind("/") + 1] + "wifi.json")
-
-
 def wifi(path):
     """(ssid, password) from wifi.json; ConfigError names the file and key."""
     w = _read(path, 1024, 'cannot read it (needs {"ssid": "...", "password": "..."})')

@@ -39,7 +39,7 @@ def _wifi(cfg, path):
     from . import config
 
     try:
-        ssid, pw = config.wifi_beside(path)
+        ssid, pw = config.wifi(path[:path.rfind("/") + 1] + "wifi.json")
     finally:
         drop("micromesos.config")
     return nic, ssid, pw, cfg["ntp_host"]
