@@ -87,9 +87,9 @@ class NodeLink:
         elif t == _WELCOME and self.state == _NONE:  # (a repeated WELCOME is ignored: the session runs)
             # Handled here, not in a method of its own: the class dict stays a table size smaller.
             try:
-                session, nonce, window, max_frame, t = _hello_module().read_welcome(buf)
-                if t and nonce == self.nonce:  # t 0: the gateway has no clock
-                    _hello_module().set_clock(t)  # updates are stamped with the gateway's clock if ours is off
+                session, nonce, window, max_frame, clock = _hello_module().read_welcome(buf)
+                if clock and nonce == self.nonce:  # 0: the gateway has no clock
+                    _hello_module().set_clock(clock)  # updates are stamped with the gateway's if ours is off
             finally:
                 drop(_HELLO)
             if nonce == self.nonce:  # else for an earlier boot, or another node
