@@ -135,3 +135,22 @@ def test_virtual_board_runs_a_device_model(tmp_path):
     finally:
         vb.terminate()
         vb.wait(10)
+
+
+# The heap the loaded agent's names (qstrs) hold with every agent module imported once (tools/bench/qstr_probe.py):
+# 22.4 KB (1258 names) today, 2 names short of the next qstr pool, which is one 8.8 KB block (pools double). The budget
+# above has room for that block, so this holds it: a name added to lib/micromesos (a function, a global, an argument,
+# a short string) may take it (a config helper of two names did: /state's smallest heap went from 124k to 132k).
+QSTR_HEAP_BUDGET = 24 * 1024
+
+
+def test_the_loaded_agents_names_need_no_further_qstr_pool():
+    sys.path.insert(0, os.path.join(mpy.ROOT, "tools", "bench"))
+    from bench_devmodel import qstr_headroom
+
+    room, next_pool, names, held = qstr_headroom("loaded")
+    assert held <= QSTR_HEAP_BUDGET, (
+        "the agent's %d names hold %d B of qstr pools on a loaded board (budget %d B): a new pool was allocated. "
+        "Take as many names out of lib/micromesos as were added (or raise the budget, and the loaded figures in "
+        "docs/BENCHMARKS.md by a pool)" % (names, held, QSTR_HEAP_BUDGET))
+    print("names %d, %d B; room for %d more before a pool of %d B" % (names, held, room, next_pool))
