@@ -89,8 +89,10 @@ mkdirs_py = import os;m=lambda d:d.split('/')[-1] in os.listdir(*d.split('/')[:-
 # What `deploy` puts on the board: compiled lib/ and board module, then sources boot.py/main.py
 # (a board runs those two by file name) and the config.
 # Of lib/, not enums.py (message and enum names for tools and tests: the agent and the node read schema's numbers)
-# nor mgateway/ (a gateway runs on a host, or frozen into the ESP32 bridge's firmware): tools/deploy.py on_a_board().
-DEPLOY_PY = $(filter-out lib/mgateway/% lib/micromesos/enums.py,$(LIB_PY))
+# nor mgateway/ (a gateway runs on a host, or frozen into the ESP32 bridge's firmware); for the agent, nor the node's
+# and the link's modules (it imports none): tools/deploy.py on_a_board().
+DEPLOY_PY = $(filter-out lib/mgateway/% lib/micromesos/enums.py \
+	$(if $(filter agent,$(ROLE)),lib/micromesos/node% lib/micromesos/link%),$(LIB_PY))
 LIB_MPY = $(patsubst lib/%.py,build/$(BOARD)/%.mpy,$(sort $(DEPLOY_PY)))
 LIB_DIRS = $(sort lib $(patsubst %/,%,$(dir $(DEPLOY_PY))))
 BOARD_MPY = build/$(BOARD)/board.mpy

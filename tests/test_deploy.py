@@ -49,7 +49,7 @@ def make(*args, ok=True):
 
 def lib_modules():
     return sorted(os.path.basename(f)[:-3] for f in glob.glob(os.path.join(ROOT, "lib", "micromesos", "*.py"))
-                  if on_a_board("micromesos/" + os.path.basename(f)))
+                  if on_a_board("micromesos/" + os.path.basename(f), "agent"))
 
 
 def test_vboard_speaks_the_raw_repl_and_keeps_state(vboard):

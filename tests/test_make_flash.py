@@ -2,6 +2,7 @@
 # esptool accepting them, and one clear line when no board is attached. MIT licence.
 import glob
 import os
+import re
 import shlex
 import subprocess
 
@@ -20,19 +21,38 @@ def make(*args, ok=True):
     return p
 
 
-def lib_files():
+def lib_files(role="agent"):
     return sorted(os.path.relpath(f, ROOT) for f in glob.glob(os.path.join(ROOT, "lib", "**", "*.py"),
                                                               recursive=True)
-                  if os.path.basename(f) != "manifest.py" and on_a_board(os.path.relpath(f, mpy.LIB)))
+                  if os.path.basename(f) != "manifest.py" and on_a_board(os.path.relpath(f, mpy.LIB), role))
 
 
-def expected_deploy(board, port, reset=True, config="config.json", main="firmware/main.py"):
+def test_the_agent_imports_no_node_or_link_module():
+    # What lets `make deploy` (ROLE=agent) leave micromesos/node*, link* off the board (tools/deploy.py on_a_board):
+    # no other module of lib/micromesos names one, in an import or as a module name in a string.
+    pkg = os.path.join(ROOT, "lib", "micromesos")
+    theirs = sorted(f[:-3] for f in os.listdir(pkg) if f.startswith(("node", "link")) and f.endswith(".py"))
+    assert "node" in theirs and "linkudp" in theirs
+    pat = re.compile(r"\b(?:import|from)\s+(?:micromesos)?\.?(%s)\b|[\"'](?:micromesos\.)?(%s)[\"']"
+                     % ("|".join(theirs), "|".join(theirs)))
+    for f in sorted(os.listdir(pkg)):
+        if f.endswith(".py") and not f.startswith(("node", "link")):
+            with open(os.path.join(pkg, f)) as fh:
+                for i, line in enumerate(fh, 1):
+                    code = line.split("#", 1)[0]
+                    m = re.match(r"\s*from\s+(?:\.|micromesos)\s+import\s+(.*)", code)
+                    names = [n.split()[0] for n in m.group(1).strip("() ").split(",") if n.strip()] if m else []
+                    assert not pat.search(code) and not set(names) & set(theirs), \
+                        "%s:%d names a node/link module: %s" % (f, i, line.strip())
+
+
+def expected_deploy(board, port, reset=True, config="config.json", main="firmware/main.py", role="agent"):
     """The one mpremote command `make deploy` must run, built from the lib/ files on disk."""
-    dirs = sorted({"lib"} | {os.path.dirname(f) for f in lib_files()})
+    dirs = sorted({"lib"} | {os.path.dirname(f) for f in lib_files(role)})
     mk = ("import os;m=lambda d:d.split('/')[-1] in os.listdir(*d.split('/')[:-1]) or os.mkdir(d);"
           "[m(d) for d in (%s)]" % "".join("'%s'," % d for d in dirs + ["tasks"]).replace(",'", ", '"))
     parts = [".venv/bin/mpremote connect %s resume exec \"%s\"" % (port, mk)]
-    for f in lib_files():
+    for f in lib_files(role):
         rel = f[len("lib/"):-3] + ".mpy"
         parts.append("cp build/%s/%s :lib/%s" % (board, rel, rel))
     parts += ["cp build/%s/board.mpy :board.mpy" % board, "cp firmware/boot.py :boot.py",
@@ -121,7 +141,8 @@ def test_deploy_role_node_puts_the_node_and_its_config_on_the_board():
     # (a node config) as config.json.
     out = make("-n", "deploy", "BOARD=rp2", "ROLE=node", "PORT=/dev/ttyACM0").stdout.splitlines()
     remote = [ln for ln in out if ln.startswith(".venv/bin/mpremote")]
-    assert remote == [expected_deploy("rp2", "/dev/ttyACM0", config="node.json", main="firmware/node_main.py")]
+    assert remote == [expected_deploy("rp2", "/dev/ttyACM0", config="node.json", main="firmware/node_main.py",
+                                  role="node")]
     line = _one_line(make("deploy", "BOARD=esp32", "ROLE=node", "PORT=/dev/null", ok=False))
     assert "no config at CONFIG=node.json" in line and "boards/esp32/node.example.json" in line, line
     assert '"gateway" and "name"' in line, line

@@ -19,12 +19,16 @@ def lib_version():
     return m.group(1)
 
 
-def on_a_board(rel):
-    """Whether `make deploy` (boards/board.mk DEPLOY_PY) and package.json put lib/`rel` ("micromesos/x.py") on a
-    board: all of lib/ but the names for tools and tests (micromesos/enums.py: the agent and the node read schema's
-    numbers) and the gateway (mgateway/: on a host, or frozen into the ESP32 bridge's firmware)."""
+def on_a_board(rel, role=None):
+    """Whether `make deploy ROLE=role` (boards/board.mk DEPLOY_PY) puts lib/`rel` ("micromesos/x.py") on a board
+    (role None: package.json, for any role): all of lib/ but the names for tools and tests (micromesos/enums.py: the
+    agent and the node read schema's numbers) and the gateway (mgateway/: on a host, or frozen into the ESP32
+    bridge's firmware); for the agent, nor the node's and the link's modules (micromesos/node*, link*: it imports
+    none, tests/test_make_flash.py checks)."""
     rel = rel.replace(os.sep, "/")
-    return not rel.startswith("mgateway/") and rel != "micromesos/enums.py"
+    if rel.startswith("mgateway/") or rel == "micromesos/enums.py":
+        return False
+    return role != "agent" or not rel.startswith(("micromesos/node", "micromesos/link"))
 
 
 def lib_files():

@@ -157,8 +157,8 @@ def run():
 
 
 def _tree_bytes():
-    """Bytes of the .mpy files `make deploy` puts on a board (lib/ less what deploy.on_a_board leaves out), and
-    its board module."""
+    """Bytes of the .mpy files `make deploy` (ROLE=agent) puts on a board (lib/ less what deploy.on_a_board leaves
+    out), and its board module."""
     from deploy import on_a_board
 
     code = mpy.device_code("loaded")[0]
@@ -166,7 +166,7 @@ def _tree_bytes():
     for base, _dirs, files in os.walk(code):
         for f in files:
             rel = os.path.relpath(os.path.join(base, f), code)
-            if f.endswith(".mpy") and (f == "board.mpy" or on_a_board(rel[:-4] + ".py")):
+            if f.endswith(".mpy") and (f == "board.mpy" or on_a_board(rel[:-4] + ".py", "agent")):
                 n += os.path.getsize(os.path.join(base, f))
     return n
 
