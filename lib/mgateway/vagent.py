@@ -465,13 +465,15 @@ class VAgent:
                 log.warn(_W, "%s: update from node %s without a valid uuid dropped", self.upid, self.name)
                 return
             fid, tid = up["framework_id"], st["task_id"]
-            now = unix_time()
-            if now and up["timestamp"] < _CLOCK_SET:
-                # Stamped by a node whose clock was never set (made before its first WELCOME since a power loss):
-                # this clock as the update arrives, in both timestamps, and kept so (its retries are these bytes).
-                up["timestamp"] = st["timestamp"] = float(now)
-                body = codec.encode(_StatusUpdateMessage, m)
-            else:
+            body = None
+            if up["timestamp"] < _CLOCK_SET:  # the clock read and the encode only then, not per update
+                now = unix_time()
+                if now:
+                    # Stamped by a node whose clock was never set (made before its first WELCOME since a power
+                    # loss): this clock as the update arrives, in both timestamps, kept so (retries are these bytes).
+                    up["timestamp"] = st["timestamp"] = float(now)
+                    body = codec.encode(_StatusUpdateMessage, m)
+            if body is None:
                 body = bytes(buf[s:e])
             if self.relay.update(fid, tid, u, body, st["state"]):
                 self._note_task(fid, tid, up.get("latest_state", st["state"]))
