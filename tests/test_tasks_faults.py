@@ -148,23 +148,36 @@ asyncio.run(main())
     assert by_tag(got, "file") == [["next"]], out
 
 
-def test_no_heap_for_the_code_finding_a_recorded_task_fails_it_and_the_next_launch_runs(tmp_path):
-    # The import of fetch.py comes after the record is written (on the next turn): a MemoryError there (a small board's heap in
-    # pieces) used to escape the launch and leave the task recorded and STAGING for good.
+def test_no_heap_to_start_a_recorded_task_fails_it_and_the_next_launch_runs(tmp_path):
+    # A MemoryError (a small board's heap in pieces) once a task is recorded used to escape the launch and leave the
+    # task recorded and STAGING for good: in the handler, making its starter coroutine and asyncio Task
+    # (launch._begin), or on the next turn, importing fetch.py (after the record is written).
     got, out = scenario(tmp_path, r'''
 import micromesos
-def no_heap(name):
+real_create = asyncio.create_task
+def no_task(coro):
+    if "_begin" not in repr(coro):  # the runner's own tasks (its ticker) start as before
+        return real_create(coro)
+    coro.close()
+    raise MemoryError  # no block for the Task
+def no_fetch(name):
     if name == "fetch":
         raise MemoryError  # what `from . import fetch` raises when the heap has no block for it
     raise AttributeError(name)
 async def main():
     a, rec = make()
-    m = run_task(tid="noheap", value="idle")
-    micromesos.__getattr__ = no_heap
+    asyncio.create_task = no_task
+    try:
+        deliver(a, names.RUN_TASK, run_task(tid="notask", value="idle"))
+    finally:
+        asyncio.create_task = real_create
+    m = run_task(tid="nofetch", value="idle")
+    micromesos.__getattr__ = no_fetch
     deliver(a, names.RUN_TASK, m)
     await asyncio.sleep_ms(0)  # the recorded task's code is looked for on the next turn (launch._begin)
     del micromesos.__getattr__
     await settle(a, rec, 100)
+    out("staging", [k[1] for k, c in a.tasks.live.items() if c.phase == 0])  # ctx.LAUNCHING
     deliver(a, names.RUN_TASK, run_task(tid="next", value="idle"))
     await settle(a, rec, 100)
     for tid, st, s in updates(rec):
@@ -172,9 +185,12 @@ async def main():
 asyncio.run(main())
 ''', files={"idle.py": IDLE})
     ups = by_tag(got, "u")
-    noheap = [u for u in ups if u[0] == "noheap"]
-    # TASK_FAILED from the agent (source 1), REASON_CONTAINER_LIMITATION_MEMORY (8), and nothing else for it
-    assert noheap == [["noheap", "TASK_FAILED", 1, 8, "out of memory finding the task's code"]], out
+    # TASK_FAILED from the agent (source 1), REASON_CONTAINER_LIMITATION_MEMORY (8), and nothing else for them
+    assert [u for u in ups if u[0] == "notask"] == [
+        ["notask", "TASK_FAILED", 1, 8, "out of memory starting the task"]], out
+    assert [u for u in ups if u[0] == "nofetch"] == [
+        ["nofetch", "TASK_FAILED", 1, 8, "out of memory finding the task's code"]], out
+    assert by_tag(got, "staging") == [[]], out
     assert [u[1] for u in ups if u[0] == "next"] == ["TASK_STARTING", "TASK_RUNNING"], out
 
 

@@ -161,7 +161,12 @@ def _launch(runner, fw_raw, ex_raw, infos, launch_executor):
     # Recorded in RAM. Each is checkpointed, its code found and started by an asyncio task of its own (_begin), on
     # the next turn of the loop: the frames and bytes of this message are gone by then (a small heap's launch peak).
     for c, cmd in ctxs:
-        c._atask = asyncio.create_task(_begin(runner, c, cmd))
+        try:
+            c._atask = asyncio.create_task(_begin(runner, c, cmd))
+        except MemoryError:  # no block for its coroutine or Task: it fails now rather than stay STAGING for good
+            gc.collect()
+            runner.finish(c, _TASK_FAILED, _SOURCE_SLAVE, _REASON_CONTAINER_LIMITATION_MEMORY,
+                          "out of memory starting the task")
 
 
 def _resources(raws):
