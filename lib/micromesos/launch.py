@@ -27,8 +27,8 @@ _TASK_FAILED = const(3)  # schema.TASK_FAILED
 _TASK_LOST = const(5)  # schema.TASK_LOST
 
 _EXECUTOR_GRACE_MS = const(5000)  # no shutdown_grace_period: EXECUTOR_SHUTDOWN_GRACE_PERIOD
-_NO_HEAP = "the agent has no heap for this launch message"
-_NO_RECORD = "the agent is out of memory for another task"
+# Its messages are written where they are used: with a name each, its 31 globals would need a 37-slot table,
+# 296 B in one block at a small node's launch (29 fit a 232 B one: docs/GATEWAY.md §8, dict tables).
 
 
 class Invalid(MesosError):
@@ -42,7 +42,7 @@ def run_task(runner, msg):
         m = codec.decode(_RunTaskMessage, msg.buf, msg.start, msg.end)
     except MemoryError:  # good bytes, too many dicts for this heap: its tasks fail, none stays STAGING
         gc.collect()
-        runner.refuse_launch(msg, True, _NO_HEAP)
+        runner.refuse_launch(msg, True, "the agent has no heap for this launch message")
         return
     t = m["task"]
     a = m["framework"], t.get("executor"), [t], m.get("launch_executor")
@@ -56,7 +56,7 @@ def run_task_group(runner, msg):
         m = codec.decode(_RunTaskGroupMessage, msg.buf, msg.start, msg.end)
     except MemoryError:
         gc.collect()
-        runner.refuse_launch(msg, True, _NO_HEAP)
+        runner.refuse_launch(msg, True, "the agent has no heap for this launch message")
         return
     _guarded(runner, m["framework"], m["executor"], m["task_group"].get("tasks", []), m.get("launch_executor"))
 
@@ -150,7 +150,7 @@ def _launch(runner, fw_raw, ex_raw, infos, launch_executor):
         oom = isinstance(e, MemoryError)
         gc.collect()
         _refuse(runner, fid, eid, tids, _TASK_FAILED, _REASON_CONTAINER_LIMITATION_MEMORY if oom
-                else _REASON_CONTAINER_LAUNCH_FAILED, _NO_RECORD if oom
+                else _REASON_CONTAINER_LAUNCH_FAILED, "the agent is out of memory for another task" if oom
                 else "the agent could not record the task: " + describe(e), starts)
         return
     del tids
@@ -253,44 +253,68 @@ def _lease(runner, fid, eid, want, ctxs):
 async def _begin(runner, c, cmd):
     # A task recorded in RAM (STAGING): its record written to flash, its code found, fetched first if it must be,
     # and started. A kill before it starts cancels it: kill.terminate reported it (TASK_KILLED during launch).
+    # The handler makes this coroutine at the launch's peak: its frame holds only its arguments (112 B in one
+    # piece on a 32-bit board; 160 B with the work in it). The work is in _find_and_start, a plain call.
+    try:
+        if _find_and_start(runner, c, cmd, None) is None:  # its code is to be fetched first (CommandInfo.uris)
+            await _fetch(runner, c, cmd)
+    finally:
+        runner.drop()  # the runner kept its code loaded while a task was launching
+
+
+async def _fetch(runner, c, cmd):
+    # CommandInfo.uris into tasks_dir, then the task's code found and started (or its failure reported).
+    try:
+        from . import download  # only now: a task without URIs to fetch launches without it
+
+        await download.fetch_all(runner, cmd.get("uris", ()))
+        e: object = True  # or what the fetch raised
+    except asyncio.CancelledError:
+        return  # killed during the fetch: kill.terminate reported it
+    except Exception as x:  # FetchError, MemoryError, OSError, ...: _find_and_start reports it
+        e = x
+    if c.phase == _LAUNCHING:
+        _find_and_start(runner, c, cmd, e)
+
+
+def _find_and_start(runner, c, cmd, fetched):
+    """_begin's work: the task table's checkpoint (the first call, fetched None), the task's code found and
+    main(ctx) started, or TASK_FAILED with the cause. fetched: True once its URIs are fetched, or what the fetch
+    raised. None if its code must be fetched first (_fetch calls again)."""
     reason = _REASON_CONTAINER_LAUNCH_FAILED
     why = None
     try:
-        drop("micromesos.resources")  # the leases' arithmetic: its part of the launch is over
-        gc.collect()  # from a shallow stack: the launch message's garbage goes (the allocator's own may not)
-        if c._n >= runner.saved:  # not in the checkpoint yet (one write for the tasks of a group, or none)
-            # Written here, not in the launch handler: on a 24 KB node that peak had the RunTask's bytes and
-            # decoded dicts beside it. Still before any update or code of the task: a reboot from now on finds
-            # the record (taskstore.recover); one before it leaves the task to the master's reconciliation.
-            try:
-                runner.save()
-            except Exception as e:  # MemoryError, a checkpoint that can't be written (flash full, ...)
-                gc.collect()
-                if isinstance(e, MemoryError):
-                    reason, why = _REASON_CONTAINER_LIMITATION_MEMORY, _NO_RECORD
-                else:
-                    why = "the agent could not record the task: " + describe(e)
-                return
+        if fetched is None:
+            drop("micromesos.resources")  # the leases' arithmetic: its part of the launch is over
+            gc.collect()  # from a shallow stack: the launch message's garbage goes (the allocator's own may not)
+            if c._n >= runner.saved:  # not in the checkpoint yet (one write for the tasks of a group, or none)
+                # Written here, not in the launch handler: on a 24 KB node that peak had the RunTask's bytes and
+                # decoded dicts beside it. Still before any update or code of the task: a reboot from now on finds
+                # the record (taskstore.recover); one before it leaves the task to the master's reconciliation.
+                try:
+                    runner.save()
+                except Exception as e:  # MemoryError, a checkpoint that can't be written (flash full, ...)
+                    gc.collect()
+                    if isinstance(e, MemoryError):
+                        reason = _REASON_CONTAINER_LIMITATION_MEMORY
+                        why = "the agent is out of memory for another task"
+                    else:
+                        why = "the agent could not record the task: " + describe(e)
+                    return True
         try:
             from . import fetch
         except MemoryError:
             reason, why = _REASON_CONTAINER_LIMITATION_MEMORY, "out of memory finding the task's code"
-            return
-        uris = cmd.get("uris", ())
+            return True
         name = cmd.get("value")
         try:
-            mod = fetch.find(runner, name, uris)
+            if fetched is not None and fetched is not True:
+                raise fetched  # the fetch's failure, reported as if it happened here
+            mod = fetch.find(runner, name, cmd.get("uris", ()), fetched is True)
             if mod is None:
-                from . import download  # only now: a task without URIs to fetch launches without it
-
-                await download.fetch_all(runner, uris)
-                if c.phase != _LAUNCHING:
-                    return  # killed during the fetch: kill.terminate reported it
-                mod = fetch.find(runner, name, uris, True)
+                return None
             gc.collect()  # the import's garbage goes before the task's lasting objects are made: they fill its holes
             _start(runner, c, name, mod)
-        except asyncio.CancelledError:
-            return  # killed during launch: kill.terminate reported it
         except fetch.FetchError as e:
             why = str(e)
         except MemoryError:
@@ -301,7 +325,7 @@ async def _begin(runner, c, cmd):
     finally:
         if why is not None and c.phase == _LAUNCHING:
             runner.finish(c, _TASK_FAILED, _SOURCE_SLAVE, reason, why)
-        runner.drop()  # the runner kept its code loaded while a task was launching
+    return True
 
 
 def _start(runner, c, name, mod):
