@@ -308,7 +308,7 @@ def _find_and_start(runner, c, cmd, fetched):
             return True
         name = cmd.get("value")
         try:
-            if fetched is not None and fetched is not True:
+            if isinstance(fetched, Exception):
                 raise fetched  # the fetch's failure, reported as if it happened here
             mod = fetch.find(runner, name, cmd.get("uris", ()), fetched is True)
             if mod is None:
