@@ -6,6 +6,7 @@
 # Where the heap goes, module by module:      python3 tests/test_node_ram.py breakdown frozen|loaded
 # The heap as a board boots it, by kind:      python3 tests/test_node_ram.py heapmap frozen|loaded [heap]
 import os
+import pathlib
 import re
 import subprocess
 import sys
@@ -16,27 +17,37 @@ import mpy
 import pytest
 from test_node import GATEWAY, node_config, start_node, stop
 
-# The issue's goal, met with frames of at most 128 B: frozen 24k 70 of 70 runs (`frozen 24 24 RUNS 128`), 23k 0 of 4;
-# not held here: 25k passed 20 of 21 (the other logged a node checkpoint that found no 82 B block, written again at
-# the next change), a rate a CI run can't be held to. With ESP-NOW-sized frames (LINK below) the smallest heap that
-# passed every run is 26k (`frozen 24 25 10`: 24k 0 to 6 of 10, 25k 9 or 10 of 10; at 24k the heap is in pieces: a
-# launch finds no block, or, after it, a wake no 251 B block for a datagram: docs/GATEWAY.md §8); loaded 90k
-# (`loaded 89 90 5`: 89k 2 of 5, 90k 5 of 5).
-GOAL = {"frozen": "24k"}
-BUDGET = {"frozen": "26k", "loaded": "92k"}  # held by the test below: a step above the measured edge
+# The issue's goal, met with frames of at most 128 B (GOAL_LINK) and held by the first test below: frozen 24k 60 of 60
+# runs (`frozen 24 24 RUNS 128`, 40 of them beside two busy loops), 23k 0 of 5. It is the edge: 2 of ~340 earlier runs
+# logged one allocation that found no block (AGENT's: the node now starts a new session for it; a 25k run once a
+# checkpoint's 82 B, written at the next change). With ESP-NOW-sized frames (LINK below)
+# the smallest heap that passed every run is 26k (`frozen 24 25 10`: 24k 0 to 6 of 10, 25k 9 or 10 of 10; at 24k the
+# heap is in pieces: a launch finds no block, or, after it, a wake no 251 B block for a datagram: docs/GATEWAY.md §8);
+# loaded 90k (`loaded 89 90 5`: 89k 2 of 5, 90k 5 of 5).
+GOAL = "24k"
+BUDGET = {"frozen": "26k", "loaded": "92k"}  # with LINK's frames, held by the test below: a step above the measured edge
 HOLD_S = 10
 WAKE_MS, LISTEN_MS = 500, 50
 # The link as a small board runs it: ESP-NOW-sized frames (LINK.md §2), no out-of-order slots, 1 KB messages
 # (a RunTaskMessage is 263-334 B in the reference capture; the node's StatusUpdateMessages 127-153 B: LINK.md §7.4).
 LINK = {"mtu": 250, "window": 1, "max_message": 1024}
+GOAL_LINK = dict(LINK, mtu=128)  # 128 B frames each way: the per-datagram block 129 B (docs/GATEWAY.md §8)
+
+
+def board_dir():
+    """A directory for one node's files, its path as short as a board's: the node builds each checkpoint file's
+    name from its `fs` (a board's: none, "state/..."), so pytest's ~60-character tmp_path once cost a 24k run the
+    87 B block it lacked for a checkpoint."""
+    return tempfile.TemporaryDirectory(prefix="nr", dir="/tmp")
 
 
 class Run:
     """One node at one heap size: ok, the stage it reached, the heap figures it logged, its output."""
 
-    def __init__(self, device, heapsize, tmp, hold_s=HOLD_S, link=LINK):
-        self.device, self.heapsize, self.tmp, self.hold_s, self.link = device, heapsize, tmp, hold_s, link
-        self.ok = False
+    def __init__(self, device, heapsize, hold_s=HOLD_S, link=LINK):
+        self.device, self.heapsize, self.hold_s, self.link = device, heapsize, hold_s, link
+        self.ok = self.works = False
+        self.short = []  # the node's lines that say an allocation failed
         self.stage = "start"
         self.used = []  # gc.mem_alloc() at the end of each wake (the node's debug line)
         self.free = []
@@ -44,7 +55,10 @@ class Run:
         self.gateway = self.node = ""
 
     def run(self):
-        tmp = self.tmp
+        with board_dir() as d:
+            return self._run(pathlib.Path(d))
+
+    def _run(self, tmp):
         port = mpy.free_port()
         cfg = node_config(tmp, port, wake_ms=WAKE_MS, listen_ms=LISTEN_MS, ack_wait_ms=100, log_level="debug",
                           status_update_retry_min=1.0, status_update_retry_max=4.0, resources={}, attributes={},
@@ -90,10 +104,13 @@ class Run:
             self.garbage.append(int(m.group(3)))
         end = [ln for ln in evs if '"IDLE", "end"' in ln]
         cycles = int(end[0].split(",")[3]) if end else 0
-        bad = re.search(r"MemoryError|Traceback|out of memory", self.node)
         # Kept waking: at least half the wakes W allows in HOLD_S (a loaded machine runs late, never early).
         self.cycles = cycles
-        self.ok = g.returncode == 0 and alive and not bad and cycles >= self.hold_s * 1000 // WAKE_MS // 2
+        self.works = g.returncode == 0 and alive and "Traceback" not in self.node and \
+            cycles >= self.hold_s * 1000 // WAKE_MS // 2
+        # ok: and not one allocation failed, not even one the node handled and came back from.
+        self.short = re.findall(r".*(?:MemoryError|out of memory).*", self.node)
+        self.ok = self.works and not self.short
         return self
 
     def report(self):
@@ -102,8 +119,9 @@ class Run:
             g = sorted(self.garbage[len(self.garbage) // 2:])  # the idle half: the task long started
             u = "heap used after a wake: %d..%d B; garbage per idle wake: median %d B" % (
                 min(self.used), max(self.used), g[len(g) // 2])
-        return "%s -X heapsize=%s: %s (reached %s; %d sleeps while idle; %s)" % (
-            self.device, self.heapsize, "ok" if self.ok else "FAILS", self.stage, self.cycles, u)
+        return "%s -X heapsize=%s: %s (reached %s; %d sleeps while idle; %s)%s" % (
+            self.device, self.heapsize, "ok" if self.ok else "works" if self.works else "FAILS", self.stage,
+            self.cycles, u, "".join("\n  handled: " + ln.strip() for ln in self.short) if self.works else "")
 
 
 # Runs in MicroPython (argv: mtu window max_message): where a node's heap goes at boot, module by module (each
@@ -189,10 +207,8 @@ asyncio.run(go())
 
 def dynamic_qstrs(device="frozen"):
     """The names a node interned in RAM by the time it runs (HEAPMAP's boot, then micropython.qstr_info(1))."""
-    with tempfile.TemporaryDirectory() as d:
-        from pathlib import Path
-
-        cfg = node_config(Path(d), 9, resources={}, attributes={}, **LINK)
+    with board_dir() as d:
+        cfg = node_config(pathlib.Path(d), 9, resources={}, attributes={}, **LINK)
         code = HEAPMAP.replace("micropython.mem_info(1)", "micropython.qstr_info(1)")
         r = mpy.run_mpy(code, args=[cfg], heapsize="64k", device=device, timeout=60)
     return [ln[2:-1] for ln in r.out.splitlines() if ln.startswith("Q(")]
@@ -203,10 +219,8 @@ def heapmap(device, heapsize="64k", link=LINK):
     heads; each with its tail blocks), plus the sizes of the larger 'other' objects (dict tables among them)."""
     import collections
 
-    with tempfile.TemporaryDirectory() as d:
-        from pathlib import Path
-
-        cfg = node_config(Path(d), 9, resources={}, attributes={}, **link)
+    with board_dir() as d:
+        cfg = node_config(pathlib.Path(d), 9, resources={}, attributes={}, **link)
         r = mpy.run_mpy(HEAPMAP, args=[cfg], heapsize=heapsize, device=device, timeout=60)
     lines = r.out.splitlines()
     cells = "".join(ln[10:] for ln in lines if re.match(r"^[0-9a-f]{8}: ", ln))
@@ -241,11 +255,22 @@ def _golden():
     return json.dumps(g)
 
 
+def test_a_frozen_node_runs_one_task_in_the_goal_24_kb_heap_with_128_byte_frames():
+    # At the edge (23k: 0 of 4): now and then one allocation finds no block, which the node comes back from
+    # (AGENT: a new session, LINK.md §5; a checkpoint: written at the next change). It must still run its task
+    # and keep its duty cycle; the report lists what it handled.
+    _passes(Run("frozen", GOAL, link=GOAL_LINK).run(), strict=False)
+
+
 @pytest.mark.parametrize("device", ["frozen", "loaded"])
-def test_node_with_one_idle_task_fits_its_heap_budget_on_the_device_model(tmp_path, device):
-    r = Run(device, BUDGET[device], tmp_path).run()
+def test_node_with_one_idle_task_fits_its_heap_budget_on_the_device_model(device):
+    _passes(Run(device, BUDGET[device]).run())
+
+
+def _passes(r, strict=True):
     print(r.report())
-    assert r.ok, "%s\ngateway:\n%s\nnode:\n%s" % (r.report(), r.gateway[-4000:], r.node[-6000:])
+    assert r.ok if strict else r.works, "%s\ngateway:\n%s\nnode:\n%s" % (
+        r.report(), r.gateway[-4000:], r.node[-6000:])
 
 
 def test_a_frozen_node_interns_no_module_name_in_ram():
@@ -268,14 +293,13 @@ if __name__ == "__main__":
     runs = int(sys.argv[4]) if len(sys.argv) > 4 else 1  # each size this many times: the edge is a rate
     link = dict(LINK, mtu=int(sys.argv[5])) if len(sys.argv) > 5 else LINK  # another frame size, both ways
     for kb in range(lo, hi + 1):
-        ok = 0
+        ok = works = 0
         for _ in range(runs):
-            with tempfile.TemporaryDirectory() as d:
-                from pathlib import Path
-
-                r = Run(dev, "%dk" % kb, Path(d), link=link).run()
+            r = Run(dev, "%dk" % kb, link=link).run()
             print(r.report(), flush=True)
             ok += r.ok
-        print("%s -X heapsize=%dk: %d of %d runs passed" % (dev, kb, ok, runs), flush=True)
+            works += r.works
+        print("%s -X heapsize=%dk: %d of %d runs passed (%d ran the task and kept the duty cycle, handling a "
+              "failed allocation or not)" % (dev, kb, ok, runs, works), flush=True)
         if ok == runs:
             break

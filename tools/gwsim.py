@@ -43,9 +43,9 @@ WORK = os.path.join(ROOT, "build", "gwsim")
 # The real defaults the clocks scale from (PROTOCOL.md §2.5; issue 11 "awake 5 s of every 120 s").
 PING_S, MISSED, WAKE_S, LISTEN_S = 15.0, 5, 120.0, 5.0
 STANDIN_SCALE = 1.0 / 15
-# A node's -X heapsize: a real board's 100k where the node fits it; loaded code needs more today
-# (tests/test_node_ram.py: smallest passing heap 102k loaded, 34k frozen).
-NODE_HEAPSIZE = {"wheel": "256k", "frozen": "100k", "loaded": "128k"}
+# A node's -X heapsize on a device model: a real board's 100k (tests/test_node_ram.py: one idle task in 90k
+# loaded, 26k frozen with 250 B frames).
+NODE_HEAPSIZE = {"wheel": "256k", "frozen": "100k", "loaded": "100k"}
 DEVICE_RESOURCES = "cpus:0.1;mem:0.004"  # a node on the 32-bit device model (100k heap) offers mem 0.006 MB
 # Frame types of the link (LINK.md §3), for the timeline.
 FRAME = {1: "HELLO", 2: "WELCOME", 3: "DATA", 4: "ACK", 5: "WAKE", 6: "SLEEP", 7: "RESET"}

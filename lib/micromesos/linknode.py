@@ -44,13 +44,11 @@ class NodeLink:
     link.deliver for what arrives. first = (kind, body) goes first in every session (NODE_INFO);
     on_session(session) runs after each WELCOME."""
 
-    resets = 0  # sessions the gateway ended (RESET): a slot in the instance only once one counts
-
     def __init__(self, out, name, wake_ms, listen_ms, mtu=250, window=2, max_message=2048, nonce=None):
         import random  # here and put_u32 in sleep(), not at the top: this module's globals table a size smaller
 
-        # out is the link's (link.out). This dict holds 15 of its 17 slots:
-        # room for the counters (resets) without a larger table mid-run.
+        # out is the link's (link.out). This dict holds 16 of its 17 slots (the class's, 12 of 12: a
+        # counter here, not there).
         self.link = Link(out, mtu, window, max_message=max_message)
         self.name = name
         self.wake_ms = wake_ms
@@ -66,9 +64,19 @@ class NodeLink:
         self.first = None  # (kind, body): the first message of every session (NODE_INFO, LINK.md §5)
         self.on_session = None
         self.sessions = 0
+        self.resets = 0  # sessions the gateway ended (RESET)
 
     def up(self):
         return self.state == _UP
+
+    def end(self):
+        """Give the session up (the node lost what only a new one brings again): connect() next. The message
+        being delivered and what the gateway sends after it go unacknowledged: they come in the new session,
+        in their order (a launch behind the AGENT it needs)."""
+        lk = self.link
+        lk.ack_due = False
+        lk.session = 0  # "none yet" (LINK.md §2): its frames are another session's from now
+        self.state = _NONE
 
     def input(self, buf, n):
         """One frame from the gateway (FrameError for bytes that are none). Returns its type."""

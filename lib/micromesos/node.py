@@ -186,9 +186,11 @@ class Node:
         except (KeyError, TypeError, ValueError) as e:  # decodable, but missing what the node needs
             self.counters["invalid"] += 1
             log.error(_W, "unusable message %d from the gateway: %r", kind, e)
-        except MemoryError:  # the gateway holds it again after a new session; reconciliation settles it
+        except MemoryError:  # acknowledged, so not sent again: the master's reconciliation settles a launch
             self.counters["invalid"] += 1
             log.error(_W, "out of memory handling message %d", kind)
+            if kind == _AGENT:  # without it the node can't report: a new session brings it (behind NODE_INFO)
+                self.nl.end()
         finally:
             self.buf = buf = None  # the message's bytes may go before the checkpoint's JSON wants a block
             if self._dirty:

@@ -61,8 +61,9 @@ def agent(node, buf, start, end):
     k = buf[i] if 0 < n and i < end else 0
     if not k or i + 1 + k != end:
         raise ValueError("AGENT: bad lengths")
-    sid = bytes(buf[start + 1:i]).decode()
-    pid = bytes(buf[i + 1:end]).decode()
+    mv = memoryview(buf)
+    sid = str(mv[start + 1:i], "utf-8")  # no copy but the str: AGENT may come in a heap at its edge
+    pid = str(mv[i + 1:end], "utf-8")
     from . import upid
 
     try:
