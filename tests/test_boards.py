@@ -811,9 +811,11 @@ def test_the_host_command_in_main_py_runs_the_agent(tmp_path, standin_master):
 
 
 def _interrupted_output(p, timeout=30):
-    # Its output once it exits. One CI run saw an agent outlive Ctrl-C by 30 s (not reproduced in 30 runs of the
-    # test, nor in 120 runs with Ctrl-C at random moments of a registration, two busy loops beside 80 of them): if
-    # it happens again, the failure says where the process was waiting (kernel state, wait channel) and its log.
+    # Its output once it exits. One CI run saw an agent outlive Ctrl-C by 30 s. The cause is the PyPI wheel's: it
+    # raises KeyboardInterrupt from the SIGINT handler itself (async keyboard interrupt) and has threads, so a
+    # Ctrl-C that lands while the qstr table's mutex is held leaves it locked and the next interned name waits for
+    # good (gdb: mp_import_name -> qstr_from_strn -> mp_thread_mutex_lock). The boards and the device models don't
+    # run that way. If it happens, the failure says where the process waits (kernel state, wait channel) and its log.
     try:
         return p.communicate(timeout=timeout)[0]
     except subprocess.TimeoutExpired:

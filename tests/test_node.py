@@ -594,8 +594,8 @@ def test_hostile_messages_on_the_link_are_refused_and_the_node_goes_on(tmp_path,
     assert "Traceback" not in out, why
 
 
-# Runs instead of firmware/node_main.py (argv: the config): the node, its first AGENT finding no heap, as one in
-# ~50 runs in a 24 KB heap did (tests/test_node_ram.py). The handler's MemoryError is raised where its import is.
+# Runs instead of firmware/node_main.py (argv: the config): the node, its first AGENT finding no heap, as a node in
+# a 24 KB heap now and then does (tests/test_node_ram.py). The MemoryError is raised where the handler's import is.
 AGENT_OOM = r"""
 import sys
 from micromesos import node, nodeboot
