@@ -48,6 +48,11 @@ def _sha(h, path):
         h.update(f.read())
 
 
+def source_tree():
+    """The MicroPython source tree the device models are built from (extracted when needed)."""
+    return _source()[0]
+
+
 def _source():
     """(directory of a micropython tree, key naming that source)."""
     mdir = os.environ.get("MICROPY_DIR")

@@ -18,6 +18,7 @@ for p in (os.path.join(ROOT, "tests"), os.path.join(ROOT, "tools", "hostcompat")
         sys.path.insert(0, p)
 
 import mpy  # noqa: E402
+import modram  # noqa: E402
 from bench_agent import probe, probe_path  # noqa: E402
 from devboot import STAGES, Boot  # noqa: E402
 from standin import StandinMaster  # noqa: E402
@@ -36,7 +37,12 @@ def kb(n):
 async def _probe(device):
     async with StandinMaster(ping_interval=0.25) as m:
         f, _ = await probe(m.port, PROBE_HEAP, 2, device=device)
-    return {k: int(v[0]) for k, v in f.items() if v[0].lstrip("-").isdigit()} if f else {}
+    if not f:
+        return {}
+    out = {k: int(v[0]) for k, v in f.items() if v[0].lstrip("-").isdigit()}
+    if f.get("resident"):  # the modules resident after registration (agent_probe's first code= line)
+        out["resident"] = f["resident"][0].split(",")
+    return out
 
 
 def smallest(device, tmp):
@@ -115,6 +121,9 @@ def run():
     row("code in RAM: heap held by exactly the modules in sys.modules after registration, imported in a fresh "
         "interpreter (loaded: bytecode and all; frozen: module dicts, classes and tables built at import)",
         lambda d: kb(p(d, "code")) if p(d, "code") else "-")
+    resident = p("loaded", "resident")
+    rows.append("| what the loaded code in RAM is: those modules imported again (tools/bench/modram.py --anatomy) "
+                "| %s | - |" % (modram.anatomy_line(modram.anatomy(resident, bins["loaded"])) if resident else "-"))
     rows.append("| code in flash: firmware size delta, `size` text+data of frozen minus loaded binary | "
                 "0 (the .mpy files sit in the filesystem: %s of them) | %s |"
                 % (kb(_tree_bytes()), kb(flash)))

@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
 # Resident RAM of each agent module on the 32-bit device model: where the heap goes before any data.
-# MIT licence. Usage: modram.py [--interp MICROPYTHON] [--frozen] [--json]
+# MIT licence. Usage: modram.py [--interp MICROPYTHON] [--frozen] [--json] | modram.py --anatomy MOD[,MOD...]
 """Per module of lib/micromesos: the heap it holds after import (gc.mem_alloc() delta after gc.collect(),
 its dependencies imported first, each module measured in a fresh interpreter) and its .mpy size
 (mpy-cross -O3, as tests/mpy.py compile_tree builds it for a board). Loaded build (default): the .mpy
 files are read from the filesystem into RAM, as on stock firmware. --frozen: the interpreter has the
-agent frozen in (H1's build/devmodel/frozen/micropython), so only objects built at import count."""
+agent frozen in (H1's build/devmodel/frozen/micropython), so only objects built at import count.
+--anatomy: what the RAM of a set of modules imported together from .mpy (loaded) is made of: bytecode, the
+functions it is cut into, the names it interns, and the rest (function, class, dict and constant objects)."""
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -17,7 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 import mpy  # noqa: E402
 
-INTERP_32 = "/tmp/mp/micropython-1.28.0/ports/unix/build-32/micropython"
+LOADED_32 = os.path.join(ROOT, "build", "devmodel", "loaded", "micropython")
 FROZEN_32 = os.path.join(ROOT, "build", "devmodel", "frozen", "micropython")
 HEAPSIZE = "512k"  # room for everything at once; the figures don't depend on it
 
@@ -94,6 +97,95 @@ def _run_all(interp, path, first, ours):
     raise RuntimeError(p.stdout[-2000:] + p.stderr[-2000:])
 
 
+# Runs in MicroPython: import the modules named together; the heap they hold and the names they interned.
+_ANATOMY = r"""
+import gc, sys, micropython
+def pools():
+    micropython.qstr_info()
+gc.collect()
+m0 = gc.mem_alloc()
+print("ANATOMY_BEFORE")
+pools()
+for m in sys.argv[1:]:
+    __import__(m)
+gc.collect()
+print("ANATOMY_HELD", gc.mem_alloc() - m0)
+pools()
+"""
+
+
+def _mpy_tool():
+    """MicroPython's tools/mpy-tool.py (from the device model's source tree) as a module."""
+    import importlib.util
+
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    try:
+        import devmodel
+    finally:
+        sys.path.pop(0)
+    tree = devmodel.source_tree()
+    spec = importlib.util.spec_from_file_location("mpy_tool", os.path.join(tree, "tools", "mpy-tool.py"))
+    tool = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, os.path.join(tree, "py"))  # its makeqstrdata
+    try:
+        spec.loader.exec_module(tool)
+    finally:
+        sys.path.pop(0)
+    tool.global_qstrs = tool.GlobalQStrList()  # read_mpy() interns into this module global
+    return tool
+
+
+def anatomy(mods, interp=None):
+    """What `mods` (module names, imported together from the loaded tree) hold in RAM: {"ram", "bytecode",
+    "functions", "strings", "string_bytes", "names", "names_bytes"}. strings: the str and bytes constants (log
+    and error texts, wire fragments, tables) and their length. bytecode/functions: the .mpy files' code, each
+    function (module body, class body, method, lambda, comprehension) one piece loaded into its own heap block;
+    names and names_bytes: micropython.qstr_info()'s n_qstr and n_total_bytes grown by the imports (interned
+    names: pools and text).
+    A module of the port's own (asyncio) counts in ram only: frozen, its code is in the firmware."""
+    tree = mpy.compile_tree(os.path.join(ROOT, "build", "modram-mpy"))
+    tool = _mpy_tool()
+    code = funs = consts = const_bytes = 0
+    for m in mods:
+        rel = m.split(".") + (["__init__"] if m == "micromesos" else [])
+        f = os.path.join(tree, *rel) + ".mpy"
+        if not os.path.exists(f):
+            continue  # the port's own (asyncio): frozen, its code is in the firmware
+        cm = tool.read_mpy(f)
+        for o in cm.obj_table:  # constants a loaded module makes heap objects of (a str or bytes: two blocks)
+            if isinstance(o, (str, bytes)):
+                consts += 1
+                const_bytes += len(o)
+        todo = [cm.raw_code]
+        while todo:
+            rc = todo.pop()
+            code += len(rc.fun_data)
+            funs += 1
+            todo.extend(rc.children)
+    env = dict(os.environ, MICROPYPATH=".frozen:" + tree)
+    p = subprocess.run([interp or LOADED_32, "-X", "heapsize=" + HEAPSIZE, "-c", _ANATOMY] + list(mods),
+                       capture_output=True, text=True, env=env, timeout=60)
+    pools = re.findall(r"n_qstr=(\d+), n_str_data_bytes=\d+, n_total_bytes=(\d+)", p.stdout)
+    held = re.search(r"ANATOMY_HELD (\d+)", p.stdout)
+    if len(pools) != 2 or not held:
+        raise RuntimeError("anatomy: %s%s" % (p.stdout[-2000:], p.stderr[-2000:]))
+    return {"ram": int(held.group(1)), "bytecode": code, "functions": funs, "strings": consts,
+            "string_bytes": const_bytes,
+            "names": int(pools[1][0]) - int(pools[0][0]), "names_bytes": int(pools[1][1]) - int(pools[0][1])}
+
+
+def anatomy_line(a):
+    rest = a["ram"] - a["bytecode"] - a["names_bytes"]
+    return ("%s: bytecode %s in %d functions; %d names interned, %s; the rest %s (%d B per function): function, "
+            "class and dict objects and %d str/bytes constants of %s" % (
+                _kb(a["ram"]), _kb(a["bytecode"]), a["functions"], a["names"], _kb(a["names_bytes"]), _kb(rest),
+                rest // a["functions"], a["strings"], _kb(a["string_bytes"])))
+
+
+def _kb(n):
+    return "%.1f KB" % (n / 1024)
+
+
 def table(res, frozen):
     rows = sorted(((k, v) for k, v in res.items() if k != "*all*"), key=lambda kv: -kv[1][0])
     out = ["| module | RAM after import, B | .mpy B |" if not frozen else "| module | RAM after import, B |",
@@ -112,8 +204,12 @@ def main():
     ap.add_argument("--interp", help="MicroPython binary (default: the 32-bit device model)")
     ap.add_argument("--frozen", action="store_true", help="the interpreter has the agent frozen in")
     ap.add_argument("--json", action="store_true", help="print {module: [ram, mpy]} as JSON")
+    ap.add_argument("--anatomy", metavar="MODS", help="comma-separated modules (loaded build): what their RAM is")
     a = ap.parse_args()
-    interp = a.interp or (FROZEN_32 if a.frozen else os.environ.get("MICROPY_MICROPYTHON") or INTERP_32)
+    if a.anatomy:
+        print(anatomy_line(anatomy(a.anatomy.split(","), a.interp or mpy.device_cmd("loaded"))))
+        return
+    interp = a.interp or (FROZEN_32 if a.frozen else os.environ.get("MICROPY_MICROPYTHON") or LOADED_32)
     res = measure(interp, a.frozen)
     if a.json:
         print(json.dumps(res, indent=1, sort_keys=True))
