@@ -97,20 +97,24 @@ def _run_all(interp, path, first, ours):
     raise RuntimeError(p.stdout[-2000:] + p.stderr[-2000:])
 
 
-# Runs in MicroPython: import the modules named together; the heap they hold and the names they interned.
+# Runs in MicroPython. argv: modules to import first (what the measured ones import that is not measured), "--",
+# then the modules measured, imported together: the heap they hold, the names they interned, what they imported.
 _ANATOMY = r"""
 import gc, sys, micropython
-def pools():
-    micropython.qstr_info()
+i = sys.argv.index("--")
+for m in sys.argv[1:i]:
+    __import__(m)
+before = list(sys.modules)
 gc.collect()
 m0 = gc.mem_alloc()
 print("ANATOMY_BEFORE")
-pools()
-for m in sys.argv[1:]:
+micropython.qstr_info()
+for m in sys.argv[i + 1:]:
     __import__(m)
 gc.collect()
 print("ANATOMY_HELD", gc.mem_alloc() - m0)
-pools()
+micropython.qstr_info()
+print("ANATOMY_NEW", *[k for k in sys.modules if k not in before])
 """
 
 
@@ -142,7 +146,8 @@ def anatomy(mods, interp=None):
     function (module body, class body, method, lambda, comprehension) one piece loaded into its own heap block;
     names and names_bytes: micropython.qstr_info()'s n_qstr and n_total_bytes grown by the imports (interned
     names: pools and text).
-    A module of the port's own (asyncio) counts in ram only: frozen, its code is in the firmware."""
+    A module of the port's own (asyncio) counts in ram only: frozen, its code is in the firmware. What the modules
+    import besides themselves is imported before the measurement, so it counts nowhere."""
     tree = mpy.compile_tree(os.path.join(ROOT, "build", "modram-mpy"))
     tool = _mpy_tool()
     code = funs = consts = const_bytes = 0
@@ -162,16 +167,25 @@ def anatomy(mods, interp=None):
             code += len(rc.fun_data)
             funs += 1
             todo.extend(rc.children)
+    deps = _anatomy_run(interp, tree, (), mods)[3]  # what importing mods brings in besides them
+    held, pools0, pools1, _ = _anatomy_run(interp, tree, deps, mods) if deps else _anatomy_run(interp, tree, (), mods)
+    return {"ram": held, "bytecode": code, "functions": funs, "strings": consts, "string_bytes": const_bytes,
+            "names": pools1[0] - pools0[0], "names_bytes": pools1[1] - pools0[1]}
+
+
+def _anatomy_run(interp, tree, first, mods):
+    """Import `first`, then `mods` (measured) -> (heap they hold, (names, bytes) of qstr pools before and after,
+    the modules they imported that are not in mods)."""
     env = dict(os.environ, MICROPYPATH=".frozen:" + tree)
-    p = subprocess.run([interp or LOADED_32, "-X", "heapsize=" + HEAPSIZE, "-c", _ANATOMY] + list(mods),
-                       capture_output=True, text=True, env=env, timeout=60)
+    p = subprocess.run([interp or LOADED_32, "-X", "heapsize=" + HEAPSIZE, "-c", _ANATOMY] + list(first) + ["--"]
+                       + list(mods), capture_output=True, text=True, env=env, timeout=60)
     pools = re.findall(r"n_qstr=(\d+), n_str_data_bytes=\d+, n_total_bytes=(\d+)", p.stdout)
     held = re.search(r"ANATOMY_HELD (\d+)", p.stdout)
-    if len(pools) != 2 or not held:
+    new = re.search(r"ANATOMY_NEW(.*)", p.stdout)
+    if len(pools) != 2 or not held or not new:
         raise RuntimeError("anatomy: %s%s" % (p.stdout[-2000:], p.stderr[-2000:]))
-    return {"ram": int(held.group(1)), "bytecode": code, "functions": funs, "strings": consts,
-            "string_bytes": const_bytes,
-            "names": int(pools[1][0]) - int(pools[0][0]), "names_bytes": int(pools[1][1]) - int(pools[0][1])}
+    return (int(held.group(1)), tuple(map(int, pools[0])), tuple(map(int, pools[1])),
+            [m for m in new.group(1).split() if m not in mods])
 
 
 def anatomy_line(a):
