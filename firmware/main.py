@@ -85,7 +85,7 @@ def boot(config_path="config.json"):
         # One line naming the key, before anything else happens (no Wi-Fi, no agent).
         print("micromesos: config error: %s" % e)
         return 2
-    log.set_level(cfg["log_level"])
+    log.set_level(cfg["log_level"], cfg["log_rate"])
     inv = board.inventory(cfg)
     _state["inv"] = inv
     v = sys.implementation.version

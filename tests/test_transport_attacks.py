@@ -3,6 +3,7 @@
 # count and time; attackers connect from 127.0.0.2 and plain clients from 127.0.0.3 (not the master's address).
 import asyncio
 import contextlib
+import json
 import os
 import select
 import socket
@@ -451,5 +452,66 @@ def test_oversize_message_body_that_trickles_forever_is_cut_by_the_request_deadl
             assert len(b.find("past its request deadline", since=mark)) == 2, b.output()[-3000:]
             assert not b.find("exceeds recv_buffer|disconnected", since=mark), b.output()[-3000:]
             assert max(gaps) < 3.0, gaps
+            no_memory_errors(b)
+    run(body(), box)
+
+
+# -- a flood of lines: log_rate ------------------------------------------------------------------------------
+
+def _metrics(port):
+    import http.client
+
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=(CLIENT, 0))
+    try:
+        c.request("GET", "/metrics/snapshot")
+        return json.loads(c.getresponse().read())
+    finally:
+        c.close()
+
+
+def test_a_flood_of_strangers_messages_prints_at_most_log_rate_lines(tmp_path):
+    # Every message from a stranger is dropped with a WARN line. On a board the console is a UART that holds
+    # the event loop while its FIFO is full, so a flood must not print a line per message: at most log_rate
+    # (20) a second, 40 at once; every message is still counted, and every line not shown is reported by the
+    # count the next shown line carries (their sum is /metrics/snapshot's micromesos/log_lines_dropped).
+    from standin import lphttp
+
+    box = []
+    n = 300
+
+    def flood(pid, count):
+        s = connect(int(pid.rsplit(":", 1)[1]), ATTACKER)
+        try:
+            s.sendall(b"".join(lphttp.message_request("x@%s:1" % ATTACKER, pid, "mesos.internal.KillTaskMessage",
+                                                      b"") for _ in range(count)))
+            time.sleep(0.5)  # the board reads them before the connection goes
+        finally:
+            s.close()
+
+    async def body():
+        async with master_and_board(tmp_path, box, ping_interval=0.3) as (m, b):
+            await registered(m, b)
+            pid, loop = m.agent().pid, asyncio.get_running_loop()
+            mark, mk = b.mark(), m.mark()
+            t0 = time.time()
+            await loop.run_in_executor(None, flood, pid, n)
+            deadline = time.time() + 30
+            while _metrics(b.port)["micromesos/agent_dropped"] < n and time.time() < deadline:
+                await asyncio.sleep(0.1)
+            t1 = time.time()
+            shown = len(b.find(r"WARN agent: dropped mesos\.internal\.KillTaskMessage from x@", since=mark))
+            await asyncio.sleep(2.1)  # room again: the next line is shown, after the count of those that were not
+            mark1 = b.mark()
+            await loop.run_in_executor(None, flood, pid, 1)
+            await b.await_line(r"WARN agent: dropped mesos\.internal\.KillTaskMessage", since=mark1, timeout=20)
+            m1 = _metrics(b.port)
+            counts = [int(ln.split("log: ")[1].split()[0])
+                      for ln in b.find(r"WARN log: \d+ lines not shown \(more than 20 a second\)", since=mark)]
+            print("%d messages in %.2f s: %d lines shown, %d not (%d counts)" % (n, t1 - t0, shown, sum(counts),
+                                                                                len(counts)))
+            assert m1["micromesos/agent_dropped"] == n + 1, m1
+            assert shown <= 40 + 20 * (t1 - t0) + 1 < n, (shown, t1 - t0)
+            assert counts and sum(counts) == m1["micromesos/log_lines_dropped"] >= n - shown, (counts, m1)
+            await m.wait_for("PongSlaveMessage", since=mk, timeout=10, kind="recv")  # still the master's agent
             no_memory_errors(b)
     run(body(), box)

@@ -52,6 +52,7 @@ DEFAULTS = {
     "tick_ms": (50, "int"),  # the gateway's clock: registration retries, update retries, the journal
     "check_master_ip": (True, "bool"),  # the master's messages must come from its IP, as the agent's (false: NAT)
     "log_level": ("info", "str"),
+    "log_rate": (0, "int"),  # lines a second printed, more counted (micromesos.log.set_level); 0: all (a host's stdout)
 }
 
 
@@ -78,6 +79,8 @@ def check(cfg):
         raise ConfigError("link: \"udp\" or \"espnow\", got %r" % (out["link"],))
     if not 4096 <= out["http_buffer"] <= 65536:
         raise ConfigError("http_buffer: 4096..65536 bytes, got %d" % out["http_buffer"])
+    if not 0 <= out["log_rate"] <= 1000:
+        raise ConfigError("log_rate: 0..1000 lines a second, got %d" % out["log_rate"])
     m = out["master"]
     if not isinstance(m, str) or not upid.valid("master@" + m):
         raise ConfigError("master: ip:port of the Mesos master (an IPv4 address) is required, got %r" % (m,))
@@ -132,7 +135,7 @@ class Gateway:
     def __init__(self, cfg, link=None):
         cfg = check(cfg)
         self.cfg = cfg
-        log.set_level(cfg["log_level"])
+        log.set_level(cfg["log_level"], cfg["log_rate"])
         self.master = "master@" + cfg["master"]
         # The peer IP the master's connections must come from (None: not checked, for NAT). Its messages must
         # also name the configured master's ip:port in Libprocess-From (VAgent.on_message).

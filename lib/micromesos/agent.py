@@ -368,7 +368,7 @@ class Agent:
 
 async def main(cfg, inventory, started=None):
     """Run the agent until cancelled; started(agent), if given, is called once it exists."""
-    log.set_level(cfg["log_level"])
+    log.set_level(cfg["log_level"], cfg["log_rate"])
     agent = Agent(cfg, inventory)  # first: the registrar's code it runs is gone before the runner's loads
     from .tasks import Tasks
 

@@ -22,6 +22,7 @@ _SCHEMA = dict(
     resources=({}, "res"),          # override or add resources, e.g. "mem:64;sensors:{a,b}"
     attributes=({}, "attr"),        # add attributes, e.g. "rack:lab1"
     log_level=("info", "level"),
+    log_rate=(20, "int", 0, 1000),  # lines a second the console prints; more are counted, not shown (0: all)
     state_dir=("state", "str"),     # under the board's fs root
     tasks_dir=("tasks", "str"),
     frozen_tasks=("hello,thermo,blink", "str"),  # task modules looked for among frozen ones (fetch.find)

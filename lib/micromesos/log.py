@@ -1,25 +1,46 @@
 # Logging that costs nothing when off (the level is checked before any formatting) and never raises.
 # MIT licence. Lines go to stdout (the REPL/serial console on a board): "<ms> LEVEL where: text".
+#
+# At most `limit` lines a second are printed (set_level; twice that in a burst); the others are counted, and
+# the next line printed says how many were not. On a board stdout is the console, and writing to it holds the event
+# loop: the ESP32 port waits whenever the UART's 128-byte FIFO is full (ports/esp32/uart.c; at 115200 baud a
+# 90-character line is ~8 ms of it), the Pico's USB CDC waits for a connected host up to 500 ms a write
+# (shared/tinyusb/mp_usbd_cdc.c). Many lines are what network input causes (a dropped message, a refused
+# connection): without a limit a flood of bad traffic would keep the loop printing.
 from micropython import const
 import time
 
-ERROR = const(40)
-WARN = const(30)
-INFO = const(20)
+# Private but DEBUG (node.py reads it): a public name is a globals slot, and the limit's state below needed two.
+_ERROR = const(40)
+_WARN = const(30)
+_INFO = const(20)
 DEBUG = const(10)
 
-level = INFO
+level = _INFO
+# The limit's state in one list: every module-level name is an interned string on a board that loads .mpy
+# files (tests/test_devmodel.py guards how many the agent has). _RATE: lines a second (set_level), 0 for none;
+# _ROOM: lines that may be printed now, in thousandths, refilled at _RATE a second up to 2 seconds' worth;
+# _AT: ticks_ms of the last refill; _HELD: lines not printed since the last one that was.
+_RATE = const(0)
+_ROOM = const(1)
+_AT = const(2)
+_HELD = const(3)
+_b = None  # [_RATE, _ROOM, _AT, _HELD] once set_level sets a limit
+dropped = 0  # lines not printed since boot (/metrics/snapshot)
 
 
-def set_level(name):
-    """Set the level from a config string; ValueError for an unknown name."""
-    global level
+def set_level(name, limit=0):
+    """Set the level from a config string (ValueError for an unknown name) and print at most `limit` lines a
+    second (2 * limit at once after a quiet spell; 0: every line). One function, not two: on a node at the edge
+    of its heap a function object and a globals slot count."""
+    global level, _b
     n = None
     if isinstance(name, str):  # the table is built per call (boot): no dict resident for it
-        n = {"error": ERROR, "warn": WARN, "warning": WARN, "info": INFO, "debug": DEBUG}.get(name.lower())
+        n = {"error": _ERROR, "warn": _WARN, "warning": _WARN, "info": _INFO, "debug": DEBUG}.get(name.lower())
     if n is None:
         raise ValueError("unknown log level %r" % (name,))
     level = n
+    _b = [limit, 2000 * limit, time.ticks_ms(), 0] if limit else None
 
 
 def text(buf, start, end):
@@ -35,7 +56,23 @@ def text(buf, start, end):
 def _emit(tag, where, msg, args):
     # A log line must never take its caller down: a bad format (a bug) prints the raw parts instead,
     # and with no heap left for the line it is lost.
+    global dropped
+    b = _b
+    if b is not None:
+        t = time.ticks_ms()
+        d = time.ticks_diff(t, b[_AT])
+        b[_AT] = t
+        full = 2000 * b[_RATE]
+        b[_ROOM] = full if d < 0 or d > 2000 else min(full, b[_ROOM] + d * b[_RATE])  # d < 0: days without a line
+        if b[_ROOM] < 1000:
+            b[_HELD] += 1
+            dropped += 1
+            return
+        b[_ROOM] -= 1000
     try:
+        if b is not None and b[_HELD]:
+            print("%s WARN log: %d lines not shown (more than %d a second)" % (time.ticks_ms(), b[_HELD], b[_RATE]))
+            b[_HELD] = 0
         if args:
             try:
                 msg = msg % args
@@ -47,17 +84,17 @@ def _emit(tag, where, msg, args):
 
 
 def error(where, msg, *args):
-    if level <= ERROR:
+    if level <= _ERROR:
         _emit("ERROR", where, msg, args)
 
 
 def warn(where, msg, *args):
-    if level <= WARN:
+    if level <= _WARN:
         _emit("WARN", where, msg, args)
 
 
 def info(where, msg, *args):
-    if level <= INFO:
+    if level <= _INFO:
         _emit("INFO", where, msg, args)
 
 

@@ -3,7 +3,7 @@
 import gc
 import time
 
-from . import schema
+from . import log, schema
 from .ctx import DONE, KILLING
 from .jsonw import json_body
 from .updates import now
@@ -75,8 +75,8 @@ def _metrics(out, ep):
     out.t(b',"micromesos/status_updates_pending":%,"micromesos/status_updates_sent":%,'
           b'"micromesos/status_updates_no_heap":%,'
           b'"micromesos/http_connections_refused":%,"micromesos/http_connections_dropped":%,'
-          b'"micromesos/http_requests":%}', a.updates.pending_count(), a.updates.sent, a.updates.no_heap,
-          getattr(a.lp, "refused", 0), getattr(a.lp, "evicted", 0), ep.requests)
+          b'"micromesos/http_requests":%,"micromesos/log_lines_dropped":%}', a.updates.pending_count(), a.updates.sent,
+          a.updates.no_heap, getattr(a.lp, "refused", 0), getattr(a.lp, "evicted", 0), ep.requests, log.dropped)
 
 
 def monitor(ep, req):
