@@ -13,10 +13,10 @@ from .dial import connect
 from .store import makedirs
 
 MAX_BYTES = 65536         # largest file fetched; config fetch_max_bytes overrides per agent
-MAX_HEAD = const(1024)    # status line + headers + blank line
+_MAX_HEAD = const(1024)    # status line + headers + blank line
 MAX_HEADERS = const(32)
 TIMEOUT_MS = 15000        # connect + whole transfer
-_CHUNK = const(512)       # <= MAX_HEAD: the body is streamed through the head buffer
+_CHUNK = const(512)       # <= _MAX_HEAD: the body is streamed through the head buffer
 _HASH_YIELD = const(4)    # chunks hashed between two yields to the loop (2 KB: ~1 ms on an ESP32)
 _POLL_MS = const(10)
 
@@ -80,12 +80,12 @@ async def _get(host, port, path, dest, max_bytes):
                 b"\r\nUser-Agent: micromesos\r\n\r\n")
         await w.drain()
         # The head is read into one fixed buffer (StreamReader.readline() has no length limit).
-        buf = bytearray(MAX_HEAD)
+        buf = bytearray(_MAX_HEAD)
         mv = memoryview(buf)
         got = 0
         while True:
-            if got == MAX_HEAD:
-                raise FetchError("response head over %d bytes" % MAX_HEAD)
+            if got == _MAX_HEAD:
+                raise FetchError("response head over %d bytes" % _MAX_HEAD)
             k = await r.readinto(mv[got:])
             if not k:
                 raise FetchError("connection closed inside the response head")

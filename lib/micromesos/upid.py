@@ -5,7 +5,7 @@ from micropython import const
 
 from micromesos.errors import ProtocolError
 
-MAX_LEN = const(160)  # longest UPID accepted: "slave-observer(N)@" + 21 bytes of address fits many times
+_MAX_LEN = const(160)  # longest UPID accepted: "slave-observer(N)@" + 21 bytes of address fits many times
 _AT = const(64)  # '@'
 _COLON = const(58)  # ':'
 _DOT = const(46)  # '.'
@@ -22,7 +22,7 @@ def check(buf, start=0, end=-1):
     """
     if end < 0:
         end = len(buf)
-    if end - start > MAX_LEN or end <= start:
+    if end - start > _MAX_LEN or end <= start:
         raise ProtocolError("UPID: empty or too long")
     at = -1
     for i in range(start, end):
