@@ -34,6 +34,11 @@ log.set_level("error", 1)
 for i in range(5):
     log.info("t", "below the level %d", i)  # not lines at all: neither shown nor counted
 out["end"] = log.dropped
+log.set_level("info", 5)           # room for 10 lines again
+log.info("t", "%s", "x" * 450)     # counts as 5: one per 100 characters
+for i in range(6):
+    log.info("t", "short %d", i)   # 5 of them fit
+out["long"] = log.dropped
 print("OUT " + json.dumps(out))
 """
 
@@ -53,5 +58,8 @@ def test_at_most_log_rate_lines_a_second_and_the_next_one_says_how_many_were_not
     # A clock seen going back refills the room instead of emptying it for days.
     assert shown[16:18] == ["WARN log: 6 lines not shown (more than 5 a second)", "ERROR t: after the wrap"]
     # No limit: every line; lines below the level are not counted.
-    assert shown[18:] == ["INFO t: unlimited %d" % i for i in range(50)], shown[18:]
+    assert shown[18:68] == ["INFO t: unlimited %d" % i for i in range(50)], shown[18:]
     assert out["end"] == 26
+    # A long line costs what several short ones do (the console's time is per character).
+    assert shown[68:] == ["INFO t: " + "x" * 450] + ["INFO t: short %d" % i for i in range(5)], shown[68:]
+    assert out["long"] == 27

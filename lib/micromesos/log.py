@@ -1,12 +1,13 @@
 # Logging that costs nothing when off (the level is checked before any formatting) and never raises.
 # MIT licence. Lines go to stdout (the REPL/serial console on a board): "<ms> LEVEL where: text".
 #
-# At most `limit` lines a second are printed (set_level; twice that in a burst); the others are counted, and
-# the next line printed says how many were not. On a board stdout is the console, and writing to it holds the event
-# loop: the ESP32 port waits whenever the UART's 128-byte FIFO is full (ports/esp32/uart.c; at 115200 baud a
-# 90-character line is ~8 ms of it), the Pico's USB CDC waits for a connected host up to 500 ms a write
-# (shared/tinyusb/mp_usbd_cdc.c). Many lines are what network input causes (a dropped message, a refused
-# connection): without a limit a flood of bad traffic would keep the loop printing.
+# At most `limit` lines a second are printed (set_level; twice that in a burst; a line counts once per 100
+# characters); the others are counted, and the next line printed says how many were not. On a board stdout is
+# the console, and writing to it holds the event loop: the ESP32 port waits whenever the UART's 128-byte FIFO
+# is full (ports/esp32/uart.c; at 115200 baud 100 characters are ~9 ms of it), the Pico's USB CDC waits for a
+# connected host up to 500 ms a write (shared/tinyusb/mp_usbd_cdc.c). Many lines are what network input
+# causes (a dropped message, a refused connection): without a limit a flood of bad traffic would keep the
+# loop printing.
 from micropython import const
 import time
 
@@ -19,7 +20,8 @@ DEBUG = const(10)
 level = _INFO
 # The limit's state in one list: every module-level name is an interned string on a board that loads .mpy
 # files (tests/test_devmodel.py guards how many the agent has). _RATE: lines a second (set_level), 0 for none;
-# _ROOM: lines that may be printed now, in thousandths, refilled at _RATE a second up to 2 seconds' worth;
+# _ROOM: lines that may be printed now, in thousandths, refilled at _RATE a second up to 2 seconds' worth (below
+# 0 after a long line: a debt);
 # _AT: ticks_ms of the last refill; _HELD: lines not printed since the last one that was.
 _RATE = const(0)
 _ROOM = const(1)
@@ -31,8 +33,8 @@ dropped = 0  # lines not printed since boot (/metrics/snapshot)
 
 def set_level(name, limit=0):
     """Set the level from a config string (ValueError for an unknown name) and print at most `limit` lines a
-    second (2 * limit at once after a quiet spell; 0: every line). One function, not two: on a node at the edge
-    of its heap a function object and a globals slot count."""
+    second (2 * limit at once after a quiet spell; a line counts once per 100 characters; 0: every line). One
+    function, not two: on a node at the edge of its heap a function object and a globals slot count."""
     global level, _b
     n = None
     if isinstance(name, str):  # the table is built per call (boot): no dict resident for it
@@ -78,6 +80,8 @@ def _emit(tag, where, msg, args):
                 msg = msg % args
             except (TypeError, ValueError):
                 msg = "%s %r" % (msg, args)
+        if b is not None:  # a line counts once per 100 characters of text (the UART's cost): a debt the room repays
+            b[_ROOM] -= 1000 * (len(msg) // 100)
         print("%s %s %s: %s" % (time.ticks_ms(), tag, where, msg))  # ticks: an int, opaque to the stubs
     except MemoryError:
         pass
