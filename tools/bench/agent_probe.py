@@ -21,7 +21,6 @@ import board  # noqa: E402
 import micromesos  # noqa: E402
 from micromesos import agent as A  # noqa: E402
 from micromesos import log  # noqa: E402
-from micromesos.tasks import Tasks  # noqa: E402
 
 # Runs in the fresh interpreter: import the modules named, drop whatever else that pulled in (as the agent
 # drops a module: out of sys.modules and its package), and print the RAM they hold.
@@ -75,12 +74,14 @@ def code_ram(mods, out):
 
 
 async def main(cfg, hold_s):
+    # The agent as firmware/main.py runs it: agent.main (the task runner, the web UI's endpoints, the log limit);
+    # the probe only watches it, from a task of its own.
     inv = board.inventory(cfg)
-    a = A.Agent(cfg, inv)
-    a.tasks = Tasks(a)
-    await a.start()
-    while a.state != A.RUNNING:
+    box = []
+    asyncio.create_task(A.main(cfg, inv, box.append))
+    while not box or box[0].state != A.RUNNING:
         await asyncio.sleep_ms(2)
+    a = box[0]
     print("PROBE registered_ms=%d" % time.ticks_diff(time.ticks_ms(), t0))
     await asyncio.sleep_ms(300)  # the reboot-race re-registration and its reply (§2.2)
     at_reg = resident()
@@ -106,7 +107,7 @@ def _check_config(raw):
 
 
 cfg = _check_config(json.loads(sys.argv[1]))
-log.set_level(cfg["log_level"])
+log.set_level(cfg["log_level"], cfg["log_rate"])
 stages = asyncio.run(main(cfg, int(sys.argv[2])))
 # After the agent's loop: starting an interpreter blocks this one for a while (no pings are due any more).
 for used, mods, _ in stages:  # registration, then after HOLD_S: data=, code= in that order

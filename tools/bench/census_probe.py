@@ -78,12 +78,12 @@ def create_task(coro):
 
 asyncio.create_task = create_task
 wrap(board, "inventory", "board.inventory()")
-from micromesos import agentinit as AI  # noqa: E402
-wrap(AI, "Libprocess", "Libprocess.__init__ (transport object)")
-wrap(AI, "Store", "Store(state_dir)")
-wrap(AI, "StatusUpdates", "StatusUpdates (updates)")
 wrap(gate.Gate, "_new_parser", "Gate._new_parser (a parser and its recv buffer)")
 wrap(libprocess.Libprocess, "_spare_outbox", "Libprocess._spare_outbox (an outbox)")
+# agentinit.init imports these from their modules when it runs: wrapped there (the classes after their methods).
+wrap(libprocess, "Libprocess", "Libprocess.__init__ (transport object)")
+wrap(store, "Store", "Store(state_dir)")
+wrap(updates, "StatusUpdates", "StatusUpdates (updates)")
 wrap_async(libprocess._Dest, "_connect", "_Dest._connect (socket, stream)")
 wrap(libprocess, "_Dest", "_Dest(...) (a destination: outbox, event, its task)")
 wrap(gate.Gate, "_admit", "Gate._admit (an inbound connection: _Conn, stream, task)")
@@ -111,6 +111,11 @@ async def main(cfg):
     m1 = used()
     a.tasks = Tasks(a)
     row("Tasks(agent) (task runner)", used() - m1)
+    m1 = used()
+    from micromesos import endpoints  # as agent.main: the web UI's routes before the agent starts
+
+    endpoints.install(a)
+    row("endpoints.install(agent) (routes, the finished-task history)", used() - m1)
     m1 = used()
     await a.lp.start()
     row("lp.start(): listening socket, spare parser, spare outbox, accept + sweep tasks", used() - m1)
@@ -172,5 +177,5 @@ async def main(cfg):
 _m0 = used()
 cfg = config.check(json.loads(sys.argv[1]))
 cfg_bytes = used() - _m0
-log.set_level(cfg["log_level"])
+log.set_level(cfg["log_level"], cfg["log_rate"])
 asyncio.run(main(cfg))
