@@ -19,10 +19,9 @@ DEBUG = const(10)
 
 level = _INFO
 # The limit's state in one list: every module-level name is an interned string on a board that loads .mpy
-# files (tests/test_devmodel.py guards how many the agent has). _RATE: lines a second (set_level), 0 for none;
-# _ROOM: lines that may be printed now, in thousandths, refilled at _RATE a second up to 2 seconds' worth (below
-# 0 after a long line: a debt);
-# _AT: ticks_ms of the last refill; _HELD: lines not printed since the last one that was.
+# files (tests/test_devmodel.py guards how many the agent has). _RATE: lines a second (set_level); _ROOM: lines
+# that may be printed now, in thousandths, refilled at _RATE a second up to 2 seconds' worth (below 0 after a
+# long line: a debt); _AT: ticks_ms of the last refill; _HELD: lines not printed since the last one that was.
 _RATE = const(0)
 _ROOM = const(1)
 _AT = const(2)
