@@ -61,6 +61,17 @@ def connect(port, src, timeout=5.0):
     return s
 
 
+def recv_until(s, done, size=256):
+    """What s answers, read until done(bytes so far) or the board closes."""
+    out = b""
+    while not done(out):
+        d = s.recv(size)
+        if not d:
+            break
+        out += d
+    return out
+
+
 def get_health(port, timeout=10.0):
     """(seconds, first bytes of the answer) of one GET /health from a plain client."""
     t0 = time.time()
@@ -69,11 +80,7 @@ def get_health(port, timeout=10.0):
         s = connect(port, CLIENT, timeout)
         try:
             s.sendall(HEALTH)
-            while len(out) < len(OK):
-                d = s.recv(256)
-                if not d:
-                    break
-                out += d
+            out = recv_until(s, lambda b: len(b) >= len(OK))
         finally:
             s.close()
     except OSError as e:
@@ -486,12 +493,7 @@ def test_a_flood_of_strangers_messages_prints_at_most_log_rate_lines(tmp_path):
         try:
             s.sendall(b"".join(lphttp.message_request("x@%s:1" % ATTACKER, pid, "mesos.internal.KillTaskMessage",
                                                       b"") for _ in range(count)))
-            got = b""
-            while got.count(b"HTTP/1.1 202") < count:
-                d = s.recv(65536)
-                if not d:
-                    break
-                got += d
+            recv_until(s, lambda b: b.count(b"HTTP/1.1 202") >= count, 65536)
         finally:
             s.close()
 

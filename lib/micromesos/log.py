@@ -71,16 +71,16 @@ def _emit(tag, where, msg, args):
             return
         b[_ROOM] -= 1000
     try:
-        if b is not None and b[_HELD]:
-            print("%s WARN log: %d lines not shown (more than %d a second)" % (time.ticks_ms(), b[_HELD], b[_RATE]))
-            b[_HELD] = 0
         if args:
             try:
                 msg = msg % args
             except (TypeError, ValueError):
                 msg = "%s %r" % (msg, args)
-        if b is not None:  # a line counts once per 100 characters of text (the UART's cost): a debt the room repays
-            b[_ROOM] -= 1000 * (len(msg) // 100)
+        if b is not None:
+            b[_ROOM] -= 1000 * (len(msg) // 100)  # a line counts once per 100 characters (the UART's time): a debt
+            if b[_HELD]:
+                print("%s WARN log: %d lines not shown (more than %d a second)" % (time.ticks_ms(), b[_HELD], b[_RATE]))
+                b[_HELD] = 0
         print("%s %s %s: %s" % (time.ticks_ms(), tag, where, msg))  # ticks: an int, opaque to the stubs
     except MemoryError:
         pass

@@ -24,19 +24,22 @@ LOADED_32 = os.path.join(ROOT, "build", "devmodel", "loaded", "micropython")
 FROZEN_32 = os.path.join(ROOT, "build", "devmodel", "frozen", "micropython")
 HEAPSIZE = "512k"  # room for everything at once; the figures don't depend on it
 
-# Runs in MicroPython. argv: module to measure ("" for the package alone), then the ones to import first.
+# Runs in MicroPython. argv: the modules to import first, "--", then the modules measured, imported together: the
+# heap they hold, the names (qstr pools) before and after, and the modules their import brought in.
 _MEASURE = r"""
-import gc, sys
-for d in sys.argv[2:]:
-    __import__(d)
+import gc, sys, micropython
+i = sys.argv.index("--")
+for m in sys.argv[1:i]:
+    __import__(m)
+before = list(sys.modules)
 gc.collect()
 m0 = gc.mem_alloc()
-before = [k for k in sys.modules]
-if sys.argv[1]:
-    __import__(sys.argv[1])
+micropython.qstr_info()
+for m in sys.argv[i + 1:]:
+    __import__(m)
 gc.collect()
-m1 = gc.mem_alloc()
-print("MODRAM", m1 - m0, " ".join(k for k in sys.modules if k not in before))
+print("MODRAM", gc.mem_alloc() - m0, *[k for k in sys.modules if k not in before])
+micropython.qstr_info()
 """
 
 
@@ -46,15 +49,17 @@ def modules():
     return ["micromesos"] + ["micromesos." + n for n in names if n != "__init__"]
 
 
-def _run(interp, path, mod, deps):
+def _run(interp, path, mods, first=()):
+    """Import `first`, then `mods` (measured) in a fresh interpreter -> (heap they hold, the modules their import
+    brought in (themselves included), (names, bytes) of the qstr pools before, the same after)."""
     env = dict(os.environ, MICROPYPATH=path)
-    p = subprocess.run([interp, "-X", "heapsize=" + HEAPSIZE, "-c", _MEASURE, mod] + list(deps),
+    p = subprocess.run([interp, "-X", "heapsize=" + HEAPSIZE, "-c", _MEASURE] + list(first) + ["--"] + list(mods),
                        capture_output=True, text=True, env=env, timeout=60)
-    for line in p.stdout.splitlines():
-        if line.startswith("MODRAM "):
-            parts = line.split()
-            return int(parts[1]), parts[2:]
-    raise RuntimeError("%s: %s%s" % (mod, p.stdout[-2000:], p.stderr[-2000:]))
+    pools = re.findall(r"n_qstr=(\d+), n_str_data_bytes=\d+, n_total_bytes=(\d+)", p.stdout)
+    held = re.search(r"^MODRAM (\d+)(.*)$", p.stdout, re.M)
+    if len(pools) != 2 or not held:
+        raise RuntimeError("%s: %s%s" % (" ".join(mods), p.stdout[-2000:], p.stderr[-2000:]))
+    return int(held.group(1)), held.group(2).split(), tuple(map(int, pools[0])), tuple(map(int, pools[1]))
 
 
 def measure(interp, frozen=False):
@@ -66,9 +71,9 @@ def measure(interp, frozen=False):
         path = ".frozen:" + tree  # .frozen: the port's own asyncio, json ...
     res = {}
     for m in modules():
-        _, new = _run(interp, path, m, ())  # which modules importing m brings in (itself included)
+        new = _run(interp, path, [m])[1]  # which modules importing m brings in (itself included)
         deps = [d for d in new if d != m]
-        ram, _ = _run(interp, path, m, deps)
+        ram = _run(interp, path, [m], deps)[0]
         size = None
         if tree:
             f = os.path.join(tree, *m.split(".")) + ".mpy" if m != "micromesos" else \
@@ -76,46 +81,10 @@ def measure(interp, frozen=False):
             size = os.path.getsize(f)
         res[m] = (ram, size)
     # Everything at once, the stdlib modules the agent uses imported first (they are not ours).
-    loaded = _run_all(interp, path, (), modules())[1]
-    stdlib = [m for m in loaded if not m.startswith("micromesos")]
-    alltogether = _run_all(interp, path, stdlib, modules())[0]
+    stdlib = [m for m in _run(interp, path, modules())[1] if not m.startswith("micromesos")]
+    alltogether = _run(interp, path, modules(), stdlib)[0]
     res["*all*"] = (alltogether, sum(s for _, s in res.values() if s) if tree else None)
     return res
-
-
-def _run_all(interp, path, first, ours):
-    prog = ("import gc, sys\nfor d in %r:\n    __import__(d)\ngc.collect()\nm0 = gc.mem_alloc()\n"
-            "for d in %r:\n    __import__(d)\ngc.collect()\nprint('MODRAM', gc.mem_alloc() - m0, *sys.modules)\n"
-            % (tuple(first), tuple(ours)))
-    env = dict(os.environ, MICROPYPATH=path)
-    p = subprocess.run([interp, "-X", "heapsize=" + HEAPSIZE, "-c", prog], capture_output=True, text=True,
-                       env=env, timeout=60)
-    for line in p.stdout.splitlines():
-        if line.startswith("MODRAM "):
-            parts = line.split()
-            return int(parts[1]), parts[2:]
-    raise RuntimeError(p.stdout[-2000:] + p.stderr[-2000:])
-
-
-# Runs in MicroPython. argv: modules to import first (what the measured ones import that is not measured), "--",
-# then the modules measured, imported together: the heap they hold, the names they interned, what they imported.
-_ANATOMY = r"""
-import gc, sys, micropython
-i = sys.argv.index("--")
-for m in sys.argv[1:i]:
-    __import__(m)
-before = list(sys.modules)
-gc.collect()
-m0 = gc.mem_alloc()
-print("ANATOMY_BEFORE")
-micropython.qstr_info()
-for m in sys.argv[i + 1:]:
-    __import__(m)
-gc.collect()
-print("ANATOMY_HELD", gc.mem_alloc() - m0)
-micropython.qstr_info()
-print("ANATOMY_NEW", *[k for k in sys.modules if k not in before])
-"""
 
 
 def _mpy_tool():
@@ -139,7 +108,7 @@ def _mpy_tool():
     return tool
 
 
-def anatomy(mods, interp=None):
+def anatomy(mods, interp):
     """What `mods` (module names, imported together from the loaded tree) hold in RAM: {"ram", "bytecode",
     "functions", "strings", "string_bytes", "names", "names_bytes"}. strings: the str and bytes constants (log
     and error texts, wire fragments, tables) and their length. bytecode/functions: the .mpy files' code, each
@@ -167,25 +136,13 @@ def anatomy(mods, interp=None):
             code += len(rc.fun_data)
             funs += 1
             todo.extend(rc.children)
-    deps = _anatomy_run(interp, tree, (), mods)[3]  # what importing mods brings in besides them
-    held, pools0, pools1, _ = _anatomy_run(interp, tree, deps, mods) if deps else _anatomy_run(interp, tree, (), mods)
+    path = ".frozen:" + tree
+    held, new, pools0, pools1 = _run(interp, path, mods)
+    deps = [m for m in new if m not in mods]  # what importing mods brings in besides them: imported first instead
+    if deps:
+        held, _, pools0, pools1 = _run(interp, path, mods, deps)
     return {"ram": held, "bytecode": code, "functions": funs, "strings": consts, "string_bytes": const_bytes,
             "names": pools1[0] - pools0[0], "names_bytes": pools1[1] - pools0[1]}
-
-
-def _anatomy_run(interp, tree, first, mods):
-    """Import `first`, then `mods` (measured) -> (heap they hold, (names, bytes) of qstr pools before and after,
-    the modules they imported that are not in mods)."""
-    env = dict(os.environ, MICROPYPATH=".frozen:" + tree)
-    p = subprocess.run([interp or LOADED_32, "-X", "heapsize=" + HEAPSIZE, "-c", _ANATOMY] + list(first) + ["--"]
-                       + list(mods), capture_output=True, text=True, env=env, timeout=60)
-    pools = re.findall(r"n_qstr=(\d+), n_str_data_bytes=\d+, n_total_bytes=(\d+)", p.stdout)
-    held = re.search(r"ANATOMY_HELD (\d+)", p.stdout)
-    new = re.search(r"ANATOMY_NEW(.*)", p.stdout)
-    if len(pools) != 2 or not held or not new:
-        raise RuntimeError("anatomy: %s%s" % (p.stdout[-2000:], p.stderr[-2000:]))
-    return (int(held.group(1)), tuple(map(int, pools[0])), tuple(map(int, pools[1])),
-            [m for m in new.group(1).split() if m not in mods])
 
 
 def anatomy_line(a):
