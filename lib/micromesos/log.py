@@ -4,7 +4,7 @@
 # At most `limit` lines a second are printed (set_level; twice that in a burst; a line counts once per 100
 # characters); the others are counted, and the next line printed says how many were not. On a board stdout is
 # the console, and writing to it holds the event loop: the ESP32 port waits whenever the UART's 128-byte FIFO
-# is full (ports/esp32/uart.c; at 115200 baud 100 characters are ~9 ms of it), the Pico's USB CDC waits for a
+# is full (ports/esp32/uart.c; at 115200 baud, 10 bits a character, 100 take 8.7 ms), the Pico's USB CDC waits for a
 # connected host up to 500 ms a write (shared/tinyusb/mp_usbd_cdc.c). Many lines are what network input
 # causes (a dropped message, a refused connection): without a limit a flood of bad traffic would keep the
 # loop printing.
