@@ -357,8 +357,14 @@ def _size(T, obj, depth):
                 m = _size(sub, x, depth + 1)
                 n += varint_size(m) + m
     if seen != len(obj):
-        known = [_KEYS[F[i + 3]] for i in range(a, end, 4)]
-        raise ValueError("#%d has no field %s" % (T, [x for x in obj if x not in known]))
+        known = []
+        for i in range(a, end, 4):
+            known.append(_KEYS[F[i + 3]])
+        unknown = []
+        for x in obj:
+            if x not in known:
+                unknown.append(x)
+        raise ValueError("#%d has no field %s" % (T, unknown))
     return n
 
 

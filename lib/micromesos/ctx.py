@@ -159,8 +159,11 @@ class Ctx:
         from .resources import fmt  # rare: not resident (tasks.drop_code)
 
         try:
+            granted = []
+            for n, v in self._res:
+                granted.append(fmt(n, v))
             return NotGranted("%s is not granted to task %s (granted: %s)" % (
-                what, self.task_id, ";".join(fmt(n, v) for n, v in self._res) or "nothing"))
+                what, self.task_id, ";".join(granted) or "nothing"))
         finally:
             if self._runner is not None:
                 self._runner.drop()
@@ -244,7 +247,10 @@ class Ctx:
 
     def log(self, *args):
         """One line into this task's stdout ring (and the agent log at debug level)."""
-        line = " ".join(a if isinstance(a, str) else str(a) for a in args)
+        words = []
+        for a in args:
+            words.append(a if isinstance(a, str) else str(a))
+        line = " ".join(words)
         self.stdout.write(line.encode())
         self.stdout.write(b"\n")
         log.debug(self.task_id, "%s", line)

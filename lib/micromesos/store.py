@@ -128,7 +128,11 @@ class Store:
         path = self._path(name)
         data = None
         try:  # no spaces (separators): fewer bytes on flash
-            data = "\n".join([json.dumps(r, separators=(",", ":")) for r in records] + [""])
+            lines = []
+            for r in records:
+                lines.append(json.dumps(r, separators=(",", ":")))
+            lines.append("")
+            data = "\n".join(lines)
         except MemoryError:
             pass
         with open(path, "a") as f:

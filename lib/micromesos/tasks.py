@@ -159,7 +159,12 @@ class Tasks:
         fs = agent.inv.fs.rstrip("/")
         self.tasks_dir = (fs + "/" if fs else "/") + cfg["tasks_dir"]
         self.fetch_max = cfg.get("fetch_max_bytes") or 65536
-        self.frozen = tuple(n.strip() for n in (cfg.get("frozen_tasks") or "").split(",") if n.strip())
+        frozen = []
+        for n in (cfg.get("frozen_tasks") or "").split(","):
+            n = n.strip()
+            if n:
+                frozen.append(n)
+        self.frozen = tuple(frozen)
         self.modules = {}     # task module -> [live tasks using it, sha256 pin or "frozen", modules it imported]
         self.fetch_lock = None  # download.fetch_all: one transfer at a time
         self.next_slot = 1    # checkpoint slot numbers (0 = none in the marker)
@@ -322,10 +327,13 @@ class Tasks:
     def save(self):
         """Checkpoint every task record (running, or terminal and unacknowledged): slot, ids, raw resources."""
         n = self.next_slot
-        self.store.save("tasks", {
-            "slave_id": self.agent.slave_id, "next": n,
-            "tasks": [[c._n, fid, tid, c.name, c._eid, [r.hex() for r in c._raw]]
-                      for (fid, tid), c in self.live.items()]})
+        records = []
+        for (fid, tid), c in self.live.items():
+            raw = []
+            for r in c._raw:
+                raw.append(r.hex())
+            records.append([c._n, fid, tid, c.name, c._eid, raw])
+        self.store.save("tasks", {"slave_id": self.agent.slave_id, "next": n, "tasks": records})
         self.saved = n
 
     def send(self, c, state, source, reason=None, message=None):
@@ -342,7 +350,10 @@ class Tasks:
         if raw is None:
             return False
         fw = codec.decode(_FrameworkInfo, raw)
-        return any(c.get("type") == cap for c in fw.get("capabilities", ()))
+        for c in fw.get("capabilities", ()):
+            if c.get("type") == cap:
+                return True
+        return False
 
     def started(self, c, module, atask):
         """main(ctx) is running as asyncio task `atask`: TASK_STARTING and TASK_RUNNING, as
@@ -523,8 +534,12 @@ def launch_ids(buf, start, end, one):
         eid = _id(buf, _spans(buf, start, end, 2), 1)
         tasks = []
         for a, b in _spans(buf, start, end, 3):
-            tasks.extend([t] for t in _spans(buf, a, b, 1))  # repeated: one task each
-    return fid, eid, [(_id(buf, t, 2), _id(buf, t, 3)) for t in tasks]
+            for t in _spans(buf, a, b, 1):  # repeated: one task each
+                tasks.append([t])
+    ids = []
+    for t in tasks:
+        ids.append((_id(buf, t, 2), _id(buf, t, 3)))
+    return fid, eid, ids
 
 
 def field_id(buf, start, end, num):

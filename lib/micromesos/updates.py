@@ -210,8 +210,9 @@ class StatusUpdates:
         rouse(self._sleeper)
 
     def drop_framework(self, fid):
-        for key in [k for k in self.streams if k[0] == fid]:
-            del self.streams[key]
+        for key in list(self.streams):
+            if key[0] == fid:
+                del self.streams[key]
         self._rewrite = True  # by run(), like every journal write (see flush())
         self.kick()
 
@@ -235,7 +236,10 @@ class StatusUpdates:
         return s.latest if s else None
 
     def pending_count(self):
-        return sum(len(s.pending) for s in self.streams.values())
+        n = 0
+        for s in self.streams.values():
+            n += len(s.pending)
+        return n
 
     # --- the retry loop: one long-lived task ------------------------------------------------------
 

@@ -40,7 +40,7 @@ def probe_path(device="wheel"):
     count as the agent's data."""
     if device == "wheel":
         return ".frozen:" + CODE
-    return mpy.micropypath(device=device)
+    return mpy.micropypath(device=device, cwd=mpy.ROOT)  # every probe process starts in ROOT
 
 
 async def probe(master_port, heapsize, hold_s, device="wheel", **kw):

@@ -75,7 +75,7 @@ def qstr_headroom(device):
         if f.endswith(".py") and f != "__init__.py" and not f.startswith(("node", "link")))
     p = subprocess.run(mpy.mpy_argv(PROBE_HEAP, device) + [os.path.join(HERE, "qstr_probe.py")] + mods,
                        env=mpy.mpy_env((), {"MICROPYPATH": probe_path(device)}, device), capture_output=True,
-                       text=True, timeout=120)
+                       text=True, timeout=120, cwd=ROOT)
     held = re.search(r"n_qstr=(\d+), .*n_total_bytes=(\d+)", p.stdout)
     for line in p.stdout.splitlines():
         if line.startswith("QSTR_HEADROOM ") and held:

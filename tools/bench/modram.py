@@ -54,7 +54,7 @@ def _run(interp, path, mods, first=()):
     brought in (themselves included), (names, bytes) of the qstr pools before, the same after)."""
     env = dict(os.environ, MICROPYPATH=path)
     p = subprocess.run([interp, "-X", "heapsize=" + HEAPSIZE, "-c", _MEASURE] + list(first) + ["--"] + list(mods),
-                       capture_output=True, text=True, env=env, timeout=60)
+                       capture_output=True, text=True, env=env, timeout=60, cwd=ROOT)
     pools = re.findall(r"n_qstr=(\d+), n_str_data_bytes=\d+, n_total_bytes=(\d+)", p.stdout)
     held = re.search(r"^MODRAM (\d+)(.*)$", p.stdout, re.M)
     if len(pools) != 2 or not held:
@@ -67,8 +67,9 @@ def measure(interp, frozen=False):
     if frozen:
         path, tree = ".frozen", None
     else:
-        tree = mpy.compile_tree(os.path.join(ROOT, "build", "modram-mpy"))
+        tree = mpy.device_code("loaded", ROOT)[0]  # the loaded model's /lib, named as its boards name it
         path = ".frozen:" + tree  # .frozen: the port's own asyncio, json ...
+        tree = os.path.join(ROOT, tree)
     res = {}
     for m in modules():
         new = _run(interp, path, [m])[1]  # which modules importing m brings in (itself included)
@@ -117,7 +118,8 @@ def anatomy(mods, interp):
     names: pools and text).
     A module of the port's own (asyncio) counts in ram only: frozen, its code is in the firmware. What the modules
     import besides themselves is imported before the measurement, so it counts nowhere."""
-    tree = mpy.compile_tree(os.path.join(ROOT, "build", "modram-mpy"))
+    lib = mpy.device_code("loaded", ROOT)[0]  # the loaded model's /lib, named as its boards name it
+    tree = os.path.join(ROOT, lib)
     tool = _mpy_tool()
     code = funs = consts = const_bytes = 0
     for m in mods:
@@ -136,7 +138,7 @@ def anatomy(mods, interp):
             code += len(rc.fun_data)
             funs += 1
             todo.extend(rc.children)
-    path = ".frozen:" + tree
+    path = ".frozen:" + lib
     held, new, pools0, pools1 = _run(interp, path, mods)
     deps = [m for m in new if m not in mods]  # what importing mods brings in besides them: imported first instead
     if deps:
