@@ -72,6 +72,17 @@ class Explainer:
             self.out(REREGISTER_NOTE)
 
 
+def memory_hint(device, heapsize):
+    """What to say when a device model's board ran out of memory: the heap the suite holds that flavour to
+    (tests/mpy.py BUDGET_HEAPSIZE, measured) next to the one it had."""
+    held = mpy.BUDGET_HEAPSIZE[device]
+    more = ""
+    if int(held.rstrip("kK")) > int(mpy.DEVICE_HEAPSIZE.rstrip("kK")):
+        more = " (more than a stock board's %s: README, issue 9)" % mpy.DEVICE_HEAPSIZE
+    return ("sim: the board ran out of memory in -X heapsize=%s; the tests hold the agent to %s on the %s model%s; "
+            "HEAPSIZE=%s runs it" % (heapsize, held, device, more, held))
+
+
 def start_task(ctl, master, task, resources, board_tasks, out):
     """The task `make sim` launches once registered: a module name on the board, or a .py file put there
     first (as `make launch` does). Its updates and messages are shown by a thread as `launch |` lines."""
@@ -188,6 +199,8 @@ def main():
         while not stop.is_set() and (t_end is None or time.time() < t_end):
             if b.poll() is not None:
                 out("sim: the board exited with status %d" % b.returncode)
+                if a.device != "wheel" and any("MemoryError" in s for s in seen_board):
+                    out(memory_hint(a.device, a.heapsize))
                 break
             reg = [s for s in seen_board if "registered with" in s]
             if not launched and reg:
