@@ -180,8 +180,10 @@ def main():
                       extra_path=code, stdout=subprocess.PIPE, device=a.device,
                       stderr=subprocess.STDOUT, text=True)
     procs.append(b)
-    threading.Thread(target=pump, args=(b, "board  |", out, seen_board,
-                                        Explainer(out, "registered with") if a.master else None), daemon=True).start()
+    board_lines = threading.Thread(target=pump, args=(b, "board  |", out, seen_board,
+                                                      Explainer(out, "registered with") if a.master else None),
+                                   daemon=True)
+    board_lines.start()
     out("sim: virtual board (MicroPython unix port, %s, -X heapsize=%s) at slave(1)@%s:%d"
         % (a.device, a.heapsize, adv, agent_port))
 
@@ -199,6 +201,7 @@ def main():
         while not stop.is_set() and (t_end is None or time.time() < t_end):
             if b.poll() is not None:
                 out("sim: the board exited with status %d" % b.returncode)
+                board_lines.join(5)  # its last lines may still be in the pipe
                 if a.device != "wheel" and any("MemoryError" in s for s in seen_board):
                     out(memory_hint(a.device, a.heapsize))
                 break
