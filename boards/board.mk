@@ -109,7 +109,7 @@ TASK_MPY = build/$(BOARD)/tasks/$(TASK_NAME).mpy
 mpy: mpy-board
 mpy-board: venv
 	@mkdir -p build/$(BOARD)/firmware
-	$(MPY_CROSS) -march=$(MPY_ARCH) -O3 -s board.py -o $(BOARD_MPY) boards/$(BOARD)/board.py
+	$(MPY_CROSS) -march=$(MPY_ARCH) -O3 -s board -o $(BOARD_MPY) boards/$(BOARD)/board.py
 	@set -e; for f in boot main; do \
 		$(MPY_CROSS) -march=$(MPY_ARCH) -O3 -s $$f.py -o build/$(BOARD)/firmware/$$f.mpy firmware/$$f.py; \
 	done

