@@ -155,7 +155,7 @@ def test_virtual_board_runs_a_device_model(tmp_path):
 
 
 # The heap the loaded agent's names (qstrs) hold with every agent module imported once (tools/bench/qstr_probe.py):
-# 20.6 KB (1209 names) today, 51 names short of the next qstr pool, which is one 8.9 KB block (pools double). The budget
+# 20.6 KB (1209 names) today, 51 names short of the next qstr pool, which is one 8.8 KB block (pools double). The budget
 # above has room for that block, so this holds it: a name added to lib/micromesos (a function, a global, an argument,
 # a short string) may take it (a config helper of two names did: /state's smallest heap went from 124k to 132k).
 QSTR_HEAP_BUDGET = 24 * 1024
