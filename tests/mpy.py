@@ -74,6 +74,11 @@ def device_cmd(device=None):
     return _built[d]
 
 
+def heap_kb(size):
+    """KB of a -X heapsize value: "100k" -> 100, "102400" -> 100."""
+    return int(size[:-1]) if size[-1] in "kK" else int(size) // 1024
+
+
 def board_heapsize(device=None):
     """-X heapsize for a whole virtual board: a real board's for the device models."""
     return BOARD_HEAPSIZE if _device(device) == "wheel" else DEVICE_HEAPSIZE

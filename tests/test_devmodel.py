@@ -40,21 +40,17 @@ def test_frozen_model_holds_agent_board_and_tasks_by_plain_name(tmp_path):
     assert p.returncode != 0 and "ImportError" in p.stdout + p.stderr
 
 
-def _kb(size):
-    return int(size[:-1]) if size[-1] in "kK" else int(size) // 1024
-
-
 GOAL_HOLD_S = 10      # a goal still above the budget is only tried: it is expected to fail, early
 
 
 def _goal_open(d):
-    return _kb(mpy.GOAL_HEAPSIZE[d]) < _kb(mpy.BUDGET_HEAPSIZE[d])
+    return mpy.heap_kb(mpy.GOAL_HEAPSIZE[d]) < mpy.heap_kb(mpy.BUDGET_HEAPSIZE[d])
 
 
 def _at_edge(d):
     # A goal within one 4 KB step of the budget passes most boots but not all (fragmentation varies from
     # boot to boot): tried, not held, and not strict, so a boot that passes is no failure either.
-    return _kb(mpy.BUDGET_HEAPSIZE[d]) - _kb(mpy.GOAL_HEAPSIZE[d]) <= 4
+    return mpy.heap_kb(mpy.BUDGET_HEAPSIZE[d]) - mpy.heap_kb(mpy.GOAL_HEAPSIZE[d]) <= 4
 
 
 CASES = [pytest.param(d, "budget", id=d + "-budget") for d in FLAVOURS] + [
@@ -77,7 +73,7 @@ def heap_boots(request, tmp_path_factory):
              for d, k in chosen}
     _in_threads(boots.values())
     # A flavour that failed its budget is booted once more with room to spare (no hold), to say what it needs.
-    again = {key: Boot(key[0], "%dk" % (_kb(b.heapsize) * 4), tmp, hold_s=0, measure=True)
+    again = {key: Boot(key[0], "%dk" % (mpy.heap_kb(b.heapsize) * 4), tmp, hold_s=0, measure=True)
              for key, b in boots.items() if b.error and key[1] == "budget"}
     _in_threads(again.values())
     return {key: (b, again.get(key)) for key, b in boots.items()}
@@ -148,7 +144,7 @@ def test_virtual_board_runs_a_device_model(tmp_path):
         assert p.returncode == 0, p.stdout + p.stderr
         maxsize, heap, where = p.stdout.split()
         assert int(maxsize) == 2**31 - 1 and where == "hello.py"
-        assert abs(int(heap) - _kb(mpy.DEVICE_HEAPSIZE) * 1024) < 4096, heap  # a real board's heap
+        assert abs(int(heap) - mpy.heap_kb(mpy.DEVICE_HEAPSIZE) * 1024) < 4096, heap  # a real board's heap
     finally:
         vb.terminate()
         vb.wait(10)

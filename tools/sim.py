@@ -77,7 +77,7 @@ def memory_hint(device, heapsize):
     (tests/mpy.py BUDGET_HEAPSIZE, measured) next to the one it had."""
     held = mpy.BUDGET_HEAPSIZE[device]
     more = ""
-    if int(held.rstrip("kK")) > int(mpy.DEVICE_HEAPSIZE.rstrip("kK")):
+    if mpy.heap_kb(held) > mpy.heap_kb(mpy.DEVICE_HEAPSIZE):
         more = " (more than a stock board's %s: README, issue 9)" % mpy.DEVICE_HEAPSIZE
     return ("sim: the board ran out of memory in -X heapsize=%s; the tests hold the agent to %s on the %s model%s; "
             "HEAPSIZE=%s runs it" % (heapsize, held, device, more, held))

@@ -340,9 +340,8 @@ def default_heapsize(device, mpy):
     mpy.BUDGET_HEAPSIZE, the heap it is held to for 60 s with two idle tasks and /state. The floor is a
     stock ESP32's ~100 KB (mpy.DEVICE_HEAPSIZE), which frozen gets. These follow tests/mpy.py as the
     RAM work lowers them; HEAPSIZE= (--heapsize) overrides."""
-    kb = lambda h: int(h.rstrip("kK"))  # noqa: E731
-    agent = kb(mpy.BOARD_HEAPSIZE if device == "wheel" else mpy.BUDGET_HEAPSIZE[device])
-    floor = 0 if device == "wheel" else kb(mpy.DEVICE_HEAPSIZE)
+    agent = mpy.heap_kb(mpy.BOARD_HEAPSIZE if device == "wheel" else mpy.BUDGET_HEAPSIZE[device])
+    floor = 0 if device == "wheel" else mpy.heap_kb(mpy.DEVICE_HEAPSIZE)
     return "%dk" % max(floor, agent + _REPL_KB[device], _MEASURED_KB.get(device, 0))
 
 

@@ -402,9 +402,9 @@ def run():
         "- heap per idle running task (`await asyncio.sleep(3600)`, after gc.collect(), mean of 20): "
         "**%d bytes** on this 64-bit port" % round(statistics.median(per)),
         "- idle tasks launched into a 64 KB heap budget (one contiguous block, %s bytes free at the start), "
-        "3 runs: **%s** (min %d); they stopped at: %s. The count follows the heap's layout as well as the heap per "
-        "task (one class attribute more in tasks.py moved it from 36 to 42, the heap per task unchanged): compare "
-        "trees by the heap per task" % (
+        "3 runs: **%s** (min %d); they stopped at: %s. The count follows where the heap's layout lets the last "
+        "launch grow as well as the heap per task (an unrelated change in the agent's code can move it by several "
+        "tasks): compare trees by the heap per task" % (
             free0, ", ".join(map(str, fit)), min(fit), "; ".join(whys)), "",
         "Cost of running a step through `steps.Step` (watchdog marker write, ticks, two gc.mem_alloc() heap "
         "scans) against a bare asyncio task, 20000 `await asyncio.sleep_ms(0)` steps:", "",

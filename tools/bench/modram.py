@@ -62,14 +62,19 @@ def _run(interp, path, mods, first=()):
     return int(held.group(1)), held.group(2).split(), tuple(map(int, pools[0])), tuple(map(int, pools[1]))
 
 
+def _loaded_lib():
+    """(the loaded model's /lib as its processes, started in ROOT, name it; the same as a full path)."""
+    lib = mpy.device_code("loaded", ROOT)[0]
+    return lib, os.path.join(ROOT, lib)
+
+
 def measure(interp, frozen=False):
     """{module: (ram bytes, mpy bytes or None)} plus ("*all*", ...) for everything imported at once."""
     if frozen:
         path, tree = ".frozen", None
     else:
-        tree = mpy.device_code("loaded", ROOT)[0]  # the loaded model's /lib, named as its boards name it
-        path = ".frozen:" + tree  # .frozen: the port's own asyncio, json ...
-        tree = os.path.join(ROOT, tree)
+        lib, tree = _loaded_lib()
+        path = ".frozen:" + lib  # .frozen: the port's own asyncio, json ...
     res = {}
     for m in modules():
         new = _run(interp, path, [m])[1]  # which modules importing m brings in (itself included)
@@ -118,8 +123,7 @@ def anatomy(mods, interp):
     names: pools and text).
     A module of the port's own (asyncio) counts in ram only: frozen, its code is in the firmware. What the modules
     import besides themselves is imported before the measurement, so it counts nowhere."""
-    lib = mpy.device_code("loaded", ROOT)[0]  # the loaded model's /lib, named as its boards name it
-    tree = os.path.join(ROOT, lib)
+    lib, tree = _loaded_lib()
     tool = _mpy_tool()
     code = funs = consts = const_bytes = 0
     for m in mods:
