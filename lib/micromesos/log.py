@@ -27,6 +27,7 @@ _ROOM = const(1)
 _AT = const(2)
 _HELD = const(3)
 _b = None  # [_RATE, _ROOM, _AT, _HELD] once set_level sets a limit
+_TEXT_MAX = const(160)  # the longest text tools/logtext.py moves out of a module (its TEXT_MAX)
 dropped = 0  # lines not printed since boot (/metrics/snapshot)
 
 
@@ -54,6 +55,21 @@ def text(buf, start, end):
         return repr(b)[2:-1]
 
 
+def _stored(at):
+    # A text the build moved to flash (tools/logtext.py: a .mpy's log calls pass its offset in logtext.txt,
+    # beside this module): read when its line is printed, never held.
+    try:
+        with open(__file__[: __file__.rfind("/") + 1] + "logtext.txt", "rb") as f:
+            f.seek(at)
+            b = f.read(_TEXT_MAX + 1)  # one read, not readline's one per byte: a text is at most _TEXT_MAX bytes
+        e = b.find(b"\n")
+        if e >= 0:
+            return b[:e].decode()
+    except (OSError, UnicodeError, ValueError, NameError):  # NameError: a port without __file__
+        pass
+    return "text #%d" % at  # no such file or line: the line still says which text it was
+
+
 def _emit(tag, where, msg, args):
     # A log line must never take its caller down: a bad format (a bug) prints the raw parts instead,
     # and with no heap left for the line it is lost.
@@ -71,6 +87,8 @@ def _emit(tag, where, msg, args):
             return
         b[_ROOM] -= 1000
     try:
+        if isinstance(msg, int):
+            msg = _stored(msg)
         if args:
             try:
                 msg = msg % args

@@ -124,9 +124,10 @@ def run():
     resident = p("loaded", "resident")
     rows.append("| what the loaded code in RAM is: those modules imported again (tools/bench/modram.py --anatomy) "
                 "| %s | - |" % (modram.anatomy_line(modram.anatomy(resident, bins["loaded"])) if resident else "-"))
+    tree = _tree_bytes()
     rows.append("| code in flash: firmware size delta, `size` text+data of frozen minus loaded binary | "
-                "0 (the .mpy files sit in the filesystem: %s of them) | %s |"
-                % (kb(_tree_bytes()), kb(flash)))
+                "0 (the .mpy files sit in the filesystem: %s of them, and %s of log texts) | %s |"
+                % (kb(tree[0]), kb(tree[1]), kb(flash)))
     goal = {"register": "", "tasks": "", "state": " (goal: %s)"}
     for stage, label in (("register", "registers and stays registered %d s" % HOLD_S),
                          ("tasks", "+ 2 idle tasks running"),
@@ -167,8 +168,9 @@ def run():
 
 def _tree_bytes():
     """Bytes of the .mpy files `make deploy` (ROLE=agent) puts on a board (lib/ less what deploy.on_a_board leaves
-    out), and its board module."""
+    out) and its board module; bytes of the log texts file it puts beside them."""
     from deploy import on_a_board
+    from logtext import TEXT_FILE
 
     code = mpy.device_code("loaded")[0]
     n = 0
@@ -177,7 +179,7 @@ def _tree_bytes():
             rel = os.path.relpath(os.path.join(base, f), code)
             if f.endswith(".mpy") and (f == "board.mpy" or on_a_board(rel[:-4] + ".py", "agent")):
                 n += os.path.getsize(os.path.join(base, f))
-    return n
+    return n, os.path.getsize(os.path.join(code, "micromesos", TEXT_FILE))
 
 
 if __name__ == "__main__":
