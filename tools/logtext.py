@@ -8,8 +8,8 @@ becomes its byte offset in one UTF-8 file of one text a line, micromesos/logtext
 - `log.error|warn|info|debug(where, "text", ...)`: the text's offset in its place; micromesos.log reads the line
   back when it prints one (log.stored).
 - `raise E("text")` and `raise E("text" % x)`, E micromesos.errors.MesosError or a class derived from it: `raise
-  E(offset)`, `raise E(offset, x)`; MesosError makes its text an errors.Text, read and formatted when the error is
-  printed (str, repr, a traceback), so nothing is read for an error that is caught and dropped.
+  E(offset)`, `raise E(offset, x)`; MesosError reads and formats the text when the error is made, so it prints as
+  the source's would (str, repr, a traceback).
 The sources stay as they are (the host runs them, and a frozen firmware keeps its strings in flash already).
 
 Only a text that is one literal (implicit concatenation included), one line and at most TEXT_MAX bytes long

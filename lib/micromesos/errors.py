@@ -4,33 +4,23 @@
 
 class MesosError(Exception):
     # A board that loads .mpy files keeps the literal texts out of RAM (tools/logtext.py): the build turns
-    # `raise E("text %d" % x)` into `raise E(offset, x)`, and the error's text becomes a Text, read when printed.
+    # `raise E("text %d" % x)` into `raise E(offset, x)`, and the text is read from flash here, so the error holds
+    # and prints it as the source's would. No class or module more for it: a frozen node has none to spare.
     def __init__(self, *a):
         if a and type(a[0]) is int:
-            a = (Text(*a),)
-        super().__init__(*a)
+            from .log import stored
 
-
-class Text:
-    # An error's text still in flash (micromesos/logtext.txt at `at`), with its format's operand, if any: str()
-    # reads and formats it, repr() quotes it, so the error prints as it would with the literal.
-    def __init__(self, at, *operand):
-        self.at = at
-        self.operand = operand
-
-    def __str__(self):
-        from . import log
-
-        t = log.stored(self.at)
-        if self.operand:
             try:
-                t = t % self.operand[0]
-            except (TypeError, ValueError):
-                t = "%s %r" % (t, self.operand[0])
-        return t
-
-    def __repr__(self):
-        return repr(str(self))
+                t = stored(a[0])
+                if len(a) > 1:
+                    try:
+                        t = t % a[1]
+                    except (TypeError, ValueError):
+                        t = "%s %r" % (t, a[1])
+                a = (t,)
+            except MemoryError:
+                pass  # no heap for the text now: the error carries its offset (and operand) as they are
+        super().__init__(*a)
 
 
 class DecodeError(MesosError):
