@@ -196,16 +196,21 @@ def main():
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     t_end = time.time() + a.seconds if a.seconds else None
-    launched = False
+    launched = hinted = False
     try:
         while not stop.is_set() and (t_end is None or time.time() < t_end):
             if b.poll() is not None:
                 out("sim: the board exited with status %d" % b.returncode)
                 board_lines.join(5)  # its last lines may still be in the pipe
-                if a.device != "wheel" and any("MemoryError" in s for s in seen_board):
+                if a.device != "wheel" and not hinted and any("MemoryError" in s for s in seen_board):
                     out(memory_hint(a.device, a.heapsize))
                 break
             reg = [s for s in seen_board if "registered with" in s]
+            # Alive but short of heap before registering: the agent retries for good ("no heap for the
+            # registration code: retrying"), so say now which heap runs it.
+            if a.device != "wheel" and not hinted and not reg and any("no heap for" in s for s in seen_board):
+                hinted = True
+                out(memory_hint(a.device, a.heapsize))
             if not launched and reg:
                 launched = True
                 session["agent_id"] = reg[-1].rpartition(" as agent ")[2] or None
