@@ -1,9 +1,9 @@
 # Log and error texts out of a board's RAM: the build step between lib/ and mpy-cross for boards that load .mpy
-# files. MIT licence. Usage: logtext.py SRC_DIR OUT_DIR (writes each rewritten .py and the text file; for a look).
+# files. MIT licence. Used by mpytree.py (make mpy, the tests' virtual boards).
 """A module loaded from a .mpy file holds every string constant in RAM for as long as it is imported: on a
 board running stock firmware, the literal texts of the agent's log calls were 2.2 KB of its resident heap and
-those of the errors it raises 2.7 KB (32-bit device model, tools/bench/modram.py), all waiting for a line that is
-rarely printed. So the build moves them to flash, as dictionary logging does on other small targets: each text
+those of the errors it raises 2.7 KB, ValueError's and TypeError's included (32-bit device model), all waiting for
+a line that is rarely printed. So the build moves them to flash, as dictionary logging does on other small targets: each text
 becomes its byte offset in one UTF-8 file of one text a line, micromesos/logtext.txt beside the modules.
 - `log.error|warn|info|debug(where, "text", ...)`: the text's offset in its place; micromesos.log reads the line
   back when it prints one (log.stored).
@@ -17,8 +17,6 @@ moves; the rest (a text built at run time, a line break in it, a longer one) sta
 whenever a text is added or edited, so every module is compiled again then, with the file that goes with them
 (mpytree.py compile_tree)."""
 import ast
-import os
-import sys
 
 TEXT_FILE = "logtext.txt"  # in micromesos/, beside log.mpy (micromesos.log reads it from there)
 TEXT_MAX = 160  # bytes of UTF-8: micromesos.log reads this much at an offset (its _TEXT_MAX); longer texts stay
@@ -31,13 +29,18 @@ def _movable(c):
             and len(c.value.encode()) <= TEXT_MAX)
 
 
+def _name(node):
+    """The name a class or a call is written with: `E` or `errors.E` -> "E"."""
+    return getattr(node, "id", getattr(node, "attr", None))
+
+
 def error_classes(trees):
     """The names of MesosError and of every class derived from it in these parsed modules."""
     bases = {}
     for tree in trees:
         for n in ast.walk(tree):
             if isinstance(n, ast.ClassDef):
-                bases[n.name] = [getattr(b, "id", getattr(b, "attr", None)) for b in n.bases]
+                bases[n.name] = [_name(b) for b in n.bases]
     out = {_BASE}
     grew = True
     while grew:
@@ -60,7 +63,7 @@ def _texts(tree, errors):
             if _movable(n.args[1]):
                 out.append((n.args[1], n.args[1].value, None))
         elif (isinstance(n, ast.Raise) and isinstance(n.exc, ast.Call) and len(n.exc.args) == 1
-                and not n.exc.keywords and getattr(n.exc.func, "id", getattr(n.exc.func, "attr", None)) in errors):
+                and not n.exc.keywords and _name(n.exc.func) in errors):
             a = n.exc.args[0]
             if _movable(a):
                 out.append((a, a.value, None))
@@ -109,28 +112,3 @@ def rewrite(src, at, errors):
     for s, e, new in sorted(spans, reverse=True):  # from the end: earlier offsets stay valid
         b = b[:s] + new + b[e:]
     return b.decode()
-
-
-def main(argv):
-    src_dir, out_dir = argv
-    files = []
-    for base, _dirs, names in os.walk(src_dir):
-        files += [os.path.join(base, f) for f in names if f.endswith(".py")]
-    sources = {}
-    for f in files:
-        with open(f, encoding="utf-8") as fh:
-            sources[f] = fh.read()
-    data, at, errors = catalogue(sources.values())
-    for f, src in sources.items():
-        out = os.path.join(out_dir, os.path.relpath(f, src_dir))
-        os.makedirs(os.path.dirname(out), exist_ok=True)
-        with open(out, "w", encoding="utf-8") as fh:
-            fh.write(rewrite(src, at, errors))
-    os.makedirs(os.path.join(out_dir, "micromesos"), exist_ok=True)
-    with open(os.path.join(out_dir, "micromesos", TEXT_FILE), "wb") as fh:
-        fh.write(data)
-    print("logtext: %d texts, %d bytes, from %d files" % (len(at), len(data), len(files)))
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
