@@ -154,14 +154,15 @@ class Boot:
             ", ".join("%s %s" % kv for kv in self.figures.items()) or "no figures")
 
 
-def tally(device, heapsize, n, hold_s, pairs=2):
-    """Boot `n` times at `heapsize`, `pairs` boards at once (threads): -> (passed, the failed Boots)."""
+def tally(device, heapsize, n, hold_s, pairs=2, upto="state"):
+    """Boot `n` times at `heapsize` up to stage `upto`, `pairs` boards at once (threads): -> (passed, the
+    failed Boots)."""
     import tempfile
 
     done = []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(0, n, pairs):
-            boots = [Boot(device, heapsize, os.path.join(tmp, str(i + k)), hold_s=hold_s)
+            boots = [Boot(device, heapsize, os.path.join(tmp, str(i + k)), hold_s=hold_s, upto=upto)
                      for k in range(min(pairs, n - i))]
             for b in boots:
                 os.makedirs(b.tmp)
@@ -178,12 +179,16 @@ def tally(device, heapsize, n, hold_s, pairs=2):
 
 
 if __name__ == "__main__":
-    # How often a heap size passes (register, 2 idle tasks, /state, pings held), the evidence behind
-    # mpy.BUDGET_HEAPSIZE:   python3 tests/devboot.py frozen|loaded HEAPSIZE [BOOTS] [HOLD_S]
+    # How often a heap size passes (register, 2 idle tasks, /state, pings held; STAGE: up to register or tasks
+    # only), the evidence behind mpy.BUDGET_HEAPSIZE:
+    #     python3 tests/devboot.py frozen|loaded HEAPSIZE [BOOTS] [HOLD_S] [STAGE]
     dev, heap = sys.argv[1], sys.argv[2]
     n = int(sys.argv[3]) if len(sys.argv) > 3 else 10
     hold = int(sys.argv[4]) if len(sys.argv) > 4 else 5
-    ok, failed = tally(dev, heap, n, hold)
+    upto = sys.argv[5] if len(sys.argv) > 5 else "state"
+    if upto not in STAGES:
+        sys.exit("devboot: STAGE is one of %s" % ", ".join(STAGES))
+    ok, failed = tally(dev, heap, n, hold, upto=upto)
     for b in failed:
         print("--- %s\n%s" % (b.report(), b.output[-1500:]))
-    print("%s model, -X heapsize=%s: %d of %d boots passed (hold %d s)" % (dev, heap, ok, n, hold))
+    print("%s model, -X heapsize=%s, up to %s: %d of %d boots passed (hold %d s)" % (dev, heap, upto, ok, n, hold))
