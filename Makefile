@@ -39,6 +39,7 @@ help:
 	@echo "                LINK_LOSS=0.2 LINK_DUP=0.05 LINK_REORDER=0.1 LINK_DELAY_MS=20 ...: the link's impairments"
 	@echo "make launch     TASK=path/to/mytask.py RESOURCES='...' [ARGS='...']: your task on the running sim's board"
 	@echo "make devmodel   build the 32-bit device model into build/devmodel/{loaded,frozen}/micropython"
+	@echo "                (tools/devmodel.py split: the loaded one in a stock ESP32's heap of two areas)"
 	@echo "make test       run the test suite (code under test runs in the MicroPython unix port)"
 	@echo "make bench      measure codec, agent and task figures; writes docs/BENCHMARKS.md"
 	@echo "make fuzz       long decoder/HTTP fuzz run (FUZZ_N inputs); figures into docs/BENCHMARKS.md"

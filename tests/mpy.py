@@ -56,11 +56,14 @@ _built = {}
 
 
 BRIDGE = "bridge"  # the gateway-bridge firmware model (tools/devmodel.py): asked for by name, never a default
+# Stock ESP32 firmware's heap (tools/devmodel.py): the loaded model, its heap cut into two equal areas; asked for by
+# name, never a default. 112k is an ESP32's 56 KB first area and the 56 KB it adds when first short.
+SPLIT = "split"
 
 
 def _device(device):
     d = device or DEVICE
-    if d not in DEVICES and d != BRIDGE:
+    if d not in DEVICES and d != BRIDGE and d != SPLIT:
         raise ValueError("device %r: one of %s (MICROMESOS_DEVICE)" % (d, ", ".join(DEVICES)))
     return d
 
@@ -94,7 +97,7 @@ def board_heapsize(device=None):
 def device_code(device=None, cwd=None):
     """What a flavour needs on MICROPYPATH for the agent: the compiled tree for `loaded`, else (). For a process
     started in `cwd` ROOT the tree is named relative to it, as short as a board's /lib; otherwise in full."""
-    if _device(device) != "loaded":
+    if _device(device) not in ("loaded", SPLIT):
         return ()
     tree = compile_tree(_DEVICE_MPY)
     return (os.path.relpath(tree, ROOT) if cwd == ROOT else tree,)

@@ -8,6 +8,12 @@
 #   build/devmodel/bridge/micropython   `make firmware ROLE=bridge` model (the ESP32 Wi-Fi <-> ESP-NOW
 #                                       gateway, docs/GATEWAY.md §10): the frozen one plus lib/mgateway,
 #                                       boards/unix/bridge_manifest.py; built only when asked for
+#   build/devmodel/split/micropython    stock ESP32 firmware's heap: the loaded model with its -X heapsize cut
+#                                       into two equal areas (MICROPY_GC_SPLIT_HEAP). ESP32 v1.28 starts
+#                                       Python with one 56 KB area and adds areas from the system heap when it
+#                                       is short, doubling it first (ports/esp32/mpconfigport.h, gccollect.c):
+#                                       `split` at 112k is that heap after its first growth. Built only when
+#                                       asked for, in its own object directory (other compiler flags)
 #
 # Source: $MICROPY_DIR (a micropython v1.28 checkout) if set, else ../shared/vendor/micropython-1.28.0.tar.gz
 # extracted under build/devmodel/src (the archive is never written). Both flavours share one object
@@ -26,12 +32,14 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "build", "devmodel")
 TARBALL = os.path.join(os.path.dirname(ROOT), "shared", "vendor", "micropython-1.28.0.tar.gz")
-FLAVOURS = ("loaded", "frozen", "bridge")
+FLAVOURS = ("loaded", "frozen", "bridge", "split")
 DEFAULT = ("loaded", "frozen")  # what `tools/devmodel.py` builds with no flavour named
 _MANIFEST = {"frozen": "manifest.py", "bridge": "bridge_manifest.py"}  # in boards/unix/
 # v1.28 is the last release with MICROPY_FORCE_32BIT; btree, ssl and ffi need submodules the snapshot lacks.
 MAKE_FLAGS = ("VARIANT=standard", "MICROPY_FORCE_32BIT=1", "MICROPY_PY_BTREE=0", "MICROPY_PY_SSL=0",
               "MICROPY_PY_FFI=0")
+# The split flavour's compiler flags: the unix port's own switch for a heap of N equal areas (ports/unix/main.c).
+SPLIT_FLAGS = "-DMICROPY_GC_SPLIT_HEAP=1 -DMICROPY_GC_SPLIT_HEAP_N_HEAPS=2"
 # What the frozen binary holds besides the interpreter: a change here rebuilds it.
 FROZEN_INPUTS = ("lib", "boards/unix", "tasks")
 
@@ -127,14 +135,14 @@ QUIET = False
 
 
 def _build(flavour, tree, key, jobs):
-    obj = os.path.join(OUT, "obj")
+    obj = os.path.join(OUT, "obj-split" if flavour == "split" else "obj")
     # The object directory (and the mpy-cross built in it) is only valid for one source tree.
     okey = os.path.join(obj, ".key")
     if _read(okey) != key:
         shutil.rmtree(obj, ignore_errors=True)
         os.makedirs(obj)
         _write(okey, key)
-    xdir = os.path.join(obj, "mpy-cross-build")
+    xdir = os.path.join(OUT, "obj", "mpy-cross-build")  # one mpy-cross for every flavour
     cross = os.path.join(xdir, "mpy-cross")
     if not os.path.exists(cross):
         _make(["-C", os.path.join(tree, "mpy-cross"), "-j%d" % jobs, "BUILD=" + xdir])
@@ -146,8 +154,9 @@ def _build(flavour, tree, key, jobs):
         os.remove(os.path.join(obj, "frozen_content.c"))
     except OSError:
         pass
+    extra = ["CFLAGS_EXTRA=" + SPLIT_FLAGS] if flavour == "split" else []
     _make(["-C", os.path.join(tree, "ports", "unix"), "-j%d" % jobs, "BUILD=" + obj,
-           "MICROPY_MPYCROSS=" + cross, "FROZEN_MANIFEST=" + manifest] + list(MAKE_FLAGS))
+           "MICROPY_MPYCROSS=" + cross, "FROZEN_MANIFEST=" + manifest] + list(MAKE_FLAGS) + extra)
     out = binary(flavour)
     os.makedirs(os.path.dirname(out), exist_ok=True)
     shutil.copy2(os.path.join(obj, "micropython"), out + ".tmp")
@@ -166,7 +175,10 @@ def ensure(flavours=DEFAULT, jobs=None, quiet=False):
         key = "%s|%s" % (key, " ".join(MAKE_FLAGS))
         # loaded first: the frozen build then reuses its objects.
         for flavour in [f for f in FLAVOURS if f in flavours]:
-            want = key if flavour == "loaded" else key + ("|" if flavour == "frozen" else "|bridge|") + _frozen_key()
+            if flavour in ("loaded", "split"):
+                want = key + ("|" + SPLIT_FLAGS if flavour == "split" else "")
+            else:
+                want = key + ("|" if flavour == "frozen" else "|bridge|") + _frozen_key()
             stamp = binary(flavour) + ".key"
             if _read(stamp) == want and os.path.exists(binary(flavour)):
                 continue
@@ -179,7 +191,7 @@ def ensure(flavours=DEFAULT, jobs=None, quiet=False):
 
 def main():
     ap = argparse.ArgumentParser(description="Build the 32-bit device model (MicroPython unix port, x86-32).")
-    ap.add_argument("flavours", nargs="*", help="loaded, frozen, bridge (default: loaded and frozen)")
+    ap.add_argument("flavours", nargs="*", help="loaded, frozen, bridge, split (default: loaded and frozen)")
     ap.add_argument("-j", "--jobs", type=int, default=0, help="parallel compile jobs (default: all cores)")
     ap.add_argument("-q", "--quiet", action="store_true", help="compiler output to stderr")
     a = ap.parse_args()

@@ -31,8 +31,8 @@ def main():
             "- host: %s, %s, %d cores" % (platform.machine(), platform.system(), os.cpu_count() or 0),
             "- MicroPython unix port: %s, -X heapsize=%s" % (ver, mpy.DEFAULT_HEAPSIZE),
             "- the unix port is 64-bit: objects are up to twice their size on a 32-bit ESP32/RP2040",
-            "- the 32-bit device model (`make devmodel`: build/devmodel/{loaded,frozen}/micropython, the unix "
-            "port of MicroPython v1.28.0 as an x86-32 binary) gives the RAM figures that matter: see its section",
+            "- the 32-bit device model (`make devmodel`: build/devmodel/{loaded,frozen}/micropython, and `split` for "
+            "a stock ESP32's heap, the unix port of MicroPython v1.28.0 as an x86-32 binary) gives the RAM figures that matter: see its section",
             ""]
     sections = []
     for path in sorted(glob.glob(os.path.join(HERE, "bench_*.py"))):
