@@ -33,6 +33,7 @@ help:
 	@echo "make sim        virtual board (unix port) + stand-in master; MASTER=ip:port for a real master"
 	@echo "                CREDENTIAL=credential.json: authenticate (SASL CRAM-MD5; the stand-in runs --authenticate_agents)"
 	@echo "                DEVICE=wheel|loaded|frozen [HEAPSIZE=100k]: the 64-bit wheel or a 32-bit device model"
+	@echo "                (DEVICE=split [HEAPSIZE=112k]: the loaded one in a stock ESP32's heap of two areas)"
 	@echo "                TASK=tasks/x.py|module RESOURCES='cpus:0.1;mem:0.01': launch that instead of hello"
 	@echo "make sim GATEWAY=N   a gateway and N sleeping nodes through the link simulator (clocks x1/15 with the"
 	@echo "                stand-in; MASTER=ip:port: real timeouts, nodes awake 5 s of every 120 s);"
@@ -69,7 +70,7 @@ test: venv devmodel
 devmodel:
 	$(PYTHON) tools/devmodel.py --quiet
 
-DEVICE_DEP = $(if $(filter wheel,$(DEVICE)),,devmodel)
+DEVICE_DEP = $(if $(filter wheel split,$(DEVICE)),,devmodel)  # split: built by tools/sim.py when missing
 # GATEWAY=N: a gateway and N sleeping nodes through the link simulator instead of one board (tools/gwsim.py;
 # the link's impairments are linksim's variables LINK_LOSS, LINK_DUP, LINK_REORDER, LINK_DELAY_MS, ...).
 GATEWAY ?=

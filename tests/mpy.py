@@ -57,8 +57,9 @@ _built = {}
 
 BRIDGE = "bridge"  # the gateway-bridge firmware model (tools/devmodel.py): asked for by name, never a default
 # Stock ESP32 firmware's heap (tools/devmodel.py): the loaded model, its heap cut into two equal areas; asked for by
-# name, never a default. 112k is an ESP32's 56 KB first area and the 56 KB it adds when first short.
+# name, never a default. Its board heap: an ESP32's 56 KB first area and the 56 KB it adds when first short.
 SPLIT = "split"
+SPLIT_HEAPSIZE = "112k"
 
 
 def _device(device):
@@ -91,7 +92,8 @@ def heap_kb(size):
 
 def board_heapsize(device=None):
     """-X heapsize for a whole virtual board: a real board's for the device models."""
-    return BOARD_HEAPSIZE if _device(device) == "wheel" else DEVICE_HEAPSIZE
+    d = _device(device)
+    return BOARD_HEAPSIZE if d == "wheel" else SPLIT_HEAPSIZE if d == SPLIT else DEVICE_HEAPSIZE
 
 
 def device_code(device=None, cwd=None):

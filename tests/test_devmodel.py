@@ -131,6 +131,33 @@ def test_sim_on_the_loaded_model_at_a_boards_heap_runs_or_says_which_heap_does()
         assert "registered=no" in out and p.returncode == 1, out[-3000:]
 
 
+def test_split_model_cuts_its_heap_in_two_areas():
+    # `split` (tools/devmodel.py) is a stock ESP32's heap after its first growth: 112k is two 56 KB areas, so no
+    # block larger than one area fits, as on the board; the loaded model takes it from its one area.
+    def grab(kb, device):
+        r = mpy.run_mpy(code="b = bytearray(%d)\nprint('took', len(b))" % (kb * 1024), heapsize=mpy.SPLIT_HEAPSIZE,
+                        device=device)
+        return r.rc == 0 and ("took %d" % (kb * 1024)) in r.out, r.out
+
+    assert grab(60, "loaded")[0], grab(60, "loaded")[1]
+    ok, out = grab(60, mpy.SPLIT)
+    assert not ok and "MemoryError" in out, out
+    assert grab(50, mpy.SPLIT)[0], grab(50, mpy.SPLIT)[1]
+
+
+def test_sim_on_the_split_model_registers_and_runs_a_task_in_an_esp32s_grown_heap():
+    # `make sim DEVICE=split`: the loaded agent in 56 + 56 KB (README's board table: a stock ESP32 registers and
+    # runs tasks once its heap has grown; `python3 tests/devboot.py split 112k 20 10 tasks`: 20 of 20 boots).
+    p = subprocess.run([sys.executable, os.path.join(mpy.ROOT, "tools", "sim.py"), "--device", mpy.SPLIT,
+                        "--seconds", "12", "--ping-interval", "1"], cwd=mpy.ROOT, capture_output=True, text=True,
+                       timeout=180)
+    out = p.stdout + p.stderr
+    assert p.returncode == 0, out[-4000:]
+    assert "(MicroPython unix port, split, -X heapsize=%s)" % mpy.SPLIT_HEAPSIZE in out, out[-3000:]
+    assert re.search(r"<- StatusUpdateMessage .* task=hello-1 state=TASK_FINISHED", out), out[-3000:]
+    assert "registered=yes" in out and "MemoryError" not in out and "Traceback" not in out, out[-3000:]
+
+
 def test_virtual_board_runs_a_device_model(tmp_path):
     # `make board DEVICE=frozen`: mpremote drives the 32-bit binary, the agent and tasks frozen in.
     vb = subprocess.Popen([sys.executable, os.path.join(mpy.ROOT, "tools", "vboard.py"), "--fs", str(tmp_path),

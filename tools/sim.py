@@ -75,12 +75,13 @@ class Explainer:
 def memory_hint(device, heapsize):
     """What to say when a device model's board ran out of memory: the heap the suite holds that flavour to
     (tests/mpy.py BUDGET_HEAPSIZE, measured) next to the one it had."""
-    held = mpy.BUDGET_HEAPSIZE[device]
+    model = "loaded" if device == mpy.SPLIT else device  # the split model runs the loaded model's code
+    held = mpy.BUDGET_HEAPSIZE[model]
     more = ""
     if mpy.heap_kb(held) > mpy.heap_kb(mpy.DEVICE_HEAPSIZE):
         more = " (more than a stock board's %s: README, issue 9)" % mpy.DEVICE_HEAPSIZE
     return ("sim: the board ran out of memory in -X heapsize=%s; the tests hold the agent to %s on the %s model%s; "
-            "HEAPSIZE=%s runs it" % (heapsize, held, device, more, held))
+            "HEAPSIZE=%s runs it" % (heapsize, held, model, more, held))
 
 
 def start_task(ctl, master, task, resources, board_tasks, out):
@@ -115,10 +116,12 @@ def main():
                     ".py file to put there first ('' for none)")
     ap.add_argument("--resources", default=launch.DEFAULT_RESOURCES, help="what --task asks the master for "
                     "(default %s)" % launch.DEFAULT_RESOURCES)
-    ap.add_argument("--device", default=mpy.DEVICE, choices=mpy.DEVICES,
-                    help="wheel: the 64-bit unix port; loaded/frozen: the 32-bit device model (make devmodel)")
-    ap.add_argument("--heapsize", default=None, help="MicroPython heap (default: %s on the wheel, %s on the "
-                    "device models)" % (mpy.BOARD_HEAPSIZE, mpy.DEVICE_HEAPSIZE))
+    ap.add_argument("--device", default=mpy.DEVICE, choices=mpy.DEVICES + (mpy.SPLIT,),
+                    help="wheel: the 64-bit unix port; loaded/frozen: the 32-bit device model (make devmodel); "
+                    "split: the loaded one in a stock ESP32's heap of two equal areas")
+    ap.add_argument("--heapsize", default=None, help="MicroPython heap (default: %s on the wheel, %s on "
+                    "split, %s on the other device models)" % (mpy.BOARD_HEAPSIZE, mpy.SPLIT_HEAPSIZE,
+                                                               mpy.DEVICE_HEAPSIZE))
     ap.add_argument("--credential", help="the board authenticates (SASL CRAM-MD5) with this `mesos-agent "
                     "--credential` file {\"principal\": ..., \"secret\": ...}; the stand-in master then runs "
                     "with --authenticate_agents and that one credential")
