@@ -453,12 +453,12 @@ if n:
     m.write(n)             # twice per task step on the agent's path: must not allocate
     micropython.heap_unlock()
     print("RESULT wrote", n)
-from micromesos import steps
+from micromesos import taskinit
 class A:
     pass
 a = A()
 a.inv = inv
-print("RESULT steps", steps.marker(a) is m, steps.watchdog_reset())
+print("RESULT steps", taskinit.marker(a) is m, taskinit.watchdog_reset())
 %s
 '''
 

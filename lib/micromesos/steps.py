@@ -14,7 +14,7 @@ _TASK_FAILED = const(3)  # schema.TASK_FAILED
 _RUNNING = const(1)  # ctx.RUNNING
 _KILLING = const(2)  # ctx.KILLING
 _DONE = const(3)  # ctx.DONE
-# The ctx phases as local consts and "tasks" (the log's where) as a literal: 16 globals fit a 17-slot table.
+# The ctx phases as local consts and "tasks" (the log's where) as a literal: a globals table of 12 names.
 _IDLE_MS = const(3600000)  # Watch sleeps this long (or until wake()) while no task runs
 
 
@@ -224,32 +224,3 @@ class FileMarker:
         b[3] = (n >> 24) & 0xFF
         self.f.seek(0)
         self.f.write(b)
-
-
-def _machine():
-    try:
-        import machine
-    except ImportError:
-        return None
-    return machine
-
-
-def marker(agent):
-    """The board's marker (inventory.marker), a FileMarker on the unix port, or None on a board without
-    one: rewriting a flash file twice per step would wear it out."""
-    m = getattr(agent.inv, "marker", None)
-    if m is not None:
-        return m
-    mach = _machine()
-    if mach is not None and hasattr(mach, "reset_cause"):
-        log.info("tasks", "no inventory.marker: a task hanging the loop can't be named after a watchdog reset")
-        return None
-    return FileMarker(agent.store.dir + "/running")
-
-
-def watchdog_reset():
-    """Was the last reset the watchdog's? On the unix port (no reset_cause) a marker left set means the
-    process died mid-step: tests kill it the way the watchdog resets a board."""
-    mach = _machine()
-    rc = getattr(mach, "reset_cause", None) if mach else None
-    return rc is None or rc() == getattr(mach, "WDT_RESET", -1)

@@ -6,8 +6,9 @@ import sys
 from micropython import const
 
 from . import codec, drop, log
-from .ctx import Ctx
-from .steps import Watch, marker
+
+if False:  # for mypy only: the compiler drops this block (no import, no RAM on a board)
+    from typing import Any  # noqa: F401
 _EXITED_EXECUTOR = const(20)  # names.EXITED_EXECUTOR
 _FRAMEWORK_TO_EXECUTOR = const(16)  # names.FRAMEWORK_TO_EXECUTOR
 _KILL_TASK = const(9)  # names.KILL_TASK
@@ -143,47 +144,36 @@ class Tasks:
     DROP_CODE = None
     _sized = False  # presize() ran
     saved = 0  # next_slot at the last checkpoint written: records in slots below it are on flash
+    # Set by taskinit.init, this class's __init__ body kept out of RAM (annotations only: no code on a board).
+    drop_code: bool
+    agent: Any
+    updates: Any            # updates.StatusUpdates
+    store: Any              # store.Store
+    live: dict              # (fid, tid) -> Ctx, until its terminal update is acked
+    executors: dict         # (fid, eid) -> [raw ExecutorInfo, live tasks, shutdown grace ms]
+    leases: Leases
+    tasks_dir: str
+    fetch_max: int
+    frozen: tuple           # task modules frozen into the firmware (cfg frozen_tasks)
+    modules: dict           # task module -> [live tasks using it, sha256 pin or "frozen", modules it imported]
+    fetch_lock: Any         # download.fetch_all: one transfer at a time
+    next_slot: int          # checkpoint slot numbers (0 = none in the marker)
+    running: int            # tasks in RUNNING or KILLING
+    watch: Any              # steps.Watch
+    counters: dict
+    marker: Any             # taskinit.marker(): the watchdog's task marker, or None
+    boot_marker: int        # the task the watchdog reset the board in, or 0 (taskstore.recover reports it)
+    on_status: Any          # fn(ctx, state) for each update queued: /state's statuses (endpoints.py)
+    on_finished: Any        # fn(ctx, state) at each task's end: endpoints keeps a bounded history
 
     def __init__(self, agent):
-        cfg = agent.cfg
-        d = self.DROP_CODE
-        self.drop_code = not _from_source() if d is None else d
-        self.agent = agent
-        self.updates = agent.updates
-        self.store = agent.store
-        self.live = {}  # (fid, tid) -> Ctx, until its terminal update is acked; presized by presize()
-        self.executors = {}  # (fid, eid) -> [raw ExecutorInfo, live tasks, shutdown grace ms]
-        self.leases = Leases(agent.totals)
-        if not self.drop_code:
-            self.presize()  # code and tables kept from the start: made now, while the heap is in one piece
-        fs = agent.inv.fs.rstrip("/")
-        self.tasks_dir = (fs + "/" if fs else "/") + cfg["tasks_dir"]
-        self.fetch_max = cfg.get("fetch_max_bytes") or 65536
-        frozen = []
-        for n in (cfg.get("frozen_tasks") or "").split(","):
-            n = n.strip()
-            if n:
-                frozen.append(n)
-        self.frozen = tuple(frozen)
-        self.modules = {}     # task module -> [live tasks using it, sha256 pin or "frozen", modules it imported]
-        self.fetch_lock = None  # download.fetch_all: one transfer at a time
-        self.next_slot = 1    # checkpoint slot numbers (0 = none in the marker)
-        self.running = 0      # tasks in RUNNING or KILLING
-        self.watch = Watch(self, cfg.get("task_slice_ms") or 200)
-        self.counters = {"launched": 0, "finished": 0, "failed": 0, "killed": 0, "lost": 0, "hogs": 0}
-        self.marker = marker(agent)
-        self.boot_marker = 0
-        if self.marker is not None:
-            self.boot_marker = self.marker.read()  # kept for recover(); cleared now so it can't go stale
-            self.marker.write(0)
-        agent.updates.on_terminal_acked = self._acked
-        self.on_status = None    # fn(ctx, state) for each update queued: /state's statuses (endpoints.py)
-        self.on_finished = None  # fn(ctx, state) at each task's end: endpoints keeps a bounded history
-        Ctx._runner = self  # one runner per agent: not a reference in every task's record
+        # Runs once, at boot: its body is taskinit.init (boot-only code, which leaves RAM with the runner's
+        # other occasional code below: none of it stays resident).
+        load("taskinit").init(self, agent)
         if not self.drop_code:
             from . import kill, launch, taskstore  # noqa: F401  loaded now, while the heap is in one piece
         else:
-            drop_code()  # boardres, resources: config and Agent.__init__ parsed and measured with them
+            drop_code()  # taskinit; boardres, resources: config and Agent.__init__ parsed and measured with them
 
     # --- the agent's interface -------------------------------------------------------------------
 
@@ -599,24 +589,10 @@ def load(name):
 
 # The occasional code: the runner's, and resources / boardres (boot, launches, registration, /state).
 _CODE = ("micromesos.launch", "micromesos.kill", "micromesos.fetch", "micromesos.download", "micromesos.taskstore",
-         "micromesos.resources", "micromesos.resfmt", "micromesos.boardres")
+         "micromesos.taskinit", "micromesos.resources", "micromesos.resfmt", "micromesos.boardres")
 
 
 def drop_code():
     """The runner's occasional code out of sys.modules and the package: the next use imports it again."""
     for m in _CODE:
         drop(m)
-
-
-def _from_source():
-    # Was this package compiled from .py files when imported? A frozen module's __file__ names no file.
-    f = globals().get("__file__", "")
-    if not f.endswith(".py"):
-        return False
-    import os
-
-    try:
-        os.stat(f)
-        return True
-    except OSError:
-        return False

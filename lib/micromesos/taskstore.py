@@ -3,7 +3,6 @@
 # Functions of the runner (tasks.Tasks), imported when needed (Tasks.DROP_CODE).
 from . import log, schema
 from .ctx import DONE, Ctx
-from .steps import watchdog_reset
 from .updates import is_terminal
 from micropython import const
 _FW_PARTITION_AWARE = const(5)  # schema.FW_PARTITION_AWARE
@@ -25,7 +24,7 @@ def recover(runner):
     or TASK_FAILED if the watchdog reset the board while it held the loop (the marker names it). The
     updates go out after re-registration, like every queued update (§2.10). -> how many were reported."""
     data = runner.store.load(_CHECKPOINT)
-    hog = runner.boot_marker if runner.boot_marker and watchdog_reset() else 0
+    hog = runner.boot_marker  # the task the watchdog reset the board in (taskinit.init), or 0
     if not data or data.get("slave_id") != runner.agent.slave_id:
         runner.save()  # another agent's (or no) checkpoint: start clean
         return 0

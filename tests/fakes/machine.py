@@ -162,7 +162,7 @@ def reset():
 
 
 # reset_cause() values as the esp32/rp2 ports number them. The fake has no reset_cause() of its own: the
-# unix board's marker is a file only while `machine` lacks it (steps.marker); esp32/rp2 tests add one.
+# unix board's marker is a file only while `machine` lacks it (taskinit.marker); esp32/rp2 tests add one.
 PWRON_RESET = 1
 HARD_RESET = 2
 WDT_RESET = 3
