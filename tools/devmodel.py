@@ -142,7 +142,7 @@ def _build(flavour, tree, key, jobs):
         shutil.rmtree(obj, ignore_errors=True)
         os.makedirs(obj)
         _write(okey, key)
-    xdir = os.path.join(OUT, "obj", "mpy-cross-build")  # one mpy-cross for every flavour
+    xdir = os.path.join(obj, "mpy-cross-build")
     cross = os.path.join(xdir, "mpy-cross")
     if not os.path.exists(cross):
         _make(["-C", os.path.join(tree, "mpy-cross"), "-j%d" % jobs, "BUILD=" + xdir])

@@ -9,6 +9,7 @@ from . import codec, drop, log
 
 if False:  # for mypy only: the compiler drops this block (no import, no RAM on a board)
     from typing import Any  # noqa: F401
+
 _EXITED_EXECUTOR = const(20)  # names.EXITED_EXECUTOR
 _FRAMEWORK_TO_EXECUTOR = const(16)  # names.FRAMEWORK_TO_EXECUTOR
 _KILL_TASK = const(9)  # names.KILL_TASK
