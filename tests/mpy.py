@@ -47,7 +47,7 @@ GOAL_HEAPSIZE = {"frozen": "48k", "loaded": "96k"}
 # loaded: the smallest heaps register / +2 tasks / +/state are 104 / 112 / 120 KB in 4 KB steps (`python3
 # tests/devboot.py loaded 120k 12`: 12 of 12 boots; 116k: 7 of 12; 124k beside two busy loops: 10 of 10;
 # 2026-11-29, log and error texts in flash), so the suite holds the step above 120k. With taskinit (1.0 KB less
-# code): 120k beside two busy loops 28 of 30 (a MemoryError mid-/state each time): not a budget CI can hold.
+# code): 120k beside two busy loops 28 of 30 (one seen: a MemoryError mid-/state): not a budget CI can hold.
 BUDGET_HEAPSIZE = {"frozen": "48k", "loaded": "124k"}
 # The loaded model's /lib: a board finds the agent as /lib/micromesos/x.mpy, and each module it loads interns that
 # path (its __file__). Processes started in ROOT name it "build/lib" (device_code): 5 characters a module more than
