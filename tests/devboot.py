@@ -86,7 +86,7 @@ class Boot:
         self.board = b = Board(os.path.join(self.tmp, "%s-%s-%s" % (self.device, self.heapsize, self.upto)),
                                self.master.port,
                                heapsize=self.heapsize, device=self.device, log_level="info")
-        if self.device in ("loaded", mpy.SPLIT):
+        if mpy.runs_loaded_code(self.device):
             # Stock firmware: the task arrives as .mpy in tasks_dir (`make task-upload`).
             subprocess.run([mpy.mpy_cross_cmd(), "-O3", "-s", "hello.py", "-o",
                             os.path.join(b.fs, "tasks", "hello.mpy"), os.path.join(mpy.ROOT, "tasks", "hello.py")],

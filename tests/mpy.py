@@ -63,6 +63,12 @@ SPLIT = "split"
 SPLIT_HEAPSIZE = "112k"
 
 
+def runs_loaded_code(device=None):
+    """Whether a flavour runs the agent from the compiled .mpy tree, as stock firmware does: loaded, and split (the
+    loaded model in a split heap)."""
+    return _device(device) in ("loaded", SPLIT)
+
+
 def _device(device):
     d = device or DEVICE
     if d not in DEVICES and d != BRIDGE and d != SPLIT:
@@ -100,7 +106,7 @@ def board_heapsize(device=None):
 def device_code(device=None, cwd=None):
     """What a flavour needs on MICROPYPATH for the agent: the compiled tree for `loaded`, else (). For a process
     started in `cwd` ROOT the tree is named relative to it, as short as a board's /lib; otherwise in full."""
-    if _device(device) not in ("loaded", SPLIT):
+    if not runs_loaded_code(device):
         return ()
     tree = compile_tree(_DEVICE_MPY)
     return (os.path.relpath(tree, ROOT) if cwd == ROOT else tree,)

@@ -139,10 +139,12 @@ def test_split_model_cuts_its_heap_in_two_areas():
                         device=device)
         return r.rc == 0 and ("took %d" % (kb * 1024)) in r.out, r.out
 
-    assert grab(60, "loaded")[0], grab(60, "loaded")[1]
+    ok, out = grab(60, "loaded")
+    assert ok, out
     ok, out = grab(60, mpy.SPLIT)
     assert not ok and "MemoryError" in out, out
-    assert grab(50, mpy.SPLIT)[0], grab(50, mpy.SPLIT)[1]
+    ok, out = grab(50, mpy.SPLIT)
+    assert ok, out
 
 
 def test_sim_on_the_split_model_registers_and_runs_a_task_in_an_esp32s_grown_heap():

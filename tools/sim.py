@@ -75,7 +75,7 @@ class Explainer:
 def memory_hint(device, heapsize):
     """What to say when a device model's board ran out of memory: the heap the suite holds that flavour to
     (tests/mpy.py BUDGET_HEAPSIZE, measured) next to the one it had."""
-    model = "loaded" if device == mpy.SPLIT else device  # the split model runs the loaded model's code
+    model = "loaded" if mpy.runs_loaded_code(device) else device  # split runs the loaded model's code
     held = mpy.BUDGET_HEAPSIZE[model]
     more = ""
     if mpy.heap_kb(held) > mpy.heap_kb(mpy.DEVICE_HEAPSIZE):

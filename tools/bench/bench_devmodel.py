@@ -29,8 +29,9 @@ STEP_KB = 4           # binary-search resolution of the smallest heap
 HOLD_S = 3            # pings answered for this long at the last stage of a smallest-heap trial
 RANGE_KB = {"frozen": (16, 256), "loaded": (32, 512), mpy.SPLIT: (32, 512)}  # the upper end must pass
 # Stock ESP32 firmware (v1.28) starts Python with one heap area of this size and, when first short, adds another as
-# large (ports/esp32/mpconfigport.h MICROPY_GC_INITIAL_HEAP_SIZE; py/gc.c gc_try_add_heap doubles the total).
-ESP32_AREA_KB = 56
+# large (ports/esp32/mpconfigport.h MICROPY_GC_INITIAL_HEAP_SIZE; py/gc.c gc_try_add_heap doubles the total): the
+# split model's board heap (mpy.SPLIT_HEAPSIZE) is those two areas.
+ESP32_AREA_KB = mpy.heap_kb(mpy.SPLIT_HEAPSIZE) // 2
 
 
 def kb(n):
@@ -172,8 +173,8 @@ def run():
             "two equal areas; `python3 tests/devboot.py split HEAPSIZE` boots it): ESP32 v1.28 starts Python with one "
             "%d KB area and adds one as large when it is first short, %d KB in two areas, then more only while "
             "the system heap has a free block. Smallest -X heapsize (%d KB steps) register / +2 idle tasks / "
-            "+`/state`: %d / %d / %d KB." % (ESP32_AREA_KB, 2 * ESP32_AREA_KB, STEP_KB, sp["register"], sp["tasks"],
-                                            sp["state"])]
+            "+`/state`: %d / %d / %d KB." % (ESP32_AREA_KB, mpy.heap_kb(mpy.SPLIT_HEAPSIZE), STEP_KB,
+                                            sp["register"], sp["tasks"], sp["state"])]
     out += ["", "Smallest-heap trials: " + "; ".join("%s: %s" % (d, ", ".join(res[d]["smallest"][1]))
                                                     for d in DEVICES + (mpy.SPLIT,))]
     return "\n".join(out) + "\n"
